@@ -1,0 +1,80 @@
+package allowlist
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. The api package alone turns them into HTTP statuses; the CLI
+// turns them into exit codes and messages.
+const (
+	EINVALID      = "invalid"      // a value breaks a rule (422)
+	EMALFORMED    = "malformed"    // input could not be read at all (400)
+	ENOTFOUND     = "not_found"    // no such object (404)
+	ECONFLICT     = "conflict"     // duplicate id, or a domain held by another site (409)
+	EUNAUTHORIZED = "unauthorized" // missing or bad credentials (401)
+	EFORBIDDEN    = "forbidden"    // credentials fine, action not allowed (403)
+	EINTERNAL     = "internal"     // a bug or an outage; details are logged, not shown
+)
+
+// FieldError names one field that failed validation and why.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// Error is an error a caller can act on: its Message is safe to show to the
+// user who sent the request.
+type Error struct {
+	Code    string
+	Message string
+	Fields  []FieldError
+}
+
+func (e *Error) Error() string {
+	if len(e.Fields) == 0 {
+		return e.Message
+	}
+	s := e.Message
+	for _, f := range e.Fields {
+		s += fmt.Sprintf("; %s: %s", f.Field, f.Message)
+	}
+	return s
+}
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Invalid returns an EINVALID error naming the fields at fault.
+func Invalid(fields ...FieldError) *Error {
+	msg := "invalid input"
+	if len(fields) == 1 {
+		msg = fields[0].Field + ": " + fields[0].Message
+	}
+	return &Error{Code: EINVALID, Message: msg, Fields: fields}
+}
+
+// ErrorCode returns the code of err if it is (or wraps) an *Error, and
+// EINTERNAL otherwise.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	if err == nil {
+		return ""
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the user-safe message of err, or a generic text for
+// internal errors so that no SQL or file path ever reaches a client.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

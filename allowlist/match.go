@@ -1,0 +1,244 @@
+package allowlist
+
+import "math/bits"
+
+// Matcher is an immutable compiled set of patterns answering "which pattern
+// allows this name?". It is built once for each list version and then read
+// by any number of goroutines without locks.
+//
+// A lookup hashes the name once, right to left, and probes the table at each
+// label boundary, so its cost is proportional to the number of labels, and
+// it allocates nothing. All pattern names live in one string arena and the
+// table holds 12-byte slots, which keeps the heap near 40 bytes per pattern
+// (see BenchmarkMatcher).
+type Matcher struct {
+	slots []slot
+	arena string
+	n     int
+}
+
+// slot is one open-addressing bucket for one name. tag holds 24 bits of
+// the name's hash and its length; exact and wild are the indexes plus one of
+// the patterns "exactly this name" and "this name and below" (0: none); off
+// locates the name in the arena, and its top bit says that some pattern lies
+// below this name, so a lookup must go on to longer suffixes. A slot that
+// is only such an interior node points into the arena copy of the longer
+// name it belongs to, so it costs no arena bytes. An empty slot has tag 0.
+type slot struct {
+	tag   uint32
+	exact uint32
+	wild  uint32
+	off   uint32
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+	interior  = 1 << 31
+)
+
+// mix is the 64-bit finaliser from MurmurHash3: it spreads the FNV state so
+// that both the table index (high bits) and the tag (low bits) are uniform.
+func mix(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// tagOf keeps the length in the low byte, which is never 0 for a real name,
+// so a zero tag marks an empty slot.
+func tagOf(k uint64, n int) uint32 { return uint32(k)&^0xff | uint32(n) }
+
+// Compile builds a Matcher for the patterns. Lookups return indexes into
+// patterns. When the same pattern occurs twice, the first one wins.
+// Names longer than 255 octets are skipped (ParsePattern never yields them).
+func Compile(patterns []Pattern) *Matcher {
+	total := 0
+	for _, p := range patterns {
+		total += len(p.Name)
+	}
+	// Start sized for the patterns alone; interior nodes grow the table.
+	m := &Matcher{slots: make([]slot, len(patterns)*10/7+1)}
+	arena := make([]byte, 0, total)
+	keys := 0
+	for i, p := range patterns {
+		if len(p.Name) == 0 || len(p.Name) > 255 || i >= interior-1 {
+			continue
+		}
+		name := p.Name
+		base := uint32(len(arena))
+		arena = append(arena, name...)
+		used := false
+		var h uint64 = fnvOffset
+		for j := len(name) - 1; j >= 0; j-- {
+			h = (h ^ uint64(lower(name[j]))) * fnvPrime
+			if j > 0 && name[j-1] != '.' {
+				continue
+			}
+			// A load factor of at most 0.7 keeps linear probe chains short.
+			if keys*10 >= len(m.slots)*7 {
+				m.grow(arena)
+			}
+			s, fresh := m.insert(arena, name[j:], h, base+uint32(j))
+			if fresh {
+				used = true
+				keys++
+			}
+			if j > 0 {
+				s.off |= interior
+				continue
+			}
+			ref := &s.exact
+			if p.Wildcard {
+				ref = &s.wild
+			}
+			if *ref == 0 { // a duplicate keeps the first
+				*ref = uint32(i + 1)
+				m.n++
+			}
+		}
+		if !used {
+			arena = arena[:base] // every suffix was already there
+		}
+	}
+	m.arena = string(arena[:len(arena):len(arena)])
+	return m
+}
+
+// grow rehashes the table into one half as large again.
+func (m *Matcher) grow(arena []byte) {
+	old := m.slots
+	m.slots = make([]slot, len(old)*3/2+8)
+	for _, s := range old {
+		if s.tag == 0 {
+			continue
+		}
+		o := s.off &^ interior
+		key := arena[o : o+s.tag&0xff]
+		var h uint64 = fnvOffset
+		for j := len(key) - 1; j >= 0; j-- {
+			h = (h ^ uint64(key[j])) * fnvPrime
+		}
+		idx, _ := bits.Mul64(mix(h), uint64(len(m.slots)))
+		for m.slots[idx].tag != 0 {
+			if idx++; idx == uint64(len(m.slots)) {
+				idx = 0
+			}
+		}
+		m.slots[idx] = s
+	}
+}
+
+// insert finds or adds the slot for key, whose bytes are at arena[off:].
+func (m *Matcher) insert(arena []byte, key string, h uint64, off uint32) (*slot, bool) {
+	k := mix(h)
+	tag := tagOf(k, len(key))
+	size := uint64(len(m.slots))
+	idx, _ := bits.Mul64(k, size)
+	for {
+		s := &m.slots[idx]
+		if s.tag == 0 {
+			*s = slot{tag: tag, off: off}
+			return s, true
+		}
+		if s.tag == tag {
+			o := s.off &^ interior
+			if string(arena[o:o+uint32(len(key))]) == key {
+				return s, false
+			}
+		}
+		if idx++; idx == size {
+			idx = 0
+		}
+	}
+}
+
+// Len returns the number of distinct patterns in the matcher.
+func (m *Matcher) Len() int { return m.n }
+
+// Match returns the index of the most specific pattern that allows name, or
+// -1. A name may carry one trailing dot and any mix of case. An exact
+// pattern beats a wildcard on the same name, and a longer wildcard beats a
+// shorter one. Match does not allocate.
+//
+// It walks the name's suffixes from the top-level label down and stops as
+// soon as no pattern lies below the current suffix, so a name that is not
+// listed usually costs one or two table reads, whatever its length.
+func (m *Matcher) Match(name string) int {
+	if len(name) > 0 && name[len(name)-1] == '.' {
+		name = name[:len(name)-1]
+	}
+	if m.n == 0 || len(name) == 0 || len(name) > 255 {
+		return -1
+	}
+	best := -1
+	var h uint64 = fnvOffset
+	for j := len(name) - 1; j >= 0; j-- {
+		h = (h ^ uint64(lower(name[j]))) * fnvPrime
+		if j > 0 && name[j-1] != '.' {
+			continue
+		}
+		s := m.lookup(name[j:], h)
+		if s == nil {
+			return best
+		}
+		if j == 0 && s.exact != 0 {
+			return int(s.exact) - 1
+		}
+		if s.wild != 0 {
+			best = int(s.wild) - 1
+		}
+		if s.off&interior == 0 {
+			return best
+		}
+	}
+	return best
+}
+
+func (m *Matcher) lookup(key string, h uint64) *slot {
+	k := mix(h)
+	tag := tagOf(k, len(key))
+	size := uint64(len(m.slots))
+	idx, _ := bits.Mul64(k, size)
+	for {
+		s := &m.slots[idx]
+		if s.tag == 0 {
+			return nil
+		}
+		if s.tag == tag {
+			o := s.off &^ interior
+			if equalFold(m.arena[o:o+uint32(len(key))], key) {
+				return s
+			}
+		}
+		if idx++; idx == size {
+			idx = 0
+		}
+	}
+}
+
+// equalFold compares a lower-case stored name with a name of any case.
+func equalFold(stored, name string) bool {
+	if stored == name {
+		return true
+	}
+	if len(stored) != len(name) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if stored[i] != lower(name[i]) {
+			return false
+		}
+	}
+	return true
+}

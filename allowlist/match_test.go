@@ -1,0 +1,269 @@
+package allowlist
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestMatcher(t *testing.T) {
+	pats := []Pattern{
+		MustParsePattern("*.example.org"),
+		MustParsePattern("meet.example.org"),
+		MustParsePattern("*.deep.docs.example.net"),
+		MustParsePattern("host.example.net"),
+		MustParsePattern("*.example.org"), // duplicate: the first wins
+		MustParsePattern("example.com"),
+		MustParsePattern("*.example.com"),
+	}
+	m := Compile(pats)
+	if m.Len() != 6 {
+		t.Errorf("Len = %d, want 6", m.Len())
+	}
+	for _, tt := range []struct {
+		name string
+		want int
+	}{
+		{"example.org", 0},
+		{"a.example.org", 0},
+		{"meet.example.org", 1}, // exact beats the wildcard
+		{"x.meet.example.org", 0},
+		{"MEET.Example.ORG.", 1},
+		{"deep.docs.example.net", 2},
+		{"a.b.deep.docs.example.net", 2},
+		{"docs.example.net", -1},
+		{"host.example.net", 3},
+		{"a.host.example.net", -1},
+		{"example.net", -1},
+		{"example.com", 5}, // exact beats the wildcard on the same name
+		{"www.example.com", 6},
+		{"badexample.org", -1},
+		{"org", -1},
+		{"", -1},
+		{".", -1},
+		{"example.org.evil.example.net", -1},
+		{strings.Repeat("a.", 100) + "example.org", 0},
+		{strings.Repeat("a", 300), -1},
+	} {
+		if got := m.Match(tt.name); got != tt.want {
+			t.Errorf("Match(%q) = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	if got := Compile(nil).Match("example.org"); got != -1 {
+		t.Errorf("empty matcher matched: %d", got)
+	}
+}
+
+// TestMatcherAgainstReference compares the matcher with a brute-force walk
+// over Pattern.Covers on random names.
+func TestMatcherAgainstReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	labels := []string{"a", "b", "cc", "docs", "meet", "example", "org", "net"}
+	randName := func() string {
+		n := 2 + r.IntN(3)
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = labels[r.IntN(len(labels))]
+		}
+		return strings.Join(parts, ".")
+	}
+	var pats []Pattern
+	for i := 0; i < 300; i++ {
+		pats = append(pats, Pattern{Name: randName(), Wildcard: r.IntN(2) == 0})
+	}
+	m := Compile(pats)
+	for i := 0; i < 20000; i++ {
+		name := randName()
+		got := m.Match(name)
+		// Reference: exact first, then the longest covering wildcard; the
+		// first pattern wins among equals.
+		want, wantLen := -1, -1
+		for j, p := range pats {
+			if !p.Wildcard && p.Name == name {
+				want = j
+				break
+			}
+		}
+		if want < 0 {
+			for j, p := range pats {
+				if p.Wildcard && p.Covers(name) && len(p.Name) > wantLen {
+					want, wantLen = j, len(p.Name)
+				}
+			}
+		}
+		if got != want {
+			t.Fatalf("Match(%q) = %d (%v), want %d (%v)", name, got, at(pats, got), want, at(pats, want))
+		}
+	}
+}
+
+func at(p []Pattern, i int) any {
+	if i < 0 {
+		return nil
+	}
+	return p[i]
+}
+
+func TestMatcherConcurrentReaders(t *testing.T) {
+	pats, queries := benchData(10000, 1000)
+	m := Compile(pats)
+	want := make([]int, len(queries))
+	for i, q := range queries {
+		want[i] = m.Match(q)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i, q := range queries {
+				if got := m.Match(q); got != want[i] {
+					t.Errorf("Match(%q) = %d, want %d", q, got, want[i])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestMatcherZeroAllocs(t *testing.T) {
+	pats, queries := benchData(1000, 100)
+	m := Compile(pats)
+	allocs := testing.AllocsPerRun(100, func() {
+		for _, q := range queries {
+			m.Match(q)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("Match allocates %.1f times per run", allocs)
+	}
+}
+
+// benchData makes n patterns shaped like real ones (a third exact hosts, the
+// rest wildcards over organisation names) and a query set of which about
+// half match: exact hosts, names below wildcards, and near misses.
+func benchData(n, nq int) ([]Pattern, []string) {
+	r := rand.New(rand.NewPCG(42, uint64(n)))
+	tlds := []string{"com", "org", "net", "io", "co.uk", "gov.uk", "de", "example"}
+	pats := make([]Pattern, n)
+	for i := range pats {
+		org := fmt.Sprintf("tool%d-%x.%s", i, r.Uint32()&0xffff, tlds[r.IntN(len(tlds))])
+		if i%3 == 0 {
+			pats[i] = Pattern{Name: "app." + org}
+		} else {
+			pats[i] = Pattern{Name: org, Wildcard: true}
+		}
+	}
+	queries := make([]string, nq)
+	for i := range queries {
+		p := pats[r.IntN(n)]
+		switch i % 4 {
+		case 0:
+			queries[i] = p.Name
+		case 1:
+			queries[i] = "cdn.eu-west." + p.Name
+		case 2:
+			queries[i] = "www.not-" + p.Name
+		default:
+			queries[i] = fmt.Sprintf("host%d.unlisted%d.example.net", i, r.Uint32())
+		}
+	}
+	return pats, queries
+}
+
+// mapWalk is the peer the matcher is measured against: two plain Go maps and
+// a walk over the name's suffixes.
+type mapWalk struct {
+	exact, wild map[string]int32
+}
+
+func newMapWalk(pats []Pattern) *mapWalk {
+	m := &mapWalk{exact: map[string]int32{}, wild: map[string]int32{}}
+	for i, p := range pats {
+		t := m.exact
+		if p.Wildcard {
+			t = m.wild
+		}
+		if _, dup := t[p.Name]; !dup {
+			t[p.Name] = int32(i)
+		}
+	}
+	return m
+}
+
+func (m *mapWalk) Match(name string) int {
+	name = strings.TrimSuffix(name, ".")
+	if i, ok := m.exact[name]; ok {
+		return int(i)
+	}
+	for s := name; ; {
+		if i, ok := m.wild[s]; ok {
+			return int(i)
+		}
+		dot := strings.IndexByte(s, '.')
+		if dot < 0 {
+			return -1
+		}
+		s = s[dot+1:]
+	}
+}
+
+var sink int
+
+// heapOf reports the live heap bytes that build() adds.
+func heapOf(build func() any) (any, uint64) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	v := build()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return v, after.HeapAlloc - before.HeapAlloc
+}
+
+// BenchmarkMatcher measures lookups at 1k, 100k and 1M patterns for the
+// compiled matcher and, in the same run, for a plain map walk. It reports
+// heap bytes per pattern and, for the matcher, the build time.
+func BenchmarkMatcher(b *testing.B) {
+	for _, n := range []int{1_000, 100_000, 1_000_000} {
+		pats, queries := benchData(n, 1<<16)
+		b.Run(fmt.Sprintf("impl=matcher/patterns=%d", n), func(b *testing.B) {
+			start := time.Now()
+			v, heap := heapOf(func() any { return Compile(pats) })
+			build := time.Since(start)
+			m := v.(*Matcher)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				sink += m.Match(queries[i&(len(queries)-1)])
+			}
+			b.ReportMetric(float64(heap)/float64(n), "heapB/pattern")
+			b.ReportMetric(build.Seconds(), "build-s")
+		})
+		b.Run(fmt.Sprintf("impl=mapwalk/patterns=%d", n), func(b *testing.B) {
+			v, heap := heapOf(func() any { return newMapWalk(pats) })
+			m := v.(*mapWalk)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				sink += m.Match(queries[i&(len(queries)-1)])
+			}
+			b.ReportMetric(float64(heap)/float64(n), "heapB/pattern")
+		})
+	}
+}
+
+// BenchmarkCompile measures building a matcher of 1M patterns.
+func BenchmarkCompile(b *testing.B) {
+	pats, _ := benchData(1_000_000, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		Compile(pats)
+	}
+}
