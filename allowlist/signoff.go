@@ -1,0 +1,171 @@
+package allowlist
+
+import "sort"
+
+// Entry is one line of a published list: a pattern and the site it serves.
+type Entry struct {
+	Pattern  string `json:"pattern"`
+	Site     string `json:"site"`
+	Category string `json:"category"`
+}
+
+// Scopes computes the content of scope "common" and of every department's
+// scope from the sites, their sign-offs and the quorum:
+//
+//   - common: every site that at least quorum departments approved, unless
+//     suspended or withdrawn;
+//   - a department: common, plus the sites that department approved, minus
+//     those it objected to.
+//
+// A decision covers the domains of the revision it was made on. It counts
+// for any revision whose domains it covers entirely, so narrowing a site
+// keeps its approvals, while widening one waits for a new quorum: until
+// then the last revision with enough approvals stays published, and a list
+// never silently grows. The result maps each scope to sorted entries; a
+// pattern held by two sites is listed once, for the first site by id.
+func Scopes(sites []Site, departments []string, quorum int) map[string][]Entry {
+	if quorum < 1 {
+		quorum = 1
+	}
+	out := map[string][]Entry{ScopeCommon: {}}
+	for _, d := range departments {
+		out[d] = []Entry{}
+	}
+	for _, s := range sites {
+		common := PublishedDomains(s, quorum)
+		for _, p := range common {
+			out[ScopeCommon] = append(out[ScopeCommon], Entry{p, s.ID, s.Category})
+		}
+		if !live(s) {
+			continue
+		}
+		decided := map[string]bool{}
+		for _, so := range s.Signoffs {
+			if _, ok := out[so.Department]; !ok || decided[so.Department] {
+				continue
+			}
+			decided[so.Department] = true
+			var domains []string
+			if so.Decision == DecisionApprove {
+				domains = union(common, latestCovered(s, s.History[so.Revision]))
+			}
+			for _, p := range domains {
+				out[so.Department] = append(out[so.Department], Entry{p, s.ID, s.Category})
+			}
+		}
+		for _, d := range departments {
+			if !decided[d] {
+				for _, p := range common {
+					out[d] = append(out[d], Entry{p, s.ID, s.Category})
+				}
+			}
+		}
+	}
+	for scope, entries := range out {
+		out[scope] = SortEntries(entries)
+	}
+	return out
+}
+
+// PublishedDomains returns the domains of a site that scope common lists:
+// those of its latest revision approved by at least quorum departments, or
+// none.
+func PublishedDomains(s Site, quorum int) []string {
+	if !live(s) {
+		return nil
+	}
+	for rev := s.Revision; rev >= 1; rev-- {
+		domains, ok := s.History[rev]
+		if !ok {
+			continue
+		}
+		count := 0
+		for _, so := range s.Signoffs {
+			if so.Decision == DecisionApprove && covers(s.History[so.Revision], domains) {
+				count++
+			}
+		}
+		if count >= quorum {
+			return domains
+		}
+	}
+	return nil
+}
+
+// SiteStatus returns the status a site should have: suspended and withdrawn
+// sites keep theirs; otherwise a site is approved while common lists it.
+func SiteStatus(s Site, quorum int) string {
+	if !live(s) {
+		return s.Status
+	}
+	if len(PublishedDomains(s, quorum)) > 0 {
+		return StatusApproved
+	}
+	return StatusProposed
+}
+
+func live(s Site) bool { return s.Status != StatusSuspended && s.Status != StatusWithdrawn }
+
+// latestCovered returns the domains of the latest revision that approved
+// (the domains a decision was made on) covers entirely.
+func latestCovered(s Site, approved []string) []string {
+	for rev := s.Revision; rev >= 1; rev-- {
+		if d, ok := s.History[rev]; ok && covers(approved, d) {
+			return d
+		}
+	}
+	return nil
+}
+
+// covers reports whether every pattern of want is in have.
+func covers(have, want []string) bool {
+	if len(have) == 0 {
+		return false
+	}
+	set := make(map[string]bool, len(have))
+	for _, h := range have {
+		set[h] = true
+	}
+	for _, w := range want {
+		if !set[w] {
+			return false
+		}
+	}
+	return true
+}
+
+func union(a, b []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range [][]string{a, b} {
+		for _, p := range l {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// SortEntries sorts entries by pattern, then site, and drops a pattern
+// already listed for an earlier site. It never returns nil.
+func SortEntries(entries []Entry) []Entry {
+	sort.Slice(entries, func(i, j int) bool {
+		if entries[i].Pattern != entries[j].Pattern {
+			return entries[i].Pattern < entries[j].Pattern
+		}
+		return entries[i].Site < entries[j].Site
+	})
+	out := entries[:0]
+	for _, e := range entries {
+		if len(out) > 0 && out[len(out)-1].Pattern == e.Pattern {
+			continue
+		}
+		out = append(out, e)
+	}
+	if out == nil {
+		out = []Entry{}
+	}
+	return out
+}

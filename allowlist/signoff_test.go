@@ -1,0 +1,115 @@
+package allowlist
+
+import (
+	"reflect"
+	"testing"
+)
+
+func site(id string, status string, revs map[int][]string, signoffs ...Signoff) Site {
+	cur := 0
+	for r := range revs {
+		cur = max(cur, r)
+	}
+	return Site{ID: id, Category: "wiki", Status: status, Revision: cur, Domains: revs[cur], History: revs, Signoffs: signoffs}
+}
+
+func ok(dept string, rev int) Signoff {
+	return Signoff{Department: dept, Decision: DecisionApprove, Revision: rev}
+}
+
+func no(dept string, rev int) Signoff {
+	return Signoff{Department: dept, Decision: DecisionObject, Revision: rev}
+}
+
+// patterns lists a scope's patterns as "site:pattern".
+func patterns(entries []Entry) []string {
+	out := []string{}
+	for _, e := range entries {
+		out = append(out, e.Site+":"+e.Pattern)
+	}
+	return out
+}
+
+func TestScopes(t *testing.T) {
+	depts := []string{"dept-a", "dept-b", "dept-c"}
+	v1 := map[int][]string{1: {"*.wiki.example.org"}}
+	widened := map[int][]string{1: {"*.wiki.example.org"}, 2: {"*.wiki.example.org", "files.example.net"}}
+	narrowed := map[int][]string{1: {"*.wiki.example.org", "files.example.net"}, 2: {"*.wiki.example.org"}}
+	tests := []struct {
+		name   string
+		quorum int
+		sites  []Site
+		want   map[string][]string
+	}{
+		{"nothing signed", 2, []Site{site("w", StatusProposed, v1)},
+			map[string][]string{"common": {}, "dept-a": {}, "dept-b": {}, "dept-c": {}}},
+		{"one approval is below quorum but in the approver's own scope", 2,
+			[]Site{site("w", StatusProposed, v1, ok("dept-a", 1))},
+			map[string][]string{"common": {}, "dept-a": {"w:*.wiki.example.org"}, "dept-b": {}, "dept-c": {}}},
+		{"quorum reached: common and every department", 2,
+			[]Site{site("w", StatusProposed, v1, ok("dept-a", 1), ok("dept-b", 1))},
+			map[string][]string{"common": {"w:*.wiki.example.org"}, "dept-a": {"w:*.wiki.example.org"}, "dept-b": {"w:*.wiki.example.org"}, "dept-c": {"w:*.wiki.example.org"}}},
+		{"quorum of one", 1,
+			[]Site{site("w", StatusProposed, v1, ok("dept-c", 1))},
+			map[string][]string{"common": {"w:*.wiki.example.org"}, "dept-a": {"w:*.wiki.example.org"}, "dept-b": {"w:*.wiki.example.org"}, "dept-c": {"w:*.wiki.example.org"}}},
+		{"an objection removes the site from the objector's scope only", 2,
+			[]Site{site("w", StatusProposed, v1, ok("dept-a", 1), ok("dept-b", 1), no("dept-c", 1))},
+			map[string][]string{"common": {"w:*.wiki.example.org"}, "dept-a": {"w:*.wiki.example.org"}, "dept-b": {"w:*.wiki.example.org"}, "dept-c": {}}},
+		{"objections do not count toward quorum", 2,
+			[]Site{site("w", StatusProposed, v1, ok("dept-a", 1), no("dept-b", 1), no("dept-c", 1))},
+			map[string][]string{"common": {}, "dept-a": {"w:*.wiki.example.org"}, "dept-b": {}, "dept-c": {}}},
+		{"suspended leaves every list", 2,
+			[]Site{site("w", StatusSuspended, v1, ok("dept-a", 1), ok("dept-b", 1))},
+			map[string][]string{"common": {}, "dept-a": {}, "dept-b": {}, "dept-c": {}}},
+		{"withdrawn leaves every list", 1,
+			[]Site{site("w", StatusWithdrawn, v1, ok("dept-a", 1))},
+			map[string][]string{"common": {}, "dept-a": {}, "dept-b": {}, "dept-c": {}}},
+		{"a widening change waits for a new quorum", 2,
+			[]Site{site("w", StatusApproved, widened, ok("dept-a", 1), ok("dept-b", 1))},
+			map[string][]string{"common": {"w:*.wiki.example.org"}, "dept-a": {"w:*.wiki.example.org"}, "dept-b": {"w:*.wiki.example.org"}, "dept-c": {"w:*.wiki.example.org"}}},
+		{"a widening change approved by one department widens only its scope", 2,
+			[]Site{site("w", StatusApproved, widened, ok("dept-a", 2), ok("dept-b", 1))},
+			map[string][]string{"common": {"w:*.wiki.example.org"}, "dept-a": {"w:*.wiki.example.org", "w:files.example.net"}, "dept-b": {"w:*.wiki.example.org"}, "dept-c": {"w:*.wiki.example.org"}}},
+		{"a widening change reaching quorum is published", 2,
+			[]Site{site("w", StatusApproved, widened, ok("dept-a", 2), ok("dept-c", 2), ok("dept-b", 1))},
+			map[string][]string{"common": {"w:*.wiki.example.org", "w:files.example.net"}, "dept-a": {"w:*.wiki.example.org", "w:files.example.net"}, "dept-b": {"w:*.wiki.example.org", "w:files.example.net"}, "dept-c": {"w:*.wiki.example.org", "w:files.example.net"}}},
+		{"a narrowing change applies at once", 2,
+			[]Site{site("w", StatusApproved, narrowed, ok("dept-a", 1), ok("dept-b", 1))},
+			map[string][]string{"common": {"w:*.wiki.example.org"}, "dept-a": {"w:*.wiki.example.org"}, "dept-b": {"w:*.wiki.example.org"}, "dept-c": {"w:*.wiki.example.org"}}},
+		{"unknown departments' sign-offs are ignored for scopes", 2,
+			[]Site{site("w", StatusProposed, v1, ok("gone", 1), ok("dept-a", 1))},
+			map[string][]string{"common": {"w:*.wiki.example.org"}, "dept-a": {"w:*.wiki.example.org"}, "dept-b": {"w:*.wiki.example.org"}, "dept-c": {"w:*.wiki.example.org"}}},
+		{"two sites, sorted by pattern bytes (* before letters)", 1,
+			[]Site{site("z", StatusProposed, map[int][]string{1: {"a.example.org"}}, ok("dept-a", 1)), site("w", StatusProposed, v1, ok("dept-b", 1))},
+			map[string][]string{"common": {"w:*.wiki.example.org", "z:a.example.org"}, "dept-a": {"w:*.wiki.example.org", "z:a.example.org"}, "dept-b": {"w:*.wiki.example.org", "z:a.example.org"}, "dept-c": {"w:*.wiki.example.org", "z:a.example.org"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := map[string][]string{}
+			for scope, entries := range Scopes(tt.sites, depts, tt.quorum) {
+				got[scope] = patterns(entries)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Scopes:\n got  %v\n want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSiteStatus(t *testing.T) {
+	v1 := map[int][]string{1: {"*.wiki.example.org"}}
+	for _, tt := range []struct {
+		site Site
+		want string
+	}{
+		{site("w", StatusProposed, v1), StatusProposed},
+		{site("w", StatusProposed, v1, ok("a", 1), ok("b", 1)), StatusApproved},
+		{site("w", StatusApproved, v1, ok("a", 1), no("b", 1)), StatusProposed},
+		{site("w", StatusSuspended, v1, ok("a", 1), ok("b", 1)), StatusSuspended},
+		{site("w", StatusWithdrawn, v1), StatusWithdrawn},
+	} {
+		if got := SiteStatus(tt.site, 2); got != tt.want {
+			t.Errorf("SiteStatus(%+v) = %q, want %q", tt.site.Signoffs, got, tt.want)
+		}
+	}
+}
