@@ -1,0 +1,222 @@
+package allowlist
+
+import (
+	"context"
+	"crypto/ed25519"
+	"time"
+)
+
+// Actor is who is making a change: recorded in the audit log and used for
+// authorisation. Department is set for owners only.
+type Actor struct {
+	TokenID    int64
+	Name       string
+	Role       string
+	Department string
+}
+
+// String is the actor as the audit log records it.
+func (a Actor) String() string {
+	switch {
+	case a.Role == "":
+		return "anonymous"
+	case a.Department != "":
+		return a.Role + ":" + a.Department + ":" + a.Name
+	default:
+		return a.Role + ":" + a.Name
+	}
+}
+
+// System is the actor for changes made from the command line.
+var System = Actor{Name: "cli", Role: RoleAdmin}
+
+// Token is an API credential. Only a hash of its secret is stored.
+type Token struct {
+	ID         int64      `json:"id"`
+	Role       string     `json:"role"`
+	Department string     `json:"department,omitempty"`
+	Name       string     `json:"name"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+}
+
+// SiteInput is a new site as a proposer describes it.
+type SiteInput struct {
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Category    string   `json:"category"`
+	Description string   `json:"description"`
+	Homepage    string   `json:"homepage"`
+	Domains     []string `json:"domains"`
+	Owner       Owner    `json:"owner"`
+}
+
+// SitePatch changes some fields of a site; nil fields stay as they are.
+type SitePatch struct {
+	Name        *string   `json:"name"`
+	Category    *string   `json:"category"`
+	Description *string   `json:"description"`
+	Homepage    *string   `json:"homepage"`
+	Domains     *[]string `json:"domains"`
+	Owner       *Owner    `json:"owner"`
+}
+
+// SiteFilter narrows FindSites. Empty fields match everything; Q matches
+// the id, name, description or any domain, case-insensitively.
+type SiteFilter struct {
+	Status   string
+	Category string
+	Q        string
+}
+
+// Request is a member of staff asking for a tool to be listed.
+type Request struct {
+	ID         int64     `json:"id"`
+	Tool       string    `json:"tool"`
+	URL        string    `json:"url"`
+	Reason     string    `json:"reason"`
+	Department string    `json:"department"`
+	Email      string    `json:"email,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// Version is one published version of a scope. Body is the exact signed
+// JSON; it is empty where a listing leaves it out.
+type Version struct {
+	Scope     string    `json:"-"`
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	SHA256    string    `json:"sha256"`
+	Entries   int       `json:"entries"`
+	Added     int       `json:"added"`
+	Removed   int       `json:"removed"`
+	Signature string    `json:"-"`
+	Body      []byte    `json:"-"`
+}
+
+// ScopeInfo is a scope and its current version.
+type ScopeInfo struct {
+	Scope     string    `json:"scope"`
+	Version   int64     `json:"version"`
+	SHA256    string    `json:"sha256"`
+	Entries   int       `json:"entries"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Latest asks FindVersion for a scope's current version.
+const Latest = -1
+
+// Registry is the store of departments, sites, decisions and published
+// versions. Every change commits together with the list versions and the
+// audit entry it causes. Implementations: allowlist/sqlite.
+type Registry interface {
+	// CreateDepartment adds a department and its scope. EINVALID, ECONFLICT.
+	CreateDepartment(ctx context.Context, a Actor, d Department) (Department, error)
+	// FindDepartments lists departments by id.
+	FindDepartments(ctx context.Context) ([]Department, error)
+	// FindDepartment returns one department. ENOTFOUND.
+	FindDepartment(ctx context.Context, id string) (Department, error)
+
+	// CreateContact adds a filtering owner's contact. EINVALID, ENOTFOUND.
+	CreateContact(ctx context.Context, a Actor, c Contact) (Contact, error)
+	// FindContacts lists a department's contacts. ENOTFOUND.
+	FindContacts(ctx context.Context, department string) ([]Contact, error)
+
+	// CreateToken stores a new token's hash and returns the secret once.
+	// EINVALID, ENOTFOUND (department).
+	CreateToken(ctx context.Context, a Actor, t Token) (Token, string, error)
+	// FindTokens lists tokens (never secrets).
+	FindTokens(ctx context.Context) ([]Token, error)
+	// RevokeToken makes a token unusable. ENOTFOUND.
+	RevokeToken(ctx context.Context, a Actor, id int64) error
+	// Authenticate returns the actor for a secret. EUNAUTHORIZED.
+	Authenticate(ctx context.Context, secret string) (Actor, error)
+
+	// CreateSite proposes a site. EINVALID, ECONFLICT.
+	CreateSite(ctx context.Context, a Actor, in SiteInput) (Site, error)
+	// FindSites lists sites by id.
+	FindSites(ctx context.Context, f SiteFilter) ([]Site, error)
+	// FindSite returns one site. ENOTFOUND.
+	FindSite(ctx context.Context, id string) (Site, error)
+	// UpdateSite changes a site; new domains wait for a new quorum.
+	// EINVALID, ENOTFOUND, ECONFLICT.
+	UpdateSite(ctx context.Context, a Actor, id string, p SitePatch) (Site, error)
+	// SetSignoff records a department's decision on the site's current
+	// revision. EINVALID, ENOTFOUND.
+	SetSignoff(ctx context.Context, a Actor, site, department, decision, comment string) (Site, error)
+	// DeleteSignoff withdraws a department's decision. ENOTFOUND.
+	DeleteSignoff(ctx context.Context, a Actor, site, department string) (Site, error)
+	// SuspendSite takes a site off every list at once. EINVALID, ENOTFOUND.
+	SuspendSite(ctx context.Context, a Actor, id, reason string) (Site, error)
+	// ReinstateSite undoes a suspension. EINVALID, ENOTFOUND.
+	ReinstateSite(ctx context.Context, a Actor, id string) (Site, error)
+
+	// CreateRequest records a staff request. EINVALID, ENOTFOUND.
+	CreateRequest(ctx context.Context, a Actor, r Request) (Request, error)
+	// FindRequests lists requests, for one department or all ("").
+	FindRequests(ctx context.Context, department string) ([]Request, error)
+
+	// FindAudit lists audit entries after seq, oldest first, at most limit.
+	FindAudit(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
+	// VerifyAudit checks the whole chain; it returns the first broken seq.
+	VerifyAudit(ctx context.Context) (int64, bool, error)
+
+	// FindScopes lists every scope with its current version.
+	FindScopes(ctx context.Context) ([]ScopeInfo, error)
+	// FindVersion returns a version with its body, or the latest for
+	// Latest. ENOTFOUND.
+	FindVersion(ctx context.Context, scope string, version int64) (Version, error)
+	// FindVersions lists a scope's versions without bodies. ENOTFOUND.
+	FindVersions(ctx context.Context, scope string) ([]Version, error)
+	// PublicKey is the key that verifies list signatures.
+	PublicKey() ed25519.PublicKey
+
+	// Import adds a catalogue in one transaction, or nothing. EINVALID,
+	// ECONFLICT (field paths such as "sites[3].domains[1]").
+	Import(ctx context.Context, a Actor, c Catalogue) error
+	// Export returns the catalogue in the form Import reads.
+	Export(ctx context.Context) (Catalogue, error)
+}
+
+// Catalogue is the YAML seed and export form of a registry: departments
+// with their contacts, and sites with their decisions.
+type Catalogue struct {
+	Departments []CatalogueDepartment `json:"departments" yaml:"departments"`
+	Sites       []CatalogueSite       `json:"sites" yaml:"sites"`
+}
+
+// CatalogueDepartment is a department in a catalogue.
+type CatalogueDepartment struct {
+	ID       string    `yaml:"id"`
+	Name     string    `yaml:"name"`
+	Kind     string    `yaml:"kind"`
+	Contacts []Contact `yaml:"contacts,omitempty"`
+}
+
+// CatalogueSite is a site in a catalogue. Status is only set for
+// suspended or withdrawn sites; otherwise the decisions decide it.
+type CatalogueSite struct {
+	ID          string             `yaml:"id"`
+	Name        string             `yaml:"name"`
+	Category    string             `yaml:"category"`
+	Description string             `yaml:"description,omitempty"`
+	Homepage    string             `yaml:"homepage,omitempty"`
+	Domains     []string           `yaml:"domains"`
+	Owner       Owner              `yaml:"owner"`
+	ProposedBy  string             `yaml:"proposed_by,omitempty"`
+	Status      string             `yaml:"status,omitempty"`
+	Reason      string             `yaml:"reason,omitempty"`
+	Signoffs    []CatalogueSignoff `yaml:"signoffs,omitempty"`
+}
+
+// CatalogueSignoff is a decision in a catalogue.
+type CatalogueSignoff struct {
+	Department string `yaml:"department"`
+	Decision   string `yaml:"decision"`
+	By         string `yaml:"by,omitempty"`
+	Comment    string `yaml:"comment,omitempty"`
+	// Domains is set when the decision was made on other domains than
+	// the site's current ones (a change still waiting for its quorum).
+	Domains []string `yaml:"domains,omitempty"`
+}

@@ -1,0 +1,187 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+
+	"github.com/cross-gov/allowlist/allowlist"
+)
+
+// prefixed returns err with its field names under prefix, for catalogue
+// paths such as sites[3].domains[1].
+func prefixed(prefix string, err error) error {
+	e, ok := err.(*allowlist.Error)
+	if !ok {
+		return err
+	}
+	out := &allowlist.Error{Code: e.Code, Message: prefix + ": " + e.Message}
+	for _, f := range e.Fields {
+		out.Fields = append(out.Fields, allowlist.FieldError{Field: prefix + "." + f.Field, Message: f.Message})
+	}
+	if len(out.Fields) == 0 {
+		out.Fields = []allowlist.FieldError{{Field: prefix, Message: e.Message}}
+	}
+	return out
+}
+
+// Import adds a catalogue's departments, contacts, sites and decisions in
+// one transaction: all of it or, on any error, nothing. EINVALID, ECONFLICT.
+func (db *DB) Import(ctx context.Context, a allowlist.Actor, c allowlist.Catalogue) error {
+	return db.update(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
+		now := db.opts.Now()
+		for i, d := range c.Departments {
+			path := fmt.Sprintf("departments[%d]", i)
+			dep := allowlist.Department{ID: d.ID, Name: d.Name, Kind: d.Kind, CreatedAt: now}
+			if err := allowlist.ValidateDepartment(dep); err != nil {
+				return "", "", nil, prefixed(path, err)
+			}
+			if err := createDepartment(ctx, tx, dep); err != nil {
+				return "", "", nil, prefixed(path, err)
+			}
+			for j, ct := range d.Contacts {
+				ct.Department = d.ID
+				if err := allowlist.ValidateContact(ct); err != nil {
+					return "", "", nil, prefixed(fmt.Sprintf("%s.contacts[%d]", path, j), err)
+				}
+				if _, err := createContact(ctx, tx, now, ct); err != nil {
+					return "", "", nil, err
+				}
+			}
+		}
+		for i, s := range c.Sites {
+			if err := importSite(ctx, tx, db, a, s); err != nil {
+				return "", "", nil, prefixed(fmt.Sprintf("sites[%d]", i), err)
+			}
+		}
+		return "catalogue.import", "catalogue", map[string]int{"departments": len(c.Departments), "sites": len(c.Sites)}, nil
+	})
+}
+
+func importSite(ctx context.Context, tx *sql.Tx, db *DB, a allowlist.Actor, s allowlist.CatalogueSite) error {
+	now := db.opts.Now()
+	in, err := allowlist.NormalizeSite(allowlist.SiteInput{ID: s.ID, Name: s.Name, Category: s.Category,
+		Description: s.Description, Homepage: s.Homepage, Domains: s.Domains, Owner: s.Owner})
+	if err != nil {
+		return err
+	}
+	if s.ProposedBy != "" {
+		if err := departmentExists(ctx, tx, s.ProposedBy); err != nil {
+			return prefixed("proposed_by", err)
+		}
+	}
+	// Decisions made on other domains than the current ones get revisions
+	// of their own, before the current one, so that they count only for
+	// what they covered.
+	var revs [][]string
+	revOf := make([]int, len(s.Signoffs))
+	for i, so := range s.Signoffs {
+		domains := in.Domains
+		if so.Domains != nil {
+			d, err := allowlist.NormalizeDomains(so.Domains)
+			if err != nil {
+				return prefixed(fmt.Sprintf("signoffs[%d]", i), err)
+			}
+			domains = d
+		}
+		if slices.Equal(domains, in.Domains) {
+			continue
+		}
+		idx := slices.IndexFunc(revs, func(r []string) bool { return slices.Equal(r, domains) })
+		if idx < 0 {
+			revs = append(revs, domains)
+			idx = len(revs) - 1
+		}
+		revOf[i] = idx + 1
+	}
+	current := len(revs) + 1
+	if err := createSite(ctx, tx, now, s.ProposedBy, in); err != nil {
+		return err
+	}
+	if current > 1 {
+		// createSite stored the current domains as revision 1: move them.
+		if _, err := tx.ExecContext(ctx, "UPDATE site_domains SET revision = ? WHERE site = ?", current, in.ID); err != nil {
+			return fmt.Errorf("import revisions: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE sites SET revision = ? WHERE id = ?", current, in.ID); err != nil {
+			return fmt.Errorf("import revisions: %w", err)
+		}
+		for i, d := range revs {
+			if err := insertDomains(ctx, tx, in.ID, i+1, d); err != nil {
+				return err
+			}
+		}
+	}
+	for i, so := range s.Signoffs {
+		if err := allowlist.ValidateSignoff(so.Decision, so.Comment); err != nil {
+			return prefixed(fmt.Sprintf("signoffs[%d]", i), err)
+		}
+		if err := departmentExists(ctx, tx, so.Department); err != nil {
+			return prefixed(fmt.Sprintf("signoffs[%d].department", i), err)
+		}
+		by := so.By
+		if by == "" {
+			by = a.String()
+		}
+		rev := revOf[i]
+		if rev == 0 {
+			rev = current
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO signoffs (site, department, decision, revision, by, comment, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			in.ID, so.Department, so.Decision, rev, by, so.Comment, ts(now))
+		if isUnique(err) {
+			return prefixed(fmt.Sprintf("signoffs[%d].department", i), allowlist.Errorf(allowlist.ECONFLICT, "department %q decided twice", so.Department))
+		}
+		if err != nil {
+			return fmt.Errorf("import signoff: %w", err)
+		}
+	}
+	switch s.Status {
+	case "", allowlist.StatusProposed, allowlist.StatusApproved:
+	case allowlist.StatusSuspended, allowlist.StatusWithdrawn:
+		if _, err := tx.ExecContext(ctx, "UPDATE sites SET status = ?, reason = ? WHERE id = ?", s.Status, s.Reason, in.ID); err != nil {
+			return fmt.Errorf("import status: %w", err)
+		}
+	default:
+		return allowlist.Invalid(allowlist.FieldError{Field: "status", Message: "must be suspended or withdrawn, or left out"})
+	}
+	return nil
+}
+
+// Export returns the registry as a catalogue that Import reads back to
+// the same state.
+func (db *DB) Export(ctx context.Context) (allowlist.Catalogue, error) {
+	var c allowlist.Catalogue
+	depts, err := db.FindDepartments(ctx)
+	if err != nil {
+		return c, err
+	}
+	for _, d := range depts {
+		contacts, err := findContacts(ctx, db.read, d.ID)
+		if err != nil {
+			return c, err
+		}
+		c.Departments = append(c.Departments, allowlist.CatalogueDepartment{ID: d.ID, Name: d.Name, Kind: d.Kind, Contacts: contacts})
+	}
+	sites, err := loadSites(ctx, db.read, "", nil)
+	if err != nil {
+		return c, err
+	}
+	for _, s := range sites {
+		cs := allowlist.CatalogueSite{ID: s.ID, Name: s.Name, Category: s.Category, Description: s.Description,
+			Homepage: s.Homepage, Domains: s.Domains, Owner: s.Owner, ProposedBy: s.ProposedBy}
+		if s.Status == allowlist.StatusSuspended || s.Status == allowlist.StatusWithdrawn {
+			cs.Status, cs.Reason = s.Status, s.Reason
+		}
+		for _, so := range s.Signoffs {
+			cso := allowlist.CatalogueSignoff{Department: so.Department, Decision: so.Decision, By: so.By, Comment: so.Comment}
+			if so.Revision != s.Revision {
+				cso.Domains = s.History[so.Revision]
+			}
+			cs.Signoffs = append(cs.Signoffs, cso)
+		}
+		c.Sites = append(c.Sites, cs)
+	}
+	return c, nil
+}

@@ -1,0 +1,248 @@
+// Package sqlite implements allowlist.Registry on an embedded SQLite
+// database through mattn/go-sqlite3.
+//
+// All writes go through one connection in immediate transactions, so
+// writers queue in Go instead of failing with "database is locked"; reads
+// use a separate pool and see the last committed state (WAL). Every change
+// commits with the list versions and the audit entry it causes.
+package sqlite
+
+import (
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cross-gov/allowlist/allowlist"
+	sqlite3 "github.com/mattn/go-sqlite3"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Options configure a DB.
+type Options struct {
+	// Quorum is the number of approvals that put a site on the common list.
+	Quorum int
+	// Key signs published versions.
+	Key ed25519.PrivateKey
+	// OnPublish, if set, is called after a commit for each new version.
+	OnPublish func(scope string, version int64)
+	// Now returns the current time; tests may fix it.
+	Now func() time.Time
+}
+
+// DB is the registry store.
+type DB struct {
+	path  string
+	write *sql.DB // one connection: the only writer
+	read  *sql.DB
+	opts  Options
+	// mu serialises write transactions in this process, so that they
+	// queue here rather than in SQLite's busy handler.
+	mu sync.Mutex
+}
+
+var _ allowlist.Registry = (*DB)(nil)
+
+// dsn sets the pragmas every connection needs:
+//   - WAL lets readers proceed while the writer commits;
+//   - synchronous=FULL fsyncs the WAL at every commit, so an acknowledged
+//     write survives a power cut, not only a process crash;
+//   - foreign_keys enforces references;
+//   - busy_timeout waits for another process (the CLI) instead of failing;
+//   - _txlock=immediate takes the write lock at BEGIN, so a transaction
+//     never fails half way on a lock upgrade.
+func dsn(path string, txlock string) string {
+	v := url.Values{}
+	v.Set("_journal_mode", "WAL")
+	v.Set("_synchronous", "FULL")
+	v.Set("_foreign_keys", "on")
+	v.Set("_busy_timeout", "10000")
+	v.Set("_txlock", txlock)
+	return "file:" + path + "?" + v.Encode()
+}
+
+// Open opens (creating if needed) and migrates the database at path.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.Quorum < 1 {
+		opts.Quorum = 2
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if len(opts.Key) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("open db: a signing key is required")
+	}
+	w, err := sql.Open("sqlite3", dsn(path, "immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("open db: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxLifetime(0)
+	r, err := sql.Open("sqlite3", dsn(path, "deferred"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open db: %w", err)
+	}
+	r.SetMaxOpenConns(8)
+	db := &DB{path: path, write: w, read: r, opts: opts}
+	if err := db.migrate(context.Background()); err != nil {
+		db.Close()
+		return nil, err
+	}
+	// Make sure every scope exists and matches the current rules (the
+	// quorum may have changed since the last start).
+	if err := db.update(context.Background(), allowlist.System, func(tx *sql.Tx) (string, string, any, error) {
+		return "", "", nil, nil
+	}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	err1 := db.read.Close()
+	err2 := db.write.Close()
+	return errors.Join(err1, err2)
+}
+
+// Ping reports whether the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	return db.read.QueryRowContext(ctx, "SELECT 1 FROM versions LIMIT 1").Scan(&one)
+}
+
+// PublicKey returns the key that verifies list signatures.
+func (db *DB) PublicKey() ed25519.PublicKey { return db.opts.Key.Public().(ed25519.PublicKey) }
+
+func (db *DB) migrate(ctx context.Context) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	var current int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	sort.Strings(names)
+	for _, name := range names {
+		n, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migrate: bad file name %s", name)
+		}
+		if n <= current {
+			continue
+		}
+		b, _ := migrations.ReadFile(name)
+		if _, err := tx.ExecContext(ctx, string(b)); err != nil {
+			return fmt.Errorf("migrate %s: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", n)); err != nil {
+			return fmt.Errorf("migrate %s: %w", name, err)
+		}
+		current = n
+	}
+	return tx.Commit()
+}
+
+// Backup writes a consistent copy of the database to path while it stays
+// online (VACUUM INTO reads one snapshot).
+func (db *DB) Backup(ctx context.Context, path string) error {
+	if _, err := db.read.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	return nil
+}
+
+func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func parseTS(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+// change is the body of a write transaction. It returns what the audit
+// entry records: action, object and a detail value (JSON-encoded); an empty
+// action records nothing (only re-publishing).
+type change func(tx *sql.Tx) (action, object string, detail any, err error)
+
+// update runs fn in one immediate transaction together with republishing
+// every scope whose content changed and appending the audit entry, then
+// tells OnPublish about new versions once committed.
+func (db *DB) update(ctx context.Context, actor allowlist.Actor, fn change) error {
+	db.mu.Lock()
+	published, err := db.updateLocked(ctx, actor, fn)
+	db.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if db.opts.OnPublish != nil {
+		for _, v := range published {
+			db.opts.OnPublish(v.Scope, v.Version)
+		}
+	}
+	return nil
+}
+
+func (db *DB) updateLocked(ctx context.Context, actor allowlist.Actor, fn change) ([]allowlist.Version, error) {
+	// The transaction must finish even if the client goes away: a commit
+	// half-done by a cancelled context would only be rolled back anyway,
+	// but an error after commit would lie to the caller.
+	ctx = context.WithoutCancel(ctx)
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	action, object, detail, err := fn(tx)
+	if err != nil {
+		return nil, err
+	}
+	now := db.opts.Now()
+	published, err := db.publish(ctx, tx, now)
+	if err != nil {
+		return nil, err
+	}
+	if action != "" {
+		if err := appendAudit(ctx, tx, now, actor.String(), action, object, detail); err != nil {
+			return nil, err
+		}
+		for _, v := range published {
+			if err := appendAudit(ctx, tx, now, actor.String(), "list.publish", "list/"+v.Scope, map[string]any{"version": v.Version, "sha256": v.SHA256, "added": v.Added, "removed": v.Removed}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return published, nil
+}
+
+// isUnique reports a UNIQUE or PRIMARY KEY violation.
+func isUnique(err error) bool {
+	var e sqlite3.Error
+	return errors.As(err, &e) && (e.ExtendedCode == sqlite3.ErrConstraintUnique || e.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
+}
+
+func notFound(what, id string) error {
+	return allowlist.Errorf(allowlist.ENOTFOUND, "%s %q not found", what, id)
+}

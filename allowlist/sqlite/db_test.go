@@ -1,0 +1,378 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/cross-gov/allowlist/allowlist"
+)
+
+var ctx = context.Background()
+
+// mustOpen opens a fresh database file in a temp dir.
+func mustOpen(tb testing.TB, quorum int) *DB {
+	tb.Helper()
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	db, err := Open(filepath.Join(tb.TempDir(), "registry.db"), Options{Quorum: quorum, Key: key})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func must[T any](tb testing.TB) func(T, error) T {
+	return func(v T, err error) T {
+		tb.Helper()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return v
+	}
+}
+
+func seed(t *testing.T, db *DB, depts ...string) {
+	for _, d := range depts {
+		must[allowlist.Department](t)(db.CreateDepartment(ctx, allowlist.System, allowlist.Department{ID: d, Name: "Dept " + d, Kind: "other"}))
+	}
+}
+
+func owner(dept string) allowlist.Actor {
+	return allowlist.Actor{Role: allowlist.RoleOwner, Department: dept, Name: "owner-" + dept}
+}
+
+func version(t *testing.T, db *DB, scope string) int64 {
+	t.Helper()
+	v, err := db.FindVersion(ctx, scope, allowlist.Latest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Version
+}
+
+func TestFlowToQuorum(t *testing.T) {
+	db := mustOpen(t, 2)
+	if got := version(t, db, "common"); got != 0 {
+		t.Fatalf("fresh common at version %d, want 0", got)
+	}
+	seed(t, db, "dept-a", "dept-b", "dept-c")
+	if got := version(t, db, "dept-a"); got != 0 {
+		t.Fatalf("new department scope at version %d, want 0", got)
+	}
+	site := must[allowlist.Site](t)(db.CreateSite(ctx, owner("dept-a"), allowlist.SiteInput{
+		ID: "wiki", Name: "Wiki", Category: "wiki", Domains: []string{"*.Wiki.Example.org.", "files.example.net"}, Owner: allowlist.Owner{Name: "Ops", Email: "ops@example.org"},
+	}))
+	if site.Status != allowlist.StatusProposed || site.ProposedBy != "dept-a" || !reflect.DeepEqual(site.Domains, []string{"*.wiki.example.org", "files.example.net"}) {
+		t.Fatalf("created %+v", site)
+	}
+	must[allowlist.Site](t)(db.SetSignoff(ctx, owner("dept-a"), "wiki", "dept-a", "approve", "fine"))
+	if got := version(t, db, "common"); got != 0 {
+		t.Errorf("common moved to %d after one approval", got)
+	}
+	if got := version(t, db, "dept-a"); got != 1 {
+		t.Errorf("dept-a at %d after its approval, want 1", got)
+	}
+	site = must[allowlist.Site](t)(db.SetSignoff(ctx, owner("dept-b"), "wiki", "dept-b", "approve", ""))
+	if site.Status != allowlist.StatusApproved {
+		t.Errorf("status %s after quorum", site.Status)
+	}
+	v := must[allowlist.Version](t)(db.FindVersion(ctx, "common", allowlist.Latest))
+	if v.Version != 1 || v.Entries != 2 || v.Added != 2 {
+		t.Errorf("common %+v", v)
+	}
+	if err := allowlist.VerifyList(db.PublicKey(), v.Body, v.Signature); err != nil {
+		t.Error(err)
+	}
+	l, err := allowlist.ParseList(v.Body)
+	if err != nil || l.SHA256 != v.SHA256 {
+		t.Fatalf("stored body: %v", err)
+	}
+	// dept-a's scope already had the site: reaching quorum changes nothing.
+	if got := version(t, db, "dept-a"); got != 1 {
+		t.Errorf("dept-a at %d, want 1 (content unchanged)", got)
+	}
+	if got := version(t, db, "dept-c"); got != 1 {
+		t.Errorf("dept-c at %d, want 1", got)
+	}
+	// Re-approving changes no content: no new version.
+	must[allowlist.Site](t)(db.SetSignoff(ctx, owner("dept-b"), "wiki", "dept-b", "approve", "again"))
+	if got := version(t, db, "common"); got != 1 {
+		t.Errorf("common at %d after a no-op, want 1", got)
+	}
+	// Widening waits for quorum.
+	domains := []string{"*.wiki.example.org", "files.example.net", "cdn.example.net"}
+	must[allowlist.Site](t)(db.UpdateSite(ctx, owner("dept-a"), "wiki", allowlist.SitePatch{Domains: &domains}))
+	if got := version(t, db, "common"); got != 1 {
+		t.Errorf("common widened at once to %d", got)
+	}
+	site = must[allowlist.Site](t)(db.FindSite(ctx, "wiki"))
+	if len(site.Published) != 2 || site.Revision != 2 {
+		t.Errorf("published %v revision %d", site.Published, site.Revision)
+	}
+	must[allowlist.Site](t)(db.SetSignoff(ctx, owner("dept-b"), "wiki", "dept-b", "approve", ""))
+	must[allowlist.Site](t)(db.SetSignoff(ctx, owner("dept-c"), "wiki", "dept-c", "approve", ""))
+	if got := version(t, db, "common"); got != 2 {
+		t.Errorf("common at %d after the widening reached quorum, want 2", got)
+	}
+	// Suspension empties every list in the next version.
+	must[allowlist.Site](t)(db.SuspendSite(ctx, allowlist.System, "wiki", "security review"))
+	for _, scope := range []string{"common", "dept-a", "dept-b", "dept-c"} {
+		v := must[allowlist.Version](t)(db.FindVersion(ctx, scope, allowlist.Latest))
+		if v.Entries != 0 {
+			t.Errorf("%s still has %d entries after suspension", scope, v.Entries)
+		}
+	}
+	must[allowlist.Site](t)(db.ReinstateSite(ctx, allowlist.System, "wiki"))
+	if got := version(t, db, "common"); got != 4 {
+		t.Errorf("common at %d after reinstatement, want 4", got)
+	}
+	versions := must[[]allowlist.Version](t)(db.FindVersions(ctx, "common"))
+	for i, v := range versions {
+		if v.Version != int64(i) {
+			t.Errorf("versions not contiguous: %v", versions)
+		}
+	}
+	if seq, ok, err := db.VerifyAudit(ctx); err != nil || !ok {
+		t.Errorf("audit broken at %d: %v", seq, err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	db := mustOpen(t, 2)
+	seed(t, db, "dept-a")
+	in := allowlist.SiteInput{ID: "zoom", Name: "Zoom", Category: "video-conferencing", Domains: []string{"*.zoom.us"}, Owner: allowlist.Owner{Name: "Zoom"}}
+	must[allowlist.Site](t)(db.CreateSite(ctx, owner("dept-a"), in))
+	audit := must[[]allowlist.AuditEntry](t)(db.FindAudit(ctx, 0, 0))
+	cases := map[string]struct {
+		err  error
+		code string
+	}{}
+	_, err := db.CreateSite(ctx, owner("dept-a"), in)
+	cases["duplicate id"] = struct {
+		err  error
+		code string
+	}{err, allowlist.ECONFLICT}
+	in2 := in
+	in2.ID = "zoom2"
+	_, err = db.CreateSite(ctx, owner("dept-a"), in2)
+	cases["domain held"] = struct {
+		err  error
+		code string
+	}{err, allowlist.ECONFLICT}
+	in3 := in
+	in3.ID, in3.Domains = "bad", []string{"*.com"}
+	_, err = db.CreateSite(ctx, owner("dept-a"), in3)
+	cases["public suffix"] = struct {
+		err  error
+		code string
+	}{err, allowlist.EINVALID}
+	_, err = db.SetSignoff(ctx, owner("dept-a"), "nope", "dept-a", "approve", "")
+	cases["unknown site"] = struct {
+		err  error
+		code string
+	}{err, allowlist.ENOTFOUND}
+	_, err = db.SetSignoff(ctx, owner("dept-a"), "zoom", "dept-x", "approve", "")
+	cases["unknown dept"] = struct {
+		err  error
+		code string
+	}{err, allowlist.ENOTFOUND}
+	_, err = db.SetSignoff(ctx, owner("dept-a"), "zoom", "dept-a", "maybe", "")
+	cases["bad decision"] = struct {
+		err  error
+		code string
+	}{err, allowlist.EINVALID}
+	_, err = db.CreateDepartment(ctx, allowlist.System, allowlist.Department{ID: "common", Name: "x", Kind: "other"})
+	cases["reserved id"] = struct {
+		err  error
+		code string
+	}{err, allowlist.EINVALID}
+	_, err = db.ReinstateSite(ctx, allowlist.System, "zoom")
+	cases["reinstate unsuspended"] = struct {
+		err  error
+		code string
+	}{err, allowlist.EINVALID}
+	for name, c := range cases {
+		if allowlist.ErrorCode(c.err) != c.code {
+			t.Errorf("%s: error %v, want code %s", name, c.err, c.code)
+		}
+	}
+	after := must[[]allowlist.AuditEntry](t)(db.FindAudit(ctx, 0, 0))
+	if len(after) != len(audit) {
+		t.Errorf("refused changes wrote %d audit entries", len(after)-len(audit))
+	}
+}
+
+func TestTokens(t *testing.T) {
+	db := mustOpen(t, 2)
+	seed(t, db, "dept-a")
+	tok, secret, err := db.CreateToken(ctx, allowlist.System, allowlist.Token{Role: "owner", Department: "dept-a", Name: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := db.Authenticate(ctx, secret)
+	if err != nil || a.Role != "owner" || a.Department != "dept-a" || a.TokenID != tok.ID {
+		t.Fatalf("Authenticate = %+v, %v", a, err)
+	}
+	var stored string
+	db.read.QueryRow("SELECT hash FROM tokens WHERE id = ?", tok.ID).Scan(&stored)
+	if stored == secret || stored != hashToken(secret) {
+		t.Error("the secret is stored, not its hash")
+	}
+	for _, bad := range []string{"", "alt_", secret + "x", "Bearer " + secret} {
+		if _, err := db.Authenticate(ctx, bad); allowlist.ErrorCode(err) != allowlist.EUNAUTHORIZED {
+			t.Errorf("Authenticate(%q) = %v", bad, err)
+		}
+	}
+	if err := db.RevokeToken(ctx, allowlist.System, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Authenticate(ctx, secret); allowlist.ErrorCode(err) != allowlist.EUNAUTHORIZED {
+		t.Errorf("revoked token accepted: %v", err)
+	}
+	if _, _, err := db.CreateToken(ctx, allowlist.System, allowlist.Token{Role: "owner", Name: "x"}); allowlist.ErrorCode(err) != allowlist.EINVALID {
+		t.Errorf("owner without department: %v", err)
+	}
+}
+
+// TestConcurrentWriters sends 100 sign-offs and proposals at once: none is
+// lost, none fails with a lock error, and versions rise by exactly one.
+func TestConcurrentWriters(t *testing.T) {
+	db := mustOpen(t, 1)
+	var depts []string
+	for i := 0; i < 10; i++ {
+		depts = append(depts, fmt.Sprintf("dept-%d", i))
+	}
+	seed(t, db, depts...)
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := 0; i < 50; i++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("site-%d", i)
+			_, err := db.CreateSite(ctx, owner(depts[i%10]), allowlist.SiteInput{ID: id, Name: id, Category: "wiki",
+				Domains: []string{id + ".example.org"}, Owner: allowlist.Owner{Name: "x"}})
+			if err == nil {
+				_, err = db.SetSignoff(ctx, owner(depts[i%10]), id, depts[i%10], "approve", "")
+			}
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := db.CreateRequest(ctx, allowlist.Actor{}, allowlist.Request{Tool: "t", Reason: "r", Department: depts[i%10]})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	v := must[allowlist.Version](t)(db.FindVersion(ctx, "common", allowlist.Latest))
+	if v.Entries != 50 {
+		t.Errorf("common has %d entries, want 50", v.Entries)
+	}
+	versions := must[[]allowlist.Version](t)(db.FindVersions(ctx, "common"))
+	for i, v := range versions {
+		if v.Version != int64(i) {
+			t.Fatalf("version %d at position %d", v.Version, i)
+		}
+	}
+	if len(must[[]allowlist.Request](t)(db.FindRequests(ctx, ""))) != 50 {
+		t.Error("lost requests")
+	}
+}
+
+func TestImportExportRoundTrip(t *testing.T) {
+	db := mustOpen(t, 2)
+	c := allowlist.Catalogue{
+		Departments: []allowlist.CatalogueDepartment{
+			{ID: "dept-a", Name: "A", Kind: "other", Contacts: []allowlist.Contact{{Name: "Ann", Email: "ann@example.org", Role: "filtering owner"}}},
+			{ID: "dept-b", Name: "B", Kind: "local-authority"},
+		},
+		Sites: []allowlist.CatalogueSite{
+			{ID: "zoom", Name: "Zoom", Category: "video-conferencing", Domains: []string{"*.zoom.us"}, Owner: allowlist.Owner{Name: "Zoom"}, ProposedBy: "dept-a",
+				Signoffs: []allowlist.CatalogueSignoff{{Department: "dept-a", Decision: "approve", By: "ann"}, {Department: "dept-b", Decision: "approve", By: "bob", Domains: []string{"*.zoom.us", "zoom.example.net"}}}},
+			{ID: "wiki", Name: "Wiki", Category: "wiki", Domains: []string{"*.wiki.example.org", "files.example.net"}, Owner: allowlist.Owner{Name: "W", Email: "w@example.org"},
+				Signoffs: []allowlist.CatalogueSignoff{{Department: "dept-a", Decision: "approve", By: "ann", Domains: []string{"*.wiki.example.org"}}, {Department: "dept-b", Decision: "approve", By: "bob", Domains: []string{"*.wiki.example.org"}}}},
+			{ID: "old", Name: "Old", Category: "other", Domains: []string{"old.example.org"}, Owner: allowlist.Owner{Name: "O"}, Status: "suspended", Reason: "gone"},
+		},
+	}
+	if err := db.Import(ctx, allowlist.System, c); err != nil {
+		t.Fatal(err)
+	}
+	out := must[allowlist.Catalogue](t)(db.Export(ctx))
+	db2 := mustOpen(t, 2)
+	if err := db2.Import(ctx, allowlist.System, out); err != nil {
+		t.Fatal(err)
+	}
+	out2 := must[allowlist.Catalogue](t)(db2.Export(ctx))
+	if !reflect.DeepEqual(out, out2) {
+		t.Errorf("round trip differs:\n%+v\n%+v", out, out2)
+	}
+	wiki := must[allowlist.Site](t)(db2.FindSite(ctx, "wiki"))
+	if !reflect.DeepEqual(wiki.Published, []string{"*.wiki.example.org"}) {
+		t.Errorf("pending widening published on import: %v", wiki.Published)
+	}
+	v1 := must[allowlist.Version](t)(db.FindVersion(ctx, "common", allowlist.Latest))
+	v2 := must[allowlist.Version](t)(db2.FindVersion(ctx, "common", allowlist.Latest))
+	if v1.SHA256 != v2.SHA256 {
+		t.Error("the same catalogue published different lists")
+	}
+	// A bad catalogue imports nothing.
+	bad := allowlist.Catalogue{
+		Departments: []allowlist.CatalogueDepartment{{ID: "dept-c", Name: "C", Kind: "other"}},
+		Sites:       []allowlist.CatalogueSite{{ID: "xx", Name: "X", Category: "wiki", Domains: []string{"ok.example.org", "*.co.uk"}, Owner: allowlist.Owner{Name: "x"}}},
+	}
+	err := db2.Import(ctx, allowlist.System, bad)
+	var e *allowlist.Error
+	if !asError(err, &e) || e.Code != allowlist.EINVALID || len(e.Fields) == 0 || e.Fields[0].Field != "sites[0].domains[1]" {
+		t.Fatalf("bad import error %#v", err)
+	}
+	if _, err := db2.FindDepartment(ctx, "dept-c"); allowlist.ErrorCode(err) != allowlist.ENOTFOUND {
+		t.Error("a failed import left a department behind")
+	}
+}
+
+func asError(err error, target **allowlist.Error) bool {
+	e, ok := err.(*allowlist.Error)
+	*target = e
+	return ok
+}
+
+func TestBackupRoundTrip(t *testing.T) {
+	db := mustOpen(t, 1)
+	seed(t, db, "dept-a")
+	must[allowlist.Site](t)(db.CreateSite(ctx, owner("dept-a"), allowlist.SiteInput{ID: "zoom", Name: "Zoom", Category: "other", Domains: []string{"*.zoom.us"}, Owner: allowlist.Owner{Name: "z"}}))
+	must[allowlist.Site](t)(db.SetSignoff(ctx, owner("dept-a"), "zoom", "dept-a", "approve", ""))
+	out := filepath.Join(t.TempDir(), "backup.db")
+	if err := db.Backup(ctx, out); err != nil {
+		t.Fatal(err)
+	}
+	restored, err := Open(out, Options{Quorum: 1, Key: db.opts.Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	a := must[allowlist.Catalogue](t)(db.Export(ctx))
+	b := must[allowlist.Catalogue](t)(restored.Export(ctx))
+	if !reflect.DeepEqual(a, b) {
+		t.Error("backup differs")
+	}
+	va := must[allowlist.Version](t)(db.FindVersion(ctx, "common", allowlist.Latest))
+	vb := must[allowlist.Version](t)(restored.FindVersion(ctx, "common", allowlist.Latest))
+	if string(va.Body) != string(vb.Body) || va.Version != vb.Version {
+		t.Error("backup versions differ")
+	}
+	if _, ok, _ := restored.VerifyAudit(ctx); !ok {
+		t.Error("backup audit broken")
+	}
+}

@@ -1,0 +1,159 @@
+package allowlist
+
+import (
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Length limits for free text, in characters.
+const (
+	maxName = 200
+	maxText = 4000
+	// MaxDomainsPerSite bounds one site's patterns.
+	MaxDomainsPerSite = 200
+)
+
+type checker struct{ fields []FieldError }
+
+func (c *checker) add(field, msg string) { c.fields = append(c.fields, FieldError{field, msg}) }
+
+func (c *checker) text(field, v string, required bool, max int) {
+	switch {
+	case required && strings.TrimSpace(v) == "":
+		c.add(field, "is required")
+	case utf8.RuneCountInString(v) > max:
+		c.add(field, "is longer than "+itoa(max)+" characters")
+	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' }):
+		c.add(field, "contains control characters")
+	}
+}
+
+func (c *checker) email(field, v string, required bool) {
+	if v == "" {
+		if required {
+			c.add(field, "is required")
+		}
+		return
+	}
+	if a, err := mail.ParseAddress(v); err != nil || a.Address != v || len(v) > 254 {
+		c.add(field, "is not an email address")
+	}
+}
+
+func (c *checker) url(field, v string) {
+	if v == "" {
+		return
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(v) > 2000 {
+		c.add(field, "is not an http(s) URL")
+	}
+}
+
+func (c *checker) err() error {
+	if len(c.fields) == 0 {
+		return nil
+	}
+	return Invalid(c.fields...)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// ValidateDepartment checks a new department. EINVALID.
+func ValidateDepartment(d Department) error {
+	var c checker
+	if !ValidDepartmentID(d.ID) {
+		c.add("id", "must be 2 to 32 of a-z, 0-9 and -, and not \"common\"")
+	}
+	c.text("name", d.Name, true, maxName)
+	if !contains(DepartmentKinds, d.Kind) {
+		c.add("kind", "must be one of "+strings.Join(DepartmentKinds, ", "))
+	}
+	return c.err()
+}
+
+// ValidateContact checks a new contact. EINVALID.
+func ValidateContact(ct Contact) error {
+	var c checker
+	c.text("name", ct.Name, true, maxName)
+	c.email("email", ct.Email, true)
+	c.text("role", ct.Role, false, maxName)
+	return c.err()
+}
+
+// NormalizeSite checks a proposal and returns it with its domains
+// normalised. EINVALID naming each bad field.
+func NormalizeSite(in SiteInput) (SiteInput, error) {
+	var c checker
+	if !ValidSiteID(in.ID) {
+		c.add("id", "must be 2 to 64 of a-z, 0-9 and -")
+	}
+	c.text("name", in.Name, true, maxName)
+	if !ValidCategory(in.Category) {
+		c.add("category", "must be one of "+strings.Join(Categories, ", "))
+	}
+	c.text("description", in.Description, false, maxText)
+	c.url("homepage", in.Homepage)
+	c.text("owner.name", in.Owner.Name, true, maxName)
+	c.email("owner.email", in.Owner.Email, false)
+	if len(in.Domains) > MaxDomainsPerSite {
+		c.add("domains", "at most "+itoa(MaxDomainsPerSite)+" patterns per site")
+	} else if d, err := NormalizeDomains(in.Domains); err != nil {
+		c.fields = append(c.fields, err.(*Error).Fields...)
+	} else {
+		in.Domains = d
+	}
+	return in, c.err()
+}
+
+// ValidateSignoff checks a decision. EINVALID.
+func ValidateSignoff(decision, comment string) error {
+	var c checker
+	if decision != DecisionApprove && decision != DecisionObject {
+		c.add("decision", "must be approve or object")
+	}
+	c.text("comment", comment, false, maxText)
+	return c.err()
+}
+
+// ValidateReason checks a suspension reason. EINVALID.
+func ValidateReason(reason string) error {
+	var c checker
+	c.text("reason", reason, true, maxText)
+	return c.err()
+}
+
+// ValidateRequest checks a staff request. EINVALID.
+func ValidateRequest(r Request) error {
+	var c checker
+	c.text("tool", r.Tool, true, maxName)
+	c.url("url", r.URL)
+	c.text("reason", r.Reason, true, maxText)
+	if !ValidDepartmentID(r.Department) {
+		c.add("department", "must be a department id")
+	}
+	c.email("email", r.Email, false)
+	return c.err()
+}
+
+// ValidateToken checks a new token's role and department. EINVALID.
+func ValidateToken(t Token) error {
+	var c checker
+	switch t.Role {
+	case RoleAdmin, RoleReader:
+		if t.Department != "" {
+			c.add("department", "only owner tokens belong to a department")
+		}
+	case RoleOwner:
+		if !ValidDepartmentID(t.Department) {
+			c.add("department", "an owner token needs a department id")
+		}
+	default:
+		c.add("role", "must be admin, owner or reader")
+	}
+	c.text("name", t.Name, true, maxName)
+	return c.err()
+}
