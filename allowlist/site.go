@@ -78,7 +78,7 @@ type Owner struct {
 type Signoff struct {
 	Department string    `json:"department" yaml:"department"`
 	Decision   string    `json:"decision" yaml:"decision"`
-	By         string    `json:"by" yaml:"by"`
+	By         string    `json:"by,omitempty" yaml:"by"`
 	Comment    string    `json:"comment" yaml:"comment,omitempty"`
 	At         time.Time `json:"at" yaml:"at"`
 	Revision   int       `json:"revision" yaml:"revision"`

@@ -32,6 +32,8 @@ var migrations embed.FS
 // Options configure a DB.
 type Options struct {
 	// Quorum is the number of approvals that put a site on the common list.
+	// Zero keeps the quorum stored in the database (2 for a new one), so
+	// that command-line tools never republish lists under another rule.
 	Quorum int
 	// Key signs published versions.
 	Key ed25519.PrivateKey
@@ -74,9 +76,6 @@ func dsn(path string, txlock string) string {
 
 // Open opens (creating if needed) and migrates the database at path.
 func Open(path string, opts Options) (*DB, error) {
-	if opts.Quorum < 1 {
-		opts.Quorum = 2
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -100,10 +99,32 @@ func Open(path string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	var stored string
+	err = r.QueryRow("SELECT value FROM meta WHERE key = 'quorum'").Scan(&stored)
+	if err != nil && err != sql.ErrNoRows {
+		db.Close()
+		return nil, fmt.Errorf("read quorum: %w", err)
+	}
+	if db.opts.Quorum < 1 {
+		db.opts.Quorum, _ = strconv.Atoi(stored)
+		if db.opts.Quorum < 1 {
+			db.opts.Quorum = 2
+		}
+	}
 	// Make sure every scope exists and matches the current rules (the
 	// quorum may have changed since the last start).
 	if err := db.update(context.Background(), allowlist.System, func(tx *sql.Tx) (string, string, any, error) {
-		return "", "", nil, nil
+		q := strconv.Itoa(db.opts.Quorum)
+		if q == stored {
+			return "", "", nil, nil
+		}
+		if _, err := tx.Exec("INSERT INTO meta (key, value) VALUES ('quorum', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", q); err != nil {
+			return "", "", nil, fmt.Errorf("store quorum: %w", err)
+		}
+		if stored == "" {
+			return "", "", nil, nil
+		}
+		return "registry.quorum", "quorum", map[string]string{"from": stored, "to": q}, nil
 	}); err != nil {
 		db.Close()
 		return nil, err
@@ -119,6 +140,9 @@ func (db *DB) Close() error {
 	err2 := db.write.Close()
 	return errors.Join(err1, err2)
 }
+
+// Quorum returns the number of approvals that put a site on common.
+func (db *DB) Quorum() int { return db.opts.Quorum }
 
 // Ping reports whether the database answers.
 func (db *DB) Ping(ctx context.Context) error {

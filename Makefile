@@ -1,0 +1,43 @@
+# Cross-government allow-list service. `make help` lists the targets.
+GO      ?= go
+BIN     := bin/allowlist
+DB      ?= var/registry.db
+LISTEN  ?= 127.0.0.1:8080
+PKGS    := ./...
+
+.PHONY: help build run test test-short bench fuzz lint fmt tidy clean
+
+help: ## show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/allowlist
+	$(GO) build -o $(BIN) ./cmd/allowlist
+
+run: build ## start the registry on 127.0.0.1:8080, seeded on first start
+	@mkdir -p var
+	./$(BIN) serve --db $(DB) --listen $(LISTEN) --seed
+
+test: build ## run every test (real SQLite, sockets and processes)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-short: ## skip the slow tests
+	$(GO) test -short -count=1 $(PKGS)
+
+bench: ## matcher benchmarks with the map-walk peer in the same run
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 30m ./allowlist/
+
+fuzz: ## run each fuzz target briefly (FUZZTIME=30s)
+	$(GO) test -run '^$$' -fuzz FuzzParsePattern -fuzztime $${FUZZTIME:-30s} ./allowlist/
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+tidy: ## tidy go.mod
+	$(GO) mod tidy
+
+clean: ## remove build output (keeps var/ and its data)
+	rm -rf bin

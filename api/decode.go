@@ -1,0 +1,158 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/labstack/echo/v4"
+)
+
+// MaxBody is the largest request body accepted (1 MiB).
+const MaxBody = 1 << 20
+
+// maxDepth bounds JSON nesting; no request of ours needs more than a few.
+const maxDepth = 16
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	return enc.Encode(v)
+}
+
+// decode reads a JSON request body into v strictly:
+//   - 415 unless the content type is application/json (charset utf-8 only);
+//   - 413 when the body is over MaxBody, whatever Content-Length says;
+//   - 400 for malformed JSON, invalid UTF-8, trailing data, nesting deeper
+//     than maxDepth, duplicate keys (also differing only in case), keys
+//     that are not lower-case, unknown fields and wrong types.
+//
+// Go's decoder would otherwise match keys case-insensitively and let the
+// last duplicate win, so {"domain":"a","DOMAIN":"b"} could smuggle a value
+// past a proxy or a log that read the first.
+func decode(c echo.Context, v any) error {
+	r := c.Request()
+	mt, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if err != nil || mt != "application/json" {
+		return errStatus(http.StatusUnsupportedMediaType, "send the body as application/json")
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return errStatus(http.StatusUnsupportedMediaType, "the only charset accepted is utf-8")
+	}
+	if r.ContentLength > MaxBody {
+		return errStatus(http.StatusRequestEntityTooLarge, "the body is larger than 1 MiB")
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errStatus(http.StatusRequestEntityTooLarge, "the body is larger than 1 MiB")
+		}
+		return errStatus(http.StatusBadRequest, "could not read the body")
+	}
+	if len(body) > MaxBody {
+		return errStatus(http.StatusRequestEntityTooLarge, "the body is larger than 1 MiB")
+	}
+	if !utf8.Valid(body) {
+		return errStatus(http.StatusBadRequest, "the body is not valid UTF-8")
+	}
+	if err := checkKeys(body); err != nil {
+		return errStatus(http.StatusBadRequest, err.Error())
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errStatus(http.StatusBadRequest, jsonMessage(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errStatus(http.StatusBadRequest, "unexpected data after the JSON value")
+	}
+	return nil
+}
+
+func jsonMessage(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			return fmt.Sprintf("the body must be a JSON %s", "object")
+		}
+		return fmt.Sprintf("field %s must be of type %s", field, te.Type.String())
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "malformed JSON: the body ends too soon"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return "malformed JSON"
+}
+
+// checkKeys walks the JSON tokens and refuses duplicate keys (compared
+// case-insensitively), keys with upper-case letters, and deep nesting.
+func checkKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		expect bool // the next string token in an object is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return errors.New(jsonMessage(err))
+		}
+		top := (*frame)(nil)
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.expect {
+			if key, ok := tok.(string); ok {
+				lk := strings.ToLower(key)
+				if lk != key {
+					return fmt.Errorf("field names are lower-case: %q", key)
+				}
+				if top.keys[lk] {
+					return fmt.Errorf("duplicate field %q", key)
+				}
+				top.keys[lk] = true
+				top.expect = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if len(stack) >= maxDepth {
+				return errors.New("JSON nested too deeply")
+			}
+			if top != nil && top.object {
+				top.expect = true
+			}
+			stack = append(stack, &frame{object: tok == json.Delim('{'), keys: map[string]bool{}, expect: tok == json.Delim('{')})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		default:
+			if top != nil && top.object {
+				top.expect = true
+			}
+		}
+	}
+}
+
+// invalid is a convenience for handler-level validation failures.
+func invalid(field, msg string) error {
+	return allowlist.Invalid(allowlist.FieldError{Field: field, Message: msg})
+}

@@ -1,0 +1,191 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/cross-gov/allowlist/allowlist"
+)
+
+// hub knows each scope's current version without asking the database,
+// wakes watchers when one moves, and keeps rendered lists and compiled
+// matchers so that a version is rendered once, not per request.
+type hub struct {
+	reg allowlist.Registry
+
+	mu       sync.Mutex
+	current  map[string]int64
+	changed  map[string]chan struct{} // closed when the scope moves
+	rendered map[renderKey]*rendered
+	matchers map[string]*compiled
+}
+
+type renderKey struct {
+	scope   string
+	version int64
+	format  string
+}
+
+// rendered is one version of a scope in one format, ready to serve.
+type rendered struct {
+	scope       string
+	version     int64
+	format      allowlist.Format
+	body        []byte
+	etag        string
+	signature   string
+	sha256      string
+	contentType string
+}
+
+// compiled is the matcher for one version of a scope.
+type compiled struct {
+	list    allowlist.List
+	matcher *allowlist.Matcher
+}
+
+// maxRendered bounds the cache; past it, entries of old versions go.
+const maxRendered = 512
+
+func newHub(reg allowlist.Registry) *hub {
+	return &hub{reg: reg, current: map[string]int64{}, changed: map[string]chan struct{}{},
+		rendered: map[renderKey]*rendered{}, matchers: map[string]*compiled{}}
+}
+
+// refresh reads every scope's version from the store and wakes watchers
+// of those that moved. It catches changes made by another process (the
+// CLI); changes made here arrive through notify at once.
+func (h *hub) refresh(ctx context.Context) error {
+	scopes, err := h.reg.FindScopes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range scopes {
+		h.notify(s.Scope, s.Version)
+	}
+	return nil
+}
+
+// notify records that scope is at version and wakes its watchers.
+func (h *hub) notify(scope string, version int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cur, known := h.current[scope]
+	if known && version <= cur {
+		return
+	}
+	h.current[scope] = version
+	if ch, ok := h.changed[scope]; ok {
+		close(ch)
+		delete(h.changed, scope)
+	}
+}
+
+// version returns a scope's current version.
+func (h *hub) version(scope string) (int64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, ok := h.current[scope]
+	return v, ok
+}
+
+// changes returns the scope's current version and a channel closed when
+// it next moves.
+func (h *hub) changes(scope string) (int64, <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch, ok := h.changed[scope]
+	if !ok {
+		ch = make(chan struct{})
+		h.changed[scope] = ch
+	}
+	return h.current[scope], ch
+}
+
+// scopeVersion resolves Latest to the current version, with ENOTFOUND for
+// an unknown scope.
+func (h *hub) scopeVersion(scope string, version int64) (int64, error) {
+	cur, ok := h.version(scope)
+	if !ok {
+		return 0, allowlist.Errorf(allowlist.ENOTFOUND, "scope %q not found", scope)
+	}
+	if version == allowlist.Latest {
+		return cur, nil
+	}
+	if version > cur {
+		return 0, allowlist.Errorf(allowlist.ENOTFOUND, "scope %q has no version %d yet", scope, version)
+	}
+	return version, nil
+}
+
+// get returns a version of a scope rendered in a format.
+func (h *hub) get(ctx context.Context, scope string, version int64, f allowlist.Format) (*rendered, error) {
+	version, err := h.scopeVersion(scope, version)
+	if err != nil {
+		return nil, err
+	}
+	key := renderKey{scope, version, f.Name}
+	h.mu.Lock()
+	r, ok := h.rendered[key]
+	h.mu.Unlock()
+	if ok {
+		return r, nil
+	}
+	v, err := h.reg.FindVersion(ctx, scope, version)
+	if err != nil {
+		return nil, err
+	}
+	l, err := allowlist.ParseList(v.Body)
+	if err != nil {
+		return nil, fmt.Errorf("stored list %s/%d: %w", scope, version, err)
+	}
+	r = &rendered{
+		scope: scope, version: version, format: f, body: f.Render(l, v.Body),
+		signature: v.Signature, sha256: v.SHA256, contentType: f.ContentType,
+		// The ETag names the exact bytes: scope, version, format and the
+		// content hash, which never change for a version.
+		etag: `"` + scope + "-" + strconv.FormatInt(version, 10) + "-" + f.Name + "-" + v.SHA256[:16] + `"`,
+	}
+	h.mu.Lock()
+	if len(h.rendered) >= maxRendered {
+		for k := range h.rendered {
+			if h.current[k.scope] != k.version {
+				delete(h.rendered, k)
+			}
+		}
+	}
+	h.rendered[key] = r
+	h.mu.Unlock()
+	return r, nil
+}
+
+// matcher returns the compiled matcher for a scope's current version.
+func (h *hub) matcher(ctx context.Context, scope string) (*compiled, error) {
+	version, err := h.scopeVersion(scope, allowlist.Latest)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	c, ok := h.matchers[scope]
+	h.mu.Unlock()
+	if ok && c.list.Version == version {
+		return c, nil
+	}
+	v, err := h.reg.FindVersion(ctx, scope, version)
+	if err != nil {
+		return nil, err
+	}
+	l, err := allowlist.ParseList(v.Body)
+	if err != nil {
+		return nil, fmt.Errorf("stored list %s/%d: %w", scope, version, err)
+	}
+	c = &compiled{list: l, matcher: allowlist.Compile(l.Patterns())}
+	h.mu.Lock()
+	if cur, ok := h.matchers[scope]; !ok || cur.list.Version < c.list.Version {
+		h.matchers[scope] = c
+	}
+	h.mu.Unlock()
+	return c, nil
+}

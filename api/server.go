@@ -1,0 +1,320 @@
+// Package api serves the registry's REST API with echo: the routes, who
+// may call each, problem+json errors, list publishing with ETags and the
+// watch long-poll. It knows the registry only through allowlist.Registry.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/time/rate"
+)
+
+// Config configures the API.
+type Config struct {
+	// PublicLists lets anyone read published lists; when false, a token
+	// (any role) is needed.
+	PublicLists bool
+	// Quorum is shown to staff in check answers.
+	Quorum int
+	// RequestsPerMinute bounds anonymous staff requests per client address.
+	RequestsPerMinute int
+	// MaxWatch caps the watch timeout a client may ask for.
+	MaxWatch time.Duration
+	// RefreshEvery is how often the server re-reads scope versions written
+	// by other processes.
+	RefreshEvery time.Duration
+	Logger       *slog.Logger
+	// Ready reports whether the store is usable (for /readyz).
+	Ready func(context.Context) error
+}
+
+// Server is the REST API.
+type Server struct {
+	reg     allowlist.Registry
+	cfg     Config
+	log     *slog.Logger
+	echo    *echo.Echo
+	hub     *hub
+	metrics *metrics
+	routes  []route
+}
+
+// access says who may call a route.
+type access int
+
+const (
+	public     access = iota // anyone
+	listReader               // anyone when lists are public, else any token
+	anyToken                 // any authenticated role
+	ownerAny                 // any owner, or admin
+	ownerParam               // an owner of the department named by the route, or admin
+	siteOwner                // an owner of the site's proposing department, or admin
+	adminOnly                // admin
+)
+
+// route is one endpoint: the single table of what the API serves and who
+// may call it.
+type route struct {
+	method, path string
+	handler      echo.HandlerFunc
+	access       access
+	param        string // the path parameter naming the department, for ownerParam
+	limited      bool   // rate limited per client address
+}
+
+func (s *Server) table() []route {
+	return []route{
+		{method: "GET", path: "/healthz", handler: s.handleHealth, access: public},
+		{method: "GET", path: "/readyz", handler: s.handleReady, access: public},
+		{method: "GET", path: "/metrics", handler: s.handleMetrics, access: public},
+		{method: "GET", path: "/v1/openapi.json", handler: s.handleOpenAPI, access: public},
+
+		{method: "POST", path: "/v1/departments", handler: s.handleDepartmentCreate, access: adminOnly},
+		{method: "GET", path: "/v1/departments", handler: s.handleDepartmentList, access: public},
+		{method: "GET", path: "/v1/departments/:id", handler: s.handleDepartmentGet, access: public},
+		{method: "POST", path: "/v1/departments/:id/contacts", handler: s.handleContactCreate, access: ownerParam, param: "id"},
+		{method: "GET", path: "/v1/departments/:id/contacts", handler: s.handleContactList, access: ownerAny},
+
+		{method: "POST", path: "/v1/tokens", handler: s.handleTokenCreate, access: adminOnly},
+		{method: "GET", path: "/v1/tokens", handler: s.handleTokenList, access: adminOnly},
+		{method: "DELETE", path: "/v1/tokens/:id", handler: s.handleTokenRevoke, access: adminOnly},
+
+		{method: "POST", path: "/v1/sites", handler: s.handleSiteCreate, access: ownerAny},
+		{method: "GET", path: "/v1/sites", handler: s.handleSiteList, access: public},
+		{method: "GET", path: "/v1/sites/:id", handler: s.handleSiteGet, access: public},
+		{method: "PATCH", path: "/v1/sites/:id", handler: s.handleSiteUpdate, access: siteOwner},
+		{method: "PUT", path: "/v1/sites/:id/signoffs/:department", handler: s.handleSignoffSet, access: ownerParam, param: "department"},
+		{method: "DELETE", path: "/v1/sites/:id/signoffs/:department", handler: s.handleSignoffDelete, access: ownerParam, param: "department"},
+		{method: "POST", path: "/v1/sites/:id/suspend", handler: s.handleSiteSuspend, access: adminOnly},
+		{method: "POST", path: "/v1/sites/:id/reinstate", handler: s.handleSiteReinstate, access: adminOnly},
+
+		{method: "GET", path: "/v1/check", handler: s.handleCheck, access: public},
+		{method: "POST", path: "/v1/requests", handler: s.handleRequestCreate, access: public, limited: true},
+		{method: "GET", path: "/v1/requests", handler: s.handleRequestList, access: ownerAny},
+
+		{method: "GET", path: "/v1/audit", handler: s.handleAudit, access: adminOnly},
+
+		{method: "GET", path: "/v1/lists", handler: s.handleScopes, access: listReader},
+		{method: "GET", path: "/v1/lists/:scope", handler: s.handleList, access: listReader},
+		{method: "GET", path: "/v1/lists/:scope/versions", handler: s.handleVersions, access: listReader},
+		{method: "GET", path: "/v1/lists/:scope/versions/:n", handler: s.handleVersion, access: listReader},
+		{method: "GET", path: "/v1/lists/:scope/diff", handler: s.handleDiff, access: listReader},
+		{method: "GET", path: "/v1/lists/:scope/watch", handler: s.handleWatch, access: listReader},
+		{method: "GET", path: "/v1/keys", handler: s.handleKeys, access: public},
+	}
+}
+
+// New builds the API over a registry. Call Notify from the store's
+// OnPublish hook, and Run (or Start) to keep versions fresh.
+func New(reg allowlist.Registry, cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxWatch <= 0 {
+		cfg.MaxWatch = 5 * time.Minute
+	}
+	if cfg.RefreshEvery <= 0 {
+		cfg.RefreshEvery = 2 * time.Second
+	}
+	if cfg.RequestsPerMinute <= 0 {
+		cfg.RequestsPerMinute = 10
+	}
+	if cfg.Quorum <= 0 {
+		cfg.Quorum = 2
+	}
+	s := &Server{reg: reg, cfg: cfg, log: cfg.Logger, hub: newHub(reg), metrics: newMetrics()}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.logRequests, middleware.Recover(), s.authenticate)
+	limiter := middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+			Rate: rate.Limit(float64(cfg.RequestsPerMinute) / 60), Burst: cfg.RequestsPerMinute, ExpiresIn: 10 * time.Minute,
+		}),
+		IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, 60/cfg.RequestsPerMinute)))
+			return errStatus(http.StatusTooManyRequests, "too many requests from this address; try again later")
+		},
+	})
+	s.routes = s.table()
+	for _, r := range s.routes {
+		mw := []echo.MiddlewareFunc{s.authorize(r)}
+		if r.limited {
+			mw = append([]echo.MiddlewareFunc{limiter}, mw...)
+		}
+		e.Add(r.method, r.path, r.handler, mw...)
+	}
+	// Only real clients' addresses count; X-Forwarded-For is trusted only
+	// from loopback (a local reverse proxy).
+	e.IPExtractor = echo.ExtractIPFromXFFHeader(echo.TrustLoopback(true), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false))
+	s.echo = e
+	return s
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Notify tells watchers that a scope moved to version; wire it to the
+// store's OnPublish.
+func (s *Server) Notify(scope string, version int64) {
+	s.hub.notify(scope, version)
+	s.metrics.listVersion.WithLabelValues(scope).Set(float64(version))
+}
+
+// Start loads the current versions and keeps re-reading them until ctx ends.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.refresh(ctx); err != nil {
+		return err
+	}
+	go func() {
+		t := time.NewTicker(s.cfg.RefreshEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.refresh(ctx); err != nil && ctx.Err() == nil {
+					s.log.Warn("refresh list versions", "err", err)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+func (s *Server) refresh(ctx context.Context) error {
+	scopes, err := s.reg.FindScopes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sc := range scopes {
+		s.Notify(sc.Scope, sc.Version)
+	}
+	return nil
+}
+
+
+func actorOf(c echo.Context) allowlist.Actor {
+	a, _ := c.Get("actor").(allowlist.Actor)
+	return a
+}
+
+// authenticate reads a bearer token, if any. A token that is sent but
+// unknown is refused everywhere, with the same answer for every failure.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header.Get(echo.HeaderAuthorization)
+		if h == "" {
+			return next(c)
+		}
+		scheme, secret, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return allowlist.Errorf(allowlist.EUNAUTHORIZED, "missing, unknown, expired or revoked token")
+		}
+		a, err := s.reg.Authenticate(c.Request().Context(), strings.TrimSpace(secret))
+		if err != nil {
+			return err
+		}
+		c.Set("actor", a)
+		return next(c)
+	}
+}
+
+var (
+	errNeedToken = allowlist.Errorf(allowlist.EUNAUTHORIZED, "this needs a token: send Authorization: Bearer TOKEN")
+	errForbidden = allowlist.Errorf(allowlist.EFORBIDDEN, "your token does not allow this")
+)
+
+// authorize enforces a route's access rule before its handler runs.
+func (s *Server) authorize(r route) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			a := actorOf(c)
+			allowed := false
+			switch r.access {
+			case public:
+				allowed = true
+			case listReader:
+				allowed = s.cfg.PublicLists || a.Role != ""
+			case anyToken:
+				allowed = a.Role != ""
+			case ownerAny:
+				allowed = a.Role == allowlist.RoleAdmin || a.Role == allowlist.RoleOwner
+			case ownerParam:
+				allowed = a.Role == allowlist.RoleAdmin || (a.Role == allowlist.RoleOwner && a.Department == c.Param(r.param))
+			case siteOwner:
+				allowed = a.Role == allowlist.RoleAdmin
+				if a.Role == allowlist.RoleOwner {
+					site, err := s.reg.FindSite(c.Request().Context(), c.Param("id"))
+					if err != nil {
+						return err
+					}
+					allowed = site.ProposedBy == a.Department
+				}
+			case adminOnly:
+				allowed = a.Role == allowlist.RoleAdmin
+			}
+			if allowed {
+				return next(c)
+			}
+			if a.Role == "" {
+				return errNeedToken
+			}
+			return errForbidden
+		}
+	}
+}
+
+// logRequests writes one structured line per request and records metrics.
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		d := time.Since(start)
+		s.metrics.observe(c.Request().Method, route, status, d)
+		s.log.Info("request", "method", c.Request().Method, "route", route, "path", c.Request().URL.Path,
+			"status", status, "duration_ms", float64(d.Microseconds())/1000, "remote", c.RealIP(), "actor", actorOf(c).String())
+		return nil
+	}
+}
+
+func (s *Server) handleHealth(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReady(c echo.Context) error {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(c.Request().Context()); err != nil {
+			s.log.Warn("not ready", "err", err)
+			return errStatus(http.StatusServiceUnavailable, "the database is not usable")
+		}
+	}
+	if _, ok := s.hub.version(allowlist.ScopeCommon); !ok {
+		return errStatus(http.StatusServiceUnavailable, "list versions not loaded yet")
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) handleMetrics(c echo.Context) error {
+	s.metrics.handler.ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/sqlite"
+	"gopkg.in/yaml.v3"
+)
+
+func runTokenCreate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token create", "token create --db PATH --role admin|owner|reader [--department ID] --name NAME [--expires 720h]", stderr)
+	db := fs.String("db", "", "database path (created if missing)")
+	role := fs.String("role", "", "admin, owner or reader")
+	dept := fs.String("department", "", "the owner's department id")
+	name := fs.String("name", "", "who or what the token is for")
+	expires := fs.Duration("expires", 0, "lifetime, e.g. 720h (default: no expiry)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	store, err := openDB(*db, "", sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	t := allowlist.Token{Role: *role, Department: *dept, Name: *name}
+	if *expires > 0 {
+		e := time.Now().Add(*expires)
+		t.ExpiresAt = &e
+	}
+	t, secret, err := store.CreateToken(context.Background(), allowlist.System, t)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "created %s token %d (%s); it is shown once:\n", t.Role, t.ID, t.Name)
+	fmt.Fprintln(stdout, secret)
+	return nil
+}
+
+func runTokenRevoke(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token revoke", "token revoke --db PATH ID", stderr)
+	db := fs.String("db", "", "database path")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("give one token id")
+	}
+	id, err := strconv.ParseInt(pos[0], 10, 64)
+	if err != nil {
+		return fmt.Errorf("token id %q is not a number", pos[0])
+	}
+	store, err := openDB(*db, "", sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.RevokeToken(context.Background(), allowlist.System, id); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked token %d\n", id)
+	return nil
+}
+
+func runImport(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("import", "import FILE.yaml --db PATH", stderr)
+	db := fs.String("db", "var/registry.db", "database path (created if missing)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("give one YAML file")
+	}
+	b, err := os.ReadFile(pos[0])
+	if err != nil {
+		return err
+	}
+	c, err := decodeCatalogue(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w (nothing was imported)", pos[0], err)
+	}
+	store, err := openDB(*db, "", sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Import(context.Background(), allowlist.System, c); err != nil {
+		return explain(b, pos[0], err)
+	}
+	fmt.Fprintf(stdout, "imported %d departments and %d sites\n", len(c.Departments), len(c.Sites))
+	return nil
+}
+
+func runExport(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("export", "export --db PATH > FILE.yaml", stderr)
+	db := fs.String("db", "var/registry.db", "database path")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if _, err := os.Stat(*db); err != nil {
+		return err
+	}
+	store, err := openDB(*db, "", sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	c, err := store.Export(context.Background())
+	if err != nil {
+		return err
+	}
+	enc := yaml.NewEncoder(stdout)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+func runAuditVerify(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("audit verify", "audit verify --db PATH", stderr)
+	db := fs.String("db", "var/registry.db", "database path")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if _, err := os.Stat(*db); err != nil {
+		return err
+	}
+	store, err := openDB(*db, "", sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	seq, ok, err := store.VerifyAudit(context.Background())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &exitError{code: 1, err: fmt.Errorf("audit chain broken at entry %d", seq)}
+	}
+	fmt.Fprintln(stdout, "audit chain intact")
+	return nil
+}
+
+func runKeygen(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("keygen", "keygen [--key PATH | --db PATH]", stderr)
+	db := fs.String("db", "var/registry.db", "database whose key to use (key at DB + .key)")
+	keyPath := fs.String("key", "", "key file (overrides --db)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	path := *keyPath
+	if path == "" {
+		path = keyPathFor(*db)
+	}
+	key, created, err := loadOrCreateKey(path)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(stderr, "created signing key %s\n", path)
+	}
+	fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey)))
+	return nil
+}
+
+func runBackup(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("backup", "backup --db PATH --out FILE", stderr)
+	db := fs.String("db", "var/registry.db", "live database path")
+	out := fs.String("out", "", "where to write the copy (must not exist)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("--out is required")
+	}
+	if _, err := os.Stat(*out); err == nil {
+		return fmt.Errorf("%s already exists", *out)
+	}
+	if _, err := os.Stat(*db); err != nil {
+		return err
+	}
+	store, err := openDB(*db, "", sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Backup(context.Background(), *out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s; copy %s with it, it signs the lists\n", *out, keyPathFor(*db))
+	return nil
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cross-gov/allowlist/api"
+)
+
+func runCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check", "check DOMAIN [--department ID] [--registry URL]", stderr)
+	dept := fs.String("department", "", "check your department's list instead of common")
+	registry := fs.String("registry", envOr("ALLOWLIST_REGISTRY", "http://127.0.0.1:8080"), "registry URL ($ALLOWLIST_REGISTRY)")
+	token := fs.String("token", os.Getenv("ALLOWLIST_TOKEN"), "optional token ($ALLOWLIST_TOKEN); owners also see contacts")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if len(pos) != 1 {
+		return &exitError{code: 2, err: errors.New("give one domain")}
+	}
+	q := url.Values{"domain": {pos[0]}}
+	if *dept != "" {
+		q.Set("department", *dept)
+	}
+	req, err := http.NewRequest("GET", strings.TrimRight(*registry, "/")+"/v1/check?"+q.Encode(), nil)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if *token != "" {
+		req.Header.Set("Authorization", "Bearer "+*token)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		var p api.Problem
+		if json.Unmarshal(body, &p) == nil && p.Detail != "" {
+			msg := p.Detail
+			for _, f := range p.Errors {
+				msg = f.Field + ": " + f.Message
+			}
+			return &exitError{code: 2, err: fmt.Errorf("%s (HTTP %d)", msg, resp.StatusCode)}
+		}
+		return &exitError{code: 2, err: fmt.Errorf("registry answered HTTP %d", resp.StatusCode)}
+	}
+	var r api.CheckResult
+	if err := json.Unmarshal(body, &r); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("unreadable answer: %w", err)}
+	}
+	if r.Allowed {
+		fmt.Fprintf(stdout, "%s is ALLOWED on list %s (version %d)\n", r.Domain, r.Scope, r.Version)
+		fmt.Fprintf(stdout, "  matched %s, site %s (%s, %s)\n", r.Match.Pattern, r.Match.Site.Name, r.Match.Site.ID, r.Match.Site.Category)
+		var approvers []string
+		for _, so := range r.Signoffs {
+			if so.Decision == "approve" {
+				approvers = append(approvers, so.Department)
+			}
+		}
+		if len(approvers) > 0 {
+			fmt.Fprintf(stdout, "  approved by: %s\n", strings.Join(approvers, ", "))
+		}
+	} else {
+		fmt.Fprintf(stdout, "%s is NOT on list %s (version %d)\n", r.Domain, r.Scope, r.Version)
+	}
+	fmt.Fprintf(stdout, "  %s\n", r.HowToRequest)
+	if !r.Allowed {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

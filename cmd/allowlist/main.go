@@ -1,0 +1,121 @@
+// Command allowlist is the cross-government allow-list service: the
+// registry (serve), its administration (token, import, export, audit,
+// backup, keygen), staff look-ups (check) and the DNS resolver (resolve).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// command is one subcommand.
+type command struct {
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) error
+}
+
+var commands map[string]command
+
+func init() {
+	commands = map[string]command{
+		"serve":        {"run the registry (REST API)", runServe},
+		"token create": {"create an API token and print it", runTokenCreate},
+		"token revoke": {"revoke an API token by id", runTokenRevoke},
+		"check":        {"check whether a domain is allowed", runCheck},
+		"audit verify": {"verify the audit log's hash chain", runAuditVerify},
+		"import":       {"import a YAML catalogue", runImport},
+		"export":       {"export the registry as a YAML catalogue", runExport},
+		"keygen":       {"create the list-signing key if missing; print its public key", runKeygen},
+		"backup":       {"write a consistent copy of a live database", runBackup},
+	}
+}
+
+// exitError carries a specific exit status.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: allowlist COMMAND [flags]  (allowlist COMMAND --help for its flags)")
+	fmt.Fprintln(w, "\ncommands:")
+	var names []string
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-14s %s\n", n, commands[n].summary)
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	name := args[0]
+	rest := args[1:]
+	if _, ok := commands[name]; !ok && len(args) > 1 {
+		name, rest = args[0]+" "+args[1], args[2:]
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "allowlist: unknown command %q\n", strings.Join(args[:min(2, len(args))], " "))
+		usage(stderr)
+		return 2
+	}
+	err := cmd.run(rest, stdout, stderr)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil && ee.err.Error() != "" {
+			fmt.Fprintf(stderr, "allowlist %s: %v\n", name, ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "allowlist %s: %v\n", name, err)
+	return 1
+}
+
+// newFlags makes a flag set whose --help prints the command's usage.
+func newFlags(name, usageLine string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: allowlist %s\n\n%s\n\nflags:\n", usageLine, commands[name].summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags, allowing them after positional arguments too.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/sqlite"
+	"github.com/cross-gov/allowlist/api"
+	"github.com/cross-gov/allowlist/data"
+	"gopkg.in/yaml.v3"
+)
+
+// ServeConfig is the registry's configuration file.
+type ServeConfig struct {
+	Listen            string `yaml:"listen"`
+	DB                string `yaml:"db"`
+	Quorum            int    `yaml:"quorum"`
+	PublicLists       bool   `yaml:"public_lists"`
+	SigningKey        string `yaml:"signing_key"`
+	LogLevel          string `yaml:"log_level"`
+	Seed              bool   `yaml:"seed"`
+	RequestsPerMinute int    `yaml:"requests_per_minute"`
+}
+
+// DefaultServeConfig is what a missing file or key means.
+func DefaultServeConfig() ServeConfig {
+	return ServeConfig{Listen: "127.0.0.1:8080", DB: "var/registry.db", Quorum: 2, PublicLists: true, LogLevel: "info", RequestsPerMinute: 10}
+}
+
+// Validate names the first bad key.
+func (c ServeConfig) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not host:port", c.Listen)
+	}
+	if c.DB == "" {
+		return errors.New("db: a path is required")
+	}
+	if c.Quorum < 1 || c.Quorum > 1000 {
+		return fmt.Errorf("quorum: %d is not between 1 and 1000", c.Quorum)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if c.RequestsPerMinute < 1 {
+		return errors.New("requests_per_minute: must be at least 1")
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("log_level: %q is not debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// loadYAML decodes a config file strictly over defaults.
+func loadYAML(path string, into any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(into); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+func runServe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", "serve [--config FILE] [--db PATH] [--listen ADDR] [--seed]", stderr)
+	configPath := fs.String("config", "", "YAML config file (flags override it)")
+	def := DefaultServeConfig()
+	db := fs.String("db", def.DB, "SQLite database path (created if missing)")
+	listen := fs.String("listen", def.Listen, "address to listen on")
+	quorum := fs.Int("quorum", def.Quorum, "approvals that put a site on the common list")
+	publicLists := fs.Bool("public-lists", def.PublicLists, "let anyone read published lists")
+	keyPath := fs.String("signing-key", "", "Ed25519 signing key (default: DB path + .key, created if missing)")
+	logLevel := fs.String("log-level", def.LogLevel, "debug, info, warn or error")
+	seed := fs.Bool("seed", false, "load the built-in catalogue into an empty registry and print an admin token")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg := def
+	if *configPath != "" {
+		if err := loadYAML(*configPath, &cfg); err != nil {
+			return err
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "db":
+			cfg.DB = *db
+		case "listen":
+			cfg.Listen = *listen
+		case "quorum":
+			cfg.Quorum = *quorum
+		case "public-lists":
+			cfg.PublicLists = *publicLists
+		case "signing-key":
+			cfg.SigningKey = *keyPath
+		case "log-level":
+			cfg.LogLevel = *logLevel
+		case "seed":
+			cfg.Seed = *seed
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	level, _ := parseLevel(cfg.LogLevel)
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	var srv *api.Server
+	store, err := openDB(cfg.DB, cfg.SigningKey, sqlite.Options{
+		Quorum: cfg.Quorum,
+		OnPublish: func(scope string, version int64) {
+			log.Info("list published", "scope", scope, "version", version)
+			if srv != nil {
+				srv.Notify(scope, version)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if cfg.Seed {
+		if err := seedOnce(ctx, store, stdout, log); err != nil {
+			return err
+		}
+	}
+	srv = api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute, Logger: log, Ready: store.Ping})
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := srv.Start(runCtx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	// Watch requests may legitimately wait minutes, so there is no
+	// WriteTimeout; each handler bounds its own time.
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("registry listening", "addr", ln.Addr().String(), "db", cfg.DB, "quorum", store.Quorum(), "public_lists", cfg.PublicLists)
+	fmt.Fprintf(stdout, "registry listening on http://%s\n", ln.Addr())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	cancel() // stop refreshing; watchers end with their clients or timeouts
+	shutdown, done := context.WithTimeout(context.Background(), 15*time.Second)
+	defer done()
+	if err := hs.Shutdown(shutdown); err != nil {
+		log.Warn("shutdown", "err", err)
+		hs.Close()
+	}
+	if err := store.Close(); err != nil {
+		return fmt.Errorf("close database: %w", err)
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+// seedOnce loads the built-in catalogue into a registry that has no
+// departments and no sites yet, and prints a new admin token, once.
+func seedOnce(ctx context.Context, store *sqlite.DB, stdout io.Writer, log *slog.Logger) error {
+	depts, err := store.FindDepartments(ctx)
+	if err != nil {
+		return err
+	}
+	sites, err := store.FindSites(ctx, allowlist.SiteFilter{})
+	if err != nil {
+		return err
+	}
+	if len(depts) > 0 || len(sites) > 0 {
+		log.Info("registry already has data: not seeding")
+		return nil
+	}
+	c, err := decodeCatalogue(data.Catalogue)
+	if err != nil {
+		return fmt.Errorf("built-in catalogue: %w", err)
+	}
+	if err := store.Import(ctx, allowlist.System, c); err != nil {
+		return fmt.Errorf("built-in catalogue: %w", err)
+	}
+	_, secret, err := store.CreateToken(ctx, allowlist.System, allowlist.Token{Role: allowlist.RoleAdmin, Name: "first-admin"})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "seeded %d departments and %d sites\n", len(c.Departments), len(c.Sites))
+	fmt.Fprintln(stdout, strings.Repeat("-", 72))
+	fmt.Fprintln(stdout, "Admin token (shown once; keep it safe):")
+	fmt.Fprintln(stdout, "  "+secret)
+	fmt.Fprintln(stdout, strings.Repeat("-", 72))
+	return nil
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/cross-gov/allowlist/allowlist/sqlite"
+)
+
+// keyPathFor is where the signing key lives by default: beside the
+// database, so that a backup of the directory keeps both.
+func keyPathFor(db string) string { return db + ".key" }
+
+// loadOrCreateKey reads a PKCS #8 PEM Ed25519 key, creating one (mode
+// 0600) on first use.
+func loadOrCreateKey(path string) (ed25519.PrivateKey, bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, false, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, false, fmt.Errorf("signing key: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, false, fmt.Errorf("signing key: %w", err)
+		}
+		if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+			f.Close()
+			return nil, false, fmt.Errorf("signing key: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, false, fmt.Errorf("signing key: %w", err)
+		}
+		return key, true, f.Close()
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("signing key: %w", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, false, fmt.Errorf("signing key %s: not a PEM private key", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, false, fmt.Errorf("signing key %s: %w", path, err)
+	}
+	key, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, false, fmt.Errorf("signing key %s: not an Ed25519 key", path)
+	}
+	return key, false, nil
+}
+
+// openDB opens (creating and migrating) the database with its key.
+func openDB(path, keyPath string, opts sqlite.Options) (*sqlite.DB, error) {
+	if path == "" {
+		return nil, errors.New("--db is required")
+	}
+	if keyPath == "" {
+		keyPath = keyPathFor(path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("create database directory: %w", err)
+	}
+	key, _, err := loadOrCreateKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	opts.Key = key
+	return sqlite.Open(path, opts)
+}
