@@ -208,4 +208,3 @@ func (s *Server) handleKeys(c echo.Context) error {
 		"id": allowlist.KeyID(pub), "algorithm": "ed25519", "public_key": base64.StdEncoding.EncodeToString(pub),
 	}}})
 }
-

@@ -203,7 +203,6 @@ func (s *Server) refresh(ctx context.Context) error {
 	return nil
 }
 
-
 func actorOf(c echo.Context) allowlist.Actor {
 	a, _ := c.Get("actor").(allowlist.Actor)
 	return a
@@ -318,3 +317,14 @@ func (s *Server) handleMetrics(c echo.Context) error {
 	return nil
 }
 
+// Route is a registered method and path, for documentation checks.
+type Route struct{ Method, Path string }
+
+// Routes lists every route the server registers.
+func (s *Server) Routes() []Route {
+	out := make([]Route, 0, len(s.routes))
+	for _, r := range s.routes {
+		out = append(out, Route{r.method, r.path})
+	}
+	return out
+}
