@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,9 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	registry := fs.String("registry", envOr("ALLOWLIST_REGISTRY", "http://127.0.0.1:8080"), "registry URL ($ALLOWLIST_REGISTRY)")
 	token := fs.String("token", os.Getenv("ALLOWLIST_TOKEN"), "optional token ($ALLOWLIST_TOKEN); owners also see contacts")
 	pos, err := parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}

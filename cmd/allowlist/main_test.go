@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "allowlist-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "allowlist")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cli runs the real binary and returns stdout, stderr and the exit code.
+func cli(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// registry is a running `allowlist serve` process.
+type registry struct {
+	cmd    *exec.Cmd
+	url    string
+	stdout *bufio.Reader
+	admin  string
+	stderr *bytes.Buffer
+}
+
+func startRegistry(t *testing.T, db string, args ...string) *registry {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve", "--db", db, "--listen", "127.0.0.1:0"}, args...)...)
+	out, _ := cmd.StdoutPipe()
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &registry{cmd: cmd, stdout: bufio.NewReader(out), stderr: &errb}
+	t.Cleanup(func() { r.cmd.Process.Kill(); r.cmd.Wait() })
+	deadline := time.AfterFunc(20*time.Second, func() { cmd.Process.Kill() })
+	defer deadline.Stop()
+	for {
+		line, err := r.stdout.ReadString('\n')
+		if err != nil {
+			t.Fatalf("registry did not start: %v\n%s", err, errb.String())
+		}
+		if strings.HasPrefix(line, "  alt_") {
+			r.admin = strings.TrimSpace(line)
+		}
+		if after, ok := strings.CutPrefix(line, "registry listening on "); ok {
+			r.url = strings.TrimSpace(after)
+			return r
+		}
+	}
+}
+
+func (r *registry) call(t *testing.T, method, path, token, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, r.url+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func TestHelpForEveryCommand(t *testing.T) {
+	for name := range commands {
+		out, errOut, code := cli(t, append(strings.Fields(name), "--help")...)
+		if code != 0 || !strings.Contains(out+errOut, "usage: allowlist "+name) {
+			t.Errorf("%s --help: code %d\n%s%s", name, code, out, errOut)
+		}
+	}
+	if _, _, code := cli(t, "frobnicate"); code != 2 {
+		t.Errorf("unknown command exit %d", code)
+	}
+}
+
+// TestWalkthroughWithRealProcesses is README's walkthrough, run against the
+// real binary: seed, tokens from the CLI, a proposal signed off by two
+// departments, a new common version fetched as Squid and RPZ, and
+// `allowlist check` with its exit codes. Then a graceful stop and a
+// restart that keeps the data and prints no new admin token.
+func TestWalkthroughWithRealProcesses(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "var", "registry.db")
+	r := startRegistry(t, db, "--seed")
+	if !strings.HasPrefix(r.admin, "alt_") {
+		t.Fatal("no admin token printed on first start")
+	}
+	out, _, code := cli(t, "token", "create", "--db", db, "--role", "owner", "--department", "dsit", "--name", "owner-dsit")
+	if code != 0 {
+		t.Fatal("token create failed")
+	}
+	ownerDSIT := lastLine(out)
+	out, _, _ = cli(t, "token", "create", "--db", db, "--role", "owner", "--department", "hmrc", "--name", "owner-hmrc")
+	ownerHMRC := lastLine(out)
+
+	code2, body := r.call(t, "GET", "/v1/lists/common", "", "")
+	var before struct{ Version int64 }
+	json.Unmarshal(body, &before)
+	if code2 != 200 || before.Version < 1 {
+		t.Fatalf("seeded common: %d %s", code2, body)
+	}
+	site := `{"id":"jitsi-meet","name":"Jitsi Meet","category":"video-conferencing","domains":["meet.jit.si"],"owner":{"name":"Jitsi team","email":"jitsi@example.org"}}`
+	if c, b := r.call(t, "POST", "/v1/sites", ownerDSIT, site); c != 201 {
+		t.Fatalf("propose: %d %s", c, b)
+	}
+	if c, b := r.call(t, "PUT", "/v1/sites/jitsi-meet/signoffs/dsit", ownerDSIT, `{"decision":"approve"}`); c != 200 {
+		t.Fatalf("sign off: %d %s", c, b)
+	}
+	if c, _ := r.call(t, "PUT", "/v1/sites/jitsi-meet/signoffs/dsit", ownerHMRC, `{"decision":"approve"}`); c != 403 {
+		t.Fatalf("hmrc signed for dsit: %d", c)
+	}
+	if c, b := r.call(t, "PUT", "/v1/sites/jitsi-meet/signoffs/hmrc", ownerHMRC, `{"decision":"approve"}`); c != 200 {
+		t.Fatalf("sign off: %d %s", c, b)
+	}
+	_, body = r.call(t, "GET", "/v1/lists/common", "", "")
+	var after struct{ Version int64 }
+	json.Unmarshal(body, &after)
+	if after.Version != before.Version+1 {
+		t.Fatalf("common went from %d to %d", before.Version, after.Version)
+	}
+	if _, b := r.call(t, "GET", "/v1/lists/common?format=squid", "", ""); !strings.Contains(string(b), "\nmeet.jit.si\n") {
+		t.Errorf("squid lacks meet.jit.si:\n%s", b)
+	}
+	if _, b := r.call(t, "GET", "/v1/lists/common?format=rpz", "", ""); !strings.Contains(string(b), "meet.jit.si CNAME rpz-passthru.") {
+		t.Errorf("rpz lacks meet.jit.si:\n%s", b)
+	}
+	out, _, code = cli(t, "check", "meet.jit.si", "--registry", r.url)
+	if code != 0 || !strings.Contains(out, "ALLOWED") || !strings.Contains(out, "Jitsi Meet") {
+		t.Errorf("check allowed: %d %s", code, out)
+	}
+	out, _, code = cli(t, "check", "games.example.com", "--registry", r.url)
+	if code != 1 || !strings.Contains(out, "NOT") {
+		t.Errorf("check not allowed: %d %s", code, out)
+	}
+	_, errOut, code := cli(t, "check", "*.com", "--registry", r.url)
+	if code != 2 {
+		t.Errorf("check invalid: %d %s", code, errOut)
+	}
+	_, _, code = cli(t, "check", "zoom.us", "--registry", "http://127.0.0.1:1")
+	if code != 2 {
+		t.Errorf("check with no registry: %d", code)
+	}
+
+	// A graceful stop: in-flight work finishes, the database closes.
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	if err := r.cmd.Wait(); err != nil {
+		t.Fatalf("serve exit: %v\n%s", err, r.stderr)
+	}
+	if !strings.Contains(r.stderr.String(), "stopped cleanly") {
+		t.Errorf("no clean stop:\n%s", r.stderr)
+	}
+	if _, _, code := cli(t, "audit", "verify", "--db", db); code != 0 {
+		t.Error("audit verify failed after a clean stop")
+	}
+	r2 := startRegistry(t, db, "--seed")
+	if r2.admin != "" {
+		t.Error("a second start printed another admin token")
+	}
+	_, body = r2.call(t, "GET", "/v1/lists/common", "", "")
+	var again struct{ Version int64 }
+	json.Unmarshal(body, &again)
+	if again.Version != after.Version {
+		t.Errorf("restart changed common from %d to %d", after.Version, again.Version)
+	}
+}
+
+func TestImportExportAndAuditVerify(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "a.db")
+	seed := filepath.Join("..", "..", "data", "catalogue.yaml")
+	if out, errOut, code := cli(t, "import", seed, "--db", db); code != 0 {
+		t.Fatalf("import: %s %s", out, errOut)
+	}
+	first, _, code := cli(t, "export", "--db", db)
+	if code != 0 {
+		t.Fatal("export failed")
+	}
+	exported := filepath.Join(dir, "export.yaml")
+	os.WriteFile(exported, []byte(first), 0o644)
+	db2 := filepath.Join(dir, "b.db")
+	if _, errOut, code := cli(t, "import", exported, "--db", db2); code != 0 {
+		t.Fatalf("re-import: %s", errOut)
+	}
+	second, _, _ := cli(t, "export", "--db", db2)
+	if first != second {
+		t.Errorf("export does not round-trip")
+	}
+
+	// A bad file names its line and field, and imports nothing.
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("departments:\n  - id: dept-z\n    name: Z\n    kind: other\nsites:\n  - id: bad-site\n    name: Bad\n    category: wiki\n    domains:\n      - ok.example.org\n      - \"*.co.uk\"\n    owner:\n      name: x\n"), 0o644)
+	_, errOut, code := cli(t, "import", bad, "--db", db2)
+	if code == 0 || !strings.Contains(errOut, "bad.yaml:11: sites[0].domains[1]") || !strings.Contains(errOut, "nothing was imported") {
+		t.Errorf("bad import: %d %s", code, errOut)
+	}
+	typo := filepath.Join(dir, "typo.yaml")
+	os.WriteFile(typo, []byte("departments:\n  - id: dept-z\n    nmae: Z\n"), 0o644)
+	_, errOut, code = cli(t, "import", typo, "--db", db2)
+	if code == 0 || !strings.Contains(errOut, "line 3") || !strings.Contains(errOut, "nmae") {
+		t.Errorf("typo import: %d %s", code, errOut)
+	}
+	if after, _, _ := cli(t, "export", "--db", db2); after != second {
+		t.Error("a refused import changed the registry")
+	}
+
+	if out, _, code := cli(t, "audit", "verify", "--db", db); code != 0 || !strings.Contains(out, "intact") {
+		t.Fatalf("audit verify: %d %s", code, out)
+	}
+	// Tamper with one entry behind the registry's back.
+	conn, err := sql.Open("sqlite3", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"DROP TRIGGER audit_no_update", "UPDATE audit SET detail = '{}' WHERE seq = 2"} {
+		if _, err := conn.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close()
+	_, errOut, code = cli(t, "audit", "verify", "--db", db)
+	if code == 0 || !strings.Contains(errOut, "entry 2") {
+		t.Errorf("tampered audit: %d %s", code, errOut)
+	}
+
+	backup := filepath.Join(dir, "backup.db")
+	if _, errOut, code := cli(t, "backup", "--db", db2, "--out", backup); code != 0 {
+		t.Fatalf("backup: %s", errOut)
+	}
+	os.Link(db2+".key", backup+".key")
+	restored, _, _ := cli(t, "export", "--db", backup)
+	if restored != second {
+		t.Error("backup does not restore the same registry")
+	}
+	out, _, code := cli(t, "keygen", "--db", db2)
+	if code != 0 || len(strings.TrimSpace(out)) != 44 {
+		t.Errorf("keygen: %q", out)
+	}
+}
