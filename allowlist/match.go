@@ -86,7 +86,7 @@ func Compile(patterns []Pattern) *Matcher {
 				continue
 			}
 			// A load factor of at most 0.7 keeps linear probe chains short.
-			if keys*10 >= len(m.slots)*7 {
+			for (keys+1)*10 > len(m.slots)*7 {
 				m.grow(arena)
 			}
 			s, fresh := m.insert(arena, name[j:], h, base+uint32(j))

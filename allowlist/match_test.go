@@ -53,6 +53,19 @@ func TestMatcher(t *testing.T) {
 			t.Errorf("Match(%q) = %d, want %d", tt.name, got, tt.want)
 		}
 	}
+	// Small tables must keep empty slots, or a miss would never end.
+	for n := 1; n <= 8; n++ {
+		var few []Pattern
+		for i := 0; i < n; i++ {
+			few = append(few, Pattern{Name: fmt.Sprintf("a%d.b.example.org", i), Wildcard: i%2 == 0})
+		}
+		m := Compile(few)
+		for _, miss := range []string{"other.example.net", "x.y.z.example.com", "org", "b.example.org"} {
+			if got := m.Match(miss); got != -1 {
+				t.Errorf("%d patterns: Match(%q) = %d", n, miss, got)
+			}
+		}
+	}
 	if got := Compile(nil).Match("example.org"); got != -1 {
 		t.Errorf("empty matcher matched: %d", got)
 	}

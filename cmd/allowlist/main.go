@@ -32,6 +32,7 @@ func init() {
 		"export":       {"export the registry as a YAML catalogue", runExport},
 		"keygen":       {"create the list-signing key if missing; print its public key", runKeygen},
 		"backup":       {"write a consistent copy of a live database", runBackup},
+		"resolve":      {"run the DNS resolver at a department's edge", runResolve},
 	}
 }
 

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/cross-gov/allowlist/resolver"
+)
+
+// ResolveConfig is the resolver's YAML configuration (CONTRACT.md, plus
+// optional tuning keys).
+type ResolveConfig struct {
+	Listen            string   `yaml:"listen"`
+	Registry          string   `yaml:"registry"`
+	Scope             string   `yaml:"scope"`
+	Token             string   `yaml:"token"`
+	PublicKey         string   `yaml:"public_key"`
+	CacheDir          string   `yaml:"cache_dir"`
+	Mode              string   `yaml:"mode"`
+	Upstreams         []string `yaml:"upstreams"`
+	FilteredUpstreams []string `yaml:"filtered_upstreams"`
+	Block             string   `yaml:"block"`
+	MetricsListen     string   `yaml:"metrics_listen"`
+
+	SinkholeIPv4    string        `yaml:"sinkhole_ipv4"`
+	SinkholeIPv6    string        `yaml:"sinkhole_ipv6"`
+	RequestURL      string        `yaml:"request_url"`
+	MaxListAge      time.Duration `yaml:"max_list_age"`
+	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`
+	CacheSize       int           `yaml:"cache_size"`
+	PollInterval    time.Duration `yaml:"poll_interval"`
+	LogLevel        string        `yaml:"log_level"`
+}
+
+// DefaultResolveConfig is what a missing key means.
+func DefaultResolveConfig() ResolveConfig {
+	return ResolveConfig{Listen: "127.0.0.1:5353", Registry: "http://127.0.0.1:8080", Scope: "common", CacheDir: "./var/resolver",
+		Mode: resolver.ModeEnforce, Upstreams: []string{"127.0.0.1:53"}, Block: resolver.BlockNXDOMAIN, MetricsListen: "127.0.0.1:9153",
+		SinkholeIPv4: "0.0.0.0", SinkholeIPv6: "::", MaxListAge: 24 * time.Hour, UpstreamTimeout: 2 * time.Second,
+		CacheSize: 100_000, PollInterval: 30 * time.Second, LogLevel: "info"}
+}
+
+// options turns the file into resolver options, naming the key at fault.
+func (c ResolveConfig) options(log *slog.Logger) (resolver.Options, error) {
+	key, err := base64.StdEncoding.DecodeString(c.PublicKey)
+	if err != nil || len(key) != ed25519.PublicKeySize {
+		return resolver.Options{}, errors.New("public_key: give the registry's base64 Ed25519 key (allowlist keygen, or GET /v1/keys)")
+	}
+	v4, v6 := net.ParseIP(c.SinkholeIPv4), net.ParseIP(c.SinkholeIPv6)
+	if v4 == nil || v4.To4() == nil {
+		return resolver.Options{}, fmt.Errorf("sinkhole_ipv4: %q is not an IPv4 address", c.SinkholeIPv4)
+	}
+	if v6 == nil {
+		return resolver.Options{}, fmt.Errorf("sinkhole_ipv6: %q is not an IPv6 address", c.SinkholeIPv6)
+	}
+	return resolver.Options{Listen: c.Listen, Registry: c.Registry, Scope: c.Scope, Token: c.Token, PublicKey: key,
+		CacheDir: c.CacheDir, Mode: c.Mode, Upstreams: c.Upstreams, FilteredUpstreams: c.FilteredUpstreams, Block: c.Block,
+		SinkholeV4: v4.To4(), SinkholeV6: v6, MetricsListen: c.MetricsListen, RequestURL: c.RequestURL, MaxListAge: c.MaxListAge,
+		UpstreamTimeout: c.UpstreamTimeout, CacheSize: c.CacheSize, PollInterval: c.PollInterval, Logger: log}, nil
+}
+
+func runResolve(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("resolve", "resolve --config FILE", stderr)
+	configPath := fs.String("config", "", "YAML config file (see docs/resolver.md)")
+	listen := fs.String("listen", "", "override listen")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg := DefaultResolveConfig()
+	if *configPath == "" {
+		return errors.New("--config is required")
+	}
+	if err := loadYAML(*configPath, &cfg); err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	level, err := parseLevel(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	opts, err := cfg.options(log)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	r, err := resolver.New(opts)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := r.Start(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "resolver listening on %s (udp) %s (tcp), metrics on %s, mode %s, scope %s\n",
+		r.Addr("udp"), r.Addr("tcp"), r.Addr("metrics"), cfg.Mode, cfg.Scope)
+	<-ctx.Done()
+	log.Info("shutting down")
+	r.Shutdown()
+	return nil
+}

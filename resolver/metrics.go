@@ -1,0 +1,82 @@
+package resolver
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Query results, the values of the result label.
+const (
+	resultAllowed    = "allowed"     // on the list, forwarded to upstreams
+	resultBlocked    = "blocked"     // enforce: answered locally
+	resultRouted     = "routed"      // route: sent to filtered_upstreams
+	resultWouldBlock = "would_block" // monitor: forwarded, but enforce would block
+	resultNotReady   = "not_ready"   // no verified list yet
+	resultRefused    = "refused"     // opcode, class or query we do not serve
+	resultServfail   = "servfail"    // every upstream failed
+)
+
+type metrics struct {
+	queries       *prometheus.CounterVec
+	latency       prometheus.Histogram
+	listVersion   prometheus.Gauge
+	listEntries   prometheus.Gauge
+	listAge       prometheus.GaugeFunc
+	lastSync      prometheus.Gauge
+	syncErrors    *prometheus.CounterVec
+	cacheHits     prometheus.Counter
+	cacheMisses   prometheus.Counter
+	cacheEntries  prometheus.GaugeFunc
+	upstreamErrs  *prometheus.CounterVec
+	upstreamTime  prometheus.Histogram
+	ready         prometheus.Gauge
+	reloadSeconds prometheus.Histogram
+	handler       http.Handler
+}
+
+func newMetrics(listAge, cacheLen func() float64) *metrics {
+	reg := prometheus.NewRegistry()
+	ns := "allowlist"
+	m := &metrics{
+		queries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "queries_total",
+			Help: "Queries by result: allowed, blocked, routed, would_block, not_ready, refused, servfail."}, []string{"result"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "resolver", Name: "query_duration_seconds",
+			Help: "Time from receiving a query to writing its answer.", Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
+		listVersion: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "list_version",
+			Help: "Version of the list being enforced (-1: none)."}),
+		listEntries: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "list_entries",
+			Help: "Patterns in the list being enforced."}),
+		listAge: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "list_age_seconds",
+			Help: "Seconds since the registry last confirmed the list is current (-1: never)."}, listAge),
+		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "last_sync_timestamp_seconds",
+			Help: "Unix time of the last successful contact with the registry."}),
+		syncErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "sync_errors_total",
+			Help: "List sync failures by reason: fetch, signature, invalid, rollback, scope, cache_write, cache_invalid."}, []string{"reason"}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "cache_hits_total",
+			Help: "Answers served from the answer cache."}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "cache_misses_total",
+			Help: "Queries forwarded because the answer cache had nothing fresh."}),
+		cacheEntries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "cache_entries",
+			Help: "Answers held in the cache."}, cacheLen),
+		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "upstream_errors_total",
+			Help: "Failed exchanges with an upstream, by upstream."}, []string{"upstream"}),
+		upstreamTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "resolver", Name: "upstream_duration_seconds",
+			Help: "Time of successful exchanges with upstreams.", Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12)}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "ready",
+			Help: "1 when a verified list is being enforced."}),
+		reloadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "resolver", Name: "reload_duration_seconds",
+			Help: "Time to verify and compile a new list.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
+	}
+	m.listVersion.Set(-1)
+	for _, r := range []string{resultAllowed, resultBlocked, resultRouted, resultWouldBlock, resultNotReady, resultRefused, resultServfail} {
+		m.queries.WithLabelValues(r)
+	}
+	reg.MustRegister(m.queries, m.latency, m.listVersion, m.listEntries, m.listAge, m.lastSync, m.syncErrors, m.cacheHits,
+		m.cacheMisses, m.cacheEntries, m.upstreamErrs, m.upstreamTime, m.ready, m.reloadSeconds,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return m
+}

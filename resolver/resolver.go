@@ -1,0 +1,362 @@
+// Package resolver is the DNS resolver a department runs at its network
+// edge. It pulls its scope's list from the registry, verifies the
+// signature, keeps the last good copy on disk, and applies it to queries:
+// enforce (answer blocked names locally), route (send them to other
+// upstreams) or monitor (count what enforce would block).
+//
+// It depends on the published list format (allowlist.List) only: never on
+// the registry's store, so it builds without cgo.
+package resolver
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Modes.
+const (
+	ModeEnforce = "enforce"
+	ModeRoute   = "route"
+	ModeMonitor = "monitor"
+)
+
+// Block answers in enforce mode.
+const (
+	BlockNXDOMAIN = "nxdomain"
+	BlockRefused  = "refused"
+	BlockSinkhole = "sinkhole"
+)
+
+// Options configure a Resolver. cmd/allowlist maps its YAML config here.
+type Options struct {
+	Listen            string
+	Registry          string
+	Scope             string
+	Token             string
+	PublicKey         ed25519.PublicKey
+	CacheDir          string
+	Mode              string
+	Upstreams         []string
+	FilteredUpstreams []string
+	Block             string
+	SinkholeV4        net.IP
+	SinkholeV6        net.IP
+	MetricsListen     string
+	// RequestURL is where staff ask for a tool; it goes in the blocked
+	// answer's Extended DNS Error text.
+	RequestURL string
+	// MaxListAge: warn when the registry has not confirmed the list for
+	// this long.
+	MaxListAge      time.Duration
+	UpstreamTimeout time.Duration
+	CacheSize       int
+	// WatchTimeout is how long one watch long-poll waits.
+	WatchTimeout time.Duration
+	// PollInterval is the wait between plain fetches when watch fails.
+	PollInterval time.Duration
+	Logger       *slog.Logger
+}
+
+// Resolver is the DNS resolver.
+type Resolver struct {
+	opt      Options
+	log      *slog.Logger
+	m        *metrics
+	cache    *cache
+	up       *group
+	filtered *group
+	fetch    *fetcher
+
+	policy    atomic.Pointer[policy]
+	confirmed atomic.Int64 // unix nanos of the registry's last confirmation
+	warned    atomic.Bool
+
+	mu      sync.Mutex
+	servers []*dns.Server
+	httpSrv *http.Server
+	addrs   map[string]string
+}
+
+// New checks options and makes a Resolver; Start runs it.
+func New(opt Options) (*Resolver, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.UpstreamTimeout <= 0 {
+		opt.UpstreamTimeout = 2 * time.Second
+	}
+	if opt.CacheSize <= 0 {
+		opt.CacheSize = 100_000
+	}
+	if opt.WatchTimeout <= 0 {
+		opt.WatchTimeout = 30 * time.Second
+	}
+	if opt.PollInterval <= 0 {
+		opt.PollInterval = 30 * time.Second
+	}
+	if opt.MaxListAge <= 0 {
+		opt.MaxListAge = 24 * time.Hour
+	}
+	if opt.Block == "" {
+		opt.Block = BlockNXDOMAIN
+	}
+	if opt.SinkholeV4 == nil {
+		opt.SinkholeV4 = net.IPv4zero
+	}
+	if opt.SinkholeV6 == nil {
+		opt.SinkholeV6 = net.IPv6zero
+	}
+	if opt.RequestURL == "" {
+		opt.RequestURL = strings.TrimRight(opt.Registry, "/") + "/"
+	}
+	switch {
+	case len(opt.PublicKey) != ed25519.PublicKeySize:
+		return nil, errors.New("public_key: an Ed25519 public key (base64) is required")
+	case opt.Scope == "":
+		return nil, errors.New("scope: required")
+	case opt.CacheDir == "":
+		return nil, errors.New("cache_dir: required")
+	case len(opt.Upstreams) == 0:
+		return nil, errors.New("upstreams: at least one is required")
+	case opt.Mode != ModeEnforce && opt.Mode != ModeRoute && opt.Mode != ModeMonitor:
+		return nil, fmt.Errorf("mode: %q is not enforce, route or monitor", opt.Mode)
+	case opt.Mode == ModeRoute && len(opt.FilteredUpstreams) == 0:
+		return nil, errors.New("filtered_upstreams: route mode needs at least one")
+	case opt.Block != BlockNXDOMAIN && opt.Block != BlockRefused && opt.Block != BlockSinkhole:
+		return nil, fmt.Errorf("block: %q is not nxdomain, refused or sinkhole", opt.Block)
+	}
+	for _, a := range append(append([]string{}, opt.Upstreams...), opt.FilteredUpstreams...) {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("upstream %q is not host:port", a)
+		}
+	}
+	r := &Resolver{opt: opt, log: opt.Logger, cache: newCache(opt.CacheSize), addrs: map[string]string{}}
+	r.m = newMetrics(r.listAge, r.cache.len)
+	r.up = &group{addrs: opt.Upstreams, timeout: opt.UpstreamTimeout, m: r.m}
+	r.filtered = &group{addrs: opt.FilteredUpstreams, timeout: opt.UpstreamTimeout, m: r.m}
+	r.fetch = &fetcher{base: strings.TrimRight(opt.Registry, "/"), scope: opt.Scope, token: opt.Token,
+		client: &http.Client{Timeout: opt.WatchTimeout + 15*time.Second}}
+	return r, nil
+}
+
+func (r *Resolver) listAge() float64 {
+	c := r.confirmed.Load()
+	if c == 0 {
+		return -1
+	}
+	return time.Since(time.Unix(0, c)).Seconds()
+}
+
+// Ready reports whether a verified list is being enforced.
+func (r *Resolver) Ready() bool { return r.policy.Load() != nil }
+
+// Version returns the version being enforced, or -1.
+func (r *Resolver) Version() int64 {
+	if p := r.policy.Load(); p != nil {
+		return p.list.Version
+	}
+	return -1
+}
+
+// Addr returns the bound address of a listener: "udp", "tcp" or "metrics".
+func (r *Resolver) Addr(which string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.addrs[which]
+}
+
+// install swaps in a verified policy. Queries in flight finish with the
+// policy they loaded; new ones see the new one. Nothing stalls.
+func (r *Resolver) install(p *policy, from string) {
+	r.policy.Store(p)
+	r.m.listVersion.Set(float64(p.list.Version))
+	r.m.listEntries.Set(float64(len(p.list.Entries)))
+	r.m.ready.Set(1)
+	r.log.Info("list installed", "scope", p.list.Scope, "version", p.list.Version, "entries", len(p.list.Entries), "from", from)
+}
+
+// loadCache starts from the last good list on disk, if it verifies. A
+// cache that fails is moved aside, never partly used.
+func (r *Resolver) loadCache() {
+	body, sig, err := readCache(r.opt.CacheDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	var p *policy
+	if err == nil {
+		p, err = verify(r.opt.PublicKey, r.opt.Scope, -1, body, sig)
+	}
+	if err != nil {
+		bad, qerr := quarantine(r.opt.CacheDir)
+		r.m.syncErrors.WithLabelValues("cache_invalid").Inc()
+		r.log.Error("cached list refused and set aside", "err", err, "moved_to", bad, "move_err", qerr)
+		return
+	}
+	r.install(p, "cache")
+}
+
+// sync keeps the list current until ctx ends: a watch long-poll while the
+// registry answers, plain fetches with backoff when it does not.
+func (r *Resolver) sync(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil {
+		held := r.Version()
+		watch := held >= 0 && failures == 0
+		body, sig, err := r.fetch.fetch(ctx, held, watch, r.opt.WatchTimeout)
+		if err == nil {
+			r.confirmed.Store(time.Now().UnixNano())
+			r.m.lastSync.SetToCurrentTime()
+			r.warned.Store(false)
+			if body != nil {
+				err = r.accept(body, sig, held)
+			}
+		}
+		if err == nil {
+			failures = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		reason := "fetch"
+		var se *SyncError
+		if errors.As(err, &se) {
+			reason = se.Reason
+		}
+		r.m.syncErrors.WithLabelValues(reason).Inc()
+		r.log.Warn("list sync failed", "reason", reason, "err", err, "enforcing_version", held)
+		if age := r.listAge(); age > r.opt.MaxListAge.Seconds() && !r.warned.Swap(true) {
+			r.log.Warn("list is older than max_list_age: the registry has not confirmed it", "age_seconds", int64(age), "max", r.opt.MaxListAge.String())
+		}
+		wait := backoff(failures, r.opt.PollInterval)
+		failures++
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// accept verifies a fetched list, writes it to the cache, and installs it.
+func (r *Resolver) accept(body []byte, sig string, held int64) error {
+	start := time.Now()
+	p, err := verify(r.opt.PublicKey, r.opt.Scope, held, body, sig)
+	if err != nil {
+		return err
+	}
+	if p.list.Version == held {
+		return nil
+	}
+	r.m.reloadSeconds.Observe(time.Since(start).Seconds())
+	if err := writeCache(r.opt.CacheDir, body, sig); err != nil {
+		// The list is good: enforce it, and keep the old cache intact.
+		r.m.syncErrors.WithLabelValues("cache_write").Inc()
+		r.log.Error("could not write the list cache; the previous one stays", "err", err)
+	}
+	r.install(p, "registry")
+	return nil
+}
+
+// Start loads the cache, binds the DNS listeners (UDP and TCP) and the
+// metrics listener, and starts syncing. It returns once listening.
+func (r *Resolver) Start(ctx context.Context) error {
+	r.loadCache()
+	if r.opt.Listen != "" {
+		for _, netw := range []string{"udp", "tcp"} {
+			if err := r.listen(netw); err != nil {
+				r.Shutdown()
+				return err
+			}
+		}
+	}
+	if r.opt.MetricsListen != "" {
+		ln, err := net.Listen("tcp", r.opt.MetricsListen)
+		if err != nil {
+			r.Shutdown()
+			return fmt.Errorf("metrics_listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", r.m.handler)
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if !r.Ready() {
+				http.Error(w, "no verified list yet", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintf(w, "ready: scope %s version %d\n", r.opt.Scope, r.Version())
+		})
+		r.mu.Lock()
+		r.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		r.addrs["metrics"] = ln.Addr().String()
+		r.mu.Unlock()
+		go r.httpSrv.Serve(ln)
+	}
+	go r.sync(ctx)
+	return nil
+}
+
+func (r *Resolver) listen(netw string) error {
+	srv := &dns.Server{Net: netw, Handler: r, UDPSize: 65535,
+		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+		// An idle TCP client is dropped after this, and each connection has
+		// its own goroutine, so one cannot hold up others.
+		IdleTimeout: func() time.Duration { return 5 * time.Second }, MaxTCPQueries: 1000}
+	switch netw {
+	case "udp":
+		pc, err := net.ListenPacket("udp", r.opt.Listen)
+		if err != nil {
+			return fmt.Errorf("listen udp: %w", err)
+		}
+		srv.PacketConn = pc
+		r.addrs["udp"] = pc.LocalAddr().String()
+	default:
+		addr := r.opt.Listen
+		if u := r.addrs["udp"]; u != "" && strings.HasSuffix(addr, ":0") {
+			addr = u // the same port as UDP
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen tcp: %w", err)
+		}
+		srv.Listener = ln
+		r.addrs["tcp"] = ln.Addr().String()
+	}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	r.mu.Lock()
+	r.servers = append(r.servers, srv)
+	r.mu.Unlock()
+	go func() {
+		if err := srv.ActivateAndServe(); err != nil {
+			r.log.Error("dns server stopped", "net", netw, "err", err)
+		}
+	}()
+	<-started
+	return nil
+}
+
+// Shutdown stops the listeners.
+func (r *Resolver) Shutdown() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.servers {
+		s.Shutdown()
+	}
+	r.servers = nil
+	if r.httpSrv != nil {
+		r.httpSrv.Close()
+	}
+}

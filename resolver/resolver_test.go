@@ -1,0 +1,698 @@
+package resolver
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/miekg/dns"
+)
+
+// fakeRegistry serves signed lists the way the registry's API does: the
+// latest list, and a watch long-poll.
+type fakeRegistry struct {
+	t       *testing.T
+	key     ed25519.PrivateKey
+	pub     ed25519.PublicKey
+	srv     *httptest.Server
+	mu      sync.Mutex
+	body    []byte
+	sig     string
+	version int64
+	changed chan struct{}
+	fetches atomic.Int64
+}
+
+func newRegistry(t *testing.T) *fakeRegistry {
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	f := &fakeRegistry{t: t, key: key, pub: pub, changed: make(chan struct{})}
+	f.publish(0, nil)
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// publish makes version v with the given patterns current.
+func (f *fakeRegistry) publish(v int64, patterns []string) {
+	entries := []allowlist.Entry{}
+	for _, p := range patterns {
+		entries = append(entries, allowlist.Entry{Pattern: p, Site: "site-" + strings.TrimPrefix(p, "*."), Category: "other"})
+	}
+	_, body := allowlist.NewList("common", v, time.Now(), entries)
+	f.set(v, body, allowlist.SignList(f.key, body))
+}
+
+func (f *fakeRegistry) set(v int64, body []byte, sig string) {
+	f.mu.Lock()
+	f.version, f.body, f.sig = v, body, sig
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+func (f *fakeRegistry) serve(w http.ResponseWriter, r *http.Request) {
+	f.fetches.Add(1)
+	f.mu.Lock()
+	body, sig, v, changed := f.body, f.sig, f.version, f.changed
+	f.mu.Unlock()
+	if strings.HasSuffix(r.URL.Path, "/watch") {
+		after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+		timeout, _ := time.ParseDuration(r.URL.Query().Get("timeout"))
+		if v <= after {
+			select {
+			case <-changed:
+				f.serve(w, r)
+				return
+			case <-time.After(timeout):
+				w.WriteHeader(http.StatusNotModified)
+				return
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Allowlist-Signature", sig)
+	w.Write(body)
+}
+
+// upstream is a small authoritative-style DNS server for the tests.
+type upstream struct {
+	addr    string
+	ip      string
+	queries atomic.Int64
+	servers []*dns.Server
+}
+
+func newUpstream(t *testing.T, ip string) *upstream {
+	u := &upstream{ip: ip}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.addr = pc.LocalAddr().String()
+	ln, err := net.Listen("tcp", u.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		u.queries.Add(1)
+		q := req.Question[0]
+		m := new(dns.Msg)
+		m.SetReply(req)
+		name := strings.ToLower(q.Name)
+		switch {
+		case strings.HasPrefix(name, "nx."):
+			m.Rcode = dns.RcodeNameError
+			m.Ns = []dns.RR{mustRR("example.org. 300 IN SOA ns.example.org. h.example.org. 1 3600 600 86400 30")}
+		case strings.HasPrefix(name, "alias."):
+			m.Answer = []dns.RR{mustRR(q.Name + " 300 IN CNAME target.cdn.example.net."), mustRR("target.cdn.example.net. 300 IN A " + u.ip)}
+		case strings.HasPrefix(name, "big."):
+			for i := 0; i < 60; i++ {
+				m.Answer = append(m.Answer, mustRR(fmt.Sprintf("%s 300 IN TXT \"%s\"", q.Name, strings.Repeat("x", 40))))
+			}
+			if w.LocalAddr().Network() == "udp" {
+				m.Answer = nil
+				m.Truncated = true
+			}
+		case q.Qtype == dns.TypeA:
+			m.Answer = []dns.RR{mustRR(q.Name + " 300 IN A " + u.ip)}
+		}
+		w.WriteMsg(m)
+	})
+	for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
+		started := make(chan struct{})
+		s.NotifyStartedFunc = func() { close(started) }
+		u.servers = append(u.servers, s)
+		go s.ActivateAndServe()
+		<-started
+	}
+	t.Cleanup(u.stop)
+	return u
+}
+
+func (u *upstream) stop() {
+	for _, s := range u.servers {
+		s.Shutdown()
+	}
+	u.servers = nil
+}
+
+func mustRR(s string) dns.RR {
+	rr, err := dns.NewRR(s)
+	if err != nil {
+		panic(err)
+	}
+	return rr
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func start(t *testing.T, o Options) *Resolver {
+	t.Helper()
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	if o.MetricsListen == "" {
+		o.MetricsListen = "127.0.0.1:0"
+	}
+	if o.Scope == "" {
+		o.Scope = "common"
+	}
+	if o.Mode == "" {
+		o.Mode = ModeEnforce
+	}
+	if o.CacheDir == "" {
+		o.CacheDir = t.TempDir()
+	}
+	o.Logger = quiet()
+	o.WatchTimeout = 2 * time.Second
+	o.PollInterval = 300 * time.Millisecond
+	o.UpstreamTimeout = 500 * time.Millisecond
+	r, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); r.Shutdown() })
+	return r
+}
+
+func waitVersion(t *testing.T, r *Resolver, v int64, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for r.Version() != v {
+		if time.Since(start) > within {
+			t.Fatalf("version %d not enforced within %v (have %d)", v, within, r.Version())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func query(t *testing.T, r *Resolver, netw, name string, qtype uint16) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.SetEdns0(1232, false)
+	c := &dns.Client{Net: netw, Timeout: 3 * time.Second}
+	resp, _, err := c.Exchange(m, r.Addr(netw))
+	if err != nil {
+		t.Fatalf("%s %s: %v", netw, name, err)
+	}
+	return resp
+}
+
+func ede(m *dns.Msg) *dns.EDNS0_EDE {
+	if o := m.IsEdns0(); o != nil {
+		for _, opt := range o.Option {
+			if e, ok := opt.(*dns.EDNS0_EDE); ok {
+				return e
+			}
+		}
+	}
+	return nil
+}
+
+func firstA(m *dns.Msg) string {
+	for _, rr := range m.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			return a.A.String()
+		}
+	}
+	return ""
+}
+
+func TestEnforce(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(3, []string{"*.zoom.example", "meet.example.org"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, RequestURL: "https://registry.example/"})
+	waitVersion(t, r, 3, 2*time.Second)
+	for _, netw := range []string{"udp", "tcp"} {
+		t.Run(netw, func(t *testing.T) {
+			for _, name := range []string{"zoom.example", "us02web.zoom.example", "MEET.example.org"} {
+				m := query(t, r, netw, name, dns.TypeA)
+				if m.Rcode != dns.RcodeSuccess || firstA(m) != "192.0.2.1" {
+					t.Errorf("%s: %s", name, m)
+				}
+			}
+			for _, name := range []string{"evil.example.com", "x.meet.example.org", "zoom.example.evil.net"} {
+				m := query(t, r, netw, name, dns.TypeA)
+				e := ede(m)
+				if m.Rcode != dns.RcodeNameError || e == nil || e.InfoCode != edeBlocked {
+					t.Fatalf("%s not blocked with EDE 15: %s", name, m)
+				}
+				for _, want := range []string{"scope common", "version 3", "https://registry.example/"} {
+					if !strings.Contains(e.ExtraText, want) {
+						t.Errorf("EDE text %q lacks %q", e.ExtraText, want)
+					}
+				}
+			}
+		})
+	}
+	// The whole answer of an allowed name passes through, CNAME chain included.
+	m := query(t, r, "udp", "alias.zoom.example", dns.TypeA)
+	if len(m.Answer) != 2 || m.Answer[0].Header().Rrtype != dns.TypeCNAME {
+		t.Errorf("CNAME chain: %s", m)
+	}
+	// A truncated UDP answer upstream is fetched again over TCP.
+	m = query(t, r, "tcp", "big.zoom.example", dns.TypeTXT)
+	if len(m.Answer) != 60 {
+		t.Errorf("TC retry over TCP: %d answers", len(m.Answer))
+	}
+	// ANY gets a minimal answer (RFC 8482), without asking upstream.
+	before := up.queries.Load()
+	m = query(t, r, "udp", "zoom.example", dns.TypeANY)
+	if len(m.Answer) != 1 || m.Answer[0].Header().Rrtype != dns.TypeHINFO || up.queries.Load() != before {
+		t.Errorf("ANY: %s", m)
+	}
+}
+
+func TestAnswerCache(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.example.org"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	query(t, r, "udp", "www.example.org", dns.TypeA)
+	query(t, r, "udp", "WWW.example.org", dns.TypeA)
+	m := query(t, r, "udp", "nx.example.org", dns.TypeA)
+	query(t, r, "udp", "nx.example.org", dns.TypeA)
+	if got := up.queries.Load(); got != 2 {
+		t.Errorf("upstream asked %d times, want 2 (one positive, one negative, each cached)", got)
+	}
+	if m.Rcode != dns.RcodeNameError || len(m.Ns) != 1 {
+		t.Errorf("negative answer: %s", m)
+	}
+	// The cached negative TTL is the SOA minimum (30), not the SOA TTL (300).
+	r.cache.mu.Lock()
+	defer r.cache.mu.Unlock()
+	c := r.cache.entries[keyOf(dns.Question{Name: "nx.example.org.", Qtype: dns.TypeA, Qclass: dns.ClassINET}, false, false)]
+	if d := c.expires.Sub(c.stored); d != 30*time.Second {
+		t.Errorf("negative TTL %v, want 30s", d)
+	}
+}
+
+func TestRouteMode(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	filtered := newUpstream(t, "198.51.100.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Mode: ModeRoute, Upstreams: []string{up.addr}, FilteredUpstreams: []string{filtered.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	if got := firstA(query(t, r, "udp", "a.zoom.example", dns.TypeA)); got != "192.0.2.1" {
+		t.Errorf("allowed name went to %s", got)
+	}
+	if got := firstA(query(t, r, "udp", "other.example.com", dns.TypeA)); got != "198.51.100.1" {
+		t.Errorf("other name went to %s", got)
+	}
+}
+
+func TestMonitorMode(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Mode: ModeMonitor, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	if got := firstA(query(t, r, "udp", "other.example.com", dns.TypeA)); got != "192.0.2.1" {
+		t.Errorf("monitor blocked: %q", got)
+	}
+	if !strings.Contains(scrape(t, r), `allowlist_resolver_queries_total{result="would_block"} 1`) {
+		t.Error("would_block not counted")
+	}
+}
+
+func TestBlockAnswers(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, Block: BlockSinkhole})
+	waitVersion(t, r, 1, 2*time.Second)
+	if m := query(t, r, "udp", "evil.example.com", dns.TypeA); firstA(m) != "0.0.0.0" || ede(m) == nil {
+		t.Errorf("sinkhole A: %s", m)
+	}
+	if m := query(t, r, "udp", "evil.example.com", dns.TypeAAAA); len(m.Answer) != 1 || ede(m) == nil {
+		t.Errorf("sinkhole AAAA: %s", m)
+	}
+	r2 := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, Block: BlockRefused})
+	waitVersion(t, r2, 1, 2*time.Second)
+	if m := query(t, r2, "udp", "evil.example.com", dns.TypeA); m.Rcode != dns.RcodeRefused || ede(m).InfoCode != edeBlocked {
+		t.Errorf("refused: %s", m)
+	}
+}
+
+// TestNewVersionWithin2s publishes a new version and measures how long the
+// resolver takes to enforce it.
+func TestNewVersionWithin2s(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	if query(t, r, "udp", "new.example.net", dns.TypeA).Rcode != dns.RcodeNameError {
+		t.Fatal("not blocked before approval")
+	}
+	time.Sleep(100 * time.Millisecond) // the resolver is now waiting on watch
+	reg.publish(2, []string{"*.zoom.example", "*.new.example.net"})
+	took := waitVersion(t, r, 2, 2*time.Second)
+	t.Logf("new version enforced %v after publication", took)
+	if m := query(t, r, "udp", "new.example.net", dns.TypeA); m.Rcode != dns.RcodeSuccess {
+		t.Errorf("newly approved name: %s", m)
+	}
+}
+
+// TestRegistryDownAndRestartFromCache: with the registry gone, the
+// resolver keeps answering; a new resolver starts from the cached list.
+func TestRegistryDownAndRestartFromCache(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(5, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	dir := t.TempDir()
+	o := Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: dir}
+	r := start(t, o)
+	waitVersion(t, r, 5, 2*time.Second)
+	reg.srv.CloseClientConnections()
+	reg.srv.Close()
+	time.Sleep(200 * time.Millisecond)
+	if m := query(t, r, "udp", "a.zoom.example", dns.TypeA); m.Rcode != dns.RcodeSuccess {
+		t.Errorf("registry down: %s", m)
+	}
+	if m := query(t, r, "udp", "evil.example.com", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Errorf("registry down, blocked name: %s", m)
+	}
+	r.Shutdown()
+	r2 := start(t, o)
+	if !r2.Ready() || r2.Version() != 5 {
+		t.Fatalf("restart from cache: ready %v version %d", r2.Ready(), r2.Version())
+	}
+	if m := query(t, r2, "udp", "a.zoom.example", dns.TypeA); m.Rcode != dns.RcodeSuccess {
+		t.Errorf("from cache: %s", m)
+	}
+}
+
+// TestNotReady: with neither registry nor cache, enforce refuses with EDE
+// 14 and route sends everything to the filtered upstreams.
+func TestNotReady(t *testing.T) {
+	up := newUpstream(t, "192.0.2.1")
+	filtered := newUpstream(t, "198.51.100.1")
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	r := start(t, Options{Registry: "http://127.0.0.1:1", PublicKey: pub, Upstreams: []string{up.addr}})
+	m := query(t, r, "udp", "zoom.example", dns.TypeA)
+	if m.Rcode != dns.RcodeRefused || ede(m) == nil || ede(m).InfoCode != edeNotReady {
+		t.Errorf("enforce without a list: %s", m)
+	}
+	if resp, err := http.Get("http://" + r.Addr("metrics") + "/readyz"); err != nil || resp.StatusCode != 503 {
+		t.Errorf("readyz without a list: %v %v", resp.StatusCode, err)
+	}
+	rr := start(t, Options{Registry: "http://127.0.0.1:1", PublicKey: pub, Mode: ModeRoute, Upstreams: []string{up.addr}, FilteredUpstreams: []string{filtered.addr}})
+	if got := firstA(query(t, rr, "udp", "zoom.example", dns.TypeA)); got != "198.51.100.1" {
+		t.Errorf("route without a list went to %q", got)
+	}
+}
+
+func TestTamperedCacheIsSetAside(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(4, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	dir := t.TempDir()
+	o := Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: dir}
+	r := start(t, o)
+	waitVersion(t, r, 4, 2*time.Second)
+	r.Shutdown()
+	for name, tamper := range map[string]func([]byte) []byte{
+		"widened": func(b []byte) []byte { return []byte(strings.Replace(string(b), "*.zoom.example", "*.evil.example", 1)) },
+		"truncated": func(b []byte) []byte { return b[:len(b)/2] },
+		"garbage":   func(b []byte) []byte { return []byte("hello") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			good, _ := os.ReadFile(cachePath(dir))
+			os.WriteFile(cachePath(dir), tamper(good), 0o600)
+			o.Registry = "http://127.0.0.1:1" // registry down too
+			r := start(t, o)
+			if r.Ready() {
+				t.Fatal("a tampered cache was used")
+			}
+			if _, err := os.Stat(cachePath(dir)); !os.IsNotExist(err) {
+				t.Error("the tampered cache was not set aside")
+			}
+			if !strings.Contains(scrape(t, r), `allowlist_resolver_sync_errors_total{reason="cache_invalid"} 1`) {
+				t.Error("no metric for the bad cache")
+			}
+			os.WriteFile(cachePath(dir), good, 0o600)
+		})
+	}
+}
+
+func TestRefusesBadListsFromRegistry(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(5, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 5, 2*time.Second)
+
+	// Signed by another key.
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	_, body := allowlist.NewList("common", 6, time.Now(), []allowlist.Entry{{Pattern: "*.evil.example", Site: "evil", Category: "other"}})
+	reg.set(6, body, allowlist.SignList(other, body))
+	// No signature at all.
+	time.Sleep(300 * time.Millisecond)
+	reg.set(6, body, "")
+	time.Sleep(300 * time.Millisecond)
+	// A rollback to an older version, properly signed.
+	_, old := allowlist.NewList("common", 2, time.Now(), []allowlist.Entry{{Pattern: "*.evil.example", Site: "evil", Category: "other"}})
+	reg.set(2, old, allowlist.SignList(reg.key, old))
+	time.Sleep(300 * time.Millisecond)
+	// Garbage with a 200.
+	reg.set(7, []byte("{not json"), allowlist.SignList(reg.key, []byte("{not json")))
+	time.Sleep(500 * time.Millisecond)
+	if r.Version() != 5 {
+		t.Fatalf("now enforcing version %d", r.Version())
+	}
+	if m := query(t, r, "udp", "a.evil.example", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Errorf("a refused list took effect: %s", m)
+	}
+	metrics := scrape(t, r)
+	for _, reason := range []string{"signature", "invalid"} {
+		if !strings.Contains(metrics, `allowlist_resolver_sync_errors_total{reason="`+reason+`"}`) {
+			t.Errorf("no %s sync error counted", reason)
+		}
+	}
+	// The rollback is refused only when fetched outside watch (watch asks
+	// for versions after 5): force a plain fetch by failing the watch.
+	b, _, _ := readCache(r.opt.CacheDir)
+	if l, _ := allowlist.ParseList(b); l.Version != 5 {
+		t.Errorf("cache holds version %d", l.Version)
+	}
+}
+
+func TestRollbackRefused(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	_, body := allowlist.NewList("common", 9, time.Now(), nil)
+	p, err := verify(pub, "common", 9, body, allowlist.SignList(key, body))
+	if err != nil || p.list.Version != 9 {
+		t.Fatalf("same version: %v", err)
+	}
+	_, older := allowlist.NewList("common", 8, time.Now(), nil)
+	_, err = verify(pub, "common", 9, older, allowlist.SignList(key, older))
+	if se, ok := err.(*SyncError); !ok || se.Reason != "rollback" {
+		t.Errorf("rollback: %v", err)
+	}
+	_, other := allowlist.NewList("dept-x", 10, time.Now(), nil)
+	if _, err := verify(pub, "common", 9, other, allowlist.SignList(key, other)); err == nil {
+		t.Error("a list for another scope was accepted")
+	}
+}
+
+func TestUpstreamDown(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	up.stop()
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	t0 := time.Now()
+	m := query(t, r, "udp", "a.zoom.example", dns.TypeA)
+	if m.Rcode != dns.RcodeServerFailure || ede(m) == nil {
+		t.Errorf("upstream down: %s", m)
+	}
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("SERVFAIL took %v", d)
+	}
+	// Failover: a dead first upstream, a live second one.
+	live := newUpstream(t, "192.0.2.9")
+	r2 := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr, live.addr}})
+	waitVersion(t, r2, 1, 2*time.Second)
+	if got := firstA(query(t, r2, "udp", "b.zoom.example", dns.TypeA)); got != "192.0.2.9" {
+		t.Errorf("failover answered %q", got)
+	}
+}
+
+func TestRefusesWhatItDoesNotServe(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	c := &dns.Client{Net: "udp", Timeout: time.Second}
+	notify := new(dns.Msg)
+	notify.SetNotify("zoom.example.")
+	if m, _, err := c.Exchange(notify, r.Addr("udp")); err != nil || m.Rcode != dns.RcodeNotImplemented {
+		t.Errorf("NOTIFY: %v %v", m, err)
+	}
+	update := new(dns.Msg)
+	update.SetUpdate("zoom.example.")
+	if m, _, err := c.Exchange(update, r.Addr("udp")); err != nil || m.Rcode == dns.RcodeSuccess {
+		t.Errorf("UPDATE: %v %v", m, err)
+	}
+	chaos := new(dns.Msg)
+	chaos.SetQuestion("version.bind.", dns.TypeTXT)
+	chaos.Question[0].Qclass = dns.ClassCHAOS
+	if m, _, err := c.Exchange(chaos, r.Addr("udp")); err != nil || m.Rcode != dns.RcodeRefused {
+		t.Errorf("CHAOS: %v %v", m, err)
+	}
+	axfr := new(dns.Msg)
+	axfr.SetQuestion("zoom.example.", dns.TypeAXFR)
+	if m, _, err := (&dns.Client{Net: "tcp", Timeout: time.Second}).Exchange(axfr, r.Addr("tcp")); err != nil || m.Rcode != dns.RcodeRefused {
+		t.Errorf("AXFR: %v %v", m, err)
+	}
+}
+
+// TestIdleTCPClientDoesNotBlockOthers holds a TCP connection open without
+// sending anything while other clients query.
+func TestIdleTCPClientDoesNotBlockOthers(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	var idle []net.Conn
+	for i := 0; i < 20; i++ {
+		c, err := net.Dial("tcp", r.Addr("tcp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 10; i++ {
+		if m := query(t, r, "tcp", "a.zoom.example", dns.TypeA); m.Rcode != dns.RcodeSuccess {
+			t.Fatalf("query with idle clients: %s", m)
+		}
+	}
+}
+
+// TestReloadUnderLoad replaces the list every 100 ms while clients query
+// without pause; no query may fail.
+func TestReloadUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	reg := newRegistry(t)
+	base := []string{"*.zoom.example"}
+	for i := 0; i < 20000; i++ {
+		base = append(base, fmt.Sprintf("*.site%d.example.net", i))
+	}
+	reg.publish(1, base)
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 1, 5*time.Second)
+	stop := make(chan struct{})
+	var sent, failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				name, want := "a.zoom.example.", dns.RcodeSuccess
+				if i%2 == 1 {
+					name, want = fmt.Sprintf("blocked%d.example.com.", w), dns.RcodeNameError
+				}
+				m := new(dns.Msg)
+				m.SetQuestion(name, dns.TypeA)
+				resp, _, err := c.Exchange(m, r.Addr("udp"))
+				sent.Add(1)
+				if err != nil || resp.Rcode != want {
+					failed.Add(1)
+				}
+			}
+		}(w)
+	}
+	for v := int64(2); v <= 11; v++ {
+		time.Sleep(100 * time.Millisecond)
+		reg.publish(v, append(base, fmt.Sprintf("*.extra%d.example.org", v)))
+	}
+	waitVersion(t, r, 11, 5*time.Second)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d queries across 10 reloads, %d failed", sent.Load(), failed.Load())
+	if failed.Load() != 0 || sent.Load() < 100 {
+		t.Errorf("%d of %d queries failed", failed.Load(), sent.Load())
+	}
+}
+
+func TestDiskFullKeepsOldCache(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	dir := t.TempDir()
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: dir})
+	waitVersion(t, r, 1, 2*time.Second)
+	good, _ := os.ReadFile(cachePath(dir))
+	// Make the directory unwritable: the next write fails as on a full disk.
+	os.Chmod(dir, 0o500)
+	defer os.Chmod(dir, 0o700)
+	if os.Geteuid() == 0 {
+		// root ignores permissions: simulate with a file where the
+		// directory for temporary files should be.
+		os.Chmod(dir, 0o700)
+		r.opt.CacheDir = cachePath(dir) // a file, not a directory
+	}
+	reg.publish(2, []string{"*.zoom.example", "*.new.example"})
+	waitVersion(t, r, 2, 2*time.Second)
+	now, _ := os.ReadFile(cachePath(dir))
+	if string(now) != string(good) {
+		t.Error("the old cache changed after a failed write")
+	}
+	if !strings.Contains(scrape(t, r), `allowlist_resolver_sync_errors_total{reason="cache_write"} 1`) {
+		t.Error("no metric for the failed cache write")
+	}
+}
+
+func scrape(t *testing.T, r *Resolver) string {
+	resp, err := http.Get("http://" + r.Addr("metrics") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
