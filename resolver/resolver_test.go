@@ -438,7 +438,9 @@ func TestTamperedCacheIsSetAside(t *testing.T) {
 	waitVersion(t, r, 4, 2*time.Second)
 	r.Shutdown()
 	for name, tamper := range map[string]func([]byte) []byte{
-		"widened": func(b []byte) []byte { return []byte(strings.Replace(string(b), "*.zoom.example", "*.evil.example", 1)) },
+		"widened": func(b []byte) []byte {
+			return []byte(strings.Replace(string(b), "*.zoom.example", "*.evil.example", 1))
+		},
 		"truncated": func(b []byte) []byte { return b[:len(b)/2] },
 		"garbage":   func(b []byte) []byte { return []byte("hello") },
 	} {
