@@ -5,7 +5,9 @@ DB      ?= var/registry.db
 LISTEN  ?= 127.0.0.1:8080
 PKGS    := ./...
 
-.PHONY: help build run test test-short bench fuzz lint fmt tidy clean
+UPSTREAM ?= $(shell awk '/^nameserver/ { if ($$2 ~ /:/) print "[" $$2 "]:53"; else print $$2 ":53"; exit }' /etc/resolv.conf)
+
+.PHONY: help build run resolve test test-short bench fuzz lint fmt tidy clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -16,6 +18,11 @@ build: ## build bin/allowlist
 run: build ## start the registry on 127.0.0.1:8080, seeded on first start
 	@mkdir -p var
 	./$(BIN) serve --db $(DB) --listen $(LISTEN) --seed
+
+resolve: build ## start the resolver on 127.0.0.1:5353 for the local registry (UPSTREAM=host:port)
+	@mkdir -p var
+	@test -f var/resolver.yaml || sed -e "s|@PUBLIC_KEY@|$$(./$(BIN) keygen --db $(DB))|" -e "s|@UPSTREAM@|$(UPSTREAM)|" data/resolver.example.yaml > var/resolver.yaml
+	./$(BIN) resolve --config var/resolver.yaml
 
 test: build ## run every test (real SQLite, sockets and processes)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)

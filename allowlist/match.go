@@ -1,6 +1,10 @@
 package allowlist
 
-import "math/bits"
+import (
+	"math/bits"
+	"strings"
+	"unsafe"
+)
 
 // Matcher is an immutable compiled set of patterns answering "which pattern
 // allows this name?". It is built once for each list version and then read
@@ -63,12 +67,15 @@ func tagOf(k uint64, n int) uint32 { return uint32(k)&^0xff | uint32(n) }
 // patterns. When the same pattern occurs twice, the first one wins.
 // Names longer than 255 octets are skipped (ParsePattern never yields them).
 func Compile(patterns []Pattern) *Matcher {
-	total := 0
+	// Size the table once for the keys we expect: each pattern's own name
+	// and the parents it does not share with others (estimated as those
+	// below the registrable domain), so that large lists rarely grow it.
+	total, expect := 0, 0
 	for _, p := range patterns {
 		total += len(p.Name)
+		expect += max(1, strings.Count(p.Name, ".")-1)
 	}
-	// Start sized for the patterns alone; interior nodes grow the table.
-	m := &Matcher{slots: make([]slot, len(patterns)*10/7+1)}
+	m := &Matcher{slots: make([]slot, expect*10/7+1)}
 	arena := make([]byte, 0, total)
 	keys := 0
 	for i, p := range patterns {
@@ -111,7 +118,11 @@ func Compile(patterns []Pattern) *Matcher {
 			arena = arena[:base] // every suffix was already there
 		}
 	}
-	m.arena = string(arena[:len(arena):len(arena)])
+	if len(arena) > 0 {
+		// The arena is never written again: share its bytes instead of
+		// copying them into a string.
+		m.arena = unsafe.String(&arena[0], len(arena))
+	}
 	return m
 }
 
@@ -242,3 +253,6 @@ func equalFold(stored, name string) bool {
 	}
 	return true
 }
+
+// Bytes returns the memory the matcher holds: its table and its arena.
+func (m *Matcher) Bytes() int { return len(m.slots)*int(unsafe.Sizeof(slot{})) + len(m.arena) }

@@ -127,12 +127,16 @@ func ParsePattern(s string) (Pattern, error) {
 			return Pattern{}, patternError("domain has an empty label (two dots in a row, or a leading dot)")
 		}
 	}
-	if err := checkMixedScript(rest); err != nil {
-		return Pattern{}, err
-	}
-	name, err := profile.ToASCII(rest)
-	if err != nil {
-		return Pattern{}, patternError("not a valid host name: " + display(rest) + " (letters, digits and inner hyphens only; internationalised names must be valid)")
+	name := rest
+	if !plainASCII(rest) {
+		if err := checkMixedScript(rest); err != nil {
+			return Pattern{}, err
+		}
+		var err error
+		name, err = profile.ToASCII(rest)
+		if err != nil {
+			return Pattern{}, patternError("not a valid host name: " + display(rest) + " (letters, digits and inner hyphens only; internationalised names must be valid)")
+		}
 	}
 	// Mapping may have produced new dots (full-width stops) or emptied labels.
 	labels := strings.Split(name, ".")
@@ -170,6 +174,31 @@ func MustParsePattern(s string) Pattern {
 		panic(err)
 	}
 	return p
+}
+
+// plainASCII reports whether name is already in the form IDNA would give
+// it: lower-case letters, digits and inner hyphens, with no A-label (which
+// would need its punycode checked) and no "--" in the third and fourth
+// places. Such names skip the IDNA profile, which matters when a resolver
+// verifies a list of a million entries. FuzzParsePattern checks that both
+// paths agree.
+func plainASCII(name string) bool {
+	start := 0
+	for i := 0; i <= len(name); i++ {
+		if i < len(name) && name[i] != '.' {
+			c := name[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+			continue
+		}
+		l := name[start:i]
+		if l == "" || l[0] == '-' || l[len(l)-1] == '-' || (len(l) >= 4 && l[2] == '-' && l[3] == '-') {
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 func isNumeric(s string) bool {

@@ -153,6 +153,12 @@ func FuzzParsePattern(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		// The ASCII fast path must give what the IDNA profile gives.
+		if rest := strings.TrimPrefix(s, "*."); plainASCII(rest) {
+			if viaIDNA, err := profile.ToASCII(rest); err != nil || viaIDNA != rest {
+				t.Fatalf("plainASCII(%q) but IDNA gives %q, %v", rest, viaIDNA, err)
+			}
+		}
 		p, err := ParsePattern(s)
 		if err != nil {
 			if ErrorCode(err) != EINVALID {

@@ -151,12 +151,16 @@ func union(a, b []string) []string {
 // SortEntries sorts entries by pattern, then site, and drops a pattern
 // already listed for an earlier site. It never returns nil.
 func SortEntries(entries []Entry) []Entry {
-	sort.Slice(entries, func(i, j int) bool {
+	less := func(i, j int) bool {
 		if entries[i].Pattern != entries[j].Pattern {
 			return entries[i].Pattern < entries[j].Pattern
 		}
 		return entries[i].Site < entries[j].Site
-	})
+	}
+	// Published lists arrive sorted: checking is linear, sorting is not.
+	if !sort.SliceIsSorted(entries, less) {
+		sort.Slice(entries, less)
+	}
 	out := entries[:0]
 	for _, e := range entries {
 		if len(out) > 0 && out[len(out)-1].Pattern == e.Pattern {

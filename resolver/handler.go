@@ -84,7 +84,7 @@ func (r *Resolver) answer(req *dns.Msg) (*dns.Msg, string) {
 // the version and where to ask for the tool.
 func (r *Resolver) blocked(req *dns.Msg, p *policy) *dns.Msg {
 	text := fmt.Sprintf("blocked by the cross-government allow-list (scope %s, version %d); ask for this tool at %s",
-		p.list.Scope, p.list.Version, r.opt.RequestURL)
+		p.scope, p.version, r.opt.RequestURL)
 	q := req.Question[0]
 	switch r.opt.Block {
 	case BlockRefused:
@@ -100,12 +100,12 @@ func (r *Resolver) blocked(req *dns.Msg, p *policy) *dns.Msg {
 			hdr.Rrtype = dns.TypeAAAA
 			m.Answer = []dns.RR{&dns.AAAA{Hdr: hdr, AAAA: r.opt.SinkholeV6}}
 		default:
-			m.Ns = []dns.RR{negativeSOA(p.list.Version)}
+			m.Ns = []dns.RR{negativeSOA(p.version)}
 		}
 		return m
 	default:
 		m := reply(req, dns.RcodeNameError, edeBlocked, text)
-		m.Ns = []dns.RR{negativeSOA(p.list.Version)}
+		m.Ns = []dns.RR{negativeSOA(p.version)}
 		return m
 	}
 }

@@ -24,6 +24,7 @@ type metrics struct {
 	latency       prometheus.Histogram
 	listVersion   prometheus.Gauge
 	listEntries   prometheus.Gauge
+	listBytes     prometheus.Gauge
 	listAge       prometheus.GaugeFunc
 	lastSync      prometheus.Gauge
 	syncErrors    *prometheus.CounterVec
@@ -49,6 +50,8 @@ func newMetrics(listAge, cacheLen func() float64) *metrics {
 			Help: "Version of the list being enforced (-1: none)."}),
 		listEntries: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "list_entries",
 			Help: "Patterns in the list being enforced."}),
+		listBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "list_bytes",
+			Help: "Memory held by the compiled list (table and names)."}),
 		listAge: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "list_age_seconds",
 			Help: "Seconds since the registry last confirmed the list is current (-1: never)."}, listAge),
 		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "last_sync_timestamp_seconds",
@@ -74,7 +77,7 @@ func newMetrics(listAge, cacheLen func() float64) *metrics {
 	for _, r := range []string{resultAllowed, resultBlocked, resultRouted, resultWouldBlock, resultNotReady, resultRefused, resultServfail} {
 		m.queries.WithLabelValues(r)
 	}
-	reg.MustRegister(m.queries, m.latency, m.listVersion, m.listEntries, m.listAge, m.lastSync, m.syncErrors, m.cacheHits,
+	reg.MustRegister(m.queries, m.latency, m.listVersion, m.listEntries, m.listBytes, m.listAge, m.lastSync, m.syncErrors, m.cacheHits,
 		m.cacheMisses, m.cacheEntries, m.upstreamErrs, m.upstreamTime, m.ready, m.reloadSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})

@@ -165,7 +165,7 @@ func (r *Resolver) Ready() bool { return r.policy.Load() != nil }
 // Version returns the version being enforced, or -1.
 func (r *Resolver) Version() int64 {
 	if p := r.policy.Load(); p != nil {
-		return p.list.Version
+		return p.version
 	}
 	return -1
 }
@@ -181,10 +181,11 @@ func (r *Resolver) Addr(which string) string {
 // policy they loaded; new ones see the new one. Nothing stalls.
 func (r *Resolver) install(p *policy, from string) {
 	r.policy.Store(p)
-	r.m.listVersion.Set(float64(p.list.Version))
-	r.m.listEntries.Set(float64(len(p.list.Entries)))
+	r.m.listVersion.Set(float64(p.version))
+	r.m.listEntries.Set(float64(p.entries))
+	r.m.listBytes.Set(float64(p.matcher.Bytes()))
 	r.m.ready.Set(1)
-	r.log.Info("list installed", "scope", p.list.Scope, "version", p.list.Version, "entries", len(p.list.Entries), "from", from)
+	r.log.Info("list installed", "scope", p.scope, "version", p.version, "entries", p.entries, "from", from)
 }
 
 // loadCache starts from the last good list on disk, if it verifies. A
@@ -257,7 +258,7 @@ func (r *Resolver) accept(body []byte, sig string, held int64) error {
 	if err != nil {
 		return err
 	}
-	if p.list.Version == held {
+	if p.version == held {
 		return nil
 	}
 	r.m.reloadSeconds.Observe(time.Since(start).Seconds())

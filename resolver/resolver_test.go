@@ -509,7 +509,7 @@ func TestRollbackRefused(t *testing.T) {
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	_, body := allowlist.NewList("common", 9, time.Now(), nil)
 	p, err := verify(pub, "common", 9, body, allowlist.SignList(key, body))
-	if err != nil || p.list.Version != 9 {
+	if err != nil || p.version != 9 {
 		t.Fatalf("same version: %v", err)
 	}
 	_, older := allowlist.NewList("common", 8, time.Now(), nil)

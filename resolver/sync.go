@@ -21,8 +21,13 @@ import (
 )
 
 // policy is one verified list, compiled. It is replaced whole, atomically.
+// It keeps only the matcher and the list's identity: the entries
+// themselves (site ids, categories) are not needed to answer queries, and
+// dropping them halves the memory a large list takes.
 type policy struct {
-	list    allowlist.List
+	scope   string
+	version int64
+	entries int
 	matcher *allowlist.Matcher
 }
 
@@ -58,7 +63,7 @@ func verify(pub ed25519.PublicKey, scope string, held int64, body []byte, signat
 	if l.Version < held {
 		return nil, syncErr("rollback", "list version %d is lower than version %d already held", l.Version, held)
 	}
-	return &policy{list: l, matcher: allowlist.Compile(l.Patterns())}, nil
+	return &policy{scope: l.Scope, version: l.Version, entries: len(l.Entries), matcher: allowlist.Compile(l.Patterns())}, nil
 }
 
 // The cache file holds the last good list exactly as signed:

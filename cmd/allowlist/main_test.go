@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3"
+	"github.com/miekg/dns"
 )
 
 var binary string
@@ -286,4 +288,137 @@ func TestImportExportAndAuditVerify(t *testing.T) {
 	if code != 0 || len(strings.TrimSpace(out)) != 44 {
 		t.Errorf("keygen: %q", out)
 	}
+}
+
+// TestResolverWithRealRegistry runs the real registry and the real
+// resolver as processes, with a small upstream DNS server on loopback.
+func TestResolverWithRealRegistry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two processes")
+	}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "registry.db")
+	reg := startRegistry(t, db, "--seed")
+	pub, _, code := cli(t, "keygen", "--db", db)
+	if code != 0 {
+		t.Fatal("keygen")
+	}
+	up := startUpstream(t)
+	conf := filepath.Join(dir, "resolver.yaml")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+registry: %s
+scope: common
+public_key: %q
+cache_dir: %s
+mode: enforce
+upstreams: [%q]
+metrics_listen: 127.0.0.1:0
+`, reg.url, strings.TrimSpace(pub), filepath.Join(dir, "cache"), up)), 0o644)
+	res := startResolver(t, conf)
+	ask := func(name string) *dns.Msg {
+		t.Helper()
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+		m.SetEdns0(1232, false)
+		resp, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, res)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return resp
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ask("us02web.zoom.us").Rcode != dns.RcodeSuccess {
+		if time.Now().After(deadline) {
+			t.Fatal("the resolver never allowed zoom.us from the seeded common list")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	blocked := ask("meet.jit.si")
+	if blocked.Rcode != dns.RcodeNameError {
+		t.Fatalf("unlisted name: %s", blocked)
+	}
+
+	// Two departments approve Jitsi: the resolver enforces it within 2 s.
+	owner := func(dept string) string {
+		out, _, _ := cli(t, "token", "create", "--db", db, "--role", "owner", "--department", dept, "--name", dept)
+		return lastLine(out)
+	}
+	dsit, hmrc := owner("dsit"), owner("hmrc")
+	reg.call(t, "POST", "/v1/sites", dsit, `{"id":"jitsi-meet","name":"Jitsi Meet","category":"video-conferencing","domains":["meet.jit.si"],"owner":{"name":"Jitsi"}}`)
+	reg.call(t, "PUT", "/v1/sites/jitsi-meet/signoffs/dsit", dsit, `{"decision":"approve"}`)
+	if c, b := reg.call(t, "PUT", "/v1/sites/jitsi-meet/signoffs/hmrc", hmrc, `{"decision":"approve"}`); c != 200 {
+		t.Fatalf("sign-off: %d %s", c, b)
+	}
+	approved := time.Now()
+	for ask("meet.jit.si").Rcode != dns.RcodeSuccess {
+		if time.Since(approved) > 2*time.Second {
+			t.Fatal("the approved site was not enforced within 2 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("quorum to enforcement: %v", time.Since(approved))
+
+	// Registry gone: the resolver keeps answering; restarted, it starts
+	// from its cache.
+	reg.cmd.Process.Kill()
+	reg.cmd.Wait()
+	if ask("meet.jit.si").Rcode != dns.RcodeSuccess || ask("games.example.com").Rcode != dns.RcodeNameError {
+		t.Error("the resolver changed its answers when the registry went away")
+	}
+	res2 := startResolver(t, conf)
+	if ask2 := func() int {
+		m := new(dns.Msg)
+		m.SetQuestion("meet.jit.si.", dns.TypeA)
+		resp, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, res2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Rcode
+	}(); ask2 != dns.RcodeSuccess {
+		t.Errorf("restarted resolver with the registry down: rcode %d", ask2)
+	}
+}
+
+// startResolver starts `allowlist resolve` and returns its UDP address.
+func startResolver(t *testing.T, conf string) string {
+	t.Helper()
+	cmd := exec.Command(binary, "resolve", "--config", conf)
+	out, _ := cmd.StdoutPipe()
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("resolver did not start: %v\n%s", err, errb.String())
+	}
+	f := strings.Fields(line) // resolver listening on ADDR (udp) ...
+	if len(f) < 4 {
+		t.Fatalf("resolver said %q", line)
+	}
+	return f[3]
+}
+
+// startUpstream answers every A query with 192.0.2.1.
+func startUpstream(t *testing.T) string {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	srv := &dns.Server{PacketConn: pc, NotifyStartedFunc: func() { close(started) }, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if r.Question[0].Qtype == dns.TypeA {
+			rr, _ := dns.NewRR(r.Question[0].Name + " 60 IN A 192.0.2.1")
+			m.Answer = []dns.RR{rr}
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
 }
