@@ -39,6 +39,11 @@ fuzz: ## run each fuzz target briefly (FUZZTIME=30s)
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	@# Imports point one way: the core and the resolver never reach the store or HTTP framework.
+	@bad=$$($(GO) list -deps ./allowlist | grep -E 'database/sql|labstack/echo|miekg/dns|prometheus|yaml' || true); \
+	  if [ -n "$$bad" ]; then echo "allowlist/ imports: $$bad"; exit 1; fi
+	@bad=$$($(GO) list -deps ./resolver | grep -E 'allowlist/sqlite|labstack/echo|mattn/go-sqlite3' || true); \
+	  if [ -n "$$bad" ]; then echo "resolver/ imports: $$bad"; exit 1; fi
 
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
