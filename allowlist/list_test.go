@@ -96,3 +96,29 @@ func TestAuditChain(t *testing.T) {
 		t.Fatalf("VerifyAudit = %d, %v; want 2, false", seq, ok)
 	}
 }
+
+// FuzzParseList feeds arbitrary bytes to the list decoder: it must never
+// panic, and whatever it accepts must have a matching hash and entries in
+// normal form that compile.
+func FuzzParseList(f *testing.F) {
+	_, body := NewList("common", 3, time.Unix(0, 0), []Entry{{"*.example.org", "s", "wiki"}, {"meet.example.net", "m", "other"}})
+	f.Add(body)
+	f.Add([]byte(`{"scope":"common","version":0,"generated_at":"2026-01-01T00:00:00Z","sha256":"","entries":[]}`))
+	f.Add([]byte(`{"entries":[{"pattern":"*.COM"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := ParseList(b)
+		if err != nil {
+			return
+		}
+		if EntriesSHA256(l.Entries) != l.SHA256 {
+			t.Fatal("accepted a list whose hash does not match")
+		}
+		m := Compile(l.Patterns())
+		for i, e := range l.Entries {
+			name, _ := cutWildcard(e.Pattern)
+			if m.Match(name) < 0 {
+				t.Fatalf("entry %d (%s) does not match its own name", i, e.Pattern)
+			}
+		}
+	})
+}

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -185,6 +186,11 @@ func (r *Resolver) install(p *policy, from string) {
 	r.m.listEntries.Set(float64(p.entries))
 	r.m.listBytes.Set(float64(p.matcher.Bytes()))
 	r.m.ready.Set(1)
+	// Verifying a list makes garbage several times its size (the body,
+	// the decoded entries, the canonical form). Return it to the OS now
+	// rather than whenever the scavenger gets to it: a resolver's memory
+	// should be its list, not its last reload.
+	debug.FreeOSMemory()
 	r.log.Info("list installed", "scope", p.scope, "version", p.version, "entries", p.entries, "from", from)
 }
 
