@@ -31,7 +31,9 @@ func main() {
 		w.WriteMsg(m)
 	})
 	for i := 0; i < runtime.GOMAXPROCS(0); i++ {
-		go func() { log.Fatal((&dns.Server{Addr: *addr, Net: "udp", Handler: h, ReusePort: true}).ListenAndServe()) }()
+		go func() {
+			log.Fatal((&dns.Server{Addr: *addr, Net: "udp", Handler: h, ReusePort: true}).ListenAndServe())
+		}()
 	}
 	go func() { log.Fatal((&dns.Server{Addr: *addr, Net: "tcp", Handler: h}).ListenAndServe()) }()
 	fmt.Printf("upstream on %s\n", *addr)
