@@ -199,6 +199,9 @@ func (e *env) validate(req *http.Request, r *response) {
 		}
 	}
 	route, params, err := e.router.FindRoute(req)
+	if err != nil && r.code == 404 {
+		return // a path the document's router cannot parse (an encoded slash)
+	}
 	if err != nil {
 		e.t.Errorf("%s: not in the OpenAPI document: %v", r.req, err)
 		return
@@ -459,12 +462,7 @@ func TestErrorStatuses(t *testing.T) {
 	e := newEnv(t, api.Config{PublicLists: true, RequestsPerMinute: 3})
 	e.do("POST", "/v1/sites", e.tok["a"], zoom()).want(201)
 	big := []byte(`{"id":"big","name":"` + strings.Repeat("x", api.MaxBody) + `"}`)
-	cases := []struct {
-		name, method, path, token string
-		body                      any
-		status                    int
-		headers                   []string
-	}{
+	cases := []badCase{
 		{"malformed JSON", "POST", "/v1/sites", "a", []byte(`{"id":`), 400, nil},
 		{"trailing data", "POST", "/v1/sites", "a", []byte(`{"id":"x"} {}`), 400, nil},
 		{"unknown field", "POST", "/v1/sites", "a", map[string]any{"id": "teams", "colour": "red"}, 400, nil},
@@ -514,17 +512,7 @@ func TestErrorStatuses(t *testing.T) {
 		{"revoke an unknown token", "DELETE", "/v1/tokens/999", "admin", nil, 404, nil},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			before := snapshot(e)
-			r := e.do(c.method, c.path, e.tok[c.token]+map[bool]string{true: c.token}[strings.HasPrefix(c.token, "alt_")], c.body, c.headers...)
-			r.want(c.status)
-			if c.status == 401 && r.h.Get("WWW-Authenticate") == "" {
-				t.Error("401 without WWW-Authenticate")
-			}
-			if after := snapshot(e); after != before {
-				t.Errorf("a refused request changed something:\n%s\n%s", before, after)
-			}
-		})
+		refused(t, e, c)
 	}
 	// Rate limit: anonymous staff requests beyond the burst get 429.
 	req := map[string]string{"tool": "Miro", "reason": "workshops", "department": "dept-a"}
@@ -543,6 +531,34 @@ func TestErrorStatuses(t *testing.T) {
 	if !got429 {
 		t.Error("no 429 after the burst")
 	}
+}
+
+// badCase is a request the API must refuse with status, changing nothing.
+type badCase struct {
+	name, method, path, token string
+	body                      any
+	status                    int
+	headers                   []string
+}
+
+// refused sends c and checks its status, problem+json body (in e.do) and
+// that nothing was stored, no version moved and no audit entry appeared.
+func refused(t *testing.T, e *env, c badCase) {
+	t.Run(c.name, func(t *testing.T) {
+		before := snapshot(e)
+		token := e.tok[c.token]
+		if strings.HasPrefix(c.token, "alt_") {
+			token = c.token
+		}
+		r := e.do(c.method, c.path, token, c.body, c.headers...)
+		r.want(c.status)
+		if c.status == 401 && r.h.Get("WWW-Authenticate") == "" {
+			t.Error("401 without WWW-Authenticate")
+		}
+		if after := snapshot(e); after != before {
+			t.Errorf("a refused request changed something:\n%s\n%s", before, after)
+		}
+	})
 }
 
 // TestContactsStayPrivate: owners see contacts, anonymous callers and

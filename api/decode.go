@@ -63,6 +63,9 @@ func decode(c echo.Context, v any) error {
 	if !utf8.Valid(body) {
 		return errStatus(http.StatusBadRequest, "the body is not valid UTF-8")
 	}
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
+		return errStatus(http.StatusBadRequest, "the body must be a JSON object")
+	}
 	if err := checkKeys(body); err != nil {
 		return errStatus(http.StatusBadRequest, err.Error())
 	}

@@ -282,12 +282,12 @@ func (r *Resolver) accept(body []byte, sig string, held int64) error {
 func (r *Resolver) Start(ctx context.Context) error {
 	r.loadCache()
 	if r.opt.Listen != "" {
-		for _, netw := range []string{"udp", "tcp"} {
-			if err := r.listen(netw); err != nil {
-				r.Shutdown()
-				return err
-			}
+		pc, ln, err := bindPair(r.opt.Listen)
+		if err != nil {
+			return err
 		}
+		r.serve(&dns.Server{Net: "udp", PacketConn: pc})
+		r.serve(&dns.Server{Net: "tcp", Listener: ln})
 	}
 	if r.opt.MetricsListen != "" {
 		ln, err := net.Listen("tcp", r.opt.MetricsListen)
@@ -315,44 +315,50 @@ func (r *Resolver) Start(ctx context.Context) error {
 	return nil
 }
 
-func (r *Resolver) listen(netw string) error {
-	srv := &dns.Server{Net: netw, Handler: r, UDPSize: 65535,
-		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
-		// An idle TCP client is dropped after this, and each connection has
-		// its own goroutine, so one cannot hold up others.
-		IdleTimeout: func() time.Duration { return 5 * time.Second }, MaxTCPQueries: 1000}
-	switch netw {
-	case "udp":
-		pc, err := net.ListenPacket("udp", r.opt.Listen)
+// bindPair binds UDP and TCP on the same address. For port 0 it picks a
+// port free for both, trying again when TCP finds the UDP port taken.
+func bindPair(addr string) (net.PacketConn, net.Listener, error) {
+	for attempt := 0; ; attempt++ {
+		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
-			return fmt.Errorf("listen udp: %w", err)
+			return nil, nil, fmt.Errorf("listen udp: %w", err)
 		}
-		srv.PacketConn = pc
-		r.addrs["udp"] = pc.LocalAddr().String()
-	default:
-		addr := r.opt.Listen
-		if u := r.addrs["udp"]; u != "" && strings.HasSuffix(addr, ":0") {
-			addr = u // the same port as UDP
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
 		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("listen tcp: %w", err)
+		pc.Close()
+		if !strings.HasSuffix(addr, ":0") || attempt == 20 {
+			return nil, nil, fmt.Errorf("listen tcp: %w", err)
 		}
-		srv.Listener = ln
-		r.addrs["tcp"] = ln.Addr().String()
 	}
+}
+
+// serve starts a DNS server on an already bound socket.
+func (r *Resolver) serve(srv *dns.Server) {
+	srv.Handler = r
+	srv.UDPSize = 65535
+	srv.ReadTimeout, srv.WriteTimeout = 2*time.Second, 2*time.Second
+	// An idle TCP client is dropped after this, and each connection has
+	// its own goroutine, so one cannot hold up others.
+	srv.IdleTimeout = func() time.Duration { return 5 * time.Second }
+	srv.MaxTCPQueries = 1000
 	started := make(chan struct{})
 	srv.NotifyStartedFunc = func() { close(started) }
 	r.mu.Lock()
+	if srv.PacketConn != nil {
+		r.addrs["udp"] = srv.PacketConn.LocalAddr().String()
+	} else {
+		r.addrs["tcp"] = srv.Listener.Addr().String()
+	}
 	r.servers = append(r.servers, srv)
 	r.mu.Unlock()
 	go func() {
 		if err := srv.ActivateAndServe(); err != nil {
-			r.log.Error("dns server stopped", "net", netw, "err", err)
+			r.log.Error("dns server stopped", "net", srv.Net, "err", err)
 		}
 	}()
 	<-started
-	return nil
 }
 
 // Shutdown stops the listeners.

@@ -100,15 +100,11 @@ type upstream struct {
 
 func newUpstream(t *testing.T, ip string) *upstream {
 	u := &upstream{ip: ip}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, ln, err := bindPair("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	u.addr = pc.LocalAddr().String()
-	ln, err := net.Listen("tcp", u.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		u.queries.Add(1)
 		q := req.Question[0]
