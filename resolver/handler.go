@@ -161,9 +161,18 @@ func (r *Resolver) forward(req *dns.Msg, g *group, routed bool) *dns.Msg {
 		return r.fromUpstream(req, m)
 	}
 	r.m.cacheMisses.Inc()
-	ctx, cancel := context.WithTimeout(context.Background(), g.timeout*time.Duration(max(1, len(g.addrs)))+time.Second)
-	defer cancel()
-	resp, err := g.exchange(ctx, q, do)
+	// Identical questions in flight share one upstream exchange: fewer
+	// upstream queries, and no window for a spoofer to race many of them
+	// (the birthday attack on DNS forwarders).
+	v, err, _ := r.flight.Do(flightKey(key), func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), g.timeout*time.Duration(max(1, len(g.addrs)))+time.Second)
+		defer cancel()
+		resp, err := g.exchange(ctx, q, do)
+		if err == nil {
+			r.cache.put(key, resp, now)
+		}
+		return resp, err
+	})
 	if err != nil {
 		code := uint16(edeNetworkError)
 		if len(g.addrs) > 1 {
@@ -171,8 +180,11 @@ func (r *Resolver) forward(req *dns.Msg, g *group, routed bool) *dns.Msg {
 		}
 		return reply(req, dns.RcodeServerFailure, code, "no upstream answered")
 	}
-	r.cache.put(key, resp, now)
-	return r.fromUpstream(req, resp)
+	return r.fromUpstream(req, v.(*dns.Msg))
+}
+
+func flightKey(k cacheKey) string {
+	return fmt.Sprintf("%s|%d|%d|%t|%t", k.name, k.qtype, k.class, k.do, k.routed)
 }
 
 // fromUpstream turns an upstream answer into the answer to req: the
@@ -220,7 +232,10 @@ func (r *Resolver) write(w dns.ResponseWriter, req, m *dns.Msg) {
 		o.Option = append(o.Option, ede...)
 	}
 	if w.LocalAddr().Network() == "udp" {
-		m.Truncate(min(size, 65535))
+		// Never more than 1232 bytes over UDP, whatever the client
+		// claims: larger answers go over TCP (TC set), which keeps the
+		// resolver useless for amplification.
+		m.Truncate(min(size, upstreamSize))
 	} else {
 		m.Truncate(dns.MaxMsgSize)
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sync/singleflight"
 )
 
 // Modes.
@@ -80,6 +81,7 @@ type Resolver struct {
 	filtered *group
 	fetch    *fetcher
 
+	flight    singleflight.Group
 	policy    atomic.Pointer[policy]
 	confirmed atomic.Int64 // unix nanos of the registry's last confirmation
 	warned    atomic.Bool
@@ -265,6 +267,13 @@ func (r *Resolver) accept(body []byte, sig string, held int64) error {
 		return err
 	}
 	if p.version == held {
+		if cur := r.policy.Load(); cur != nil && cur.sha256 != p.sha256 {
+			// Two different signed lists with one version number: the
+			// registry (or its key) is misbehaving. Keep what we have.
+			r.log.Error("CRITICAL: the registry signed different content under a version already held; keeping the held list",
+				"version", held, "held_sha256", cur.sha256, "offered_sha256", p.sha256)
+			return syncErr("equivocation", "version %d offered with different content", held)
+		}
 		return nil
 	}
 	r.m.reloadSeconds.Observe(time.Since(start).Seconds())

@@ -694,3 +694,83 @@ func scrape(t *testing.T, r *Resolver) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestEquivocationRefused: the same version with other content is refused.
+func TestEquivocationRefused(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(3, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 3, 2*time.Second)
+	r.Shutdown()
+	if err := r.accept(mustBody(t, reg, 3, "*.evil.example"), "", 3); err == nil {
+		t.Fatal("accepted an unsigned list")
+	}
+	body := mustBody(t, reg, 3, "*.evil.example")
+	err := r.accept(body, allowlist.SignList(reg.key, body), 3)
+	if se, ok := err.(*SyncError); !ok || se.Reason != "equivocation" {
+		t.Fatalf("equivocation: %v", err)
+	}
+	if m := query(t, start(t, Options{Registry: "http://127.0.0.1:1", PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: r.opt.CacheDir}), "udp", "a.evil.example", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Errorf("the equivocating list reached the cache: %s", m)
+	}
+}
+
+func mustBody(t *testing.T, reg *fakeRegistry, v int64, pattern string) []byte {
+	_, body := allowlist.NewList("common", v, time.Now(), []allowlist.Entry{{Pattern: pattern, Site: "s", Category: "other"}})
+	return body
+}
+
+// TestUDPAnswersAreCapped: whatever buffer a client claims, a UDP answer
+// is at most 1232 bytes, with TC set; TCP gets it whole.
+func TestUDPAnswersAreCapped(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	m := new(dns.Msg)
+	m.SetQuestion("big.zoom.example.", dns.TypeTXT)
+	m.SetEdns0(65535, false)
+	c := &dns.Client{Net: "udp", UDPSize: 65535, Timeout: 3 * time.Second}
+	resp, _, err := c.Exchange(m, r.Addr("udp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Compress = true // as it was sent
+	b, _ := resp.Pack()
+	if len(b) > 1232 || !resp.Truncated {
+		t.Errorf("UDP answer of %d bytes, TC=%v", len(b), resp.Truncated)
+	}
+	noEDNS := new(dns.Msg)
+	noEDNS.SetQuestion("big.zoom.example.", dns.TypeTXT)
+	resp, _, _ = (&dns.Client{Net: "udp", Timeout: 3 * time.Second}).Exchange(noEDNS, r.Addr("udp"))
+	resp.Compress = true
+	if b, _ := resp.Pack(); len(b) > 512 || !resp.Truncated {
+		t.Errorf("UDP answer without EDNS: %d bytes, TC=%v", len(b), resp.Truncated)
+	}
+}
+
+// TestIdenticalQueriesCoalesce: a storm of one uncached question reaches
+// the upstream far fewer times than it was asked.
+func TestIdenticalQueriesCoalesce(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := new(dns.Msg)
+			m.SetQuestion("storm.zoom.example.", dns.TypeA)
+			(&dns.Client{Timeout: 3 * time.Second}).Exchange(m, r.Addr("udp"))
+		}()
+	}
+	wg.Wait()
+	if n := up.queries.Load(); n > 10 {
+		t.Errorf("50 identical queries reached the upstream %d times", n)
+	}
+}

@@ -27,6 +27,7 @@ import (
 type policy struct {
 	scope   string
 	version int64
+	sha256  string
 	entries int
 	matcher *allowlist.Matcher
 }
@@ -63,7 +64,7 @@ func verify(pub ed25519.PublicKey, scope string, held int64, body []byte, signat
 	if l.Version < held {
 		return nil, syncErr("rollback", "list version %d is lower than version %d already held", l.Version, held)
 	}
-	return &policy{scope: l.Scope, version: l.Version, entries: len(l.Entries), matcher: allowlist.Compile(l.Patterns())}, nil
+	return &policy{scope: l.Scope, version: l.Version, sha256: l.SHA256, entries: len(l.Entries), matcher: allowlist.Compile(l.Patterns())}, nil
 }
 
 // The cache file holds the last good list exactly as signed:
