@@ -33,8 +33,11 @@ test-short: ## skip the slow tests
 bench: ## matcher benchmarks with the map-walk peer in the same run
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 30m ./allowlist/
 
-fuzz: ## run each fuzz target briefly (FUZZTIME=30s)
-	$(GO) test -run '^$$' -fuzz FuzzParsePattern -fuzztime $${FUZZTIME:-30s} ./allowlist/
+FUZZTIME ?= 30s
+fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePattern$$' -fuzztime $(FUZZTIME) ./allowlist/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseList$$' -fuzztime $(FUZZTIME) ./allowlist/
+	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime $(FUZZTIME) ./resolver/
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
