@@ -120,6 +120,7 @@ func TestBadPackets(t *testing.T) {
 		raw   []byte
 		rcode int // -1: dropped
 	}{
+		"empty datagram":   {[]byte{}, -1},
 		"truncated header": {good[:5], -1},
 		"header only":      {good[:12], dns.RcodeFormatError},
 		"QDCOUNT 0":        {q(func(m *dns.Msg) { m.Question = nil }), dns.RcodeFormatError},
