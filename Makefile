@@ -7,12 +7,26 @@ PKGS    := ./...
 
 UPSTREAM ?= $(shell awk '/^nameserver/ { if ($$2 ~ /:/) print "[" $$2 "]:53"; else print $$2 ":53"; exit }' /etc/resolv.conf)
 
-.PHONY: help build run resolve test test-short bench fuzz lint fmt tidy clean
+.PHONY: help assets build run resolve test e2e test-short bench fuzz lint fmt tidy clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/allowlist
+ASSETS := web/static/govuk/assets/govuk-frontend.min.css
+
+# GOV.UK Frontend comes from the npm registry at build time and is embedded
+# in the binary. Without npm the pages still work, unstyled.
+$(ASSETS): web/package.json web/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  (cd web && npm ci --no-audit --no-fund --silent) && \
+	  rm -rf web/static/govuk && mkdir -p web/static/govuk && \
+	  cp -R web/node_modules/govuk-frontend/dist/govuk/assets web/static/govuk/assets && \
+	  cp web/node_modules/govuk-frontend/dist/govuk/govuk-frontend.min.css $(ASSETS); \
+	else echo "npm not found: building without GOV.UK Frontend styles"; fi
+
+assets: $(ASSETS) ## fetch GOV.UK Frontend and copy it into web/static
+
+build: $(ASSETS) ## build bin/allowlist (with the GOV.UK Frontend assets embedded)
 	$(GO) build -o $(BIN) ./cmd/allowlist
 
 run: build ## start the registry on 127.0.0.1:8080, seeded on first start
@@ -26,6 +40,9 @@ resolve: build ## start the resolver on 127.0.0.1:5353 for the local registry (U
 
 test: build ## run every test (real SQLite, sockets and processes)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+e2e: build ## end-to-end tests of the pages in headless Chromium (Debian chromium)
+	cd e2e && npm ci --no-audit --no-fund --silent && npm test
 
 test-short: ## skip the slow tests
 	$(GO) test -short -count=1 $(PKGS)

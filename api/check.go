@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -54,10 +55,19 @@ func hostOf(s string) string {
 }
 
 func (s *Server) handleCheck(c echo.Context) error {
-	ctx := c.Request().Context()
-	raw := c.QueryParam("domain")
+	res, err := s.Check(c.Request().Context(), c.QueryParam("domain"), c.QueryParam("department"), actorOf(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// Check answers whether a host name (or the host of a URL) is allowed in
+// a department's scope ("" for common), and why. Contacts are included
+// for owners and admins only. EINVALID, ENOTFOUND.
+func (s *Server) Check(ctx context.Context, raw, department string, a allowlist.Actor) (CheckResult, error) {
 	if raw == "" {
-		return invalid("domain", "is required")
+		return CheckResult{}, invalid("domain", "is required")
 	}
 	p, err := allowlist.ParsePattern(hostOf(raw))
 	if err != nil || p.Wildcard {
@@ -65,25 +75,24 @@ func (s *Server) handleCheck(c echo.Context) error {
 		if err != nil {
 			msg = allowlist.ErrorMessage(err)
 		}
-		return invalid("domain", msg)
+		return CheckResult{}, invalid("domain", msg)
 	}
 	scope := allowlist.ScopeCommon
-	if d := c.QueryParam("department"); d != "" {
-		scope = d
+	if department != "" {
+		scope = department
 	}
 	cm, err := s.hub.matcher(ctx, scope)
 	if err != nil {
-		return err
+		return CheckResult{}, err
 	}
 	res := CheckResult{Domain: p.Name, Scope: scope, Version: cm.list.Version, Signoffs: []allowlist.Signoff{}}
-	a := actorOf(c)
 	if i := cm.matcher.Match(p.Name); i >= 0 {
 		e := cm.list.Entries[i]
 		res.Allowed = true
 		res.Match = &CheckMatch{Pattern: e.Pattern, Site: CheckSite{ID: e.Site, Category: e.Category}}
 		site, err := s.reg.FindSite(ctx, e.Site)
 		if err != nil {
-			return err
+			return CheckResult{}, err
 		}
 		res.Match.Site.Name = site.Name
 		res.Signoffs = view(a, site).Signoffs
@@ -100,7 +109,13 @@ func (s *Server) handleCheck(c echo.Context) error {
 	} else {
 		res.HowToRequest = "Ask for it with POST /v1/requests {\"tool\", \"url\", \"reason\", \"department\"}, or on the start page. Your department's filtering owners review requests; a tool joins the common list once " + itoa(int64(s.cfg.Quorum)) + " departments approve it."
 	}
-	return c.JSON(http.StatusOK, res)
+	return res, nil
 }
+
+// Quorum is the number of approvals that put a site on the common list.
+func (s *Server) Quorum() int { return s.cfg.Quorum }
+
+// Echo returns the router, for mounting the web pages beside the API.
+func (s *Server) Echo() *echo.Echo { return s.echo }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

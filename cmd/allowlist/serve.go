@@ -20,6 +20,7 @@ import (
 	"github.com/cross-gov/allowlist/allowlist/sqlite"
 	"github.com/cross-gov/allowlist/api"
 	"github.com/cross-gov/allowlist/data"
+	"github.com/cross-gov/allowlist/web"
 	"gopkg.in/yaml.v3"
 )
 
@@ -148,6 +149,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	srv = api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute, Logger: log, Ready: store.Ping})
+	host, _, _ := net.SplitHostPort(cfg.Listen)
+	ip := net.ParseIP(host)
+	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
+	web.New(store, srv, web.Options{SecureCookies: !loopback, Logger: log}).Register(srv.Echo())
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := srv.Start(runCtx); err != nil {

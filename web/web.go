@@ -1,0 +1,769 @@
+// Package web serves the pages people use: staff checking and asking for a
+// tool, filtering owners deciding for their department, and anyone looking
+// at the catalogue, the lists and the dashboard. Pages are rendered on the
+// server in the GOV.UK Design System's markup and work without JavaScript.
+// It uses the registry through allowlist.Registry and the API's check.
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/api"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Checker answers staff checks; *api.Server is one.
+type Checker interface {
+	Check(ctx context.Context, domain, department string, a allowlist.Actor) (api.CheckResult, error)
+	Quorum() int
+}
+
+// Options configure the pages.
+type Options struct {
+	// SecureCookies marks cookies Secure. Leave it on anywhere but a
+	// loopback address during development.
+	SecureCookies bool
+	Logger        *slog.Logger
+}
+
+// Pages is the web front end.
+type Pages struct {
+	reg   allowlist.Registry
+	check Checker
+	opt   Options
+	log   *slog.Logger
+	tmpl  map[string]*template.Template
+
+	mu       sync.Mutex
+	sessions map[string]*session
+}
+
+type session struct {
+	actor   allowlist.Actor
+	expires time.Time
+	flash   string
+}
+
+const (
+	sessionCookie = "allowlist_session"
+	sessionTTL    = 8 * time.Hour
+)
+
+// New parses the templates.
+func New(reg allowlist.Registry, check Checker, opt Options) *Pages {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	p := &Pages{reg: reg, check: check, opt: opt, log: opt.Logger, tmpl: map[string]*template.Template{}, sessions: map[string]*session{}}
+	funcs := template.FuncMap{
+		"approvers":    approvers,
+		"statusColour": statusColour,
+		"scopeName":    p.scopeName,
+	}
+	names, _ := fs.Glob(templateFS, "templates/*.html")
+	for _, n := range names {
+		base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if base == "layout" {
+			continue
+		}
+		p.tmpl[base] = template.Must(template.New(base).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n))
+	}
+	return p
+}
+
+// Register adds the pages and their assets to the router.
+func (p *Pages) Register(e *echo.Echo) {
+	assets, _ := fs.Sub(staticFS, "static/govuk/assets")
+	e.GET("/assets/*", echo.WrapHandler(http.StripPrefix("/assets/", cacheForever(http.FileServer(http.FS(assets))))))
+	g := e.Group("", middleware.CSRFWithConfig(middleware.CSRFConfig{
+		TokenLookup: "form:_csrf", CookieName: "_csrf", CookiePath: "/", CookieHTTPOnly: true,
+		CookieSecure: p.opt.SecureCookies, CookieSameSite: http.SameSiteStrictMode,
+		ErrorHandler: func(err error, c echo.Context) error {
+			return p.render(c, http.StatusForbidden, "error", &page{Title: "Your form has expired",
+				Message: "For your security we could not accept that form. Go back, reload the page and try again."})
+		},
+	}), p.secureHeaders)
+	g.GET("/", p.handleStart)
+	g.GET("/check", p.handleCheck)
+	g.GET("/request", p.handleRequestForm)
+	g.POST("/request", p.handleRequest)
+	g.GET("/catalogue", p.handleCatalogue)
+	g.GET("/lists", p.handleLists)
+	g.GET("/lists/:scope", p.handleScope)
+	g.GET("/dashboard", p.handleDashboard)
+	g.GET("/sign-in", p.handleSignInForm)
+	g.POST("/sign-in", p.handleSignIn)
+	g.POST("/sign-out", p.handleSignOut)
+	g.GET("/owner", p.handleOwner)
+	g.POST("/owner/decide", p.handleDecide)
+	g.GET("/owner/propose", p.handleProposeForm)
+	g.POST("/owner/propose", p.handlePropose)
+}
+
+func cacheForever(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// secureHeaders sets what every page should carry: no framing, no
+// sniffing, no referrer leaks, and a policy that allows no script at all.
+func (p *Pages) secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Cache-Control", "no-store")
+		return next(c)
+	}
+}
+
+// page is everything a template may show.
+type page struct {
+	Title       string
+	Nav         []navItem
+	Errors      []allowlist.FieldError
+	Flash       string
+	Message     string
+	Actor       allowlist.Actor
+	CSRF        string
+	Departments []allowlist.Department
+	Department  string
+	Quorum      int
+	Form        map[string]string
+
+	Query, Label, ScopeName, URL, Reference string
+	Result                                  api.CheckResult
+	Approvers                               []string
+	Site                                    *allowlist.Site
+
+	Status   string
+	Statuses []string
+	Groups   []group
+
+	Formats  []allowlist.Format
+	Scopes   []allowlist.ScopeInfo
+	Scope    string
+	From, To string
+	Diff     *diff
+	Versions []allowlist.Version
+
+	ByStatus, ByCategory []count
+	ByDepartment         []deptCount
+	Chart                chart
+
+	DepartmentName string
+	Queue          []allowlist.Site
+	Requests       []allowlist.Request
+	Contacts       []allowlist.Contact
+	ProposeFields  []field
+	Categories     []string
+}
+
+// FieldError returns the message for a field, for inline errors.
+func (p *page) FieldError(name string) string {
+	for _, e := range p.Errors {
+		if e.Field == name {
+			return e.Message
+		}
+	}
+	return ""
+}
+
+type navItem struct {
+	Href, Text string
+	Active     bool
+}
+
+type group struct {
+	Category, Title string
+	Sites           []allowlist.Site
+}
+
+type diff struct{ Added, Removed []allowlist.Entry }
+
+type count struct {
+	Name  string
+	Count int
+}
+
+type deptCount struct {
+	Name               string
+	Approved, Objected int
+}
+
+type field struct{ Name, Label, Hint string }
+
+func (p *Pages) render(c echo.Context, status int, name string, pg *page) error {
+	pg.Actor = p.actor(c)
+	pg.CSRF, _ = c.Get(middleware.DefaultCSRFConfig.ContextKey).(string)
+	owner := "/sign-in"
+	if pg.Actor.Role != "" {
+		owner = "/owner"
+	}
+	path := c.Request().URL.Path
+	for _, n := range []navItem{{"/", "Check a tool", false}, {"/catalogue", "Catalogue", false}, {"/lists", "Lists", false},
+		{"/dashboard", "Dashboard", false}, {owner, "Filtering owners", false}} {
+		n.Active = path == n.Href || (n.Href != "/" && strings.HasPrefix(path, n.Href)) || (n.Href == "/" && path == "/check")
+		pg.Nav = append(pg.Nav, n)
+	}
+	if s := p.session(c); s != nil && s.flash != "" {
+		pg.Flash, s.flash = s.flash, ""
+	}
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	c.Response().WriteHeader(status)
+	if err := p.tmpl[name].ExecuteTemplate(c.Response(), "layout", pg); err != nil {
+		p.log.Error("render page", "page", name, "err", err)
+	}
+	return nil
+}
+
+// fail shows an error page; internal errors are logged, not shown.
+func (p *Pages) fail(c echo.Context, err error) error {
+	switch allowlist.ErrorCode(err) {
+	case allowlist.ENOTFOUND:
+		return p.render(c, http.StatusNotFound, "error", &page{Title: "Page not found", Message: allowlist.ErrorMessage(err)})
+	case allowlist.EINVALID:
+		return p.render(c, http.StatusUnprocessableEntity, "error", &page{Title: "There is a problem", Message: allowlist.ErrorMessage(err)})
+	}
+	p.log.Error("page failed", "path", c.Request().URL.Path, "err", err)
+	return p.render(c, http.StatusInternalServerError, "error", &page{Title: "Sorry, there is a problem with the service", Message: "Try again later."})
+}
+
+func (p *Pages) departments(ctx context.Context) []allowlist.Department {
+	ds, err := p.reg.FindDepartments(ctx)
+	if err != nil {
+		p.log.Warn("departments", "err", err)
+	}
+	return ds
+}
+
+func (p *Pages) scopeName(scope string) string {
+	if scope == allowlist.ScopeCommon {
+		return "Common list"
+	}
+	if d, err := p.reg.FindDepartment(context.Background(), scope); err == nil {
+		return d.Name
+	}
+	return scope
+}
+
+func approvers(s allowlist.Site) []string {
+	var out []string
+	for _, so := range s.Signoffs {
+		if so.Decision == allowlist.DecisionApprove {
+			out = append(out, so.Department)
+		}
+	}
+	return out
+}
+
+func statusColour(status string) string {
+	switch status {
+	case allowlist.StatusApproved:
+		return "govuk-tag--green"
+	case allowlist.StatusProposed:
+		return "govuk-tag--yellow"
+	case allowlist.StatusSuspended:
+		return "govuk-tag--red"
+	}
+	return "govuk-tag--grey"
+}
+
+// --- staff ---
+
+func (p *Pages) handleStart(c echo.Context) error {
+	return p.render(c, http.StatusOK, "start", &page{Title: "Can I use this tool at work?", Departments: p.departments(c.Request().Context()), Department: c.QueryParam("department")})
+}
+
+// handleCheck accepts a web address, a host name, or a tool's name.
+func (p *Pages) handleCheck(c echo.Context) error {
+	ctx := c.Request().Context()
+	q := strings.TrimSpace(c.QueryParam("q"))
+	dept := c.QueryParam("department")
+	pg := &page{Title: "Can I use this tool at work?", Query: q, Department: dept, Departments: p.departments(ctx), Quorum: p.check.Quorum()}
+	if q == "" {
+		pg.Errors = []allowlist.FieldError{{Field: "q", Message: "Enter the name or web address of the tool"}}
+		return p.render(c, http.StatusUnprocessableEntity, "start", pg)
+	}
+	if dept != "" {
+		if _, err := p.reg.FindDepartment(ctx, dept); err != nil {
+			dept, pg.Department = "", ""
+		}
+	}
+	target, label := q, q
+	if !strings.Contains(q, ".") || strings.Contains(q, " ") {
+		site, err := p.findTool(ctx, q)
+		if err != nil {
+			pg.Errors = []allowlist.FieldError{{Field: "q", Message: "We could not find a tool called “" + q + "”. Try its web address, such as meet.example.org"}}
+			return p.render(c, http.StatusUnprocessableEntity, "start", pg)
+		}
+		pg.Site = &site
+		label = site.Name
+		domains := site.Published
+		if len(domains) == 0 {
+			domains = site.Domains
+		}
+		target = strings.TrimPrefix(domains[0], "*.")
+	}
+	res, err := p.check.Check(ctx, target, dept, p.actor(c))
+	if err != nil {
+		if allowlist.ErrorCode(err) == allowlist.EINVALID {
+			pg.Errors = []allowlist.FieldError{{Field: "q", Message: "Enter a web address such as meet.example.org, or a tool's name"}}
+			return p.render(c, http.StatusUnprocessableEntity, "start", pg)
+		}
+		return p.fail(c, err)
+	}
+	if pg.Site == nil && res.Allowed {
+		label = res.Match.Site.Name
+	}
+	pg.Title = label
+	pg.Label, pg.Result, pg.URL = label, res, q
+	pg.ScopeName = "common list"
+	if res.Scope != allowlist.ScopeCommon {
+		pg.ScopeName = "list for " + p.scopeName(res.Scope)
+	}
+	for _, so := range res.Signoffs {
+		if so.Decision == allowlist.DecisionApprove {
+			pg.Approvers = append(pg.Approvers, p.scopeName(so.Department))
+		}
+	}
+	if res.Allowed {
+		pg.Title = "Yes, you can use " + label
+	} else {
+		pg.Title = "No, " + label + " is not on the " + pg.ScopeName + " yet"
+	}
+	return p.render(c, http.StatusOK, "check", pg)
+}
+
+// findTool finds a site by its name or id, case-insensitively; failing
+// an exact match, the only one whose name contains the text.
+func (p *Pages) findTool(ctx context.Context, name string) (allowlist.Site, error) {
+	sites, err := p.reg.FindSites(ctx, allowlist.SiteFilter{Q: name})
+	if err != nil {
+		return allowlist.Site{}, err
+	}
+	var partial []allowlist.Site
+	for _, s := range sites {
+		if s.Status == allowlist.StatusWithdrawn {
+			continue
+		}
+		if strings.EqualFold(s.Name, name) || strings.EqualFold(s.ID, name) {
+			return s, nil
+		}
+		if strings.Contains(strings.ToLower(s.Name), strings.ToLower(name)) {
+			partial = append(partial, s)
+		}
+	}
+	if len(partial) >= 1 {
+		return partial[0], nil
+	}
+	return allowlist.Site{}, allowlist.Errorf(allowlist.ENOTFOUND, "no tool called %q", name)
+}
+
+func (p *Pages) handleRequestForm(c echo.Context) error {
+	return p.render(c, http.StatusOK, "request", &page{Title: "Request a tool", Departments: p.departments(c.Request().Context()),
+		Form: map[string]string{"tool": c.QueryParam("tool"), "url": c.QueryParam("url")}})
+}
+
+func (p *Pages) handleRequest(c echo.Context) error {
+	ctx := c.Request().Context()
+	form := map[string]string{}
+	for _, k := range []string{"tool", "url", "reason", "department", "email"} {
+		form[k] = strings.TrimSpace(c.FormValue(k))
+	}
+	url := form["url"]
+	if url != "" && !strings.Contains(url, "://") {
+		url = "https://" + url
+	}
+	if !strings.Contains(form["url"], ".") {
+		url = ""
+	}
+	r, err := p.reg.CreateRequest(ctx, p.actor(c), allowlist.Request{Tool: form["tool"], URL: url, Reason: form["reason"], Department: form["department"], Email: form["email"]})
+	if err != nil {
+		var ae *allowlist.Error
+		if errors.As(err, &ae) && ae.Code == allowlist.EINVALID {
+			pg := &page{Title: "Request a tool", Form: form, Department: form["department"], Departments: p.departments(ctx)}
+			for _, f := range ae.Fields {
+				msg := map[string]string{"tool": "Enter the name of the tool", "reason": "Tell us why you need it",
+					"department": "Select your organisation", "email": "Enter an email address in the right format, like name@example.gov.uk",
+					"url": "Enter a web address like https://meet.example.org"}[f.Field]
+				if msg == "" {
+					msg = f.Message
+				}
+				pg.Errors = append(pg.Errors, allowlist.FieldError{Field: f.Field, Message: msg})
+			}
+			return p.render(c, http.StatusUnprocessableEntity, "request", pg)
+		}
+		return p.fail(c, err)
+	}
+	return p.render(c, http.StatusCreated, "requested", &page{Title: "Request sent", Reference: "REQ-" + strconv.FormatInt(r.ID, 10), Label: r.Tool, Quorum: p.check.Quorum()})
+}
+
+// --- catalogue, lists, dashboard ---
+
+var categoryTitles = map[string]string{"video-conferencing": "Video conferencing", "document-editing": "Document editing", "wiki": "Wikis",
+	"file-storage": "File storage", "project-management": "Project management", "messaging": "Messaging", "other": "Other tools"}
+
+func (p *Pages) handleCatalogue(c echo.Context) error {
+	status := c.QueryParam("status")
+	switch status {
+	case "", allowlist.StatusApproved, allowlist.StatusProposed, allowlist.StatusSuspended:
+	default:
+		status = ""
+	}
+	sites, err := p.reg.FindSites(c.Request().Context(), allowlist.SiteFilter{Status: status})
+	if err != nil {
+		return p.fail(c, err)
+	}
+	pg := &page{Title: "Catalogue of tools", Status: status, Statuses: []string{allowlist.StatusApproved, allowlist.StatusProposed, allowlist.StatusSuspended}}
+	for _, cat := range allowlist.Categories {
+		g := group{Category: cat, Title: categoryTitles[cat]}
+		for _, s := range sites {
+			if s.Category == cat && s.Status != allowlist.StatusWithdrawn {
+				s.Owner.Email = "" // never on public pages
+				g.Sites = append(g.Sites, s)
+			}
+		}
+		if len(g.Sites) > 0 {
+			pg.Groups = append(pg.Groups, g)
+		}
+	}
+	return p.render(c, http.StatusOK, "catalogue", pg)
+}
+
+func (p *Pages) handleLists(c echo.Context) error {
+	scopes, err := p.reg.FindScopes(c.Request().Context())
+	if err != nil {
+		return p.fail(c, err)
+	}
+	return p.render(c, http.StatusOK, "lists", &page{Title: "Published lists", Scopes: scopes, Formats: allowlist.Formats})
+}
+
+func (p *Pages) handleScope(c echo.Context) error {
+	ctx := c.Request().Context()
+	scope := c.Param("scope")
+	versions, err := p.reg.FindVersions(ctx, scope)
+	if err != nil {
+		return p.fail(c, err)
+	}
+	pg := &page{Title: p.scopeName(scope), Scope: scope, Versions: versions, From: c.QueryParam("from"), To: c.QueryParam("to")}
+	latest := versions[len(versions)-1].Version
+	if pg.From == "" {
+		pg.From = strconv.FormatInt(max(0, latest-1), 10)
+	}
+	if pg.To == "" {
+		pg.To = strconv.FormatInt(latest, 10)
+	}
+	from, err1 := strconv.ParseInt(pg.From, 10, 64)
+	to, err2 := strconv.ParseInt(pg.To, 10, 64)
+	if err1 != nil || err2 != nil || from < 0 || to < 0 || from > latest || to > latest {
+		pg.Errors = []allowlist.FieldError{{Field: "from", Message: "Enter version numbers from 0 to " + strconv.FormatInt(latest, 10)}}
+		return p.render(c, http.StatusUnprocessableEntity, "scope", pg)
+	}
+	a, err := p.entries(ctx, scope, from)
+	if err != nil {
+		return p.fail(c, err)
+	}
+	b, err := p.entries(ctx, scope, to)
+	if err != nil {
+		return p.fail(c, err)
+	}
+	added, removed := allowlist.Diff(a, b)
+	pg.Diff = &diff{Added: added, Removed: removed}
+	sort.Slice(pg.Versions, func(i, j int) bool { return pg.Versions[i].Version > pg.Versions[j].Version })
+	return p.render(c, http.StatusOK, "scope", pg)
+}
+
+func (p *Pages) entries(ctx context.Context, scope string, n int64) ([]allowlist.Entry, error) {
+	v, err := p.reg.FindVersion(ctx, scope, n)
+	if err != nil {
+		return nil, err
+	}
+	l, err := allowlist.ParseList(v.Body)
+	return l.Entries, err
+}
+
+type chart struct {
+	Width, Height, First, Last int
+	Bars                       []bar
+}
+
+type bar struct {
+	X, Y, W, H float64
+	Version    int64
+	Entries    int
+}
+
+func (p *Pages) handleDashboard(c echo.Context) error {
+	ctx := c.Request().Context()
+	sites, err := p.reg.FindSites(ctx, allowlist.SiteFilter{})
+	if err != nil {
+		return p.fail(c, err)
+	}
+	pg := &page{Title: "Dashboard"}
+	byStatus, byCategory := map[string]int{}, map[string]int{}
+	perDept := map[string]*deptCount{}
+	for _, s := range sites {
+		byStatus[s.Status]++
+		byCategory[s.Category]++
+		for _, so := range s.Signoffs {
+			d := perDept[so.Department]
+			if d == nil {
+				d = &deptCount{Name: p.scopeName(so.Department)}
+				perDept[so.Department] = d
+			}
+			if so.Decision == allowlist.DecisionApprove {
+				d.Approved++
+			} else {
+				d.Objected++
+			}
+		}
+	}
+	for _, st := range []string{allowlist.StatusApproved, allowlist.StatusProposed, allowlist.StatusSuspended, allowlist.StatusWithdrawn} {
+		pg.ByStatus = append(pg.ByStatus, count{st, byStatus[st]})
+	}
+	for _, cat := range allowlist.Categories {
+		pg.ByCategory = append(pg.ByCategory, count{categoryTitles[cat], byCategory[cat]})
+	}
+	for _, d := range perDept {
+		pg.ByDepartment = append(pg.ByDepartment, *d)
+	}
+	sort.Slice(pg.ByDepartment, func(i, j int) bool { return pg.ByDepartment[i].Name < pg.ByDepartment[j].Name })
+	versions, err := p.reg.FindVersions(ctx, allowlist.ScopeCommon)
+	if err != nil {
+		return p.fail(c, err)
+	}
+	pg.Chart = makeChart(versions)
+	return p.render(c, http.StatusOK, "dashboard", pg)
+}
+
+// makeChart draws one bar per version (the latest 200), scaled to the
+// largest list.
+func makeChart(versions []allowlist.Version) chart {
+	if len(versions) > 200 {
+		versions = versions[len(versions)-200:]
+	}
+	ch := chart{Width: 600, Height: 200}
+	peak := 1
+	for _, v := range versions {
+		peak = max(peak, v.Entries)
+	}
+	w := float64(ch.Width) / float64(max(1, len(versions)))
+	for i, v := range versions {
+		h := float64(v.Entries) / float64(peak) * float64(ch.Height-10)
+		ch.Bars = append(ch.Bars, bar{X: float64(i)*w + w*0.1, Y: float64(ch.Height) - h, W: w * 0.8, H: h, Version: v.Version, Entries: v.Entries})
+	}
+	if len(versions) > 0 {
+		ch.First, ch.Last = versions[0].Entries, versions[len(versions)-1].Entries
+	}
+	return ch
+}
+
+// --- filtering owners ---
+
+func newID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (p *Pages) session(c echo.Context) *session {
+	ck, err := c.Cookie(sessionCookie)
+	if err != nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.sessions[ck.Value]
+	if s == nil || time.Now().After(s.expires) {
+		delete(p.sessions, ck.Value)
+		return nil
+	}
+	return s
+}
+
+func (p *Pages) actor(c echo.Context) allowlist.Actor {
+	if s := p.session(c); s != nil {
+		return s.actor
+	}
+	return allowlist.Actor{}
+}
+
+func (p *Pages) handleSignInForm(c echo.Context) error {
+	return p.render(c, http.StatusOK, "signin", &page{Title: "Sign in"})
+}
+
+func (p *Pages) handleSignIn(c echo.Context) error {
+	a, err := p.reg.Authenticate(c.Request().Context(), strings.TrimSpace(c.FormValue("token")))
+	if err != nil || a.Role != allowlist.RoleOwner {
+		pg := &page{Title: "Sign in", Errors: []allowlist.FieldError{{Field: "token", Message: "Enter a valid filtering owner's token"}}}
+		return p.render(c, http.StatusUnauthorized, "signin", pg)
+	}
+	id := newID()
+	p.mu.Lock()
+	p.sessions[id] = &session{actor: a, expires: time.Now().Add(sessionTTL)}
+	p.mu.Unlock()
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: p.opt.SecureCookies,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL / time.Second)})
+	return c.Redirect(http.StatusSeeOther, "/owner")
+}
+
+func (p *Pages) handleSignOut(c echo.Context) error {
+	if ck, err := c.Cookie(sessionCookie); err == nil {
+		p.mu.Lock()
+		delete(p.sessions, ck.Value)
+		p.mu.Unlock()
+	}
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: p.opt.SecureCookies, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+// owner returns the signed-in owner, or redirects to sign in.
+func (p *Pages) owner(c echo.Context) (allowlist.Actor, bool) {
+	a := p.actor(c)
+	return a, a.Role == allowlist.RoleOwner
+}
+
+func (p *Pages) handleOwner(c echo.Context) error {
+	a, ok := p.owner(c)
+	if !ok {
+		return c.Redirect(http.StatusSeeOther, "/sign-in")
+	}
+	ctx := c.Request().Context()
+	sites, err := p.reg.FindSites(ctx, allowlist.SiteFilter{})
+	if err != nil {
+		return p.fail(c, err)
+	}
+	pg := &page{Title: "Sites waiting for your decision", DepartmentName: p.scopeName(a.Department)}
+	for _, s := range sites {
+		if s.Status == allowlist.StatusSuspended || s.Status == allowlist.StatusWithdrawn {
+			continue
+		}
+		decided := false
+		for _, so := range s.Signoffs {
+			decided = decided || (so.Department == a.Department && so.Revision == s.Revision)
+		}
+		if !decided {
+			pg.Queue = append(pg.Queue, s)
+		}
+	}
+	if pg.Requests, err = p.reg.FindRequests(ctx, a.Department); err != nil {
+		return p.fail(c, err)
+	}
+	for _, d := range p.departments(ctx) {
+		cs, err := p.reg.FindContacts(ctx, d.ID)
+		if err != nil {
+			return p.fail(c, err)
+		}
+		pg.Contacts = append(pg.Contacts, cs...)
+	}
+	return p.render(c, http.StatusOK, "owner", pg)
+}
+
+func (p *Pages) setFlash(c echo.Context, msg string) {
+	if s := p.session(c); s != nil {
+		p.mu.Lock()
+		s.flash = msg
+		p.mu.Unlock()
+	}
+}
+
+func (p *Pages) handleDecide(c echo.Context) error {
+	a, ok := p.owner(c)
+	if !ok {
+		return c.Redirect(http.StatusSeeOther, "/sign-in")
+	}
+	decision := c.FormValue("decision")
+	site, err := p.reg.SetSignoff(c.Request().Context(), a, c.FormValue("site"), a.Department, decision, c.FormValue("comment"))
+	if err != nil {
+		return p.fail(c, err)
+	}
+	verb := map[string]string{"approve": "approved", "object": "objected to"}[decision]
+	p.setFlash(c, "You "+verb+" "+site.Name+" for "+p.scopeName(a.Department)+". Its status is now "+site.Status+".")
+	return c.Redirect(http.StatusSeeOther, "/owner")
+}
+
+var proposeFields = []field{
+	{"name", "Name of the tool", "For example, Jitsi Meet"},
+	{"id", "Short identifier", "Lower-case letters, numbers and hyphens, for example jitsi-meet"},
+	{"category", "Category", ""},
+	{"domains", "Web addresses it needs", "One per line. Use *.example.org for a name and everything under it"},
+	{"homepage", "Home page (optional)", "For example, https://meet.jit.si"},
+	{"description", "What it is for (optional)", ""},
+	{"owner_name", "Who runs the tool", "The supplier or team responsible for it"},
+}
+
+func (p *Pages) handleProposeForm(c echo.Context) error {
+	a, ok := p.owner(c)
+	if !ok {
+		return c.Redirect(http.StatusSeeOther, "/sign-in")
+	}
+	return p.render(c, http.StatusOK, "propose", &page{Title: "Propose a site", ProposeFields: proposeFields, Categories: allowlist.Categories,
+		Form: map[string]string{}, DepartmentName: p.scopeName(a.Department)})
+}
+
+func (p *Pages) handlePropose(c echo.Context) error {
+	a, ok := p.owner(c)
+	if !ok {
+		return c.Redirect(http.StatusSeeOther, "/sign-in")
+	}
+	ctx := c.Request().Context()
+	form := map[string]string{}
+	for _, f := range proposeFields {
+		form[f.Name] = strings.TrimSpace(c.FormValue(f.Name))
+	}
+	in := allowlist.SiteInput{ID: form["id"], Name: form["name"], Category: form["category"], Description: form["description"],
+		Homepage: form["homepage"], Domains: strings.Fields(strings.ReplaceAll(form["domains"], ",", " ")), Owner: allowlist.Owner{Name: form["owner_name"]}}
+	site, err := p.reg.CreateSite(ctx, a, in)
+	if err == nil {
+		site, err = p.reg.SetSignoff(ctx, a, site.ID, a.Department, allowlist.DecisionApprove, "proposed by "+a.Department)
+	}
+	if err != nil {
+		var ae *allowlist.Error
+		if errors.As(err, &ae) && (ae.Code == allowlist.EINVALID || ae.Code == allowlist.ECONFLICT) {
+			pg := &page{Title: "Propose a site", ProposeFields: proposeFields, Categories: allowlist.Categories, Form: form, DepartmentName: p.scopeName(a.Department)}
+			for _, f := range ae.Fields {
+				name := f.Field
+				if strings.HasPrefix(name, "domains") {
+					name = "domains"
+				}
+				if name == "owner.name" {
+					name = "owner_name"
+				}
+				pg.Errors = append(pg.Errors, allowlist.FieldError{Field: name, Message: f.Message})
+			}
+			if len(pg.Errors) == 0 {
+				pg.Errors = []allowlist.FieldError{{Field: "name", Message: ae.Message}}
+			}
+			return p.render(c, http.StatusUnprocessableEntity, "propose", pg)
+		}
+		return p.fail(c, err)
+	}
+	p.setFlash(c, "You proposed "+site.Name+" and approved it for "+p.scopeName(a.Department)+".")
+	return c.Redirect(http.StatusSeeOther, "/owner")
+}
