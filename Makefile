@@ -47,8 +47,11 @@ e2e: build ## end-to-end tests of the pages in headless Chromium (Debian chromiu
 test-short: ## skip the slow tests
 	$(GO) test -short -count=1 $(PKGS)
 
-bench: ## matcher benchmarks with the map-walk peer in the same run
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 30m ./allowlist/
+bench: ## resolver vs Unbound and PowerDNS Recursor, registry and matcher (installs dnsperf etc.)
+	bench/run.sh
+
+bench-go: ## only the Go benchmarks (matcher, list loading)
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 30m ./allowlist/ ./resolver/
 
 FUZZTIME ?= 30s
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# make bench: our resolver beside Unbound and PowerDNS Recursor configured
+# with the very same list, plus the registry and the matcher, on loopback.
+#
+# Each server is pinned to core 0 (taskset), the load generator and the
+# upstream to core 1. Every figure is the median of RUNS runs; every
+# comparison is a ratio measured in the same run.
+#
+#   SIZES="1000 100000 1000000"  list sizes (default "1000 100000")
+#   DURATION=5 RUNS=3            seconds per run, runs per figure
+#   QUICK=1                      CI smoke test: one small list, 1 s, 1 run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZES=${SIZES:-"1000 100000"}
+DURATION=${DURATION:-5}
+RUNS=${RUNS:-3}
+if [ -n "${QUICK:-}" ]; then SIZES=1000; DURATION=1; RUNS=1; fi
+
+need=()
+command -v dnsperf >/dev/null || need+=(dnsperf)
+command -v unbound >/dev/null || need+=(unbound)
+command -v pdns_recursor >/dev/null || need+=(pdns-recursor)
+command -v wrk >/dev/null || need+=(wrk)
+command -v taskset >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Stop the packaged services if the install started them: we run our own.
+for s in unbound pdns-recursor; do systemctl stop "$s" 2>/dev/null || true; done
+
+make -s build
+go build -o bin/bench-upstream ./bench/upstream
+go build -o bin/bench-catalogue ./bench/catalogue
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+UP=127.0.0.1:5300; OURS=5401; UNB=5402; PDNS=5403; REG=127.0.0.1:18200
+taskset -c 1 bin/bench-upstream -listen $UP >/dev/null & PIDS+=($!)
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+qps() { # server port, query file, extra dnsperf args
+  taskset -c 1 dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -c 4 -q 200 ${3:-} 2>/dev/null | awk '/Queries per second/ {print int($4)}'
+}
+qps_median() { for _ in $(seq "$RUNS"); do qps "$@"; done | median; }
+latency() { # port, file: p50 and p99 in ms at a fixed 5000 q/s
+  taskset -c 1 dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -c 4 -Q 5000 -v 2>/dev/null |
+    awk '/^> /{print $NF}' | sort -g | awk '{a[NR]=$1} END{printf "%.3f %.3f", a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000}'
+}
+rss_mb() { awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$1/status"; }
+wait_dns() { for _ in $(seq 600); do dig +time=1 +tries=1 @127.0.0.1 -p "$1" "$2" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "-" }'; }
+
+echo "== matcher (go test -bench, medians over -count $RUNS in benchstat-friendly form below)"
+go test -run '^$' -bench 'BenchmarkMatcher' -benchmem -count "$RUNS" -benchtime "${DURATION}s" ./allowlist/ 2>/dev/null | grep '^Benchmark' | tee "$WORK/matcher.txt"
+
+RESULTS="$WORK/results.txt"
+for size in $SIZES; do
+  dir="$WORK/$size"; mkdir -p "$dir"
+  bin/bench-catalogue -entries "$size" > "$dir/cat.yaml"
+  bin/allowlist import "$dir/cat.yaml" --db "$dir/registry.db" >/dev/null
+  taskset -c 1 bin/allowlist serve --db "$dir/registry.db" --listen $REG --log-level error >/dev/null 2>&1 & regpid=$!; PIDS+=($regpid)
+  for _ in $(seq 300); do curl -sf "http://$REG/readyz" >/dev/null && break; sleep 0.2; done
+  curl -sf "http://$REG/v1/lists/common?format=unbound" > "$dir/list.unbound"
+  { echo "\$ORIGIN allowlist.rpz."; curl -sf "http://$REG/v1/lists/common?format=rpz"; echo "* CNAME ."; } > "$dir/list.rpz"
+  sites=$(( (size + 9) / 10 ))
+  awk -v n="$sites" 'BEGIN { srand(1); for (i = 0; i < 20000; i++) printf "x.svc1.tool%d.example.net A\n", int(rand() * n) }' > "$dir/allowed.txt"
+  awk 'BEGIN { for (i = 0; i < 20000; i++) printf "blocked%d.example.com A\n", i }' > "$dir/blocked.txt"
+  awk -v n="$sites" 'BEGIN { srand(2); for (i = 0; i < 2000000; i++) printf "u%d.svc1.tool%d.example.net A\n", i, int(rand() * n) }' > "$dir/fresh.txt"
+  awk -v n="$sites" 'BEGIN { srand(3); for (i = 0; i < 20000; i++) { r = rand();
+      if (r < 0.6) printf "x.svc1.tool%d.example.net A\n", int(rand() * n);
+      else if (r < 0.9) printf "blocked%d.example.com A\n", i;
+      else printf "m%d.svc2.tool%d.example.net A\n", i, int(rand() * n) } }' > "$dir/mix.txt"
+
+  # Ours
+  cat > "$dir/resolver.yaml" <<YAML
+listen: 127.0.0.1:$OURS
+registry: http://$REG
+scope: common
+public_key: "$(bin/allowlist keygen --db "$dir/registry.db")"
+cache_dir: $dir/cache
+mode: enforce
+upstreams: ["$UP"]
+metrics_listen: 127.0.0.1:9250
+cache_size: 2000000
+log_level: error
+YAML
+  # Unbound with the same list, forwarding to the same upstream
+  cat > "$dir/unbound.conf" <<CONF
+server:
+    interface: 127.0.0.1@$UNB
+    num-threads: 1
+    do-daemonize: no
+    chroot: ""
+    username: ""
+    directory: "$dir"
+    pidfile: ""
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    access-control: 127.0.0.0/8 allow
+    do-not-query-localhost: no
+    msg-cache-size: 256m
+    rrset-cache-size: 512m
+    local-zone: "." always_nxdomain
+include: "$dir/list.unbound"
+forward-zone:
+    name: "."
+    forward-addr: 127.0.0.1@5300
+CONF
+  # PowerDNS Recursor with the same list as an RPZ (listed names pass, the rest NXDOMAIN)
+  echo "rpzFile(\"$dir/list.rpz\", {policyName=\"allowlist\"})" > "$dir/pdns.lua"
+  cat > "$dir/recursor.conf" <<CONF
+local-address=127.0.0.1
+local-port=$PDNS
+threads=1
+pdns-distributes-queries=no
+forward-zones-recurse=.=127.0.0.1:5300
+dnssec=off
+lua-config-file=$dir/pdns.lua
+daemon=no
+socket-dir=$dir
+quiet=yes
+loglevel=0
+allow-from=127.0.0.0/8
+max-cache-entries=4000000
+CONF
+
+  for server in ours unbound pdns; do
+    start=$(date +%s.%N)
+    case $server in
+      ours)    taskset -c 0 bin/allowlist resolve --config "$dir/resolver.yaml" >/dev/null 2>&1 & pid=$!; port=$OURS ;;
+      unbound) taskset -c 0 unbound -d -c "$dir/unbound.conf" >/dev/null 2>&1 & pid=$!; port=$UNB ;;
+      pdns)    taskset -c 0 pdns_recursor --config-dir="$dir" >/dev/null 2>&1 & pid=$!; port=$PDNS ;;
+    esac
+    PIDS+=($pid)
+    # Loaded when a listed name resolves (a blocked one answers before).
+    if ! for _ in $(seq 1200); do
+        [ "$(dig +short +time=1 +tries=1 @127.0.0.1 -p $port x.svc1.tool0.example.net A 2>/dev/null)" = "192.0.2.1" ] && break; sleep 0.05; done; then :; fi
+    if [ "$(dig +short +time=1 +tries=1 @127.0.0.1 -p $port x.svc1.tool0.example.net A 2>/dev/null)" != "192.0.2.1" ]; then
+      echo "$size $server failed to start" | tee -a "$RESULTS"; kill $pid 2>/dev/null || true; continue
+    fi
+    load=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }')
+    qps "$port" "$dir/allowed.txt" >/dev/null # warm the cache
+    cached=$(qps_median "$port" "$dir/allowed.txt")
+    blocked=$(qps_median "$port" "$dir/blocked.txt")
+    fresh=$(qps_median "$port" "$dir/fresh.txt" "-n 1")
+    mix=$(qps_median "$port" "$dir/mix.txt")
+    lat=$(latency "$port" "$dir/allowed.txt")
+    rss=$(rss_mb $pid)
+    echo "$size $server $cached $blocked $fresh $mix $lat $rss $load" >> "$RESULTS"
+    kill $pid; wait $pid 2>/dev/null || true
+  done
+
+  # Registry: a full list, a 304 poll, a check
+  etag=$(curl -sI -X GET "http://$REG/v1/lists/common" | awk -F': ' 'tolower($1)=="etag" {print $2}' | tr -d '\r')
+  full=$(taskset -c 1 wrk -t1 -c16 -d"${DURATION}s" "http://$REG/v1/lists/common" | awk '/Requests\/sec/ {print int($2)}')
+  poll=$(taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" -H "If-None-Match: $etag" "http://$REG/v1/lists/common" | awk '/Requests\/sec/ {print int($2)}')
+  check=$(taskset -c 1 wrk -t1 -c16 -d"${DURATION}s" "http://$REG/v1/check?domain=x.svc1.tool1.example.net" | awk '/Requests\/sec/ {print int($2)}')
+  echo "registry $size $full $poll $check" >> "$RESULTS"
+  kill $regpid; wait $regpid 2>/dev/null || true
+done
+
+echo
+echo "== resolvers: queries/s (median of $RUNS x ${DURATION}s), latency at 5k q/s, RSS, time to answer a listed name"
+printf "%-8s %-8s %9s %9s %9s %9s %8s %8s %7s %6s\n" entries server cached blocked forwarded mix p50ms p99ms rssMB loadS
+awk '$1 != "registry" && NF == 10 { printf "%-8s %-8s %9s %9s %9s %9s %8s %8s %7s %6s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$RESULTS"
+echo
+echo "== ratios, ours / peer, in the same run"
+for size in $SIZES; do
+  ours=$(awk -v s="$size" '$1 == s && $2 == "ours"' "$RESULTS")
+  for peer in unbound pdns; do
+    p=$(awk -v s="$size" -v n="$peer" '$1 == s && $2 == n' "$RESULTS")
+    [ -n "$ours" ] && [ -n "$p" ] && [ "$(echo "$p" | wc -w)" -eq 10 ] || continue
+    set -- $ours; o=("$@"); set -- $p; q=("$@")
+    echo "$size vs $peer: cached $(ratio "${o[2]}" "${q[2]}")x  blocked $(ratio "${o[3]}" "${q[3]}")x  forwarded $(ratio "${o[4]}" "${q[4]}")x  mix $(ratio "${o[5]}" "${q[5]}")x  RSS $(ratio "${o[8]}" "${q[8]}")x"
+  done
+done
+echo
+echo "== registry (wrk, ${DURATION}s): requests/s"
+printf "%-8s %12s %12s %8s\n" entries "full list" "304 poll" check
+awk '$1 == "registry" { printf "%-8s %12s %12s %8s\n", $2, $3, $4, $5 }' "$RESULTS"
