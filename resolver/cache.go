@@ -82,29 +82,7 @@ func (c *cache) get(k cacheKey, now time.Time) *dns.Msg {
 // of the SOA's TTL and its MINIMUM, RFC 2308 §5). Truncated answers and
 // failures are not cached.
 func (c *cache) put(k cacheKey, m *dns.Msg, now time.Time) {
-	if m.Truncated || (m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError) {
-		return
-	}
-	var ttl time.Duration
-	switch {
-	case m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0:
-		min := ^uint32(0)
-		for _, rr := range m.Answer {
-			min = minU32(min, rr.Header().Ttl)
-		}
-		ttl = min2(time.Duration(min)*time.Second, maxTTL)
-	default:
-		var soa *dns.SOA
-		for _, rr := range m.Ns {
-			if s, ok := rr.(*dns.SOA); ok {
-				soa = s
-			}
-		}
-		if soa == nil {
-			return // no SOA: RFC 2308 says do not cache
-		}
-		ttl = min2(time.Duration(minU32(soa.Hdr.Ttl, soa.Minttl))*time.Second, maxNegTTL)
-	}
+	ttl := answerTTL(m)
 	if ttl <= 0 {
 		return
 	}
@@ -129,6 +107,29 @@ func (c *cache) put(k cacheKey, m *dns.Msg, now time.Time) {
 		}
 	}
 	c.entries[k] = cacheEntry{msg: m.Copy(), stored: now, expires: now.Add(ttl)}
+}
+
+// answerTTL is how long an answer may be kept: for NOERROR with answers,
+// the smallest TTL in the answer; for NXDOMAIN or NODATA, the smaller of
+// the SOA's TTL and its MINIMUM (RFC 2308 §5). Truncated answers,
+// failures and negative answers without a SOA get 0: not cached.
+func answerTTL(m *dns.Msg) time.Duration {
+	if m.Truncated || (m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError) {
+		return 0
+	}
+	if m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0 {
+		min := ^uint32(0)
+		for _, rr := range m.Answer {
+			min = minU32(min, rr.Header().Ttl)
+		}
+		return min2(time.Duration(min)*time.Second, maxTTL)
+	}
+	for _, rr := range m.Ns {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return min2(time.Duration(minU32(soa.Hdr.Ttl, soa.Minttl))*time.Second, maxNegTTL)
+		}
+	}
+	return 0
 }
 
 func minU32(a, b uint32) uint32 {

@@ -28,8 +28,7 @@ func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if resp != nil {
 		r.write(w, req, resp)
 	}
-	r.m.queries.WithLabelValues(result).Inc()
-	r.m.latency.Observe(time.Since(start).Seconds())
+	r.m.count(result, time.Since(start))
 }
 
 // answer decides the response to req and the result label to count.
@@ -219,6 +218,7 @@ func (r *Resolver) write(w dns.ResponseWriter, req, m *dns.Msg) {
 		extra = append(extra, rr)
 	}
 	m.Extra = extra
+	m.Compress = true
 	size := defaultClientUDP
 	if opt := req.IsEdns0(); opt != nil {
 		if opt.Version() != 0 {

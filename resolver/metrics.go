@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -36,6 +37,15 @@ type metrics struct {
 	ready         prometheus.Gauge
 	reloadSeconds prometheus.Histogram
 	handler       http.Handler
+	byResult      map[string]prometheus.Counter // resolved once: no label hashing per query
+}
+
+// count records one answered query.
+func (m *metrics) count(result string, d time.Duration) {
+	if c, ok := m.byResult[result]; ok {
+		c.Inc()
+	}
+	m.latency.Observe(d.Seconds())
 }
 
 func newMetrics(listAge, cacheLen func() float64) *metrics {
@@ -74,8 +84,9 @@ func newMetrics(listAge, cacheLen func() float64) *metrics {
 			Help: "Time to verify and compile a new list.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
 	}
 	m.listVersion.Set(-1)
+	m.byResult = map[string]prometheus.Counter{}
 	for _, r := range []string{resultAllowed, resultBlocked, resultRouted, resultWouldBlock, resultNotReady, resultRefused, resultServfail} {
-		m.queries.WithLabelValues(r)
+		m.byResult[r] = m.queries.WithLabelValues(r)
 	}
 	reg.MustRegister(m.queries, m.latency, m.listVersion, m.listEntries, m.listBytes, m.listAge, m.lastSync, m.syncErrors, m.cacheHits,
 		m.cacheMisses, m.cacheEntries, m.upstreamErrs, m.upstreamTime, m.ready, m.reloadSeconds,

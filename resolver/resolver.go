@@ -82,6 +82,9 @@ type Resolver struct {
 	fetch    *fetcher
 
 	flight    singleflight.Group
+	packed    *packedCache
+	tail      atomic.Pointer[blockedTail]
+	udp       []*net.UDPConn
 	policy    atomic.Pointer[policy]
 	confirmed atomic.Int64 // unix nanos of the registry's last confirmation
 	warned    atomic.Bool
@@ -145,7 +148,7 @@ func New(opt Options) (*Resolver, error) {
 			return nil, fmt.Errorf("upstream %q is not host:port", a)
 		}
 	}
-	r := &Resolver{opt: opt, log: opt.Logger, cache: newCache(opt.CacheSize), addrs: map[string]string{}}
+	r := &Resolver{opt: opt, log: opt.Logger, cache: newCache(opt.CacheSize), packed: newPackedCache(opt.CacheSize), addrs: map[string]string{}}
 	r.m = newMetrics(r.listAge, r.cache.len)
 	r.up = &group{addrs: opt.Upstreams, timeout: opt.UpstreamTimeout, m: r.m}
 	r.filtered = &group{addrs: opt.FilteredUpstreams, timeout: opt.UpstreamTimeout, m: r.m}
@@ -291,11 +294,17 @@ func (r *Resolver) accept(body []byte, sig string, held int64) error {
 func (r *Resolver) Start(ctx context.Context) error {
 	r.loadCache()
 	if r.opt.Listen != "" {
-		pc, ln, err := bindPair(r.opt.Listen)
+		conns, ln, err := bindPair(r.opt.Listen)
 		if err != nil {
 			return err
 		}
-		r.serve(&dns.Server{Net: "udp", PacketConn: pc})
+		r.mu.Lock()
+		r.udp = conns
+		r.addrs["udp"] = conns[0].LocalAddr().String()
+		r.mu.Unlock()
+		for _, c := range conns {
+			go r.serveUDP(c)
+		}
 		r.serve(&dns.Server{Net: "tcp", Listener: ln})
 	}
 	if r.opt.MetricsListen != "" {
@@ -324,19 +333,22 @@ func (r *Resolver) Start(ctx context.Context) error {
 	return nil
 }
 
-// bindPair binds UDP and TCP on the same address. For port 0 it picks a
-// port free for both, trying again when TCP finds the UDP port taken.
-func bindPair(addr string) (net.PacketConn, net.Listener, error) {
+// bindPair binds the UDP sockets (SO_REUSEPORT, one per reader) and TCP on
+// the same address. For port 0 it picks a port free for both, trying again
+// when TCP finds the UDP port taken.
+func bindPair(addr string) ([]*net.UDPConn, net.Listener, error) {
 	for attempt := 0; ; attempt++ {
-		pc, err := net.ListenPacket("udp", addr)
+		conns, err := listenUDP(addr, readers())
 		if err != nil {
 			return nil, nil, fmt.Errorf("listen udp: %w", err)
 		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		ln, err := net.Listen("tcp", conns[0].LocalAddr().String())
 		if err == nil {
-			return pc, ln, nil
+			return conns, ln, nil
 		}
-		pc.Close()
+		for _, c := range conns {
+			c.Close()
+		}
 		if !strings.HasSuffix(addr, ":0") || attempt == 20 {
 			return nil, nil, fmt.Errorf("listen tcp: %w", err)
 		}
@@ -346,7 +358,6 @@ func bindPair(addr string) (net.PacketConn, net.Listener, error) {
 // serve starts a DNS server on an already bound socket.
 func (r *Resolver) serve(srv *dns.Server) {
 	srv.Handler = r
-	srv.UDPSize = 65535
 	srv.ReadTimeout, srv.WriteTimeout = 2*time.Second, 2*time.Second
 	// An idle TCP client is dropped after this, and each connection has
 	// its own goroutine, so one cannot hold up others.
@@ -378,6 +389,10 @@ func (r *Resolver) Shutdown() {
 		s.Shutdown()
 	}
 	r.servers = nil
+	for _, c := range r.udp {
+		c.Close()
+	}
+	r.udp = nil
 	if r.httpSrv != nil {
 		r.httpSrv.Close()
 	}

@@ -101,10 +101,14 @@ type upstream struct {
 
 func newUpstream(t *testing.T, ip string) *upstream {
 	u := &upstream{ip: ip}
-	pc, ln, err := bindPair("127.0.0.1:0")
+	conns, ln, err := bindPair("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, c := range conns[1:] {
+		c.Close()
+	}
+	pc := conns[0]
 	u.addr = pc.LocalAddr().String()
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		u.queries.Add(1)

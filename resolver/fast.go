@@ -1,0 +1,471 @@
+package resolver
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+)
+
+// The UDP fast path. Most queries a department's resolver sees are either
+// blocked names or allowed names already in the cache. Those are answered
+// here straight from the packet's bytes, by a fixed set of reader
+// goroutines on SO_REUSEPORT sockets: no unpacking into a dns.Msg, no
+// goroutine per packet, no allocation. Everything else (cache misses,
+// unusual packets, EDNS options we would have to interpret) goes to the
+// ordinary handler in a goroutine of its own, and its answers feed the
+// packed cache used here.
+
+// packedCache holds whole answers as sent, keyed by question, so that a
+// hit costs a copy, a new ID and the TTLs lowered by the time spent here.
+type packedCache struct {
+	mu      sync.RWMutex
+	max     int
+	entries map[packedKey]*packedEntry
+}
+
+type packedKey struct {
+	name  string // lower case, no final dot
+	qtype uint16
+	flags uint8 // packedEDNS, packedDO, packedRouted
+}
+
+const (
+	packedEDNS = 1 << iota
+	packedDO
+	packedRouted
+)
+
+type packedEntry struct {
+	wire    []byte   // the answer as sent, ID and TTLs to patch
+	ttls    []uint16 // offsets of every TTL field (not the OPT's)
+	qend    int      // end of the question section
+	stored  time.Time
+	expires time.Time
+}
+
+func newPackedCache(max int) *packedCache {
+	return &packedCache{max: max, entries: map[packedKey]*packedEntry{}}
+}
+
+func (c *packedCache) get(k packedKey) *packedEntry {
+	c.mu.RLock()
+	e := c.entries[k]
+	c.mu.RUnlock()
+	return e
+}
+
+func (c *packedCache) put(k packedKey, e *packedEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		drop := max(1, c.max/8)
+		for key := range c.entries {
+			if drop == 0 {
+				break
+			}
+			delete(c.entries, key)
+			drop--
+		}
+	}
+	c.entries[k] = e
+}
+
+// wireQuery is what the fast path reads from a packet.
+type wireQuery struct {
+	name  []byte // lower case, dotted, no final dot
+	qend  int    // end of the question
+	qtype uint16
+	edns  bool
+	do    bool
+	size  int // the client's UDP buffer
+}
+
+// parseQuery reads a plain query: one question of letters, digits, hyphens
+// and underscores in class IN, and at most an EDNS version 0 OPT record.
+// Anything else returns false and takes the ordinary path.
+func parseQuery(b []byte, name []byte) (wireQuery, bool) {
+	q := wireQuery{size: defaultClientUDP}
+	if len(b) < 17 || b[2]&0x80 != 0 || (b[2]>>3)&0xF != dns.OpcodeQuery ||
+		binary.BigEndian.Uint16(b[4:]) != 1 || binary.BigEndian.Uint16(b[6:]) != 0 || binary.BigEndian.Uint16(b[8:]) != 0 {
+		return q, false
+	}
+	ar := binary.BigEndian.Uint16(b[10:])
+	if ar > 1 {
+		return q, false
+	}
+	i := 12
+	name = name[:0]
+	for {
+		if i >= len(b) {
+			return q, false
+		}
+		l := int(b[i])
+		i++
+		if l == 0 {
+			break
+		}
+		if l > 63 || i+l > len(b) || len(name)+l+1 > 254 {
+			return q, false
+		}
+		if len(name) > 0 {
+			name = append(name, '.')
+		}
+		for _, c := range b[i : i+l] {
+			switch {
+			case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+			case 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+			default:
+				return q, false
+			}
+			name = append(name, c)
+		}
+		i += l
+	}
+	if len(name) == 0 || i+4 > len(b) {
+		return q, false
+	}
+	q.qtype = binary.BigEndian.Uint16(b[i:])
+	if binary.BigEndian.Uint16(b[i+2:]) != dns.ClassINET {
+		return q, false
+	}
+	switch q.qtype {
+	case dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR, dns.TypeOPT:
+		return q, false
+	}
+	i += 4
+	q.qend = i
+	if ar == 1 {
+		// OPT: root name, type 41, class = UDP size, TTL = ext-rcode,
+		// version, flags; options are allowed but not interpreted.
+		if i+11 > len(b) || b[i] != 0 || binary.BigEndian.Uint16(b[i+1:]) != dns.TypeOPT || b[i+6] != 0 {
+			return q, false
+		}
+		q.edns = true
+		q.size = max(int(binary.BigEndian.Uint16(b[i+3:])), defaultClientUDP)
+		q.do = b[i+7]&0x80 != 0
+		rdlen := int(binary.BigEndian.Uint16(b[i+9:]))
+		i += 11 + rdlen
+	}
+	if i != len(b) {
+		return q, false
+	}
+	q.size = min(q.size, upstreamSize)
+	q.name = name
+	return q, true
+}
+
+func (q *wireQuery) key(routed bool) packedKey {
+	var f uint8
+	if q.edns {
+		f |= packedEDNS
+	}
+	if q.do {
+		f |= packedDO
+	}
+	if routed {
+		f |= packedRouted
+	}
+	return packedKey{name: unsafe.String(unsafe.SliceData(q.name), len(q.name)), qtype: q.qtype, flags: f}
+}
+
+// blockedTail is what follows the question in an enforce-mode answer for
+// one policy: the SOA (for NXDOMAIN) and the OPT with EDE 15, without and
+// with the DO bit. It is built once per list version.
+type blockedTail struct {
+	version    int64
+	rcode      int
+	soa        []byte
+	opt, optDO []byte
+}
+
+func (r *Resolver) tailFor(p *policy) *blockedTail {
+	if t := r.tail.Load(); t != nil && t.version == p.version {
+		return t
+	}
+	m := r.blocked(&dns.Msg{Question: []dns.Question{{Name: "x.", Qtype: dns.TypeA, Qclass: dns.ClassINET}}}, p)
+	t := &blockedTail{version: p.version, rcode: m.Rcode}
+	if len(m.Ns) == 1 {
+		buf := make([]byte, 512)
+		n, err := dns.PackRR(m.Ns[0], buf, 0, nil, false)
+		if err != nil {
+			return nil
+		}
+		t.soa = buf[:n]
+	}
+	for _, do := range []bool{false, true} {
+		o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		o.SetUDPSize(upstreamSize)
+		o.SetDo(do)
+		for _, rr := range m.Extra {
+			if x, ok := rr.(*dns.OPT); ok {
+				o.Option = x.Option
+			}
+		}
+		buf := make([]byte, 1024)
+		n, err := dns.PackRR(o, buf, 0, nil, false)
+		if err != nil {
+			return nil
+		}
+		if do {
+			t.optDO = buf[:n]
+		} else {
+			t.opt = buf[:n]
+		}
+	}
+	r.tail.Store(t)
+	return t
+}
+
+// fast answers a packet into out, or returns nil for the ordinary path.
+func (r *Resolver) fast(b []byte, q *wireQuery, out []byte) ([]byte, string) {
+	p := r.policy.Load()
+	if p == nil {
+		return nil, ""
+	}
+	name := unsafe.String(unsafe.SliceData(q.name), len(q.name))
+	allowed := p.matcher.Match(name) >= 0
+	if !allowed && r.opt.Mode == ModeEnforce {
+		if r.opt.Block == BlockSinkhole {
+			return nil, ""
+		}
+		t := r.tailFor(p)
+		if t == nil {
+			return nil, ""
+		}
+		out = append(out, b[:q.qend]...)
+		out[2] = 0x80 | out[2]&0x01 // QR, opcode 0, RD as asked
+		out[3] = 0x80 | byte(t.rcode)
+		ns := uint16(0)
+		if t.rcode == dns.RcodeNameError {
+			out = append(out, t.soa...)
+			ns = 1
+		}
+		binary.BigEndian.PutUint16(out[6:], 0)
+		binary.BigEndian.PutUint16(out[8:], ns)
+		binary.BigEndian.PutUint16(out[10:], 0)
+		if q.edns {
+			opt := t.opt
+			if q.do {
+				opt = t.optDO
+			}
+			out = append(out, opt...)
+			binary.BigEndian.PutUint16(out[10:], 1)
+		}
+		if len(out) > q.size {
+			return nil, ""
+		}
+		return out, resultBlocked
+	}
+	routed := !allowed && r.opt.Mode == ModeRoute
+	e := r.packed.get(q.key(routed))
+	now := time.Now()
+	if e == nil || !now.Before(e.expires) || len(e.wire) > q.size || e.qend != q.qend {
+		return nil, ""
+	}
+	out = append(out, e.wire...)
+	copy(out[:2], b[:2])               // the client's ID
+	copy(out[12:q.qend], b[12:q.qend]) // and its spelling of the name
+	out[2] = out[2]&^0x01 | b[2]&0x01  // RD as asked
+	age := uint32(now.Sub(e.stored) / time.Second)
+	if age > 0 {
+		for _, off := range e.ttls {
+			ttl := binary.BigEndian.Uint32(out[off:])
+			if ttl > age {
+				ttl -= age
+			} else {
+				ttl = 0
+			}
+			binary.BigEndian.PutUint32(out[off:], ttl)
+		}
+	}
+	r.m.cacheHits.Inc()
+	switch {
+	case allowed:
+		return out, resultAllowed
+	case routed:
+		return out, resultRouted
+	default:
+		return out, resultWouldBlock
+	}
+}
+
+// remember stores an answer the ordinary path sent, for the fast path.
+func (r *Resolver) remember(k packedKey, wire []byte, m *dns.Msg, now time.Time) {
+	ttl := answerTTL(m)
+	if ttl <= 0 {
+		return
+	}
+	ttls, qend, ok := ttlOffsets(wire)
+	if !ok {
+		return
+	}
+	r.packed.put(k, &packedEntry{wire: wire, ttls: ttls, qend: qend, stored: now, expires: now.Add(ttl)})
+}
+
+// skipName returns the offset after a (possibly compressed) name.
+func skipName(b []byte, i int) (int, bool) {
+	for n := 0; n < 128; n++ {
+		if i >= len(b) {
+			return 0, false
+		}
+		l := int(b[i])
+		switch {
+		case l == 0:
+			return i + 1, true
+		case l&0xC0 == 0xC0:
+			return i + 2, i+2 <= len(b)
+		case l > 63:
+			return 0, false
+		}
+		i += 1 + l
+	}
+	return 0, false
+}
+
+// ttlOffsets finds the TTL field of every record in a packed message,
+// skipping the OPT record's, whose TTL field holds flags.
+func ttlOffsets(b []byte) ([]uint16, int, bool) {
+	if len(b) < 12 || binary.BigEndian.Uint16(b[4:]) != 1 {
+		return nil, 0, false
+	}
+	i, ok := skipName(b, 12)
+	if !ok || i+4 > len(b) {
+		return nil, 0, false
+	}
+	i += 4
+	qend := i
+	n := int(binary.BigEndian.Uint16(b[6:])) + int(binary.BigEndian.Uint16(b[8:])) + int(binary.BigEndian.Uint16(b[10:]))
+	var offs []uint16
+	for ; n > 0; n-- {
+		if i, ok = skipName(b, i); !ok || i+10 > len(b) {
+			return nil, 0, false
+		}
+		if binary.BigEndian.Uint16(b[i:]) != dns.TypeOPT {
+			offs = append(offs, uint16(i+4))
+		}
+		i += 10 + int(binary.BigEndian.Uint16(b[i+8:]))
+	}
+	return offs, qend, i == len(b)
+}
+
+// listenUDP binds n sockets to one address with SO_REUSEPORT, so that the
+// kernel spreads packets across them.
+func listenUDP(addr string, n int) ([]*net.UDPConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) })
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	var conns []*net.UDPConn
+	for i := 0; i < n; i++ {
+		pc, err := lc.ListenPacket(nil, "udp", addr)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, err
+		}
+		conns = append(conns, pc.(*net.UDPConn))
+		addr = pc.LocalAddr().String() // the others share the first one's port
+	}
+	return conns, nil
+}
+
+// readers is how many goroutines read UDP: a couple per core, so that one
+// busy with a slow write does not stall the socket.
+func readers() int { return 2 * runtime.GOMAXPROCS(0) }
+
+// serveUDP reads packets from one socket until it is closed.
+func (r *Resolver) serveUDP(conn *net.UDPConn) {
+	buf := make([]byte, 65535)
+	name := make([]byte, 0, 256)
+	out := make([]byte, 0, 4096)
+	for {
+		n, addr, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		start := time.Now()
+		pkt := buf[:n]
+		q, ok := parseQuery(pkt, name)
+		if ok {
+			if resp, result := r.fast(pkt, &q, out[:0]); resp != nil {
+				conn.WriteToUDPAddrPort(resp, addr)
+				r.m.count(result, time.Since(start))
+				continue
+			}
+		}
+		// The ordinary path may wait on an upstream: never in the reader.
+		// It gets its own copies of the packet and the name.
+		cp := append([]byte(nil), pkt...)
+		q.name = append([]byte(nil), q.name...)
+		go r.slowUDP(conn, addr, cp, q, ok, start)
+	}
+}
+
+// udpWriter is the dns.ResponseWriter of the ordinary path for a packet
+// read by serveUDP. It keeps the bytes it sent.
+type udpWriter struct {
+	conn *net.UDPConn
+	addr netip.AddrPort
+	sent []byte
+}
+
+func (w *udpWriter) LocalAddr() net.Addr  { return w.conn.LocalAddr() }
+func (w *udpWriter) RemoteAddr() net.Addr { return net.UDPAddrFromAddrPort(w.addr) }
+func (w *udpWriter) WriteMsg(m *dns.Msg) error {
+	b, err := m.Pack()
+	if err != nil {
+		return err
+	}
+	w.sent = b
+	_, err = w.conn.WriteToUDPAddrPort(b, w.addr)
+	return err
+}
+func (w *udpWriter) Write(b []byte) (int, error) { return w.conn.WriteToUDPAddrPort(b, w.addr) }
+func (w *udpWriter) Close() error                { return nil }
+func (w *udpWriter) TsigStatus() error           { return nil }
+func (w *udpWriter) TsigTimersOnly(bool)         {}
+func (w *udpWriter) Hijack()                     {}
+
+// slowUDP answers a packet the fast path did not, as miekg's server
+// would: drop what cannot be a query, FORMERR what cannot be parsed.
+func (r *Resolver) slowUDP(conn *net.UDPConn, addr netip.AddrPort, pkt []byte, q wireQuery, parsed bool, start time.Time) {
+	req := new(dns.Msg)
+	if err := req.Unpack(pkt); err != nil {
+		if len(pkt) >= 12 && pkt[2]&0x80 == 0 {
+			var h dns.Msg
+			h.Id = binary.BigEndian.Uint16(pkt)
+			h.Response, h.Rcode = true, dns.RcodeFormatError
+			if b, err := h.Pack(); err == nil {
+				conn.WriteToUDPAddrPort(b, addr)
+			}
+		}
+		return
+	}
+	w := &udpWriter{conn: conn, addr: addr}
+	resp, result := r.answer(req)
+	if resp == nil {
+		return
+	}
+	r.write(w, req, resp)
+	r.m.count(result, time.Since(start))
+	if parsed && w.sent != nil && !resp.Truncated && (result == resultAllowed || result == resultRouted || result == resultWouldBlock) {
+		r.remember(q.key(result == resultRouted), w.sent, resp, time.Now())
+	}
+}

@@ -1,0 +1,116 @@
+package resolver
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// TestFastPathMatchesOrdinaryPath sends the same questions through the
+// fast path and the ordinary handler and compares the answers.
+func TestFastPathMatchesOrdinaryPath(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(7, []string{"*.zoom.example", "meet.example.org"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 7, 2*time.Second)
+	for _, name := range []string{"a.zoom.example.", "MEET.Example.org.", "blocked.example.com.", "nx.zoom.example.", "x.meet.example.org."} {
+		for _, edns := range []int{0, 1, 2} { // none, EDNS, EDNS with DO
+			m := new(dns.Msg)
+			m.SetQuestion(name, dns.TypeA)
+			if edns > 0 {
+				m.SetEdns0(1232, edns == 2)
+			}
+			// Twice: the first fills the packed cache for allowed names.
+			query2 := func() *dns.Msg {
+				resp, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m.Copy(), r.Addr("udp"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return resp
+			}
+			first, second := query2(), query2()
+			raw, _ := m.Pack()
+			q, ok := parseQuery(raw, nil)
+			if !ok {
+				t.Fatalf("%s: not a fast-path query", name)
+			}
+			fast, _ := r.fast(raw, &q, nil)
+			if fast == nil {
+				t.Fatalf("%s edns=%d: the fast path did not answer the second time", name, edns)
+			}
+			var got dns.Msg
+			if err := got.Unpack(fast); err != nil {
+				t.Fatalf("%s: fast answer does not parse: %v", name, err)
+			}
+			for _, other := range []*dns.Msg{first, second} {
+				if got.Rcode != other.Rcode || len(got.Answer) != len(other.Answer) || len(got.Ns) != len(other.Ns) ||
+					(got.IsEdns0() == nil) != (other.IsEdns0() == nil) || got.Question[0].Name != name {
+					t.Errorf("%s edns=%d: fast\n%s\nordinary\n%s", name, edns, &got, other)
+				}
+				if (ede(&got) == nil) != (ede(other) == nil) {
+					t.Errorf("%s: EDE differs", name)
+				}
+			}
+			if got.Id != m.Id {
+				t.Errorf("%s: ID %d, want %d", name, got.Id, m.Id)
+			}
+		}
+	}
+}
+
+func TestFastPathLowersTTLs(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	query(t, r, "udp", "ttl.zoom.example", dns.TypeA)
+	k := packedKey{name: "ttl.zoom.example", qtype: dns.TypeA, flags: packedEDNS}
+	e := r.packed.get(k)
+	if e == nil {
+		t.Fatal("not in the packed cache")
+	}
+	older := *e // entries are never changed in place: replace it
+	older.stored = e.stored.Add(-100 * time.Second)
+	r.packed.put(k, &older)
+	m := query(t, r, "udp", "ttl.zoom.example", dns.TypeA)
+	if ttl := m.Answer[0].Header().Ttl; ttl != 200 {
+		t.Errorf("TTL %d, want 300-100", ttl)
+	}
+	if up.queries.Load() != 1 {
+		t.Errorf("upstream asked %d times", up.queries.Load())
+	}
+}
+
+// FuzzParseQuery: the fast parser never panics, and whatever it accepts
+// miekg/dns reads as the same question.
+func FuzzParseQuery(f *testing.F) {
+	for _, name := range []string{"a.zoom.example.", "X-Y_z.example.org."} {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		b, _ := m.Pack()
+		f.Add(b)
+		m.SetEdns0(4096, true)
+		b, _ = m.Pack()
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		q, ok := parseQuery(b, nil)
+		if !ok {
+			return
+		}
+		var m dns.Msg
+		if err := m.Unpack(b); err != nil {
+			t.Fatalf("fast path accepted what miekg cannot read: %v", err)
+		}
+		if len(m.Question) != 1 || strings.ToLower(strings.TrimSuffix(m.Question[0].Name, ".")) != string(q.name) || m.Question[0].Qtype != q.qtype {
+			t.Fatalf("fast path read %q/%d, miekg %v", q.name, q.qtype, m.Question)
+		}
+		if q.size > upstreamSize || q.size < defaultClientUDP {
+			t.Fatalf("client size %d", q.size)
+		}
+	})
+}
