@@ -58,6 +58,13 @@ echo "== matcher (go test -bench, medians over -count $RUNS in benchstat-friendl
 go test -run '^$' -bench 'BenchmarkMatcher' -benchmem -count "$RUNS" -benchtime "${DURATION}s" ./allowlist/ 2>/dev/null | grep '^Benchmark' | tee "$WORK/matcher.txt"
 
 RESULTS="$WORK/results.txt"
+# The floor: a plain miekg/dns server answering everything locally, no
+# policy, on the same core.
+taskset -c 0 bin/bench-upstream -listen 127.0.0.1:5404 >/dev/null & plain=$!; PIDS+=($plain)
+wait_dns 5404 x.example.net || true
+awk 'BEGIN { for (i = 0; i < 20000; i++) printf "x%d.example.net A\n", i }' > "$WORK/plain.txt"
+PLAIN=$(qps_median 5404 "$WORK/plain.txt")
+kill $plain; wait $plain 2>/dev/null || true
 for size in $SIZES; do
   dir="$WORK/$size"; mkdir -p "$dir"
   bin/bench-catalogue -entries "$size" > "$dir/cat.yaml"
@@ -144,6 +151,8 @@ CONF
       echo "$size $server failed to start" | tee -a "$RESULTS"; kill $pid 2>/dev/null || true; continue
     fi
     load=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }')
+    sleep 1
+    rss_loaded=$(rss_mb $pid)
     qps "$port" "$dir/allowed.txt" >/dev/null # warm the cache
     cached=$(qps_median "$port" "$dir/allowed.txt")
     blocked=$(qps_median "$port" "$dir/blocked.txt")
@@ -151,33 +160,37 @@ CONF
     mix=$(qps_median "$port" "$dir/mix.txt")
     lat=$(latency "$port" "$dir/allowed.txt")
     rss=$(rss_mb $pid)
-    echo "$size $server $cached $blocked $fresh $mix $lat $rss $load" >> "$RESULTS"
+    echo "$size $server $cached $blocked $fresh $mix $lat $rss_loaded $rss $load" >> "$RESULTS"
     kill $pid; wait $pid 2>/dev/null || true
   done
 
-  # Registry: a full list, a 304 poll, a check
-  etag=$(curl -sI -X GET "http://$REG/v1/lists/common" | awk -F': ' 'tolower($1)=="etag" {print $2}' | tr -d '\r')
-  full=$(taskset -c 1 wrk -t1 -c16 -d"${DURATION}s" "http://$REG/v1/lists/common" | awk '/Requests\/sec/ {print int($2)}')
-  poll=$(taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" -H "If-None-Match: $etag" "http://$REG/v1/lists/common" | awk '/Requests\/sec/ {print int($2)}')
+  # Registry, now on core 0 alone: a check, a 304 poll, then full lists
+  # (last: the server is still sending large bodies for a while after).
+  taskset -p -c 0 $regpid >/dev/null
+  etag=$(curl -s -D - -o /dev/null "http://$REG/v1/lists/common" | awk -F': ' 'tolower($1)=="etag" {print $2}' | tr -d '\r')
   check=$(taskset -c 1 wrk -t1 -c16 -d"${DURATION}s" "http://$REG/v1/check?domain=x.svc1.tool1.example.net" | awk '/Requests\/sec/ {print int($2)}')
+  poll=$(taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" -H "If-None-Match: $etag" "http://$REG/v1/lists/common" | awk '/Requests\/sec/ {print int($2)}')
+  full=$(taskset -c 1 wrk -t1 -c16 -d"${DURATION}s" "http://$REG/v1/lists/common" | awk '/Requests\/sec/ {print int($2)}')
   echo "registry $size $full $poll $check" >> "$RESULTS"
   kill $regpid; wait $regpid 2>/dev/null || true
 done
 
 echo
-echo "== resolvers: queries/s (median of $RUNS x ${DURATION}s), latency at 5k q/s, RSS, time to answer a listed name"
-printf "%-8s %-8s %9s %9s %9s %9s %8s %8s %7s %6s\n" entries server cached blocked forwarded mix p50ms p99ms rssMB loadS
-awk '$1 != "registry" && NF == 10 { printf "%-8s %-8s %9s %9s %9s %9s %8s %8s %7s %6s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$RESULTS"
+echo "== resolvers: queries/s (median of $RUNS x ${DURATION}s), latency at 5k q/s, RSS once loaded and after the runs, time to answer a listed name"
+echo "plain miekg/dns server (no policy, answers everything): $PLAIN q/s"
+printf "%-8s %-8s %9s %9s %9s %9s %8s %8s %8s %8s %6s\n" entries server cached blocked forwarded mix p50ms p99ms rssMB rssAfter loadS
+awk '$1 != "registry" && NF == 11 { printf "%-8s %-8s %9s %9s %9s %9s %8s %8s %8s %8s %6s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$RESULTS"
 echo
 echo "== ratios, ours / peer, in the same run"
 for size in $SIZES; do
   ours=$(awk -v s="$size" '$1 == s && $2 == "ours"' "$RESULTS")
   for peer in unbound pdns; do
     p=$(awk -v s="$size" -v n="$peer" '$1 == s && $2 == n' "$RESULTS")
-    [ -n "$ours" ] && [ -n "$p" ] && [ "$(echo "$p" | wc -w)" -eq 10 ] || continue
+    [ -n "$ours" ] && [ -n "$p" ] && [ "$(echo "$p" | wc -w)" -eq 11 ] || continue
     set -- $ours; o=("$@"); set -- $p; q=("$@")
-    echo "$size vs $peer: cached $(ratio "${o[2]}" "${q[2]}")x  blocked $(ratio "${o[3]}" "${q[3]}")x  forwarded $(ratio "${o[4]}" "${q[4]}")x  mix $(ratio "${o[5]}" "${q[5]}")x  RSS $(ratio "${o[8]}" "${q[8]}")x"
+    echo "$size vs $peer: cached $(ratio "${o[2]}" "${q[2]}")x  blocked $(ratio "${o[3]}" "${q[3]}")x  forwarded $(ratio "${o[4]}" "${q[4]}")x  mix $(ratio "${o[5]}" "${q[5]}")x  p99 $(ratio "${o[7]}" "${q[7]}")x  RSS loaded $(ratio "${o[8]}" "${q[8]}")x"
   done
+  [ -n "$ours" ] && { set -- $ours; echo "$size vs plain miekg/dns: cached $(ratio "$3" "$PLAIN")x  blocked $(ratio "$4" "$PLAIN")x"; }
 done
 echo
 echo "== registry (wrk, ${DURATION}s): requests/s"
