@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/cross-gov/allowlist/allowlist"
+	"golang.org/x/sync/singleflight"
 )
 
 // hub knows each scope's current version without asking the database,
@@ -14,6 +15,9 @@ import (
 // matchers so that a version is rendered once, not per request.
 type hub struct {
 	reg allowlist.Registry
+	// flight makes concurrent first requests for one version share the
+	// work of loading, rendering and compiling it, instead of each doing it.
+	flight singleflight.Group
 
 	mu       sync.Mutex
 	current  map[string]int64
@@ -133,15 +137,22 @@ func (h *hub) get(ctx context.Context, scope string, version int64, f allowlist.
 	if ok {
 		return r, nil
 	}
-	v, err := h.reg.FindVersion(ctx, scope, version)
+	out, err, _ := h.flight.Do("render/"+scope+"/"+strconv.FormatInt(version, 10)+"/"+f.Name, func() (any, error) {
+		return h.render(context.WithoutCancel(ctx), scope, version, f)
+	})
 	if err != nil {
 		return nil, err
 	}
-	l, err := allowlist.ParseList(v.Body)
+	return out.(*rendered), nil
+}
+
+func (h *hub) render(ctx context.Context, scope string, version int64, f allowlist.Format) (*rendered, error) {
+	key := renderKey{scope, version, f.Name}
+	v, l, err := h.load(ctx, scope, version)
 	if err != nil {
-		return nil, fmt.Errorf("stored list %s/%d: %w", scope, version, err)
+		return nil, err
 	}
-	r = &rendered{
+	r := &rendered{
 		scope: scope, version: version, format: f, body: f.Render(l, v.Body),
 		signature: v.Signature, sha256: v.SHA256, contentType: f.ContentType,
 		// The ETag names the exact bytes: scope, version, format and the
@@ -173,19 +184,34 @@ func (h *hub) matcher(ctx context.Context, scope string) (*compiled, error) {
 	if ok && c.list.Version == version {
 		return c, nil
 	}
-	v, err := h.reg.FindVersion(ctx, scope, version)
+	out, err, _ := h.flight.Do("match/"+scope+"/"+strconv.FormatInt(version, 10), func() (any, error) {
+		_, l, err := h.load(context.WithoutCancel(ctx), scope, version)
+		if err != nil {
+			return nil, err
+		}
+		return &compiled{list: l, matcher: allowlist.Compile(l.Patterns())}, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	l, err := allowlist.ParseList(v.Body)
-	if err != nil {
-		return nil, fmt.Errorf("stored list %s/%d: %w", scope, version, err)
-	}
-	c = &compiled{list: l, matcher: allowlist.Compile(l.Patterns())}
+	c = out.(*compiled)
 	h.mu.Lock()
 	if cur, ok := h.matchers[scope]; !ok || cur.list.Version < c.list.Version {
 		h.matchers[scope] = c
 	}
 	h.mu.Unlock()
 	return c, nil
+}
+
+// load reads a stored version and decodes its list.
+func (h *hub) load(ctx context.Context, scope string, version int64) (allowlist.Version, allowlist.List, error) {
+	v, err := h.reg.FindVersion(ctx, scope, version)
+	if err != nil {
+		return v, allowlist.List{}, err
+	}
+	l, err := allowlist.ParseList(v.Body)
+	if err != nil {
+		return v, l, fmt.Errorf("stored list %s/%d: %w", scope, version, err)
+	}
+	return v, l, nil
 }

@@ -53,7 +53,6 @@ type access int
 const (
 	public     access = iota // anyone
 	listReader               // anyone when lists are public, else any token
-	anyToken                 // any authenticated role
 	ownerAny                 // any owner, or admin
 	ownerParam               // an owner of the department named by the route, or admin
 	siteOwner                // an owner of the site's proposing department, or admin
@@ -245,8 +244,6 @@ func (s *Server) authorize(r route) echo.MiddlewareFunc {
 				allowed = true
 			case listReader:
 				allowed = s.cfg.PublicLists || a.Role != ""
-			case anyToken:
-				allowed = a.Role != ""
 			case ownerAny:
 				allowed = a.Role == allowlist.RoleAdmin || a.Role == allowlist.RoleOwner
 			case ownerParam:

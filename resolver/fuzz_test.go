@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"net"
@@ -49,7 +48,6 @@ func offline(t testing.TB) *Resolver {
 		t.Fatal(err)
 	}
 	r.install(p, "test")
-	_ = context.Background()
 	return r
 }
 

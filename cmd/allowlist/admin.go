@@ -107,10 +107,7 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if _, err := os.Stat(*db); err != nil {
-		return err
-	}
-	store, err := openDB(*db, "", sqlite.Options{})
+	store, err := openExisting(*db)
 	if err != nil {
 		return err
 	}
@@ -133,10 +130,7 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if _, err := os.Stat(*db); err != nil {
-		return err
-	}
-	store, err := openDB(*db, "", sqlite.Options{})
+	store, err := openExisting(*db)
 	if err != nil {
 		return err
 	}
@@ -187,10 +181,7 @@ func runBackup(args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(*out); err == nil {
 		return fmt.Errorf("%s already exists", *out)
 	}
-	if _, err := os.Stat(*db); err != nil {
-		return err
-	}
-	store, err := openDB(*db, "", sqlite.Options{})
+	store, err := openExisting(*db)
 	if err != nil {
 		return err
 	}
@@ -200,4 +191,13 @@ func runBackup(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %s; copy %s with it, it signs the lists\n", *out, keyPathFor(*db))
 	return nil
+}
+
+// openExisting opens a database that must already exist: commands that
+// read one should not create an empty registry by mistake.
+func openExisting(path string) (*sqlite.DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	return openDB(path, "", sqlite.Options{})
 }
