@@ -58,6 +58,54 @@ echo "== matcher (go test -bench, medians over -count $RUNS in benchstat-friendl
 go test -run '^$' -bench 'BenchmarkMatcher' -benchmem -count "$RUNS" -benchtime "${DURATION}s" ./allowlist/ 2>/dev/null | grep '^Benchmark' | tee "$WORK/matcher.txt"
 
 RESULTS="$WORK/results.txt"
+
+# propagation: from the sign-off that reaches quorum to our resolver
+# answering for the new name (median of 5, milliseconds).
+propagation() {
+  local dir=$1 size=$2 a b times=()
+  a=$(bin/allowlist token create --db "$dir/registry.db" --role owner --department bench-a --name a 2>/dev/null | tail -1)
+  b=$(bin/allowlist token create --db "$dir/registry.db" --role owner --department bench-b --name b 2>/dev/null | tail -1)
+  for i in 1 2 3 4 5; do
+    local id="prop-$i"
+    curl -sf -X POST "http://$REG/v1/sites" -H "Authorization: Bearer $a" -H 'Content-Type: application/json' \
+      -d "{\"id\":\"$id\",\"name\":\"P\",\"category\":\"other\",\"domains\":[\"$id.example.org\"],\"owner\":{\"name\":\"x\"}}" >/dev/null
+    curl -sf -X PUT "http://$REG/v1/sites/$id/signoffs/bench-a" -H "Authorization: Bearer $a" -H 'Content-Type: application/json' -d '{"decision":"approve"}' >/dev/null
+    local t0; t0=$(date +%s%N)
+    curl -sf -X PUT "http://$REG/v1/sites/$id/signoffs/bench-b" -H "Authorization: Bearer $b" -H 'Content-Type: application/json' -d '{"decision":"approve"}' >/dev/null
+    for _ in $(seq 2000); do
+      [ "$(dig +short +time=1 +tries=1 @127.0.0.1 -p $OURS $id.example.org A)" = "192.0.2.1" ] && break
+    done
+    times+=($(( ($(date +%s%N) - t0) / 1000000 )))
+  done
+  echo "propagation $size $(printf '%s\n' "${times[@]}" | median)" >> "$RESULTS"
+}
+
+# reload_under_load: a steady 20,000 queries/s of listed and blocked names
+# while a new version of the whole list is published and loaded; counts the
+# queries that were lost or answered wrongly.
+reload_under_load() {
+  local dir=$1 size=$2 a b
+  [ "$size" = "$(echo $SIZES | tr ' ' '\n' | tail -1)" ] || return 0
+  awk -v n="$(( (size + 9) / 10 ))" 'BEGIN { srand(4); for (i = 0; i < 100000; i++) {
+      if (i % 2) printf "x.svc1.tool%d.example.net A\n", int(rand() * n); else printf "blocked%d.example.com A\n", i } }' > "$dir/reload.txt"
+  a=$(bin/allowlist token create --db "$dir/registry.db" --role owner --department bench-a --name ra 2>/dev/null | tail -1)
+  b=$(bin/allowlist token create --db "$dir/registry.db" --role owner --department bench-b --name rb 2>/dev/null | tail -1)
+  local v0; v0=$(curl -s 127.0.0.1:9250/metrics | awk '/^allowlist_resolver_list_version /{print $2}')
+  taskset -c 1 dnsperf -s 127.0.0.1 -p $OURS -d "$dir/reload.txt" -l $(( DURATION * 4 + 10 )) -c 4 -Q 20000 -t 2 > "$dir/reload.out" 2>&1 & local perf=$!
+  sleep 2
+  curl -sf -X POST "http://$REG/v1/sites" -H "Authorization: Bearer $a" -H 'Content-Type: application/json' \
+    -d '{"id":"reload-site","name":"R","category":"other","domains":["reload.example.org"],"owner":{"name":"x"}}' >/dev/null
+  curl -sf -X PUT "http://$REG/v1/sites/reload-site/signoffs/bench-a" -H "Authorization: Bearer $a" -H 'Content-Type: application/json' -d '{"decision":"approve"}' >/dev/null
+  curl -sf -X PUT "http://$REG/v1/sites/reload-site/signoffs/bench-b" -H "Authorization: Bearer $b" -H 'Content-Type: application/json' -d '{"decision":"approve"}' >/dev/null
+  wait $perf || true
+  local v1 sent lost noerr nx reload
+  v1=$(curl -s 127.0.0.1:9250/metrics | awk '/^allowlist_resolver_list_version /{print $2}')
+  reload=$(curl -s 127.0.0.1:9250/metrics | awk '/^allowlist_resolver_reload_duration_seconds_sum /{s=$2} /^allowlist_resolver_reload_duration_seconds_count /{c=$2} END {if (c) printf "%.2f", s/c}')
+  sent=$(awk '/Queries sent/ {print $3}' "$dir/reload.out")
+  lost=$(awk '/Queries lost/ {print $3}' "$dir/reload.out")
+  read -r noerr nx < <(awk '/Response codes/ { for (i = 1; i <= NF; i++) { if ($i == "NOERROR") n = $(i+1); if ($i == "NXDOMAIN") x = $(i+1) } } END { print n+0, x+0 }' "$dir/reload.out")
+  echo "reload $size $v0 $v1 ${sent:-0} ${lost:-0} $(( ${sent:-0} - ${lost:-0} - ${noerr:-0} - ${nx:-0} )) ${reload:-?}" >> "$RESULTS"
+}
 # The floor: a plain miekg/dns server answering everything locally, no
 # policy, on the same core.
 taskset -c 0 bin/bench-upstream -listen 127.0.0.1:5404 >/dev/null & plain=$!; PIDS+=($plain)
@@ -161,6 +209,7 @@ CONF
     lat=$(latency "$port" "$dir/allowed.txt")
     rss=$(rss_mb $pid)
     echo "$size $server $cached $blocked $fresh $mix $lat $rss_loaded $rss $load" >> "$RESULTS"
+    if [ $server = ours ]; then propagation "$dir" "$size"; reload_under_load "$dir" "$size"; fi
     kill $pid; wait $pid 2>/dev/null || true
   done
 
@@ -192,6 +241,12 @@ for size in $SIZES; do
   done
   [ -n "$ours" ] && { set -- $ours; echo "$size vs plain miekg/dns: cached $(ratio "$3" "$PLAIN")x  blocked $(ratio "$4" "$PLAIN")x"; }
 done
+echo
+echo "== propagation: sign-off reaching quorum -> our resolver answering (median of 5, ms)"
+awk '$1 == "propagation" { printf "%-8s %6s ms\n", $2, $3 }' "$RESULTS"
+echo
+echo "== reload under load (20k q/s while a new version of the largest list loads)"
+awk '$1 == "reload" { printf "entries %s: version %s -> %s, %s queries sent, %s lost, %s other failures; verify+compile %s s\n", $2, $3, $4, $5, $6, $7, $8 }' "$RESULTS"
 echo
 echo "== registry (wrk, ${DURATION}s): requests/s"
 printf "%-8s %12s %12s %8s\n" entries "full list" "304 poll" check
