@@ -91,7 +91,7 @@ reload_under_load() {
   a=$(bin/allowlist token create --db "$dir/registry.db" --role owner --department bench-a --name ra 2>/dev/null | tail -1)
   b=$(bin/allowlist token create --db "$dir/registry.db" --role owner --department bench-b --name rb 2>/dev/null | tail -1)
   local v0; v0=$(curl -s 127.0.0.1:9250/metrics | awk '/^allowlist_resolver_list_version /{print $2}')
-  taskset -c 1 dnsperf -s 127.0.0.1 -p $OURS -d "$dir/reload.txt" -l $(( DURATION * 4 + 10 )) -c 4 -Q 20000 -t 2 > "$dir/reload.out" 2>&1 & local perf=$!
+  taskset -c 1 dnsperf -s 127.0.0.1 -p $OURS -d "$dir/reload.txt" -l $(( DURATION * 4 + 10 + size / 20000 )) -c 4 -Q 20000 -t 2 > "$dir/reload.out" 2>&1 & local perf=$!
   sleep 2
   curl -sf -X POST "http://$REG/v1/sites" -H "Authorization: Bearer $a" -H 'Content-Type: application/json' \
     -d '{"id":"reload-site","name":"R","category":"other","domains":["reload.example.org"],"owner":{"name":"x"}}' >/dev/null
