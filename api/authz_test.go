@@ -122,3 +122,25 @@ func (e *env) freshTokenID() int64 {
 	e.do("POST", "/v1/tokens", e.admin, map[string]string{"role": "reader", "name": "to-revoke"}).want(201).decode(&out)
 	return out.ID
 }
+
+// TestFailedAuthenticationIsRateLimited: after a burst of bad tokens from
+// one address, it gets 429 with Retry-After, even with a good token.
+func TestFailedAuthenticationIsRateLimited(t *testing.T) {
+	e := newEnv(t, api.Config{PublicLists: true})
+	got429 := false
+	for i := 0; i < 30; i++ {
+		r := e.do("GET", "/v1/audit", "alt_guess"+fmt.Sprint(i), nil)
+		if r.code == 429 {
+			got429 = true
+			if r.h.Get("Retry-After") == "" {
+				t.Error("429 without Retry-After")
+			}
+			break
+		}
+		r.want(401)
+	}
+	if !got429 {
+		t.Fatal("no 429 after 30 failed tokens")
+	}
+	e.do("GET", "/v1/audit", e.admin, nil).want(429)
+}

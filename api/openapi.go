@@ -19,7 +19,8 @@ var openapiJSON = func() []byte {
 		panic(fmt.Sprintf("openapi.yaml: %v", err))
 	}
 	// Answers every route can give: a token that is sent but not valid is
-	// refused everywhere (401), and any route can fail inside (500).
+	// refused everywhere (401), too many of those from one address are
+	// slowed down (429), and any route can fail inside (500).
 	problem := map[string]any{"$ref": "#/components/responses/Problem"}
 	paths, _ := doc["paths"].(map[string]any)
 	for _, item := range paths {
@@ -29,7 +30,7 @@ var openapiJSON = func() []byte {
 				continue
 			}
 			responses, _ := op.(map[string]any)["responses"].(map[string]any)
-			for _, code := range []string{"401", "500"} {
+			for _, code := range []string{"401", "429", "500"} {
 				if _, ok := responses[code]; !ok && responses != nil {
 					responses[code] = problem
 				}

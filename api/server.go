@@ -38,13 +38,14 @@ type Config struct {
 
 // Server is the REST API.
 type Server struct {
-	reg     allowlist.Registry
-	cfg     Config
-	log     *slog.Logger
-	echo    *echo.Echo
-	hub     *hub
-	metrics *metrics
-	routes  []route
+	failures *failureLimiter
+	reg      allowlist.Registry
+	cfg      Config
+	log      *slog.Logger
+	echo     *echo.Echo
+	hub      *hub
+	metrics  *metrics
+	routes   []route
 }
 
 // access says who may call a route.
@@ -129,7 +130,7 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 	if cfg.Quorum <= 0 {
 		cfg.Quorum = 2
 	}
-	s := &Server{reg: reg, cfg: cfg, log: cfg.Logger, hub: newHub(reg), metrics: newMetrics()}
+	s := &Server{reg: reg, cfg: cfg, log: cfg.Logger, hub: newHub(reg), metrics: newMetrics(), failures: newFailureLimiter()}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -215,12 +216,21 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if h == "" {
 			return next(c)
 		}
+		ip := c.RealIP()
+		if wait, blocked := s.failures.blocked(ip); blocked {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+			return errStatus(http.StatusTooManyRequests, "too many failed sign-ins from this address; try again later")
+		}
 		scheme, secret, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			s.failures.fail(ip)
 			return allowlist.Errorf(allowlist.EUNAUTHORIZED, "missing, unknown, expired or revoked token")
 		}
 		a, err := s.reg.Authenticate(c.Request().Context(), strings.TrimSpace(secret))
 		if err != nil {
+			if allowlist.ErrorCode(err) == allowlist.EUNAUTHORIZED {
+				s.failures.fail(ip)
+			}
 			return err
 		}
 		c.Set("actor", a)

@@ -1,0 +1,60 @@
+package api
+
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// failureLimiter slows down token guessing: each client address may fail
+// authentication a burst of times, then once every few seconds; past that
+// it gets 429 before its token is even looked at. Valid clients elsewhere
+// are unaffected.
+type failureLimiter struct {
+	mu      sync.Mutex
+	clients map[string]*rate.Limiter
+	swept   time.Time
+}
+
+const (
+	failureBurst = 20
+	failureEvery = 3 * time.Second
+)
+
+func newFailureLimiter() *failureLimiter {
+	return &failureLimiter{clients: map[string]*rate.Limiter{}, swept: time.Now()}
+}
+
+// blocked reports whether ip has used up its failures, and for how long.
+func (f *failureLimiter) blocked(ip string) (time.Duration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.clients[ip]
+	if !ok || l.Tokens() >= 1 {
+		return 0, false
+	}
+	return failureEvery, true
+}
+
+// fail records one failed authentication from ip.
+func (f *failureLimiter) fail(ip string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	if now.Sub(f.swept) > 10*time.Minute {
+		// Forget addresses whose allowance has refilled.
+		for k, l := range f.clients {
+			if l.TokensAt(now) >= failureBurst {
+				delete(f.clients, k)
+			}
+		}
+		f.swept = now
+	}
+	l, ok := f.clients[ip]
+	if !ok {
+		l = rate.NewLimiter(rate.Every(failureEvery), failureBurst)
+		f.clients[ip] = l
+	}
+	l.AllowN(now, 1)
+}
