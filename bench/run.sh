@@ -22,6 +22,8 @@ command -v unbound >/dev/null || need+=(unbound)
 command -v pdns_recursor >/dev/null || need+=(pdns-recursor)
 command -v wrk >/dev/null || need+=(wrk)
 command -v taskset >/dev/null || need+=(util-linux)
+command -v dig >/dev/null || need+=(dnsutils)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
