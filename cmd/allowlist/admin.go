@@ -59,7 +59,7 @@ func runTokenRevoke(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("token id %q is not a number", pos[0])
 	}
-	store, err := openDB(*db, "", sqlite.Options{})
+	store, err := openExisting(*db)
 	if err != nil {
 		return err
 	}
