@@ -1,8 +1,10 @@
 package allowlist
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -107,8 +109,23 @@ func FuzzParseList(f *testing.F) {
 	f.Add([]byte(`{"entries":[{"pattern":"*.COM"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		l, err := ParseList(b)
+		// The streaming reader accepts only what ParseList accepts, and
+		// reads the same list from it.
+		h, _, streamed, serr := readAll(bytes.NewReader(b))
+		if serr == nil {
+			if err != nil {
+				t.Fatalf("ReadList accepted what ParseList refuses (%v)", err)
+			}
+			if h != (ListHeader{l.Scope, l.Version, l.GeneratedAt, l.SHA256}) || fmt.Sprint(streamed) != fmt.Sprint(l.Patterns()) {
+				t.Fatalf("ReadList and ParseList disagree: %+v / %+v", h, l)
+			}
+		}
 		if err != nil {
 			return
+		}
+		// ...and every list in the registry's own form.
+		if _, canonical := NewList(l.Scope, l.Version, l.GeneratedAt, l.Entries); serr != nil && bytes.Equal(canonical, b) {
+			t.Fatalf("ReadList refused a canonical body: %v", serr)
 		}
 		if EntriesSHA256(l.Entries) != l.SHA256 {
 			t.Fatal("accepted a list whose hash does not match")

@@ -2,7 +2,6 @@ package allowlist
 
 import (
 	"math/bits"
-	"strings"
 	"unsafe"
 )
 
@@ -67,62 +66,93 @@ func tagOf(k uint64, n int) uint32 { return uint32(k)&^0xff | uint32(n) }
 // patterns. When the same pattern occurs twice, the first one wins.
 // Names longer than 255 octets are skipped (ParsePattern never yields them).
 func Compile(patterns []Pattern) *Matcher {
-	// Size the table once for the keys we expect: each pattern's own name
-	// and the parents it does not share with others (estimated as those
-	// below the registrable domain), so that large lists rarely grow it.
 	total, expect := 0, 0
 	for _, p := range patterns {
 		total += len(p.Name)
-		expect += max(1, strings.Count(p.Name, ".")-1)
+		expect += keyEstimate(p.Name)
 	}
-	m := &Matcher{slots: make([]slot, expect*10/7+1)}
-	arena := make([]byte, 0, total)
-	keys := 0
-	for i, p := range patterns {
-		if len(p.Name) == 0 || len(p.Name) > 255 || i >= interior-1 {
+	b := NewBuilder(len(patterns), total, expect)
+	for _, p := range patterns {
+		b.Add(p.Name, p.Wildcard)
+	}
+	return b.Matcher()
+}
+
+// Builder compiles patterns one at a time, for a list read as a stream
+// (ReadList) rather than held as a slice. The sizes are those ListStats
+// gives from a first pass; with them the table is allocated once.
+type Builder struct {
+	m     *Matcher
+	arena []byte
+	keys  int
+	i     int
+}
+
+// NewBuilder sizes a Builder for patterns whose names total nameBytes and
+// which are expected to add keys table keys. Larger inputs still work:
+// the table grows.
+func NewBuilder(patterns, nameBytes, keys int) *Builder {
+	// A load factor of at most 0.7 keeps linear probe chains short. The
+	// estimate leaves out the parents that names share (com, gov.uk,
+	// ...): a little room for them saves rehashing a million keys.
+	keys += keys/32 + 64
+	return &Builder{m: &Matcher{slots: make([]slot, keys*10/7+1)}, arena: make([]byte, 0, nameBytes)}
+}
+
+// Add adds the next pattern: its name without "*." and whether it is a
+// wildcard. Its index for Match is the number of Add calls before it. The
+// name is copied.
+func (b *Builder) Add(name string, wildcard bool) {
+	i := b.i
+	b.i++
+	if len(name) == 0 || len(name) > 255 || i >= interior-1 {
+		return
+	}
+	m := b.m
+	base := uint32(len(b.arena))
+	b.arena = append(b.arena, name...)
+	used := false
+	var h uint64 = fnvOffset
+	for j := len(name) - 1; j >= 0; j-- {
+		h = (h ^ uint64(lower(name[j]))) * fnvPrime
+		if j > 0 && name[j-1] != '.' {
 			continue
 		}
-		name := p.Name
-		base := uint32(len(arena))
-		arena = append(arena, name...)
-		used := false
-		var h uint64 = fnvOffset
-		for j := len(name) - 1; j >= 0; j-- {
-			h = (h ^ uint64(lower(name[j]))) * fnvPrime
-			if j > 0 && name[j-1] != '.' {
-				continue
-			}
-			// A load factor of at most 0.7 keeps linear probe chains short.
-			for (keys+1)*10 > len(m.slots)*7 {
-				m.grow(arena)
-			}
-			s, fresh := m.insert(arena, name[j:], h, base+uint32(j))
-			if fresh {
-				used = true
-				keys++
-			}
-			if j > 0 {
-				s.off |= interior
-				continue
-			}
-			ref := &s.exact
-			if p.Wildcard {
-				ref = &s.wild
-			}
-			if *ref == 0 { // a duplicate keeps the first
-				*ref = uint32(i + 1)
-				m.n++
-			}
+		for (b.keys+1)*10 > len(m.slots)*7 {
+			m.grow(b.arena)
 		}
-		if !used {
-			arena = arena[:base] // every suffix was already there
+		s, fresh := m.insert(b.arena, name[j:], h, base+uint32(j))
+		if fresh {
+			used = true
+			b.keys++
+		}
+		if j > 0 {
+			s.off |= interior
+			continue
+		}
+		ref := &s.exact
+		if wildcard {
+			ref = &s.wild
+		}
+		if *ref == 0 { // a duplicate keeps the first
+			*ref = uint32(i + 1)
+			m.n++
 		}
 	}
-	if len(arena) > 0 {
+	if !used {
+		b.arena = b.arena[:base] // every suffix was already there
+	}
+}
+
+// Matcher returns the compiled Matcher. The Builder must not be used after.
+func (b *Builder) Matcher() *Matcher {
+	m := b.m
+	if len(b.arena) > 0 {
 		// The arena is never written again: share its bytes instead of
 		// copying them into a string.
-		m.arena = unsafe.String(&arena[0], len(arena))
+		m.arena = unsafe.String(&b.arena[0], len(b.arena))
 	}
+	b.m, b.arena = nil, nil
 	return m
 }
 

@@ -160,6 +160,10 @@ func FuzzParsePattern(f *testing.F) {
 			}
 		}
 		p, err := ParsePattern(s)
+		// The check a resolver runs on each list entry agrees with it.
+		if name, wild, ok := normalPattern(s); ok != (err == nil && p.String() == s) || ok && (Pattern{name, wild}) != p {
+			t.Fatalf("normalPattern(%q) = %q, %v, %v; ParsePattern gives %q, %v", s, name, wild, ok, p, err)
+		}
 		if err != nil {
 			if ErrorCode(err) != EINVALID {
 				t.Fatalf("ParsePattern(%q) error code %q", s, ErrorCode(err))

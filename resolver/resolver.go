@@ -13,6 +13,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -87,7 +88,10 @@ type Resolver struct {
 	udp       []*net.UDPConn
 	policy    atomic.Pointer[policy]
 	confirmed atomic.Int64 // unix nanos of the registry's last confirmation
-	warned    atomic.Bool
+	// spoolInMemory is set once the cache directory could not take a
+	// spooled list: later lists load in memory.
+	spoolInMemory atomic.Bool
+	warned        atomic.Bool
 
 	mu      sync.Mutex
 	servers []*dns.Server
@@ -200,15 +204,21 @@ func (r *Resolver) install(p *policy, from string) {
 }
 
 // loadCache starts from the last good list on disk, if it verifies. A
-// cache that fails is moved aside, never partly used.
+// cache that fails is moved aside, never partly used. The file is read in
+// place, twice (verify, then compile), never held whole.
 func (r *Resolver) loadCache() {
-	body, sig, err := readCache(r.opt.CacheDir)
+	f, sig, off, n, err := openCache(r.opt.CacheDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return
 	}
 	var p *policy
 	if err == nil {
-		p, err = verify(r.opt.PublicKey, r.opt.Scope, -1, body, sig)
+		var info listInfo
+		info, err = verifyStream(r.opt.PublicKey, r.opt.Scope, -1, io.NewSectionReader(f, off, n), sig)
+		if err == nil {
+			p, err = compileStream(io.NewSectionReader(f, off, n), info)
+		}
+		f.Close()
 	}
 	if err != nil {
 		bad, qerr := quarantine(r.opt.CacheDir)
@@ -233,6 +243,7 @@ func (r *Resolver) sync(ctx context.Context) {
 			r.warned.Store(false)
 			if body != nil {
 				err = r.accept(body, sig, held)
+				body.Close()
 			}
 		}
 		if err == nil {
@@ -262,29 +273,45 @@ func (r *Resolver) sync(ctx context.Context) {
 	}
 }
 
-// accept verifies a fetched list, writes it to the cache, and installs it.
-func (r *Resolver) accept(body []byte, sig string, held int64) error {
+// accept reads a fetched list as it arrives, verifies it, compiles it,
+// keeps it as the cache file, and installs it. The body goes to a spool
+// file while it is verified, and is compiled from there, so that a large
+// list never sits in memory beside its matcher.
+func (r *Resolver) accept(body io.Reader, sig string, held int64) error {
 	start := time.Now()
-	p, err := verify(r.opt.PublicKey, r.opt.Scope, held, body, sig)
+	sp := newSpool(r.opt.CacheDir, sig, r.spoolInMemory.Load())
+	defer sp.close()
+	info, err := verifyStream(r.opt.PublicKey, r.opt.Scope, held, io.TeeReader(body, sp), sig)
 	if err != nil {
+		var se *spoolError
+		if errors.As(err, &se) {
+			// The disk is full or failing: load the next attempt in
+			// memory; the old cache stays as it was.
+			r.spoolInMemory.Store(true)
+			r.log.Error("could not spool the list to the cache directory; loading in memory from now on", "err", err)
+		}
 		return err
 	}
-	if p.version == held {
-		if cur := r.policy.Load(); cur != nil && cur.sha256 != p.sha256 {
+	if info.hdr.Version == held {
+		if cur := r.policy.Load(); cur != nil && cur.sha256 != info.hdr.SHA256 {
 			// Two different signed lists with one version number: the
 			// registry (or its key) is misbehaving. Keep what we have.
 			r.log.Error("CRITICAL: the registry signed different content under a version already held; keeping the held list",
-				"version", held, "held_sha256", cur.sha256, "offered_sha256", p.sha256)
+				"version", held, "held_sha256", cur.sha256, "offered_sha256", info.hdr.SHA256)
 			return syncErr("equivocation", "version %d offered with different content", held)
 		}
 		return nil
 	}
-	r.m.reloadSeconds.Observe(time.Since(start).Seconds())
-	if err := writeCache(r.opt.CacheDir, body, sig); err != nil {
+	p, err := compileStream(sp.body(), info)
+	if err != nil {
+		return err
+	}
+	if err := sp.keep(); err != nil {
 		// The list is good: enforce it, and keep the old cache intact.
 		r.m.syncErrors.WithLabelValues("cache_write").Inc()
 		r.log.Error("could not write the list cache; the previous one stays", "err", err)
 	}
+	r.m.reloadSeconds.Observe(time.Since(start).Seconds())
 	r.install(p, "registry")
 	return nil
 }

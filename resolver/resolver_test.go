@@ -1,9 +1,11 @@
 package resolver
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,12 +13,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
@@ -336,8 +340,14 @@ func TestMonitorMode(t *testing.T) {
 	if got := firstA(query(t, r, "udp", "other.example.com", dns.TypeA)); got != "192.0.2.1" {
 		t.Errorf("monitor blocked: %q", got)
 	}
-	if !strings.Contains(scrape(t, r), `allowlist_resolver_queries_total{result="would_block"} 1`) {
-		t.Error("would_block not counted")
+	// A query is counted just after its answer is written (the count
+	// carries the latency), so the scrape may come first: give it a moment.
+	deadline := time.Now().Add(2 * time.Second)
+	for !strings.Contains(scrape(t, r), `allowlist_resolver_queries_total{result="would_block"} 1`) {
+		if time.Now().After(deadline) {
+			t.Fatal("would_block not counted")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -715,11 +725,11 @@ func TestEquivocationRefused(t *testing.T) {
 	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
 	waitVersion(t, r, 3, 2*time.Second)
 	r.Shutdown()
-	if err := r.accept(mustBody(t, reg, 3, "*.evil.example"), "", 3); err == nil {
+	if err := r.accept(bytes.NewReader(mustBody(t, reg, 3, "*.evil.example")), "", 3); err == nil {
 		t.Fatal("accepted an unsigned list")
 	}
 	body := mustBody(t, reg, 3, "*.evil.example")
-	err := r.accept(body, allowlist.SignList(reg.key, body), 3)
+	err := r.accept(bytes.NewReader(body), allowlist.SignList(reg.key, body), 3)
 	if se, ok := err.(*SyncError); !ok || se.Reason != "equivocation" {
 		t.Fatalf("equivocation: %v", err)
 	}
@@ -784,5 +794,68 @@ func TestIdenticalQueriesCoalesce(t *testing.T) {
 	wg.Wait()
 	if n := up.queries.Load(); n > 10 {
 		t.Errorf("50 identical queries reached the upstream %d times", n)
+	}
+}
+
+// TestLoadsWhenCacheDirUnwritable: a list still loads (in memory) when the
+// cache directory cannot be created, and the failure is counted.
+func TestLoadsWhenCacheDirUnwritable(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(2, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	file := filepath.Join(t.TempDir(), "a-file")
+	os.WriteFile(file, nil, 0o600)
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: filepath.Join(file, "cache")})
+	waitVersion(t, r, 2, 2*time.Second)
+	if m := query(t, r, "udp", "meet.zoom.example", dns.TypeA); m.Rcode != dns.RcodeSuccess {
+		t.Errorf("listed name: %s", dns.RcodeToString[m.Rcode])
+	}
+	if !strings.Contains(scrape(t, r), `allowlist_resolver_sync_errors_total{reason="cache_write"}`) {
+		t.Error("the cache write failure was not counted")
+	}
+}
+
+// failingSpool fails after a few bytes, as a full disk would.
+type failingSpool struct{ left int }
+
+func (f *failingSpool) Write(p []byte) (int, error) {
+	if len(p) > f.left {
+		return 0, &spoolError{errors.New("no space left on device")}
+	}
+	f.left -= len(p)
+	return len(p), nil
+}
+
+// TestStreamErrorsAreTold: a full spool, a connection cut short and an
+// oversized body each give their own reason, never "signature".
+func TestStreamErrorsAreTold(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	_, body := allowlist.NewList("common", 3, time.Now(), []allowlist.Entry{{Pattern: "*.zoom.example", Site: "z", Category: "other"}})
+	sig := allowlist.SignList(key, body)
+	reason := func(err error) string {
+		var se *SyncError
+		if errors.As(err, &se) {
+			return se.Reason
+		}
+		return fmt.Sprint(err)
+	}
+	_, err := verifyStream(pub, "common", 0, io.TeeReader(bytes.NewReader(body), &failingSpool{left: 10}), sig)
+	if reason(err) != "cache_write" {
+		t.Errorf("full spool: %v", err)
+	}
+	cut := io.MultiReader(bytes.NewReader(body[:30]), iotest.ErrReader(io.ErrUnexpectedEOF))
+	if _, err := verifyStream(pub, "common", 0, cut, sig); reason(err) != "fetch" {
+		t.Errorf("cut connection: %v", err)
+	}
+	big := &capReader{rc: io.NopCloser(bytes.NewReader(body)), left: 40}
+	if _, err := verifyStream(pub, "common", 0, big, sig); reason(err) != "invalid" || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("oversized body: %v", err)
+	}
+	exact := &capReader{rc: io.NopCloser(bytes.NewReader(body)), left: int64(len(body))}
+	if _, err := verifyStream(pub, "common", 0, exact, sig); err != nil {
+		t.Errorf("body of exactly the limit: %v", err)
+	}
+	if _, err := verifyStream(pub, "common", 0, bytes.NewReader(body[:len(body)-5]), sig); reason(err) != "signature" {
+		t.Errorf("truncated body: %v", err)
 	}
 }
