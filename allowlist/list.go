@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -25,9 +26,7 @@ type List struct {
 // pattern then site, compact, fields in a fixed order. Its SHA-256 is the
 // list's content hash.
 func CanonicalEntries(entries []Entry) []byte {
-	sorted := SortEntries(append([]Entry(nil), entries...))
-	b, _ := json.Marshal(sorted) // cannot fail: strings only
-	return b
+	return appendEntries(nil, SortEntries(append([]Entry(nil), entries...)))
 }
 
 // EntriesSHA256 returns the hex SHA-256 of the canonical JSON of entries.
@@ -39,15 +38,72 @@ func EntriesSHA256(entries []Entry) string {
 // NewList builds the list for a version and its exact JSON body, the bytes
 // that are signed, stored and served unchanged forever.
 func NewList(scope string, version int64, at time.Time, entries []Entry) (List, []byte) {
-	l := List{
-		Scope:       scope,
-		Version:     version,
-		GeneratedAt: at.UTC().Truncate(time.Second),
-		Entries:     SortEntries(append([]Entry(nil), entries...)),
+	return NewListSorted(scope, version, at, SortEntries(append([]Entry(nil), entries...)))
+}
+
+// NewListSorted is NewList for entries that SortEntries has already put in
+// order (as Scopes returns them); it does not copy them. The body is
+// encoded once, by hand, byte for byte as encoding/json writes a List
+// (TestEncodingMatchesEncodingJSON), because at a million entries the
+// registry would otherwise spend most of a publication in reflection.
+func NewListSorted(scope string, version int64, at time.Time, sorted []Entry) (List, []byte) {
+	if sorted == nil {
+		sorted = []Entry{}
 	}
-	l.SHA256 = EntriesSHA256(l.Entries)
-	body, _ := json.Marshal(l)
-	return l, append(body, '\n')
+	l := List{Scope: scope, Version: version, GeneratedAt: at.UTC().Truncate(time.Second), Entries: sorted}
+	size := 160 + len(scope)
+	for _, e := range sorted {
+		size += 42 + len(e.Pattern) + len(e.Site) + len(e.Category)
+	}
+	body := make([]byte, 0, size)
+	body = append(body, `{"scope":`...)
+	body = appendString(body, scope)
+	body = append(body, `,"version":`...)
+	body = strconv.AppendInt(body, version, 10)
+	body = append(body, `,"generated_at":`...)
+	body = appendString(body, l.GeneratedAt.Format(time.RFC3339Nano))
+	body = append(body, `,"sha256":"`...)
+	hashAt := len(body)
+	body = append(body, make([]byte, 64)...)
+	body = append(body, `","entries":`...)
+	start := len(body)
+	body = appendEntries(body, sorted)
+	sum := sha256.Sum256(body[start:])
+	hex.Encode(body[hashAt:hashAt+64], sum[:])
+	l.SHA256 = string(body[hashAt : hashAt+64])
+	body = append(body, "}\n"...)
+	return l, body
+}
+
+func appendEntries(b []byte, entries []Entry) []byte {
+	b = append(b, '[')
+	for i, e := range entries {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"pattern":`...)
+		b = appendString(b, e.Pattern)
+		b = append(b, `,"site":`...)
+		b = appendString(b, e.Site)
+		b = append(b, `,"category":`...)
+		b = appendString(b, e.Category)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// appendString appends s as encoding/json does: strings of printable ASCII
+// that it would not escape are copied; anything else goes through it.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // cannot fail for a string
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // ParseList decodes a list body strictly and checks that its sha256 matches
@@ -128,6 +184,12 @@ func KeyID(pub ed25519.PublicKey) string {
 // Diff returns the entries of b not in a (added) and of a not in b
 // (removed), each sorted. Entries are compared by pattern and site.
 func Diff(a, b []Entry) (added, removed []Entry) {
+	if sortedUnique(a) && sortedUnique(b) {
+		// Published lists: one merge, no maps.
+		added, removed = []Entry{}, []Entry{}
+		DiffFunc(a, b, func(e Entry) { added = append(added, e) }, func(e Entry) { removed = append(removed, e) })
+		return added, removed
+	}
 	key := func(e Entry) string { return e.Pattern + "\x00" + e.Site }
 	inA := map[string]bool{}
 	for _, e := range a {
@@ -146,4 +208,39 @@ func Diff(a, b []Entry) (added, removed []Entry) {
 		}
 	}
 	return SortEntries(added), SortEntries(removed)
+}
+
+// sortedUnique reports whether entries are as SortEntries leaves them:
+// strictly increasing patterns.
+func sortedUnique(entries []Entry) bool {
+	for i := 1; i < len(entries); i++ {
+		if entries[i-1].Pattern >= entries[i].Pattern {
+			return false
+		}
+	}
+	return true
+}
+
+// DiffFunc merges two lists in SortEntries order (strictly increasing
+// patterns) and reports each entry of b not in a, and each of a not in b,
+// in order. A pattern that moved to another site is both.
+func DiffFunc(a, b []Entry, added, removed func(Entry)) {
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || i < len(a) && a[i].Pattern < b[j].Pattern:
+			removed(a[i])
+			i++
+		case i == len(a) || b[j].Pattern < a[i].Pattern:
+			added(b[j])
+			j++
+		default:
+			if a[i].Site != b[j].Site {
+				removed(a[i])
+				added(b[j])
+			}
+			i++
+			j++
+		}
+	}
 }

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -138,4 +142,59 @@ func FuzzParseList(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEncodingMatchesEncodingJSON: the hand-written encoder gives the
+// bytes encoding/json gives, for awkward strings too.
+func TestEncodingMatchesEncodingJSON(t *testing.T) {
+	awkward := []string{"", "plain.example.org", "quote\"d", `back\slash`, "<tag>&amp;", "tab\there", "nl\n", "é-ünïcode", "\u2028line", "bad\xffutf8", "\x7f", "~"}
+	var entries []Entry
+	for i, p := range awkward {
+		for j, s := range awkward {
+			entries = append(entries, Entry{Pattern: fmt.Sprintf("%s-%d-%d", p, i, j), Site: s, Category: awkward[(i+j)%len(awkward)]})
+		}
+	}
+	at := time.Date(2026, 11, 24, 1, 2, 3, 999, time.UTC)
+	for _, scope := range []string{"common", "dept-<a>", ""} {
+		l, body := NewList(scope, 12, at, entries)
+		want, err := json.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(body) != string(want)+"\n" {
+			t.Fatalf("scope %q: body differs from encoding/json:\n got %.300s\nwant %.300s", scope, body, want)
+		}
+		canon, _ := json.Marshal(l.Entries)
+		if sum := sha256.Sum256(canon); l.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("scope %q: sha256 is not that of the canonical entries", scope)
+		}
+	}
+}
+
+// TestDiffMergeAgreesWithMaps: the merge used for published lists gives
+// what the general comparison gives.
+func TestDiffMergeAgreesWithMaps(t *testing.T) {
+	mk := func(seed, n int) []Entry {
+		var out []Entry
+		for i := 0; i < n; i++ {
+			k := (i*7 + seed) % 50
+			out = append(out, Entry{Pattern: fmt.Sprintf("p%02d.example.org", k), Site: fmt.Sprintf("s%d", (k+seed)%3), Category: "wiki"})
+		}
+		return SortEntries(out)
+	}
+	for seed := 0; seed < 20; seed++ {
+		a, b := mk(seed, 30), mk(seed+1, 25)
+		added, removed := Diff(a, b)
+		// The same inputs, shuffled, take the map path.
+		ra, rb := append([]Entry(nil), a...), append([]Entry(nil), b...)
+		slices.Reverse(ra)
+		slices.Reverse(rb)
+		wantAdded, wantRemoved := Diff(ra, rb)
+		if fmt.Sprint(added) != fmt.Sprint(wantAdded) || fmt.Sprint(removed) != fmt.Sprint(wantRemoved) {
+			t.Fatalf("seed %d: merge %v / %v, maps %v / %v", seed, added, removed, wantAdded, wantRemoved)
+		}
+	}
+	if added, removed := Diff(mk(1, 10), mk(1, 10)); added == nil || removed == nil || len(added)+len(removed) != 0 {
+		t.Errorf("equal lists: %v %v (want empty, not nil)", added, removed)
+	}
 }

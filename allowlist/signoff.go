@@ -1,6 +1,9 @@
 package allowlist
 
-import "sort"
+import (
+	"slices"
+	"strings"
+)
 
 // Entry is one line of a published list: a pattern and the site it serves.
 type Entry struct {
@@ -23,25 +26,33 @@ type Entry struct {
 // then the last revision with enough approvals stays published, and a list
 // never silently grows. The result maps each scope to sorted entries; a
 // pattern held by two sites is listed once, for the first site by id.
+// Scopes may share one slice: callers must not change the entries.
 func Scopes(sites []Site, departments []string, quorum int) map[string][]Entry {
 	if quorum < 1 {
 		quorum = 1
 	}
-	out := map[string][]Entry{ScopeCommon: {}}
+	isDept := make(map[string]bool, len(departments))
 	for _, d := range departments {
-		out[d] = []Entry{}
+		isDept[d] = true
 	}
-	for _, s := range sites {
+	// Each site's domains on common, and, per department, only the sites
+	// where its scope differs from common (it objected, or approved more).
+	// A department with no such site shares common's sorted entries:
+	// building and sorting a million entries once per scope would be most
+	// of a publication.
+	published := make([][]string, len(sites))
+	overrides := map[string]map[int][]string{}
+	total := 0
+	for i, s := range sites {
 		common := PublishedDomains(s, quorum)
-		for _, p := range common {
-			out[ScopeCommon] = append(out[ScopeCommon], Entry{p, s.ID, s.Category})
-		}
+		published[i] = common
+		total += len(common)
 		if !live(s) {
 			continue
 		}
 		decided := map[string]bool{}
 		for _, so := range s.Signoffs {
-			if _, ok := out[so.Department]; !ok || decided[so.Department] {
+			if !isDept[so.Department] || decided[so.Department] {
 				continue
 			}
 			decided[so.Department] = true
@@ -49,20 +60,34 @@ func Scopes(sites []Site, departments []string, quorum int) map[string][]Entry {
 			if so.Decision == DecisionApprove {
 				domains = union(common, latestCovered(s, s.History[so.Revision]))
 			}
-			for _, p := range domains {
-				out[so.Department] = append(out[so.Department], Entry{p, s.ID, s.Category})
-			}
-		}
-		for _, d := range departments {
-			if !decided[d] {
-				for _, p := range common {
-					out[d] = append(out[d], Entry{p, s.ID, s.Category})
+			if len(domains) != len(common) { // domains is common or a superset
+				if overrides[so.Department] == nil {
+					overrides[so.Department] = map[int][]string{}
 				}
+				overrides[so.Department][i] = domains
 			}
 		}
 	}
-	for scope, entries := range out {
-		out[scope] = SortEntries(entries)
+	build := func(override map[int][]string) []Entry {
+		entries := make([]Entry, 0, total)
+		for i, s := range sites {
+			domains := published[i]
+			if d, ok := override[i]; ok {
+				domains = d
+			}
+			for _, p := range domains {
+				entries = append(entries, Entry{p, s.ID, s.Category})
+			}
+		}
+		return SortEntries(entries)
+	}
+	out := map[string][]Entry{ScopeCommon: build(nil)}
+	for _, d := range departments {
+		if len(overrides[d]) > 0 {
+			out[d] = build(overrides[d])
+		} else {
+			out[d] = out[ScopeCommon]
+		}
 	}
 	return out
 }
@@ -151,15 +176,15 @@ func union(a, b []string) []string {
 // SortEntries sorts entries by pattern, then site, and drops a pattern
 // already listed for an earlier site. It never returns nil.
 func SortEntries(entries []Entry) []Entry {
-	less := func(i, j int) bool {
-		if entries[i].Pattern != entries[j].Pattern {
-			return entries[i].Pattern < entries[j].Pattern
+	cmp := func(a, b Entry) int {
+		if c := strings.Compare(a.Pattern, b.Pattern); c != 0 {
+			return c
 		}
-		return entries[i].Site < entries[j].Site
+		return strings.Compare(a.Site, b.Site)
 	}
 	// Published lists arrive sorted: checking is linear, sorting is not.
-	if !sort.SliceIsSorted(entries, less) {
-		sort.Slice(entries, less)
+	if !slices.IsSortedFunc(entries, cmp) {
+		slices.SortFunc(entries, cmp)
 	}
 	out := entries[:0]
 	for _, e := range entries {

@@ -48,6 +48,16 @@ func ReadList(r io.Reader, fn func(name string, wildcard bool) error) (ListHeade
 	return readList(r, fn, true)
 }
 
+// ReadEntries reads a list body in canonical form, as ReadList does, and
+// calls fn with each entry's pattern and site, valid only during the call.
+// It checks the form, the order and the hash, not the patterns: it is for
+// bodies the registry wrote itself (to count what a new version changes).
+func ReadEntries(r io.Reader, fn func(pattern, site string) error) (ListHeader, error) {
+	lr := &listReader{r: r, buf: make([]byte, 0, 64<<10), entryFn: fn}
+	h, _, err := lr.read(nil)
+	return h, err
+}
+
 // RereadList is ReadList for bytes that ReadList has accepted already, as
 // in a second pass over a spooled copy: it checks the form and the hash
 // (so the entries are those ReadList saw) but not each pattern again.
@@ -82,6 +92,8 @@ type listReader struct {
 	hashFrom int
 
 	checkPatterns bool
+	entryFn       func(pattern, site string) error
+	site          []byte
 }
 
 // fill reads more input, keeping buf[pos:]. It hashes consumed bytes first.
@@ -255,8 +267,13 @@ func (lr *listReader) read(fn func(string, bool) error) (ListHeader, ListStats, 
 		if err := lr.lit(`,"site":`); err != nil {
 			return h, st, err
 		}
-		if _, err := lr.str("site"); err != nil {
+		site, err := lr.str("site")
+		if err != nil {
 			return h, st, err
+		}
+		if lr.entryFn != nil {
+			// The site is copied too: reading on may move the buffer.
+			lr.site = append(lr.site[:0], site...)
 		}
 		if err := lr.lit(`,"category":`); err != nil {
 			return h, st, err
@@ -269,6 +286,13 @@ func (lr *listReader) read(fn func(string, bool) error) (ListHeader, ListStats, 
 		}
 		// prev is a stable copy of the pattern while fn runs.
 		pattern := unsafe.String(unsafe.SliceData(prev), len(prev))
+		if lr.entryFn != nil {
+			st.Entries++
+			if err := lr.entryFn(pattern, unsafe.String(unsafe.SliceData(lr.site), len(lr.site))); err != nil {
+				return h, st, err
+			}
+			continue
+		}
 		name, wildcard, ok := cutWildcardOK(pattern)
 		if lr.checkPatterns {
 			name, wildcard, ok = normalPattern(pattern)

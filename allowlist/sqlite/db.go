@@ -50,8 +50,20 @@ type DB struct {
 	read  *sql.DB
 	opts  Options
 	// mu serialises write transactions in this process, so that they
-	// queue here rather than in SQLite's busy handler.
+	// queue here rather than in SQLite's busy handler. It also guards
+	// sites.
 	mu sync.Mutex
+	// sites is every site as the last commit made by this process left
+	// them, for the generation (meta key "generation", bumped by every
+	// write) they belong to. A write that changes one site then reloads
+	// only that site before republishing; a write by another process
+	// (the CLI) moves the generation on, and the next write reloads all.
+	sites siteCache
+}
+
+type siteCache struct {
+	gen   int64 // 0: nothing cached
+	sites []allowlist.Site
 }
 
 var _ allowlist.Registry = (*DB)(nil)
@@ -212,8 +224,14 @@ type change func(tx *sql.Tx) (action, object string, detail any, err error)
 // every scope whose content changed and appending the audit entry, then
 // tells OnPublish about new versions once committed.
 func (db *DB) update(ctx context.Context, actor allowlist.Actor, fn change) error {
+	return db.updateSite(ctx, actor, "", fn)
+}
+
+// updateSite is update for a change to one site only (site is its id):
+// the republication reloads that site alone.
+func (db *DB) updateSite(ctx context.Context, actor allowlist.Actor, site string, fn change) error {
 	db.mu.Lock()
-	published, err := db.updateLocked(ctx, actor, fn)
+	published, err := db.updateLocked(ctx, actor, site, fn)
 	db.mu.Unlock()
 	if err != nil {
 		return err
@@ -226,7 +244,7 @@ func (db *DB) update(ctx context.Context, actor allowlist.Actor, fn change) erro
 	return nil
 }
 
-func (db *DB) updateLocked(ctx context.Context, actor allowlist.Actor, fn change) ([]allowlist.Version, error) {
+func (db *DB) updateLocked(ctx context.Context, actor allowlist.Actor, site string, fn change) ([]allowlist.Version, error) {
 	// The transaction must finish even if the client goes away: a commit
 	// half-done by a cancelled context would only be rolled back anyway,
 	// but an error after commit would lie to the caller.
@@ -236,12 +254,30 @@ func (db *DB) updateLocked(ctx context.Context, actor allowlist.Actor, fn change
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	committed := false
+	defer func() {
+		if !committed {
+			db.sites = siteCache{} // publish may have changed it
+		}
+	}()
+	var gen int64
+	var stored string
+	if err := tx.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = 'generation'").Scan(&stored); err != nil && err != sql.ErrNoRows {
+		return nil, fmt.Errorf("read generation: %w", err)
+	}
+	gen, _ = strconv.ParseInt(stored, 10, 64)
+	if _, err := tx.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES ('generation', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", strconv.FormatInt(gen+1, 10)); err != nil {
+		return nil, fmt.Errorf("store generation: %w", err)
+	}
 	action, object, detail, err := fn(tx)
 	if err != nil {
 		return nil, err
 	}
 	now := db.opts.Now()
-	published, err := db.publish(ctx, tx, now)
+	if db.sites.gen != gen || gen == 0 {
+		site = "" // the cache is not for this state of the database
+	}
+	published, err := db.publish(ctx, tx, now, site)
 	if err != nil {
 		return nil, err
 	}
@@ -258,6 +294,8 @@ func (db *DB) updateLocked(ctx context.Context, actor allowlist.Actor, fn change
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
+	committed = true
+	db.sites.gen = gen + 1
 	return published, nil
 }
 

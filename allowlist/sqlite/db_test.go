@@ -376,3 +376,82 @@ func TestBackupRoundTrip(t *testing.T) {
 		t.Error("backup audit broken")
 	}
 }
+
+// TestSiteCacheFollowsTheDatabase: a registry that keeps its sites in
+// memory between writes publishes what a fresh reading of the database
+// gives, after every kind of site change, and after another process (a
+// second handle on the same file) has written behind its back.
+func TestSiteCacheFollowsTheDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "registry.db")
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	a, err := Open(path, Options{Quorum: 2, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for _, d := range []string{"dept-a", "dept-b", "dept-c"} {
+		must[allowlist.Department](t)(a.CreateDepartment(ctx, allowlist.System, allowlist.Department{ID: d, Name: d, Kind: "other"}))
+	}
+	admin := allowlist.Actor{Role: allowlist.RoleAdmin, Name: "admin"}
+	// fresh recomputes every scope from the database alone and compares
+	// it with what a published.
+	fresh := func(step string) {
+		t.Helper()
+		sites, err := loadSites(ctx, a.read, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		depts, _ := departmentIDs(ctx, a.read)
+		for scope, entries := range allowlist.Scopes(sites, depts, 2) {
+			v := must[allowlist.Version](t)(a.FindVersion(ctx, scope, allowlist.Latest))
+			if want := allowlist.EntriesSHA256(entries); v.SHA256 != want {
+				t.Fatalf("%s: scope %s published %s, the database gives %s", step, scope, v.SHA256, want)
+			}
+		}
+	}
+	site := func(id string, domains ...string) allowlist.SiteInput {
+		return allowlist.SiteInput{ID: id, Name: id, Category: "wiki", Domains: domains, Owner: allowlist.Owner{Name: "x"}}
+	}
+	must[allowlist.Site](t)(a.CreateSite(ctx, owner("dept-a"), site("m-site", "m.example.org")))
+	must[allowlist.Site](t)(a.CreateSite(ctx, owner("dept-a"), site("c-site", "c.example.org")))
+	must[allowlist.Site](t)(a.CreateSite(ctx, owner("dept-a"), site("x-site", "x.example.org", "*.x.example.net")))
+	fresh("created")
+	for _, id := range []string{"m-site", "c-site", "x-site"} {
+		must[allowlist.Site](t)(a.SetSignoff(ctx, owner("dept-a"), id, "dept-a", "approve", ""))
+		must[allowlist.Site](t)(a.SetSignoff(ctx, owner("dept-b"), id, "dept-b", "approve", ""))
+	}
+	must[allowlist.Site](t)(a.SetSignoff(ctx, owner("dept-c"), "c-site", "dept-c", "object", "no"))
+	fresh("signed off")
+	domains := []string{"x.example.org", "*.x.example.net", "more.example.org"}
+	must[allowlist.Site](t)(a.UpdateSite(ctx, owner("dept-a"), "x-site", allowlist.SitePatch{Domains: &domains}))
+	must[allowlist.Site](t)(a.SetSignoff(ctx, owner("dept-a"), "x-site", "dept-a", "approve", ""))
+	fresh("widened")
+	must[allowlist.Site](t)(a.SuspendSite(ctx, admin, "m-site", "incident"))
+	fresh("suspended")
+	must[allowlist.Site](t)(a.DeleteSignoff(ctx, owner("dept-b"), "c-site", "dept-b"))
+	fresh("signoff withdrawn")
+
+	// Another process writes: a second handle approves a site and creates
+	// one that sorts first. a must notice on its next write.
+	b, err := Open(path, Options{Quorum: 2, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must[allowlist.Site](t)(b.SetSignoff(ctx, owner("dept-b"), "c-site", "dept-b", "approve", ""))
+	must[allowlist.Site](t)(b.CreateSite(ctx, owner("dept-a"), site("a-site", "a.example.org")))
+	must[allowlist.Site](t)(b.SetSignoff(ctx, owner("dept-a"), "a-site", "dept-a", "approve", ""))
+	b.Close()
+	must[allowlist.Site](t)(a.SetSignoff(ctx, owner("dept-b"), "a-site", "dept-b", "approve", ""))
+	fresh("after another process wrote")
+	l, err := allowlist.ParseList(must[allowlist.Version](t)(a.FindVersion(ctx, "common", allowlist.Latest)).Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range l.Entries {
+		got = append(got, e.Pattern)
+	}
+	if want := []string{"*.x.example.net", "a.example.org", "c.example.org", "x.example.org"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("common = %v, want %v", got, want)
+	}
+}

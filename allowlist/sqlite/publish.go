@@ -1,10 +1,13 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
@@ -17,27 +20,37 @@ type queryer interface {
 
 // publish recomputes every scope inside tx, stores a new signed version of
 // each scope whose content changed, and brings site statuses up to date.
-func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time) ([]allowlist.Version, error) {
-	sites, err := loadSites(ctx, tx, "", nil)
+// When site is set, db.sites holds every other site as it is in tx, and
+// only that one is read again. db.sites is left holding every site.
+func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site string) ([]allowlist.Version, error) {
+	var sites []allowlist.Site
+	var err error
+	if site != "" {
+		sites, err = spliceSite(ctx, tx, db.sites.sites, site)
+	} else {
+		sites, err = loadSites(ctx, tx, "", nil)
+	}
 	if err != nil {
 		return nil, err
 	}
+	db.sites.sites = sites
 	depts, err := departmentIDs(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range sites {
-		if st := allowlist.SiteStatus(s, db.opts.Quorum); st != s.Status {
-			if _, err := tx.ExecContext(ctx, "UPDATE sites SET status = ? WHERE id = ?", st, s.ID); err != nil {
+	for i := range sites {
+		if st := allowlist.SiteStatus(sites[i], db.opts.Quorum); st != sites[i].Status {
+			if _, err := tx.ExecContext(ctx, "UPDATE sites SET status = ? WHERE id = ?", st, sites[i].ID); err != nil {
 				return nil, fmt.Errorf("update status: %w", err)
 			}
+			sites[i].Status = st
 		}
 	}
 	scopes := allowlist.Scopes(sites, depts, db.opts.Quorum)
 	var out []allowlist.Version
 	for _, scope := range append([]string{allowlist.ScopeCommon}, depts...) {
 		entries := scopes[scope]
-		prev, prevEntries, err := latestEntries(ctx, tx, scope)
+		prev, err := latestVersion(ctx, tx, scope)
 		if err != nil {
 			return nil, err
 		}
@@ -47,12 +60,13 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time) ([]allowli
 			if err != nil {
 				return nil, err
 			}
-			prev, prevEntries = &v, []allowlist.Entry{}
+			prev = &v
 		}
-		if allowlist.EntriesSHA256(entries) == prev.SHA256 {
+		l, body := allowlist.NewListSorted(scope, prev.Version+1, now, entries)
+		if l.SHA256 == prev.SHA256 {
 			continue
 		}
-		v, err := db.storeVersion(ctx, tx, scope, prev.Version+1, now, entries, prevEntries)
+		v, err := db.storeVersion(ctx, tx, scope, prev.Version+1, now, entries, &encoded{l, body, prev})
 		if err != nil {
 			return nil, err
 		}
@@ -61,12 +75,50 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time) ([]allowli
 	return out, nil
 }
 
-func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int64, now time.Time, entries, prev []allowlist.Entry) (allowlist.Version, error) {
-	l, body := allowlist.NewList(scope, n, now, entries)
-	added, removed := allowlist.Diff(prev, l.Entries)
+// spliceSite returns sites (sorted by id) with site id as tx now holds it:
+// replaced, added in its place, or dropped if it no longer exists.
+func spliceSite(ctx context.Context, tx *sql.Tx, sites []allowlist.Site, id string) ([]allowlist.Site, error) {
+	fresh, err := loadSites(ctx, tx, id, nil)
+	if err != nil {
+		return nil, err
+	}
+	i, found := slices.BinarySearchFunc(sites, id, func(s allowlist.Site, id string) int { return strings.Compare(s.ID, id) })
+	switch {
+	case len(fresh) == 1 && found:
+		sites[i] = fresh[0]
+	case len(fresh) == 1:
+		sites = slices.Insert(sites, i, fresh[0])
+	case found:
+		sites = slices.Delete(sites, i, i+1)
+	}
+	return sites, nil
+}
+
+// encoded is a version already built, and the version it follows.
+type encoded struct {
+	l    allowlist.List
+	body []byte
+	prev *allowlist.Version
+}
+
+// storeVersion signs and stores version n of scope. enc is the list
+// already encoded and the version before it (nil for version 0).
+func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int64, now time.Time, entries []allowlist.Entry, enc *encoded) (allowlist.Version, error) {
+	var l allowlist.List
+	var body []byte
+	added, removed := 0, 0
+	if enc == nil {
+		l, body = allowlist.NewListSorted(scope, n, now, allowlist.SortEntries(entries))
+	} else {
+		l, body = enc.l, enc.body
+		var err error
+		if added, removed, err = countChanges(ctx, tx, enc.prev, l.Entries); err != nil {
+			return allowlist.Version{}, err
+		}
+	}
 	v := allowlist.Version{
 		Scope: scope, Version: n, CreatedAt: l.GeneratedAt, SHA256: l.SHA256,
-		Entries: len(l.Entries), Added: len(added), Removed: len(removed),
+		Entries: len(l.Entries), Added: added, Removed: removed,
 		Body: body, Signature: allowlist.SignList(db.opts.Key, body),
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO versions (scope, version, created_at, sha256, entries, added, removed, body, signature)
@@ -77,25 +129,53 @@ func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int6
 	return v, nil
 }
 
-func latestEntries(ctx context.Context, q queryer, scope string) (*allowlist.Version, []allowlist.Entry, error) {
+// latestVersion returns the identity of the latest version of scope
+// (without its body), or nil when the scope has none.
+func latestVersion(ctx context.Context, q queryer, scope string) (*allowlist.Version, error) {
 	var v allowlist.Version
 	var created string
-	err := q.QueryRowContext(ctx, "SELECT version, sha256, body, created_at FROM versions WHERE scope = ? ORDER BY version DESC LIMIT 1", scope).
-		Scan(&v.Version, &v.SHA256, &v.Body, &created)
+	err := q.QueryRowContext(ctx, "SELECT version, sha256, created_at FROM versions WHERE scope = ? ORDER BY version DESC LIMIT 1", scope).
+		Scan(&v.Version, &v.SHA256, &created)
 	if err == sql.ErrNoRows {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("latest version of %s: %w", scope, err)
+		return nil, fmt.Errorf("latest version of %s: %w", scope, err)
 	}
 	v.Scope, v.CreatedAt = scope, parseTS(created)
-	// Stored bodies were built by NewList in this package: decoding is
-	// enough, re-validating every pattern would cost more than the write.
-	var l allowlist.List
-	if err := json.Unmarshal(v.Body, &l); err != nil {
-		return nil, nil, fmt.Errorf("stored version %s/%d: %w", scope, v.Version, err)
+	return &v, nil
+}
+
+// countChanges counts the entries of next (sorted, as Scopes gives them)
+// that are not in version prev, and those of prev not in next, by merging
+// next with prev's stored body as it is read: neither body is decoded
+// into entries.
+func countChanges(ctx context.Context, q queryer, prev *allowlist.Version, next []allowlist.Entry) (added, removed int, err error) {
+	var body []byte
+	if err := q.QueryRowContext(ctx, "SELECT body FROM versions WHERE scope = ? AND version = ?", prev.Scope, prev.Version).Scan(&body); err != nil {
+		return 0, 0, fmt.Errorf("version %s/%d: %w", prev.Scope, prev.Version, err)
 	}
-	return &v, l.Entries, nil
+	j := 0
+	_, err = allowlist.ReadEntries(bytes.NewReader(body), func(pattern, site string) error {
+		for j < len(next) && next[j].Pattern < pattern {
+			added++
+			j++
+		}
+		if j < len(next) && next[j].Pattern == pattern {
+			if next[j].Site != site {
+				added++
+				removed++
+			}
+			j++
+		} else {
+			removed++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("stored version %s/%d: %w", prev.Scope, prev.Version, err)
+	}
+	return added + len(next) - j, removed, nil
 }
 
 func departmentIDs(ctx context.Context, q queryer) ([]string, error) {

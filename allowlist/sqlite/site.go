@@ -188,7 +188,7 @@ func (db *DB) CreateSite(ctx context.Context, a allowlist.Actor, in allowlist.Si
 	if err != nil {
 		return allowlist.Site{}, err
 	}
-	err = db.update(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
+	err = db.updateSite(ctx, a, in.ID, func(tx *sql.Tx) (string, string, any, error) {
 		return "site.create", "site/" + in.ID, in, createSite(ctx, tx, db.opts.Now(), a.Department, in)
 	})
 	if err != nil {
@@ -216,7 +216,7 @@ func createSite(ctx context.Context, tx *sql.Tx, now time.Time, dept string, in 
 // UpdateSite changes a site. New domains make a new revision, which waits
 // for a new quorum. EINVALID, ENOTFOUND, ECONFLICT.
 func (db *DB) UpdateSite(ctx context.Context, a allowlist.Actor, id string, p allowlist.SitePatch) (allowlist.Site, error) {
-	err := db.update(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
+	err := db.updateSite(ctx, a, id, func(tx *sql.Tx) (string, string, any, error) {
 		cur, err := findSite(ctx, db, tx, id)
 		if err != nil {
 			return "", "", nil, err
@@ -274,7 +274,7 @@ func (db *DB) SetSignoff(ctx context.Context, a allowlist.Actor, site, dept, dec
 	if err := allowlist.ValidateSignoff(decision, comment); err != nil {
 		return allowlist.Site{}, err
 	}
-	err := db.update(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
+	err := db.updateSite(ctx, a, site, func(tx *sql.Tx) (string, string, any, error) {
 		var rev int
 		var status string
 		err := tx.QueryRowContext(ctx, "SELECT revision, status FROM sites WHERE id = ?", site).Scan(&rev, &status)
@@ -306,7 +306,7 @@ func (db *DB) SetSignoff(ctx context.Context, a allowlist.Actor, site, dept, dec
 
 // DeleteSignoff withdraws a department's decision. ENOTFOUND.
 func (db *DB) DeleteSignoff(ctx context.Context, a allowlist.Actor, site, dept string) (allowlist.Site, error) {
-	err := db.update(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
+	err := db.updateSite(ctx, a, site, func(tx *sql.Tx) (string, string, any, error) {
 		res, err := tx.ExecContext(ctx, "DELETE FROM signoffs WHERE site = ? AND department = ?", site, dept)
 		if err != nil {
 			return "", "", nil, fmt.Errorf("delete signoff: %w", err)
@@ -348,7 +348,7 @@ func (db *DB) ReinstateSite(ctx context.Context, a allowlist.Actor, id string) (
 }
 
 func (db *DB) setStatus(ctx context.Context, a allowlist.Actor, id, action string, detail any, next func(string) (string, string, error)) (allowlist.Site, error) {
-	err := db.update(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
+	err := db.updateSite(ctx, a, id, func(tx *sql.Tx) (string, string, any, error) {
 		var status string
 		err := tx.QueryRowContext(ctx, "SELECT status FROM sites WHERE id = ?", id).Scan(&status)
 		if err == sql.ErrNoRows {
