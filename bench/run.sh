@@ -126,7 +126,10 @@ for size in $SIZES; do
   sites=$(( (size + 9) / 10 ))
   awk -v n="$sites" 'BEGIN { srand(1); for (i = 0; i < 20000; i++) printf "x.svc1.tool%d.example.net A\n", int(rand() * n) }' > "$dir/allowed.txt"
   awk 'BEGIN { for (i = 0; i < 20000; i++) printf "blocked%d.example.com A\n", i }' > "$dir/blocked.txt"
-  awk -v n="$sites" 'BEGIN { srand(2); for (i = 0; i < 2000000; i++) printf "u%d.svc1.tool%d.example.net A\n", i, int(rand() * n) }' > "$dir/fresh.txt"
+  # Names never asked before, a new file for each run and server (dnsperf
+  # starts a file from the top, so reusing one would measure the cache).
+  fresh_files() { for r in $(seq "$RUNS"); do
+      awk -v n="$sites" -v r="$r" -v s="$1" 'BEGIN { srand(2 + r); for (i = 0; i < 2000000; i++) printf "u%d-%s%d.svc1.tool%d.example.net A\n", i, s, r, int(rand() * n) }' > "$dir/fresh-$r.txt"; done; }
   awk -v n="$sites" 'BEGIN { srand(3); for (i = 0; i < 20000; i++) { r = rand();
       if (r < 0.6) printf "x.svc1.tool%d.example.net A\n", int(rand() * n);
       else if (r < 0.9) printf "blocked%d.example.com A\n", i;
@@ -203,10 +206,12 @@ CONF
     load=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }')
     sleep 1
     rss_loaded=$(rss_mb $pid)
+    echo "peak $size $server $(awk '/VmHWM/ {printf "%d", $2/1024}' "/proc/$pid/status") $rss_loaded" >> "$RESULTS"
     qps "$port" "$dir/allowed.txt" >/dev/null # warm the cache
     cached=$(qps_median "$port" "$dir/allowed.txt")
     blocked=$(qps_median "$port" "$dir/blocked.txt")
-    fresh=$(qps_median "$port" "$dir/fresh.txt" "-n 1")
+    fresh_files "$server"
+    fresh=$(for r in $(seq "$RUNS"); do qps "$port" "$dir/fresh-$r.txt" "-n 1"; done | median)
     mix=$(qps_median "$port" "$dir/mix.txt")
     lat=$(latency "$port" "$dir/allowed.txt")
     rss=$(rss_mb $pid)
@@ -243,6 +248,9 @@ for size in $SIZES; do
   done
   [ -n "$ours" ] && { set -- $ours; echo "$size vs plain miekg/dns: cached $(ratio "$3" "$PLAIN")x  blocked $(ratio "$4" "$PLAIN")x"; }
 done
+echo
+echo "== memory while loading: peak RSS (VmHWM) during start-up and load vs RSS one second after, MB"
+awk '$1 == "peak" { printf "%-8s %-8s peak %5s  steady %5s  ratio %.2f\n", $2, $3, $4, $5, ($5 > 0 ? $4 / $5 : 0) }' "$RESULTS"
 echo
 echo "== propagation: sign-off reaching quorum -> our resolver answering (median of 5, ms)"
 awk '$1 == "propagation" { printf "%-8s %6s ms\n", $2, $3 }' "$RESULTS"

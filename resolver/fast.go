@@ -225,21 +225,23 @@ func (r *Resolver) tailFor(p *policy) *blockedTail {
 	return t
 }
 
-// fast answers a packet into out, or returns nil for the ordinary path.
-func (r *Resolver) fast(b []byte, q *wireQuery, out []byte) ([]byte, string) {
+// fast answers a packet into out. When it cannot, it returns nil, and,
+// for a name to forward that is not in the cache, the result to count and
+// the upstream group to ask (nil: the ordinary path decides).
+func (r *Resolver) fast(b []byte, q *wireQuery, out []byte) ([]byte, string, *group) {
 	p := r.policy.Load()
 	if p == nil {
-		return nil, ""
+		return nil, "", nil
 	}
 	name := unsafe.String(unsafe.SliceData(q.name), len(q.name))
 	allowed := p.matcher.Match(name) >= 0
 	if !allowed && r.opt.Mode == ModeEnforce {
 		if r.opt.Block == BlockSinkhole {
-			return nil, ""
+			return nil, "", nil
 		}
 		t := r.tailFor(p)
 		if t == nil {
-			return nil, ""
+			return nil, "", nil
 		}
 		out = append(out, b[:q.qend]...)
 		out[2] = 0x80 | out[2]&0x01 // QR, opcode 0, RD as asked
@@ -261,15 +263,22 @@ func (r *Resolver) fast(b []byte, q *wireQuery, out []byte) ([]byte, string) {
 			binary.BigEndian.PutUint16(out[10:], 1)
 		}
 		if len(out) > q.size {
-			return nil, ""
+			return nil, "", nil
 		}
-		return out, resultBlocked
+		return out, resultBlocked, nil
 	}
 	routed := !allowed && r.opt.Mode == ModeRoute
+	result, g := resultAllowed, r.up
+	switch {
+	case routed:
+		result, g = resultRouted, r.filtered
+	case !allowed:
+		result = resultWouldBlock
+	}
 	e := r.packed.get(q.key(routed))
 	now := time.Now()
 	if e == nil || !now.Before(e.expires) || len(e.wire) > q.size || e.qend != q.qend {
-		return nil, ""
+		return nil, result, g
 	}
 	out = append(out, e.wire...)
 	copy(out[:2], b[:2])               // the client's ID
@@ -288,14 +297,7 @@ func (r *Resolver) fast(b []byte, q *wireQuery, out []byte) ([]byte, string) {
 		}
 	}
 	r.m.cacheHits.Inc()
-	switch {
-	case allowed:
-		return out, resultAllowed
-	case routed:
-		return out, resultRouted
-	default:
-		return out, resultWouldBlock
-	}
+	return out, result, nil
 }
 
 // remember stores an answer the ordinary path sent, for the fast path.
@@ -404,9 +406,13 @@ func (r *Resolver) serveUDP(conn *net.UDPConn) {
 		pkt := buf[:n]
 		q, ok := parseQuery(pkt, name)
 		if ok {
-			if resp, result := r.fast(pkt, &q, out[:0]); resp != nil {
+			resp, result, g := r.fast(pkt, &q, out[:0])
+			if resp != nil {
 				conn.WriteToUDPAddrPort(resp, addr)
 				r.m.count(result, time.Since(start))
+				continue
+			}
+			if g != nil && r.fwd.forward(conn, addr, pkt, &q, result, g, start) {
 				continue
 			}
 		}

@@ -37,8 +37,8 @@ func TestFastPathMatchesOrdinaryPath(t *testing.T) {
 			if !ok {
 				t.Fatalf("%s: not a fast-path query", name)
 			}
-			fast, _ := r.fast(raw, &q, nil)
-			for deadline := time.Now().Add(2 * time.Second); fast == nil && time.Now().Before(deadline); fast, _ = r.fast(raw, &q, nil) {
+			fast, _, _ := r.fast(raw, &q, nil)
+			for deadline := time.Now().Add(2 * time.Second); fast == nil && time.Now().Before(deadline); fast, _, _ = r.fast(raw, &q, nil) {
 				time.Sleep(5 * time.Millisecond) // the ordinary path stores just after sending
 			}
 			if fast == nil {

@@ -83,6 +83,7 @@ type Resolver struct {
 	fetch    *fetcher
 
 	flight    singleflight.Group
+	fwd       *forwarder
 	packed    *packedCache
 	tail      atomic.Pointer[blockedTail]
 	udp       []*net.UDPConn
@@ -156,6 +157,7 @@ func New(opt Options) (*Resolver, error) {
 	r.m = newMetrics(r.listAge, r.cache.len)
 	r.up = &group{addrs: opt.Upstreams, timeout: opt.UpstreamTimeout, m: r.m}
 	r.filtered = &group{addrs: opt.FilteredUpstreams, timeout: opt.UpstreamTimeout, m: r.m}
+	r.fwd = newForwarder(r)
 	r.fetch = &fetcher{base: strings.TrimRight(opt.Registry, "/"), scope: opt.Scope, token: opt.Token,
 		client: &http.Client{Timeout: opt.WatchTimeout + 15*time.Second}}
 	return r, nil
@@ -329,6 +331,7 @@ func (r *Resolver) Start(ctx context.Context) error {
 		r.udp = conns
 		r.addrs["udp"] = conns[0].LocalAddr().String()
 		r.mu.Unlock()
+		go r.fwd.expire(min(r.opt.UpstreamTimeout/4, 100*time.Millisecond))
 		for _, c := range conns {
 			go r.serveUDP(c)
 		}
@@ -420,6 +423,7 @@ func (r *Resolver) Shutdown() {
 		c.Close()
 	}
 	r.udp = nil
+	r.fwd.close()
 	if r.httpSrv != nil {
 		r.httpSrv.Close()
 	}

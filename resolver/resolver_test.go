@@ -307,12 +307,19 @@ func TestAnswerCache(t *testing.T) {
 	if m.Rcode != dns.RcodeNameError || len(m.Ns) != 1 {
 		t.Errorf("negative answer: %s", m)
 	}
-	// The cached negative TTL is the SOA minimum (30), not the SOA TTL (300).
+	// The cached negative TTL is the SOA minimum (30), not the SOA TTL
+	// (300): in the packed cache of the UDP fast path...
+	e := r.packed.get(packedKey{name: "nx.example.org", qtype: dns.TypeA, flags: packedEDNS})
+	if e == nil || e.expires.Sub(e.stored) != 30*time.Second {
+		t.Errorf("UDP negative answer cached as %+v, want for 30s", e)
+	}
+	// ...and in the ordinary path's, which TCP uses.
+	query(t, r, "tcp", "nx.tcp.example.org", dns.TypeA)
 	r.cache.mu.Lock()
 	defer r.cache.mu.Unlock()
-	c := r.cache.entries[keyOf(dns.Question{Name: "nx.example.org.", Qtype: dns.TypeA, Qclass: dns.ClassINET}, false, false)]
+	c := r.cache.entries[keyOf(dns.Question{Name: "nx.tcp.example.org.", Qtype: dns.TypeA, Qclass: dns.ClassINET}, false, false)]
 	if d := c.expires.Sub(c.stored); d != 30*time.Second {
-		t.Errorf("negative TTL %v, want 30s", d)
+		t.Errorf("TCP negative TTL %v, want 30s", d)
 	}
 }
 
@@ -857,5 +864,100 @@ func TestStreamErrorsAreTold(t *testing.T) {
 	}
 	if _, err := verifyStream(pub, "common", 0, bytes.NewReader(body[:len(body)-5]), sig); reason(err) != "signature" {
 		t.Errorf("truncated body: %v", err)
+	}
+}
+
+// rawUpstream answers from a plain UDP socket so that a test can see the
+// source ports used and send answers a real server never would.
+type rawUpstream struct {
+	addr  string
+	mu    sync.Mutex
+	ports map[uint16]int
+}
+
+func newRawUpstream(t *testing.T, answer func(req *dns.Msg) []*dns.Msg) *rawUpstream {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	u := &rawUpstream{addr: pc.LocalAddr().String(), ports: map[uint16]int{}}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			req := new(dns.Msg)
+			if req.Unpack(buf[:n]) != nil {
+				continue
+			}
+			u.mu.Lock()
+			u.ports[uint16(from.(*net.UDPAddr).Port)]++
+			u.mu.Unlock()
+			for _, m := range answer(req) {
+				b, _ := m.Pack()
+				pc.WriteTo(b, from)
+			}
+		}
+	}()
+	return u
+}
+
+// TestForwardIgnoresForeignAnswers: an answer with the right ID but
+// another question is dropped, and the real answer that follows is used.
+func TestForwardIgnoresForeignAnswers(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newRawUpstream(t, func(req *dns.Msg) []*dns.Msg {
+		forged := new(dns.Msg)
+		forged.SetReply(req)
+		forged.Question[0].Name = "evil.example."
+		forged.Answer = []dns.RR{mustRR("evil.example. 300 IN A 203.0.113.66")}
+		real := new(dns.Msg)
+		real.SetReply(req)
+		real.Answer = []dns.RR{mustRR(req.Question[0].Name + " 300 IN A 192.0.2.1")}
+		return []*dns.Msg{forged, real}
+	})
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	for i := 0; i < 20; i++ {
+		name := fmt.Sprintf("h%d.zoom.example", i)
+		m := query(t, r, "udp", name, dns.TypeA)
+		if got := firstA(m); got != "192.0.2.1" || !strings.EqualFold(m.Question[0].Name, name+".") {
+			t.Fatalf("%s answered %q for %s", name, got, m.Question[0].Name)
+		}
+	}
+}
+
+// TestForwardRotatesSourcePorts: upstream queries leave from sockets that
+// are replaced as they are used, so their source ports keep changing.
+func TestForwardRotatesSourcePorts(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newRawUpstream(t, func(req *dns.Msg) []*dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Answer = []dns.RR{mustRR(req.Question[0].Name + " 300 IN A 192.0.2.1")}
+		return []*dns.Msg{m}
+	})
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	const n = 3 * fwdSockets * fwdSocketUses
+	for i := 0; i < n; i++ {
+		if got := firstA(query(t, r, "udp", fmt.Sprintf("p%d.zoom.example", i), dns.TypeA)); got != "192.0.2.1" {
+			t.Fatalf("query %d: %q", i, got)
+		}
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if len(up.ports) < 3*fwdSockets {
+		t.Errorf("%d queries came from %d source ports, want at least %d", n, len(up.ports), 3*fwdSockets)
+	}
+	for port, uses := range up.ports {
+		if uses > fwdSocketUses {
+			t.Errorf("port %d carried %d queries (limit %d)", port, uses, fwdSocketUses)
+		}
 	}
 }

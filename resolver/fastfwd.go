@@ -1,0 +1,454 @@
+package resolver
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	mrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// The forwarding fast path. An allowed name that misses the cache is sent
+// upstream from here, without unpacking the query, starting a goroutine
+// or opening a socket for it: the question is copied into a query of our
+// own (a fresh random ID, our EDNS record), sent on one of a few
+// long-lived connected UDP sockets per upstream, and the reader goroutine
+// of that socket turns the answer into each waiting client's answer by
+// patching bytes (their ID and spelling of the name, our flags and OPT).
+//
+// The protections of the ordinary path stay:
+//   - IDs come from a ChaCha8 generator seeded from crypto/rand, and are
+//     unique per socket among queries in flight;
+//   - sockets are connected, so the kernel only delivers datagrams from
+//     the upstream's address and port; each is replaced after
+//     fwdSocketUses queries, so its (kernel-chosen, random) source port
+//     changes often;
+//   - identical questions in flight share one upstream query;
+//   - an answer must echo the question exactly (case-insensitively).
+//
+// Anything unusual goes to the ordinary path for that query, which then
+// does everything the slow way (failover, TCP on truncation, SERVFAIL with
+// an Extended DNS Error): a truncated answer, an rcode other than NOERROR
+// or NXDOMAIN, an OPT record that is not last, an answer larger than the
+// client can take, or no answer within the upstream timeout.
+
+const (
+	fwdSockets    = 4   // connected sockets per upstream address
+	fwdSocketUses = 256 // queries before a socket is replaced
+)
+
+type forwarder struct {
+	r *Resolver
+
+	mu       sync.Mutex
+	rng      *mrand.ChaCha8
+	inflight map[packedKey]*exchange
+	pools    map[string]*sockPool
+	closed   bool
+}
+
+// sockPool is the sockets to one upstream address.
+type sockPool struct {
+	addr  string
+	socks []*upSock
+	next  int
+}
+
+// upSock is one connected socket and the queries in flight on it.
+type upSock struct {
+	conn    *net.UDPConn
+	uses    int
+	pending map[uint16]*exchange
+}
+
+// exchange is one upstream query and the clients waiting for its answer.
+type exchange struct {
+	key     packedKey
+	qname   []byte // wire form, lower case
+	qtype   uint16
+	do      bool
+	id      uint16
+	sock    *upSock
+	sent    time.Time
+	waiters []waiter
+}
+
+type waiter struct {
+	conn   *net.UDPConn
+	addr   netip.AddrPort
+	pkt    []byte // the client's query, for the ordinary path if need be
+	q      wireQuery
+	result string
+	start  time.Time
+}
+
+func newForwarder(r *Resolver) *forwarder {
+	var seed [32]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported systems
+	}
+	return &forwarder{r: r, rng: mrand.NewChaCha8(seed), inflight: map[packedKey]*exchange{}, pools: map[string]*sockPool{}}
+}
+
+// forward sends a parsed query upstream, or joins one in flight for the
+// same question. It returns false when it cannot (the caller then uses
+// the ordinary path). pkt and q.name are copied.
+func (f *forwarder) forward(conn *net.UDPConn, addr netip.AddrPort, pkt []byte, q *wireQuery, result string, g *group, start time.Time) bool {
+	if len(g.addrs) == 0 {
+		return false
+	}
+	w := waiter{conn: conn, addr: addr, pkt: append([]byte(nil), pkt...), q: *q, result: result, start: start}
+	w.q.name = append([]byte(nil), q.name...)
+	key := w.q.key(g == f.r.filtered)
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return false
+	}
+	if ex := f.inflight[key]; ex != nil {
+		ex.waiters = append(ex.waiters, w)
+		f.mu.Unlock()
+		return true
+	}
+	addrIdx := int(g.good.Load()) % len(g.addrs)
+	s, err := f.socket(g.addrs[addrIdx])
+	if err != nil {
+		f.mu.Unlock()
+		return false
+	}
+	ex := &exchange{key: key, qtype: q.qtype, do: q.do, sock: s, sent: time.Now(), waiters: []waiter{w}}
+	ex.qname = append([]byte(nil), pkt[12:q.qend-4]...)
+	for i, c := range ex.qname {
+		if 'A' <= c && c <= 'Z' {
+			ex.qname[i] = c + 'a' - 'A'
+		}
+	}
+	for {
+		ex.id = uint16(f.rng.Uint64())
+		if s.pending[ex.id] == nil {
+			break
+		}
+	}
+	s.pending[ex.id] = ex
+	f.inflight[key] = ex
+	s.uses++
+	f.mu.Unlock()
+
+	f.r.m.cacheMisses.Inc()
+	if _, err := s.conn.Write(ex.query()); err != nil {
+		f.r.m.upstreamErrs.WithLabelValues(g.addrs[addrIdx]).Inc()
+		f.finish(ex)
+	}
+	return true
+}
+
+// query builds the upstream query: our ID, RD, the question in lower case,
+// and an OPT record with our buffer size and the client's DO bit.
+func (ex *exchange) query() []byte {
+	b := make([]byte, 0, 12+len(ex.qname)+4+11)
+	b = binary.BigEndian.AppendUint16(b, ex.id)
+	b = append(b, 0x01, 0x00) // RD
+	b = append(b, 0, 1, 0, 0, 0, 0, 0, 1)
+	b = append(b, ex.qname...)
+	b = binary.BigEndian.AppendUint16(b, ex.qtype)
+	b = binary.BigEndian.AppendUint16(b, dns.ClassINET)
+	var flags byte
+	if ex.do {
+		flags = 0x80
+	}
+	b = append(b, 0, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT&0xff))
+	b = binary.BigEndian.AppendUint16(b, upstreamSize)
+	return append(b, 0, 0, flags, 0, 0, 0)
+}
+
+// socket returns a socket to addr with uses left, replacing a worn one.
+// f.mu is held.
+func (f *forwarder) socket(addr string) (*upSock, error) {
+	p := f.pools[addr]
+	if p == nil {
+		p = &sockPool{addr: addr}
+		f.pools[addr] = p
+	}
+	if len(p.socks) < fwdSockets {
+		s, err := f.dial(addr)
+		if err != nil {
+			return nil, err
+		}
+		p.socks = append(p.socks, s)
+		return s, nil
+	}
+	p.next = (p.next + 1) % len(p.socks)
+	s := p.socks[p.next]
+	if s.uses >= fwdSocketUses {
+		fresh, err := f.dial(addr)
+		if err != nil {
+			return nil, err
+		}
+		p.socks[p.next] = fresh
+		f.retire(s)
+		s = fresh
+	}
+	return s, nil
+}
+
+func (f *forwarder) dial(addr string) (*upSock, error) {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &upSock{conn: c.(*net.UDPConn), pending: map[uint16]*exchange{}}
+	go f.read(s)
+	return s, nil
+}
+
+// retire closes a replaced socket once its queries have had their time.
+func (f *forwarder) retire(s *upSock) {
+	time.AfterFunc(f.r.opt.UpstreamTimeout+time.Second, func() { s.conn.Close() })
+}
+
+// read takes answers from one upstream socket until it is closed.
+func (f *forwarder) read(s *upSock) {
+	buf := make([]byte, 65535)
+	out := make([]byte, 0, 4096)
+	for {
+		n, err := s.conn.Read(buf)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		b := buf[:n]
+		if n < 12 || b[2]&0x80 == 0 {
+			continue
+		}
+		f.mu.Lock()
+		ex := s.pending[binary.BigEndian.Uint16(b)]
+		if ex == nil || !ex.echoes(b) {
+			// Late, unknown, or not an answer to our question: ignore
+			// it, and keep waiting for the real one.
+			f.mu.Unlock()
+			continue
+		}
+		f.forget(ex)
+		f.mu.Unlock()
+		f.r.m.upstreamTime.Observe(time.Since(ex.sent).Seconds())
+		out = f.answer(ex, b, out)
+	}
+}
+
+// echoes reports whether b's question is exactly ex's.
+func (ex *exchange) echoes(b []byte) bool {
+	qend := 12 + len(ex.qname) + 4
+	if binary.BigEndian.Uint16(b[4:]) != 1 || len(b) < qend {
+		return false
+	}
+	for i, c := range b[12 : 12+len(ex.qname)] {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != ex.qname[i] {
+			return false
+		}
+	}
+	return binary.BigEndian.Uint16(b[qend-4:]) == ex.qtype && binary.BigEndian.Uint16(b[qend-2:]) == dns.ClassINET
+}
+
+// forget removes ex from the maps. f.mu is held.
+func (f *forwarder) forget(ex *exchange) {
+	delete(ex.sock.pending, ex.id)
+	if f.inflight[ex.key] == ex {
+		delete(f.inflight, ex.key)
+	}
+}
+
+// answer sends the upstream answer b to every waiter of ex, or hands them
+// to the ordinary path when b is not one this path can pass on.
+func (f *forwarder) answer(ex *exchange, b []byte, out []byte) []byte {
+	recs, ok := answerBody(b, 12+len(ex.qname)+4)
+	if !ok {
+		f.finish(ex)
+		return out
+	}
+	ttl := wireTTL(b, 12+len(ex.qname)+4)
+	now := time.Now()
+	for i, w := range ex.waiters {
+		out = out[:0]
+		out = append(out, w.pkt[:w.q.qend]...) // the client's ID and spelling
+		out[2] = 0x80 | w.pkt[2]&0x01          // QR, RD as asked
+		out[3] = 0x80 | b[3]&0x2f              // RA, AD and the rcode from upstream
+		if w.pkt[3]&0x10 != 0 {
+			out[3] |= 0x10 // CD as asked
+		}
+		binary.BigEndian.PutUint16(out[6:], binary.BigEndian.Uint16(b[6:]))
+		binary.BigEndian.PutUint16(out[8:], binary.BigEndian.Uint16(b[8:]))
+		ar := binary.BigEndian.Uint16(b[10:])
+		if recs.opt {
+			ar--
+		}
+		out = append(out, recs.records...)
+		if w.q.edns {
+			var flags byte
+			if w.q.do {
+				flags = 0x80
+			}
+			out = append(out, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT&0xff))
+			out = binary.BigEndian.AppendUint16(out, upstreamSize)
+			out = append(out, 0, 0, flags, 0, 0, 0)
+			ar++
+		}
+		binary.BigEndian.PutUint16(out[10:], ar)
+		if len(out) > w.q.size {
+			go f.r.slowUDP(w.conn, w.addr, w.pkt, w.q, true, w.start)
+			continue
+		}
+		if i == 0 && ttl > 0 {
+			// Cached before it is sent: the client's next question may
+			// be this one again.
+			wire := append([]byte(nil), out...)
+			if ttls, qend, ok := ttlOffsets(wire); ok {
+				f.r.packed.put(w.q.key(ex.key.flags&packedRouted != 0), &packedEntry{wire: wire, ttls: ttls, qend: qend, stored: now, expires: now.Add(ttl)})
+			}
+		}
+		w.conn.WriteToUDPAddrPort(out, w.addr)
+		f.r.m.count(w.result, time.Since(w.start))
+	}
+	return out
+}
+
+// finish hands every waiter of ex to the ordinary path. f.mu is not held.
+func (f *forwarder) finish(ex *exchange) {
+	f.mu.Lock()
+	f.forget(ex)
+	f.mu.Unlock()
+	for _, w := range ex.waiters {
+		go f.r.slowUDP(w.conn, w.addr, w.pkt, w.q, true, w.start)
+	}
+}
+
+// expire hands queries unanswered after the upstream timeout to the
+// ordinary path, which tries the other upstreams and answers SERVFAIL if
+// none answers. It runs until the forwarder is closed.
+func (f *forwarder) expire(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for range t.C {
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			return
+		}
+		var late []*exchange
+		for _, ex := range f.inflight {
+			if time.Since(ex.sent) > f.r.opt.UpstreamTimeout {
+				late = append(late, ex)
+			}
+		}
+		for _, ex := range late {
+			f.forget(ex)
+			f.r.m.upstreamErrs.WithLabelValues(ex.sock.conn.RemoteAddr().String()).Inc()
+		}
+		f.mu.Unlock()
+		for _, ex := range late {
+			for _, w := range ex.waiters {
+				go f.r.slowUDP(w.conn, w.addr, w.pkt, w.q, true, w.start)
+			}
+		}
+	}
+}
+
+// close stops the forwarder and closes its sockets.
+func (f *forwarder) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	for _, p := range f.pools {
+		for _, s := range p.socks {
+			s.conn.Close()
+		}
+	}
+}
+
+// answerRecords is an upstream answer's records after the question,
+// without its OPT record.
+type answerRecords struct {
+	records []byte
+	opt     bool
+}
+
+// answerBody checks that b (whose question ends at qend) is an answer this
+// path passes on as it is: not truncated, NOERROR or NXDOMAIN, every
+// record well formed, and at most one OPT record, last (so that removing
+// it moves nothing a compression pointer could point at).
+func answerBody(b []byte, qend int) (answerRecords, bool) {
+	if b[2]&0x02 != 0 || (b[2]>>3)&0xF != dns.OpcodeQuery {
+		return answerRecords{}, false // truncated, or not a query's answer
+	}
+	if rc := b[3] & 0x0F; rc != dns.RcodeSuccess && rc != dns.RcodeNameError {
+		return answerRecords{}, false
+	}
+	an, ns, ar := int(binary.BigEndian.Uint16(b[6:])), int(binary.BigEndian.Uint16(b[8:])), int(binary.BigEndian.Uint16(b[10:]))
+	i, optAt := qend, -1
+	for n := 0; n < an+ns+ar; n++ {
+		start := i
+		var ok bool
+		if i, ok = skipName(b, i); !ok || i+10 > len(b) {
+			return answerRecords{}, false
+		}
+		if binary.BigEndian.Uint16(b[i:]) == dns.TypeOPT {
+			if n != an+ns+ar-1 || b[start] != 0 {
+				return answerRecords{}, false
+			}
+			optAt = start
+		}
+		i += 10 + int(binary.BigEndian.Uint16(b[i+8:]))
+		if i > len(b) {
+			return answerRecords{}, false
+		}
+	}
+	if i != len(b) {
+		return answerRecords{}, false
+	}
+	if optAt >= 0 {
+		return answerRecords{records: b[qend:optAt], opt: true}, true
+	}
+	return answerRecords{records: b[qend:]}, true
+}
+
+// wireTTL is answerTTL for a packed answer whose question ends at qend:
+// the smallest answer TTL for NOERROR with answers, the SOA's TTL bounded
+// by its MINIMUM for NXDOMAIN or NODATA, 0 otherwise.
+func wireTTL(b []byte, qend int) time.Duration {
+	an, ns := int(binary.BigEndian.Uint16(b[6:])), int(binary.BigEndian.Uint16(b[8:]))
+	rcode := b[3] & 0x0F
+	i := qend
+	least := ^uint32(0)
+	for n := 0; n < an+ns; n++ {
+		var ok bool
+		if i, ok = skipName(b, i); !ok || i+10 > len(b) {
+			return 0
+		}
+		typ, ttl, rdlen := binary.BigEndian.Uint16(b[i:]), binary.BigEndian.Uint32(b[i+4:]), int(binary.BigEndian.Uint16(b[i+8:]))
+		end := i + 10 + rdlen
+		if end > len(b) {
+			return 0
+		}
+		switch {
+		case n < an:
+			least = min(least, ttl)
+		case rcode == dns.RcodeSuccess && an > 0:
+			// the answer decides
+		case typ == dns.TypeSOA && rdlen >= 20:
+			return min(time.Duration(min(ttl, binary.BigEndian.Uint32(b[end-4:])))*time.Second, maxNegTTL)
+		}
+		i = end
+	}
+	if rcode == dns.RcodeSuccess && an > 0 {
+		return min(time.Duration(least)*time.Second, maxTTL)
+	}
+	return 0
+}
