@@ -3,6 +3,7 @@ package resolver
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
@@ -73,6 +74,8 @@ type exchange struct {
 	do      bool
 	id      uint16
 	sock    *upSock
+	g       *group
+	idx     int // which of g's upstreams was asked
 	sent    time.Time
 	waiters []waiter
 }
@@ -120,7 +123,7 @@ func (f *forwarder) forward(conn *net.UDPConn, addr netip.AddrPort, pkt []byte, 
 		f.mu.Unlock()
 		return false
 	}
-	ex := &exchange{key: key, qtype: q.qtype, do: q.do, sock: s, sent: time.Now(), waiters: []waiter{w}}
+	ex := &exchange{key: key, qtype: q.qtype, do: q.do, sock: s, g: g, idx: addrIdx, sent: time.Now(), waiters: []waiter{w}}
 	ex.qname = append([]byte(nil), pkt[12:q.qend-4]...)
 	for i, c := range ex.qname {
 		if 'A' <= c && c <= 'Z' {
@@ -140,8 +143,7 @@ func (f *forwarder) forward(conn *net.UDPConn, addr netip.AddrPort, pkt []byte, 
 
 	f.r.m.cacheMisses.Inc()
 	if _, err := s.conn.Write(ex.query()); err != nil {
-		f.r.m.upstreamErrs.WithLabelValues(g.addrs[addrIdx]).Inc()
-		f.finish(ex)
+		f.fail(ex)
 	}
 	return true
 }
@@ -216,11 +218,24 @@ func (f *forwarder) read(s *upSock) {
 	out := make([]byte, 0, 4096)
 	for {
 		n, err := s.conn.Read(buf)
-		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				continue
-			}
+		if errors.Is(err, net.ErrClosed) {
 			return
+		}
+		if err != nil {
+			// ECONNREFUSED and the like: nothing listens upstream. Hand
+			// the queries waiting on this socket to the ordinary path
+			// now, starting with the next upstream, rather than after
+			// the timeout.
+			f.mu.Lock()
+			var failed []*exchange
+			for _, ex := range s.pending {
+				failed = append(failed, ex)
+			}
+			f.mu.Unlock()
+			for _, ex := range failed {
+				f.fail(ex)
+			}
+			continue
 		}
 		b := buf[:n]
 		if n < 12 || b[2]&0x80 == 0 {
@@ -271,7 +286,7 @@ func (f *forwarder) forget(ex *exchange) {
 func (f *forwarder) answer(ex *exchange, b []byte, out []byte) []byte {
 	recs, ok := answerBody(b, 12+len(ex.qname)+4)
 	if !ok {
-		f.finish(ex)
+		f.handOver(ex)
 		return out
 	}
 	ttl := wireTTL(b, 12+len(ex.qname)+4)
@@ -320,11 +335,20 @@ func (f *forwarder) answer(ex *exchange, b []byte, out []byte) []byte {
 	return out
 }
 
-// finish hands every waiter of ex to the ordinary path. f.mu is not held.
-func (f *forwarder) finish(ex *exchange) {
+// claim takes ex out of the maps, if nothing else has: only the claimer
+// answers its waiters.
+func (f *forwarder) claim(ex *exchange) bool {
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ex.sock.pending[ex.id] != ex {
+		return false
+	}
 	f.forget(ex)
-	f.mu.Unlock()
+	return true
+}
+
+// handOver sends every waiter of a claimed ex to the ordinary path.
+func (f *forwarder) handOver(ex *exchange) {
 	for _, w := range ex.waiters {
 		go f.r.slowUDP(w.conn, w.addr, w.pkt, w.q, true, w.start)
 	}
@@ -348,17 +372,23 @@ func (f *forwarder) expire(every time.Duration) {
 				late = append(late, ex)
 			}
 		}
-		for _, ex := range late {
-			f.forget(ex)
-			f.r.m.upstreamErrs.WithLabelValues(ex.sock.conn.RemoteAddr().String()).Inc()
-		}
 		f.mu.Unlock()
 		for _, ex := range late {
-			for _, w := range ex.waiters {
-				go f.r.slowUDP(w.conn, w.addr, w.pkt, w.q, true, w.start)
-			}
+			f.fail(ex)
 		}
 	}
+}
+
+// fail gives up on ex's upstream: the group moves on to its next
+// upstream (unless another query already moved it), and the waiters go to
+// the ordinary path, which starts there.
+func (f *forwarder) fail(ex *exchange) {
+	if !f.claim(ex) {
+		return
+	}
+	f.r.m.upstreamErrs.WithLabelValues(ex.g.addrs[ex.idx]).Inc()
+	ex.g.good.CompareAndSwap(int32(ex.idx), int32((ex.idx+1)%len(ex.g.addrs)))
+	f.handOver(ex)
 }
 
 // close stops the forwarder and closes its sockets.

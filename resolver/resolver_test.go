@@ -961,3 +961,32 @@ func TestForwardRotatesSourcePorts(t *testing.T) {
 		}
 	}
 }
+
+// TestFailoverFromSilentUpstream: an upstream that swallows queries (no
+// ICMP, no answer) costs the first query one timeout, not two, and the
+// queries after it go straight to the next upstream.
+func TestFailoverFromSilentUpstream(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	silent := newRawUpstream(t, func(*dns.Msg) []*dns.Msg { return nil })
+	live := newUpstream(t, "192.0.2.9")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{silent.addr, live.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	t0 := time.Now()
+	if got := firstA(query(t, r, "udp", "first.zoom.example", dns.TypeA)); got != "192.0.2.9" {
+		t.Fatalf("failover answered %q", got)
+	}
+	// One upstream timeout (500ms in these tests) and the expiry tick.
+	if d := time.Since(t0); d > 900*time.Millisecond {
+		t.Errorf("first query after the silent upstream took %v", d)
+	}
+	t0 = time.Now()
+	for i := 0; i < 20; i++ {
+		if got := firstA(query(t, r, "udp", fmt.Sprintf("n%d.zoom.example", i), dns.TypeA)); got != "192.0.2.9" {
+			t.Fatalf("query %d answered %q", i, got)
+		}
+	}
+	if d := time.Since(t0); d > 500*time.Millisecond {
+		t.Errorf("20 queries after failover took %v: still waiting on the silent upstream", d)
+	}
+}
