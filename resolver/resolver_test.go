@@ -990,3 +990,26 @@ func TestFailoverFromSilentUpstream(t *testing.T) {
 		t.Errorf("20 queries after failover took %v: still waiting on the silent upstream", d)
 	}
 }
+
+// TestServesIPv6Loopback: the batched UDP reader works on an IPv6
+// socket too (ipv6.PacketConn), for blocked, forwarded and cached names.
+func TestServesIPv6Loopback(t *testing.T) {
+	if ln, err := net.ListenPacket("udp", "[::1]:0"); err != nil {
+		t.Skip("no IPv6 loopback here:", err)
+	} else {
+		ln.Close()
+	}
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Listen: "[::1]:0", Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	for i := 0; i < 2; i++ { // forwarded, then from the cache
+		if got := firstA(query(t, r, "udp", "meet.zoom.example", dns.TypeA)); got != "192.0.2.1" {
+			t.Errorf("allowed name over IPv6 (%d): %q", i, got)
+		}
+	}
+	if m := query(t, r, "udp", "games.example.com", dns.TypeA); m.Rcode != dns.RcodeNameError || ede(m) == nil {
+		t.Errorf("blocked name over IPv6: %s", m)
+	}
+}
