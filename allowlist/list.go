@@ -43,19 +43,39 @@ func NewList(scope string, version int64, at time.Time, entries []Entry) (List, 
 
 // NewListSorted is NewList for entries that SortEntries has already put in
 // order (as Scopes returns them); it does not copy them. The body is
-// encoded once, by hand, byte for byte as encoding/json writes a List
+// encoded by hand, byte for byte as encoding/json writes a List
 // (TestEncodingMatchesEncodingJSON), because at a million entries the
 // registry would otherwise spend most of a publication in reflection.
 func NewListSorted(scope string, version int64, at time.Time, sorted []Entry) (List, []byte) {
+	return NewListEncoded(scope, version, at, EncodeEntries(sorted))
+}
+
+// Encoded is a list's entries in canonical JSON with their hash: the part
+// of a body that scopes with the same content share.
+type Encoded struct {
+	Entries []Entry
+	JSON    []byte
+	SHA256  string
+}
+
+// EncodeEntries encodes sorted entries (SortEntries order) once.
+func EncodeEntries(sorted []Entry) Encoded {
 	if sorted == nil {
 		sorted = []Entry{}
 	}
-	l := List{Scope: scope, Version: version, GeneratedAt: at.UTC().Truncate(time.Second), Entries: sorted}
-	size := 160 + len(scope)
+	size := 2
 	for _, e := range sorted {
 		size += 42 + len(e.Pattern) + len(e.Site) + len(e.Category)
 	}
-	body := make([]byte, 0, size)
+	b := appendEntries(make([]byte, 0, size), sorted)
+	sum := sha256.Sum256(b)
+	return Encoded{Entries: sorted, JSON: b, SHA256: hex.EncodeToString(sum[:])}
+}
+
+// NewListEncoded builds a list's body around entries already encoded.
+func NewListEncoded(scope string, version int64, at time.Time, enc Encoded) (List, []byte) {
+	l := List{Scope: scope, Version: version, GeneratedAt: at.UTC().Truncate(time.Second), SHA256: enc.SHA256, Entries: enc.Entries}
+	body := make([]byte, 0, 160+len(scope)+len(enc.JSON))
 	body = append(body, `{"scope":`...)
 	body = appendString(body, scope)
 	body = append(body, `,"version":`...)
@@ -63,14 +83,9 @@ func NewListSorted(scope string, version int64, at time.Time, sorted []Entry) (L
 	body = append(body, `,"generated_at":`...)
 	body = appendString(body, l.GeneratedAt.Format(time.RFC3339Nano))
 	body = append(body, `,"sha256":"`...)
-	hashAt := len(body)
-	body = append(body, make([]byte, 64)...)
+	body = append(body, enc.SHA256...)
 	body = append(body, `","entries":`...)
-	start := len(body)
-	body = appendEntries(body, sorted)
-	sum := sha256.Sum256(body[start:])
-	hex.Encode(body[hashAt:hashAt+64], sum[:])
-	l.SHA256 = string(body[hashAt : hashAt+64])
+	body = append(body, enc.JSON...)
 	body = append(body, "}\n"...)
 	return l, body
 }

@@ -58,7 +58,12 @@ func Scopes(sites []Site, departments []string, quorum int) map[string][]Entry {
 			decided[so.Department] = true
 			var domains []string
 			if so.Decision == DecisionApprove {
-				domains = union(common, latestCovered(s, s.History[so.Revision]))
+				covered := latestCovered(s, s.History[so.Revision])
+				if sameSlice(covered, common) {
+					domains = common // the usual case: nothing to merge
+				} else {
+					domains = union(common, covered)
+				}
 			}
 			if len(domains) != len(common) { // domains is common or a superset
 				if overrides[so.Department] == nil {
@@ -157,6 +162,12 @@ func covers(have, want []string) bool {
 		}
 	}
 	return true
+}
+
+// sameSlice reports whether a and b are the same slice (one revision's
+// domains, returned twice).
+func sameSlice(a, b []string) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func union(a, b []string) []string {

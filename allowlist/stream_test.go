@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -65,6 +66,10 @@ func TestReadListAgreesWithParseList(t *testing.T) {
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want.Patterns()) || st.Entries != len(want.Entries) {
 			t.Errorf("n=%d: patterns differ from ParseList's", n)
+		}
+		// The registry's own decoder gives the same list.
+		if dl, err := DecodeList(body); err != nil || !reflect.DeepEqual(dl, want) {
+			t.Errorf("n=%d: DecodeList = %v (%v), ParseList %v", n, len(dl.Entries), err, len(want.Entries))
 		}
 		names := 0
 		for _, p := range want.Patterns() {
@@ -127,6 +132,10 @@ func TestReadListRefuses(t *testing.T) {
 	} {
 		if _, _, _, err := readAll(strings.NewReader(b)); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+		// DecodeList checks form, order and hash, not the patterns.
+		if _, err := DecodeList([]byte(b)); err == nil && name != "public suffix" && name != "upper case" {
+			t.Errorf("%s: DecodeList accepted", name)
 		}
 	}
 	// Every strict prefix of a good body is refused.

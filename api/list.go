@@ -136,8 +136,8 @@ func (s *Server) handleDiff(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	la, _ := allowlist.ParseList(a.body)
-	lb, _ := allowlist.ParseList(b.body)
+	la, _ := allowlist.DecodeList(a.body)
+	lb, _ := allowlist.DecodeList(b.body)
 	added, removed := allowlist.Diff(la.Entries, lb.Entries)
 	return c.JSON(http.StatusOK, map[string]any{"scope": scope, "from": a.version, "to": b.version, "added": added, "removed": removed})
 }

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -9,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/cross-gov/allowlist/allowlist"
 )
@@ -47,6 +47,10 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site strin
 		}
 	}
 	scopes := allowlist.Scopes(sites, depts, db.opts.Quorum)
+	// Scopes with the same content share one slice: encode and hash it
+	// once, and count its changes once per previous version's content.
+	encoded := map[*allowlist.Entry]allowlist.Encoded{}
+	counts := map[[2]string][2]int{}
 	var out []allowlist.Version
 	for _, scope := range append([]string{allowlist.ScopeCommon}, depts...) {
 		entries := scopes[scope]
@@ -62,11 +66,16 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site strin
 			}
 			prev = &v
 		}
-		l, body := allowlist.NewListSorted(scope, prev.Version+1, now, entries)
-		if l.SHA256 == prev.SHA256 {
+		enc, ok := encoded[unsafe.SliceData(entries)]
+		if !ok || len(entries) == 0 {
+			enc = allowlist.EncodeEntries(entries)
+			encoded[unsafe.SliceData(entries)] = enc
+		}
+		if enc.SHA256 == prev.SHA256 {
 			continue
 		}
-		v, err := db.storeVersion(ctx, tx, scope, prev.Version+1, now, entries, &encoded{l, body, prev})
+		l, body := allowlist.NewListEncoded(scope, prev.Version+1, now, enc)
+		v, err := db.storeVersion(ctx, tx, scope, prev.Version+1, now, entries, &encodedList{l, body, prev, counts})
 		if err != nil {
 			return nil, err
 		}
@@ -94,16 +103,19 @@ func spliceSite(ctx context.Context, tx *sql.Tx, sites []allowlist.Site, id stri
 	return sites, nil
 }
 
-// encoded is a version already built, and the version it follows.
-type encoded struct {
-	l    allowlist.List
-	body []byte
-	prev *allowlist.Version
+// encodedList is a version already built, the version it follows, and
+// the changes counted so far in this publication, by (previous, new)
+// content hash.
+type encodedList struct {
+	l      allowlist.List
+	body   []byte
+	prev   *allowlist.Version
+	counts map[[2]string][2]int
 }
 
 // storeVersion signs and stores version n of scope. enc is the list
 // already encoded and the version before it (nil for version 0).
-func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int64, now time.Time, entries []allowlist.Entry, enc *encoded) (allowlist.Version, error) {
+func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int64, now time.Time, entries []allowlist.Entry, enc *encodedList) (allowlist.Version, error) {
 	var l allowlist.List
 	var body []byte
 	added, removed := 0, 0
@@ -111,9 +123,15 @@ func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int6
 		l, body = allowlist.NewListSorted(scope, n, now, allowlist.SortEntries(entries))
 	} else {
 		l, body = enc.l, enc.body
-		var err error
-		if added, removed, err = countChanges(ctx, tx, enc.prev, l.Entries); err != nil {
-			return allowlist.Version{}, err
+		key := [2]string{enc.prev.SHA256, l.SHA256}
+		if c, ok := enc.counts[key]; ok {
+			added, removed = c[0], c[1]
+		} else {
+			var err error
+			if added, removed, err = countChanges(ctx, tx, enc.prev, l.Entries); err != nil {
+				return allowlist.Version{}, err
+			}
+			enc.counts[key] = [2]int{added, removed}
 		}
 	}
 	v := allowlist.Version{
@@ -156,13 +174,14 @@ func countChanges(ctx context.Context, q queryer, prev *allowlist.Version, next 
 		return 0, 0, fmt.Errorf("version %s/%d: %w", prev.Scope, prev.Version, err)
 	}
 	j := 0
-	_, err = allowlist.ReadEntries(bytes.NewReader(body), func(pattern, site string) error {
-		for j < len(next) && next[j].Pattern < pattern {
+	_, err = allowlist.ReadEntries(body, func(pattern, site, _ []byte) error {
+		// string(x) in a comparison does not allocate.
+		for j < len(next) && next[j].Pattern < string(pattern) {
 			added++
 			j++
 		}
-		if j < len(next) && next[j].Pattern == pattern {
-			if next[j].Site != site {
+		if j < len(next) && next[j].Pattern == string(pattern) {
+			if next[j].Site != string(site) {
 				added++
 				removed++
 			}
