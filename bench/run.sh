@@ -256,7 +256,7 @@ echo "== propagation: sign-off reaching quorum -> our resolver answering (median
 awk '$1 == "propagation" { printf "%-8s %6s ms\n", $2, $3 }' "$RESULTS"
 echo
 echo "== reload under load (20k q/s while a new version of the largest list loads)"
-awk '$1 == "reload" { printf "entries %s: version %s -> %s, %s queries sent, %s lost, %s other failures; verify+compile %s s\n", $2, $3, $4, $5, $6, $7, $8 }' "$RESULTS"
+awk '$1 == "reload" { printf "entries %s: version %s -> %s, %s queries sent, %s lost, %s other failures; receive+verify+compile %s s (mean of the loads)\n", $2, $3, $4, $5, $6, $7, $8 }' "$RESULTS"
 echo
 echo "== registry (wrk, ${DURATION}s): requests/s"
 printf "%-8s %12s %12s %8s\n" entries "full list" "304 poll" check
