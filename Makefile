@@ -50,8 +50,8 @@ test-short: ## skip the slow tests
 bench: ## resolver vs Unbound and PowerDNS Recursor, registry and matcher (installs dnsperf etc.)
 	bench/run.sh
 
-bench-go: ## only the Go benchmarks (matcher, list loading)
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 30m ./allowlist/ ./resolver/
+bench-go: ## only the Go benchmarks (matcher, list loading, publication)
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 30m ./allowlist/ ./allowlist/sqlite/ ./resolver/
 
 FUZZTIME ?= 30s
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
