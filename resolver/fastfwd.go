@@ -292,31 +292,7 @@ func (f *forwarder) answer(ex *exchange, b []byte, out []byte) []byte {
 	ttl := wireTTL(b, 12+len(ex.qname)+4)
 	now := time.Now()
 	for i, w := range ex.waiters {
-		out = out[:0]
-		out = append(out, w.pkt[:w.q.qend]...) // the client's ID and spelling
-		out[2] = 0x80 | w.pkt[2]&0x01          // QR, RD as asked
-		out[3] = 0x80 | b[3]&0x2f              // RA, AD and the rcode from upstream
-		if w.pkt[3]&0x10 != 0 {
-			out[3] |= 0x10 // CD as asked
-		}
-		binary.BigEndian.PutUint16(out[6:], binary.BigEndian.Uint16(b[6:]))
-		binary.BigEndian.PutUint16(out[8:], binary.BigEndian.Uint16(b[8:]))
-		ar := binary.BigEndian.Uint16(b[10:])
-		if recs.opt {
-			ar--
-		}
-		out = append(out, recs.records...)
-		if w.q.edns {
-			var flags byte
-			if w.q.do {
-				flags = 0x80
-			}
-			out = append(out, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT&0xff))
-			out = binary.BigEndian.AppendUint16(out, upstreamSize)
-			out = append(out, 0, 0, flags, 0, 0, 0)
-			ar++
-		}
-		binary.BigEndian.PutUint16(out[10:], ar)
+		out = clientAnswer(out[:0], w.pkt, &w.q, b, recs)
 		if len(out) > w.q.size {
 			go f.r.slowUDP(w.conn, w.addr, w.pkt, w.q, true, w.start)
 			continue
@@ -332,6 +308,39 @@ func (f *forwarder) answer(ex *exchange, b []byte, out []byte) []byte {
 		w.conn.WriteToUDPAddrPort(out, w.addr)
 		f.r.m.count(w.result, time.Since(w.start))
 	}
+	return out
+}
+
+// clientAnswer appends to out the answer for the client query pkt (parsed
+// as q) made from the upstream answer b, whose records answerBody found:
+// the client's ID and spelling of the name, QR, RD and CD as asked, RA,
+// the upstream's AD and rcode, its records without its OPT, and our OPT
+// when the client spoke EDNS.
+func clientAnswer(out, pkt []byte, q *wireQuery, b []byte, recs answerRecords) []byte {
+	out = append(out, pkt[:q.qend]...)
+	out[2] = 0x80 | pkt[2]&0x01 // QR, opcode 0, RD as asked
+	out[3] = 0x80 | b[3]&0x2f   // RA, AD and the rcode from upstream
+	if pkt[3]&0x10 != 0 {
+		out[3] |= 0x10 // CD as asked
+	}
+	binary.BigEndian.PutUint16(out[6:], binary.BigEndian.Uint16(b[6:]))
+	binary.BigEndian.PutUint16(out[8:], binary.BigEndian.Uint16(b[8:]))
+	ar := binary.BigEndian.Uint16(b[10:])
+	if recs.opt {
+		ar--
+	}
+	out = append(out, recs.records...)
+	if q.edns {
+		var flags byte
+		if q.do {
+			flags = 0x80
+		}
+		out = append(out, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT&0xff))
+		out = binary.BigEndian.AppendUint16(out, upstreamSize)
+		out = append(out, 0, 0, flags, 0, 0, 0)
+		ar++
+	}
+	binary.BigEndian.PutUint16(out[10:], ar)
 	return out
 }
 
@@ -426,19 +435,21 @@ func answerBody(b []byte, qend int) (answerRecords, bool) {
 	for n := 0; n < an+ns+ar; n++ {
 		start := i
 		var ok bool
-		if i, ok = skipName(b, i); !ok || i+10 > len(b) {
+		if i, ok = backwardName(b, i); !ok || i+10 > len(b) {
 			return answerRecords{}, false
 		}
-		if binary.BigEndian.Uint16(b[i:]) == dns.TypeOPT {
+		typ := binary.BigEndian.Uint16(b[i:])
+		if typ == dns.TypeOPT {
 			if n != an+ns+ar-1 || b[start] != 0 {
 				return answerRecords{}, false
 			}
 			optAt = start
 		}
-		i += 10 + int(binary.BigEndian.Uint16(b[i+8:]))
-		if i > len(b) {
+		rdata, end := i+10, i+10+int(binary.BigEndian.Uint16(b[i+8:]))
+		if end > len(b) || !rdataNamesBackward(b[:end], typ, rdata) {
 			return answerRecords{}, false
 		}
+		i = end
 	}
 	if i != len(b) {
 		return answerRecords{}, false
@@ -447,6 +458,72 @@ func answerBody(b []byte, qend int) (answerRecords, bool) {
 		return answerRecords{records: b[qend:optAt], opt: true}, true
 	}
 	return answerRecords{records: b[qend:]}, true
+}
+
+// backwardName returns the offset after the name at i, checking that every
+// compression pointer in it points back into the question or records
+// (offset 12 and on, before the pointer itself). A pointer into the header
+// would read the bytes this path rewrites (the ID and flags) as a name.
+func backwardName(b []byte, i int) (int, bool) {
+	end := -1
+	for n := 0; n < 128; n++ {
+		if i >= len(b) {
+			return 0, false
+		}
+		l := int(b[i])
+		switch {
+		case l == 0:
+			if end < 0 {
+				end = i + 1
+			}
+			return end, true
+		case l&0xC0 == 0xC0:
+			if i+2 > len(b) {
+				return 0, false
+			}
+			target := int(binary.BigEndian.Uint16(b[i:]) & 0x3FFF)
+			if target < 12 || target >= i {
+				return 0, false
+			}
+			if end < 0 {
+				end = i + 2
+			}
+			i = target
+		case l > 63:
+			return 0, false
+		default:
+			i += 1 + l
+		}
+	}
+	return 0, false
+}
+
+// rdataNamesBackward checks the names inside the rdata (at b[at:]) of the
+// types whose rdata holds compressible names (RFC 1035, 2163, 2782, 3597
+// §4: only these may be compressed).
+func rdataNamesBackward(b []byte, typ uint16, at int) bool {
+	names := func(i int, count int) bool {
+		for ; count > 0; count-- {
+			var ok bool
+			if i, ok = backwardName(b, i); !ok {
+				return false
+			}
+		}
+		return i <= len(b)
+	}
+	switch typ {
+	case dns.TypeCNAME, dns.TypeNS, dns.TypePTR, dns.TypeMB, dns.TypeMD, dns.TypeMF, dns.TypeMG, dns.TypeMR, dns.TypeDNAME:
+		return names(at, 1)
+	case dns.TypeSOA, dns.TypeMINFO, dns.TypeRP:
+		return names(at, 2)
+	case dns.TypeMX, dns.TypeAFSDB, dns.TypeRT, dns.TypeKX:
+		return at+2 <= len(b) && names(at+2, 1)
+	case dns.TypeSRV:
+		return at+6 <= len(b) && names(at+6, 1)
+	case dns.TypePX:
+		return at+2 <= len(b) && names(at+2, 2)
+	}
+	return true
 }
 
 // wireTTL is answerTTL for a packed answer whose question ends at qend:
