@@ -316,25 +316,6 @@ func (r *Resolver) remember(k packedKey, wire []byte, m *dns.Msg, now time.Time)
 	r.packed.put(k, &packedEntry{wire: wire, ttls: ttls, qend: qend, stored: now, expires: now.Add(ttl)})
 }
 
-// skipName returns the offset after a (possibly compressed) name.
-func skipName(b []byte, i int) (int, bool) {
-	for n := 0; n < 128; n++ {
-		if i >= len(b) {
-			return 0, false
-		}
-		l := int(b[i])
-		switch {
-		case l == 0:
-			return i + 1, true
-		case l&0xC0 == 0xC0:
-			return i + 2, i+2 <= len(b)
-		case l > 63:
-			return 0, false
-		}
-		i += 1 + l
-	}
-	return 0, false
-}
 
 // ttlOffsets finds the TTL field of every record in a packed message,
 // skipping the OPT record's, whose TTL field holds flags.
@@ -342,7 +323,7 @@ func ttlOffsets(b []byte) ([]uint16, int, bool) {
 	if len(b) < 12 || binary.BigEndian.Uint16(b[4:]) != 1 {
 		return nil, 0, false
 	}
-	i, ok := skipName(b, 12)
+	i, ok := backwardName(b, 12)
 	if !ok || i+4 > len(b) {
 		return nil, 0, false
 	}
@@ -351,7 +332,7 @@ func ttlOffsets(b []byte) ([]uint16, int, bool) {
 	n := int(binary.BigEndian.Uint16(b[6:])) + int(binary.BigEndian.Uint16(b[8:])) + int(binary.BigEndian.Uint16(b[10:]))
 	var offs []uint16
 	for ; n > 0; n-- {
-		if i, ok = skipName(b, i); !ok || i+10 > len(b) {
+		if i, ok = backwardName(b, i); !ok || i+10 > len(b) {
 			return nil, 0, false
 		}
 		if binary.BigEndian.Uint16(b[i:]) != dns.TypeOPT {

@@ -536,7 +536,7 @@ func wireTTL(b []byte, qend int) time.Duration {
 	least := ^uint32(0)
 	for n := 0; n < an+ns; n++ {
 		var ok bool
-		if i, ok = skipName(b, i); !ok || i+10 > len(b) {
+		if i, ok = backwardName(b, i); !ok || i+10 > len(b) {
 			return 0
 		}
 		typ, ttl, rdlen := binary.BigEndian.Uint16(b[i:]), binary.BigEndian.Uint32(b[i+4:]), int(binary.BigEndian.Uint16(b[i+8:]))
