@@ -316,7 +316,6 @@ func (r *Resolver) remember(k packedKey, wire []byte, m *dns.Msg, now time.Time)
 	r.packed.put(k, &packedEntry{wire: wire, ttls: ttls, qend: qend, stored: now, expires: now.Add(ttl)})
 }
 
-
 // ttlOffsets finds the TTL field of every record in a packed message,
 // skipping the OPT record's, whose TTL field holds flags.
 func ttlOffsets(b []byte) ([]uint16, int, bool) {
