@@ -81,7 +81,7 @@ func newMetrics(listAge, cacheLen func() float64) *metrics {
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "ready",
 			Help: "1 when a verified list is being enforced."}),
 		reloadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "resolver", Name: "reload_duration_seconds",
-			Help: "Time to verify and compile a new list.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
+			Help: "Time from the registry's answer to enforcing a new list (receive, verify, compile).", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
 	}
 	m.listVersion.Set(-1)
 	m.byResult = map[string]prometheus.Counter{}

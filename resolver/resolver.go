@@ -308,13 +308,16 @@ func (r *Resolver) accept(body io.Reader, sig string, held int64) error {
 	if err != nil {
 		return err
 	}
+	// Enforce first, then make the spool the cache: fsyncing 85 MB can
+	// take longer than compiling it, and the cache only matters at the
+	// next start.
+	r.m.reloadSeconds.Observe(time.Since(start).Seconds())
+	r.install(p, "registry")
 	if err := sp.keep(); err != nil {
-		// The list is good: enforce it, and keep the old cache intact.
+		// The list is good and enforced; the old cache stays intact.
 		r.m.syncErrors.WithLabelValues("cache_write").Inc()
 		r.log.Error("could not write the list cache; the previous one stays", "err", err)
 	}
-	r.m.reloadSeconds.Observe(time.Since(start).Seconds())
-	r.install(p, "registry")
 	return nil
 }
 
