@@ -212,6 +212,30 @@ func waitVersion(t *testing.T, r *Resolver, v int64, within time.Duration) time.
 	return time.Since(start)
 }
 
+// waitCached waits until the cache file in dir holds version v: a new
+// list is enforced first and kept as the cache just after.
+func waitCached(t *testing.T, dir string, v int64) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("cache file at version %d", v), func() bool {
+		b, _, err := readCache(dir)
+		if err != nil {
+			return false
+		}
+		l, err := allowlist.ParseList(b)
+		return err == nil && l.Version == v
+	})
+}
+
+// eventually polls cond for up to 2 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
 func query(t *testing.T, r *Resolver, netw, name string, qtype uint16) *dns.Msg {
 	t.Helper()
 	m := new(dns.Msg)
@@ -454,6 +478,7 @@ func TestTamperedCacheIsSetAside(t *testing.T) {
 	o := Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: dir}
 	r := start(t, o)
 	waitVersion(t, r, 4, 2*time.Second)
+	waitCached(t, dir, 4)
 	r.Shutdown()
 	for name, tamper := range map[string]func([]byte) []byte{
 		"widened": func(b []byte) []byte {
@@ -517,10 +542,7 @@ func TestRefusesBadListsFromRegistry(t *testing.T) {
 	}
 	// The rollback is refused only when fetched outside watch (watch asks
 	// for versions after 5): force a plain fetch by failing the watch.
-	b, _, _ := readCache(r.opt.CacheDir)
-	if l, _ := allowlist.ParseList(b); l.Version != 5 {
-		t.Errorf("cache holds version %d", l.Version)
-	}
+	waitCached(t, r.opt.CacheDir, 5)
 }
 
 func TestRollbackRefused(t *testing.T) {
@@ -693,6 +715,7 @@ func TestDiskFullKeepsOldCache(t *testing.T) {
 	dir := t.TempDir()
 	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: dir})
 	waitVersion(t, r, 1, 2*time.Second)
+	waitCached(t, dir, 1)
 	good, _ := os.ReadFile(cachePath(dir))
 	// Make the directory unwritable: the next write fails as on a full disk.
 	os.Chmod(dir, 0o500)
@@ -705,12 +728,13 @@ func TestDiskFullKeepsOldCache(t *testing.T) {
 	}
 	reg.publish(2, []string{"*.zoom.example", "*.new.example"})
 	waitVersion(t, r, 2, 2*time.Second)
+	// The cache is kept after enforcing: wait for the failed attempt.
+	eventually(t, "the failed cache write to be counted", func() bool {
+		return strings.Contains(scrape(t, r), `allowlist_resolver_sync_errors_total{reason="cache_write"} 1`)
+	})
 	now, _ := os.ReadFile(cachePath(dir))
 	if string(now) != string(good) {
 		t.Error("the old cache changed after a failed write")
-	}
-	if !strings.Contains(scrape(t, r), `allowlist_resolver_sync_errors_total{reason="cache_write"} 1`) {
-		t.Error("no metric for the failed cache write")
 	}
 }
 
@@ -817,9 +841,9 @@ func TestLoadsWhenCacheDirUnwritable(t *testing.T) {
 	if m := query(t, r, "udp", "meet.zoom.example", dns.TypeA); m.Rcode != dns.RcodeSuccess {
 		t.Errorf("listed name: %s", dns.RcodeToString[m.Rcode])
 	}
-	if !strings.Contains(scrape(t, r), `allowlist_resolver_sync_errors_total{reason="cache_write"}`) {
-		t.Error("the cache write failure was not counted")
-	}
+	eventually(t, "the cache write failure to be counted", func() bool {
+		return strings.Contains(scrape(t, r), `allowlist_resolver_sync_errors_total{reason="cache_write"}`)
+	})
 }
 
 // failingSpool fails after a few bytes, as a full disk would.
