@@ -161,8 +161,12 @@ func (h *hub) render(ctx context.Context, scope string, version int64, f allowli
 	if err != nil {
 		return nil, err
 	}
+	body := v.Body // JSON: the stored bytes themselves, not a copy
+	if f.Name != allowlist.Formats[0].Name {
+		body = f.Render(l, v.Body)
+	}
 	r := &rendered{
-		scope: scope, version: version, format: f, body: f.Render(l, v.Body),
+		scope: scope, version: version, format: f, body: body,
 		signature: v.Signature, sha256: v.SHA256, contentType: f.ContentType,
 		// The ETag names the exact bytes: scope, version, format and the
 		// content hash, which never change for a version.
