@@ -276,7 +276,7 @@ func (r *Resolver) sync(ctx context.Context) {
 }
 
 // accept reads a fetched list as it arrives, verifies it, compiles it,
-// keeps it as the cache file, and installs it. The body goes to a spool
+// installs it, and keeps it as the cache file. The body goes to a spool
 // file while it is verified, and is compiled from there, so that a large
 // list never sits in memory beside its matcher.
 func (r *Resolver) accept(body io.Reader, sig string, held int64) error {
@@ -317,6 +317,8 @@ func (r *Resolver) accept(body io.Reader, sig string, held int64) error {
 		// The list is good and enforced; the old cache stays intact.
 		r.m.syncErrors.WithLabelValues("cache_write").Inc()
 		r.log.Error("could not write the list cache; the previous one stays", "err", err)
+	} else if r.spoolInMemory.Swap(false) {
+		r.log.Info("the cache directory takes writes again; spooling lists to it")
 	}
 	return nil
 }
