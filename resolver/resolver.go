@@ -94,6 +94,8 @@ type Resolver struct {
 	spoolInMemory atomic.Bool
 	warned        atomic.Bool
 
+	syncing sync.WaitGroup
+
 	mu      sync.Mutex
 	servers []*dns.Server
 	httpSrv *http.Server
@@ -364,9 +366,17 @@ func (r *Resolver) Start(ctx context.Context) error {
 		r.mu.Unlock()
 		go r.httpSrv.Serve(ln)
 	}
-	go r.sync(ctx)
+	r.syncing.Add(1)
+	go func() {
+		defer r.syncing.Done()
+		r.sync(ctx)
+	}()
 	return nil
 }
+
+// Wait returns once the list sync started by Start has ended (its context
+// was cancelled), including any cache file write it had begun.
+func (r *Resolver) Wait() { r.syncing.Wait() }
 
 // bindPair binds the UDP sockets (SO_REUSEPORT, one per reader) and TCP on
 // the same address. For port 0 it picks a port free for both, trying again

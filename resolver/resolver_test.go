@@ -196,7 +196,7 @@ func start(t *testing.T, o Options) *Resolver {
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); r.Shutdown() })
+	t.Cleanup(func() { cancel(); r.Shutdown(); r.Wait() })
 	return r
 }
 
@@ -431,6 +431,7 @@ func TestRegistryDownAndRestartFromCache(t *testing.T) {
 	o := Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: dir}
 	r := start(t, o)
 	waitVersion(t, r, 5, 2*time.Second)
+	waitCached(t, dir, 5)
 	reg.srv.CloseClientConnections()
 	reg.srv.Close()
 	time.Sleep(200 * time.Millisecond)
@@ -755,6 +756,7 @@ func TestEquivocationRefused(t *testing.T) {
 	up := newUpstream(t, "192.0.2.1")
 	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
 	waitVersion(t, r, 3, 2*time.Second)
+	waitCached(t, r.opt.CacheDir, 3)
 	r.Shutdown()
 	if err := r.accept(bytes.NewReader(mustBody(t, reg, 3, "*.evil.example")), "", 3); err == nil {
 		t.Fatal("accepted an unsigned list")

@@ -365,6 +365,16 @@ metrics_listen: 127.0.0.1:0
 	if ask("meet.jit.si").Rcode != dns.RcodeSuccess || ask("games.example.com").Rcode != dns.RcodeNameError {
 		t.Error("the resolver changed its answers when the registry went away")
 	}
+	// The resolver enforces a new list first and keeps it as its cache
+	// just after: wait for the cache file to have it.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if b, _ := os.ReadFile(filepath.Join(dir, "cache", "list.cache")); strings.Contains(string(b), `"meet.jit.si"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cache file never got the approved site")
+		}
+	}
 	res2 := startResolver(t, conf)
 	if ask2 := func() int {
 		m := new(dns.Msg)

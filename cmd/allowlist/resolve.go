@@ -109,5 +109,6 @@ func runResolve(args []string, stdout, stderr io.Writer) error {
 	<-ctx.Done()
 	log.Info("shutting down")
 	r.Shutdown()
+	r.Wait() // a cache file being written is finished, not left half-done
 	return nil
 }
