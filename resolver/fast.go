@@ -58,6 +58,12 @@ func newPackedCache(max int) *packedCache {
 	return &packedCache{max: max, entries: map[packedKey]*packedEntry{}}
 }
 
+func (c *packedCache) len() float64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return float64(len(c.entries))
+}
+
 func (c *packedCache) get(k packedKey) *packedEntry {
 	c.mu.RLock()
 	e := c.entries[k]

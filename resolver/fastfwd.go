@@ -143,7 +143,7 @@ func (f *forwarder) forward(conn *net.UDPConn, addr netip.AddrPort, pkt []byte, 
 
 	f.r.m.cacheMisses.Inc()
 	if _, err := s.conn.Write(ex.query()); err != nil {
-		f.fail(ex)
+		f.fail(ex, "unreachable")
 	}
 	return true
 }
@@ -233,7 +233,7 @@ func (f *forwarder) read(s *upSock) {
 			}
 			f.mu.Unlock()
 			for _, ex := range failed {
-				f.fail(ex)
+				f.fail(ex, "unreachable")
 			}
 			continue
 		}
@@ -286,6 +286,7 @@ func (f *forwarder) forget(ex *exchange) {
 func (f *forwarder) answer(ex *exchange, b []byte, out []byte) []byte {
 	recs, ok := answerBody(b, 12+len(ex.qname)+4)
 	if !ok {
+		f.r.m.fwdFallbacks.WithLabelValues("answer").Inc()
 		f.handOver(ex)
 		return out
 	}
@@ -294,6 +295,7 @@ func (f *forwarder) answer(ex *exchange, b []byte, out []byte) []byte {
 	for i, w := range ex.waiters {
 		out = clientAnswer(out[:0], w.pkt, &w.q, b, recs)
 		if len(out) > w.q.size {
+			f.r.m.fwdFallbacks.WithLabelValues("size").Inc()
 			go f.r.slowUDP(w.conn, w.addr, w.pkt, w.q, true, w.start)
 			continue
 		}
@@ -383,7 +385,7 @@ func (f *forwarder) expire(every time.Duration) {
 		}
 		f.mu.Unlock()
 		for _, ex := range late {
-			f.fail(ex)
+			f.fail(ex, "timeout")
 		}
 	}
 }
@@ -391,10 +393,11 @@ func (f *forwarder) expire(every time.Duration) {
 // fail gives up on ex's upstream: the group moves on to its next
 // upstream (unless another query already moved it), and the waiters go to
 // the ordinary path, which starts there.
-func (f *forwarder) fail(ex *exchange) {
+func (f *forwarder) fail(ex *exchange, reason string) {
 	if !f.claim(ex) {
 		return
 	}
+	f.r.m.fwdFallbacks.WithLabelValues(reason).Inc()
 	f.r.m.upstreamErrs.WithLabelValues(ex.g.addrs[ex.idx]).Inc()
 	ex.g.good.CompareAndSwap(int32(ex.idx), int32((ex.idx+1)%len(ex.g.addrs)))
 	f.handOver(ex)

@@ -34,6 +34,7 @@ type metrics struct {
 	cacheEntries  prometheus.GaugeFunc
 	upstreamErrs  *prometheus.CounterVec
 	upstreamTime  prometheus.Histogram
+	fwdFallbacks  *prometheus.CounterVec
 	ready         prometheus.Gauge
 	reloadSeconds prometheus.Histogram
 	handler       http.Handler
@@ -73,11 +74,13 @@ func newMetrics(listAge, cacheLen func() float64) *metrics {
 		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "cache_misses_total",
 			Help: "Queries forwarded because the answer cache had nothing fresh."}),
 		cacheEntries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "cache_entries",
-			Help: "Answers held in the cache."}, cacheLen),
+			Help: "Answers held in the caches (the UDP fast path's packed answers and the ordinary path's)."}, cacheLen),
 		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "upstream_errors_total",
 			Help: "Failed exchanges with an upstream, by upstream."}, []string{"upstream"}),
 		upstreamTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "resolver", Name: "upstream_duration_seconds",
 			Help: "Time of successful exchanges with upstreams.", Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12)}),
+		fwdFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "forward_fallbacks_total",
+			Help: "Upstream exchanges the UDP fast path handed to the ordinary path, by reason: timeout, unreachable, answer (truncated, an unusual rcode or layout), size (too large for the client)."}, []string{"reason"}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "ready",
 			Help: "1 when a verified list is being enforced."}),
 		reloadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "resolver", Name: "reload_duration_seconds",
@@ -89,7 +92,7 @@ func newMetrics(listAge, cacheLen func() float64) *metrics {
 		m.byResult[r] = m.queries.WithLabelValues(r)
 	}
 	reg.MustRegister(m.queries, m.latency, m.listVersion, m.listEntries, m.listBytes, m.listAge, m.lastSync, m.syncErrors, m.cacheHits,
-		m.cacheMisses, m.cacheEntries, m.upstreamErrs, m.upstreamTime, m.ready, m.reloadSeconds,
+		m.cacheMisses, m.cacheEntries, m.upstreamErrs, m.upstreamTime, m.fwdFallbacks, m.ready, m.reloadSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return m

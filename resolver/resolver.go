@@ -156,7 +156,7 @@ func New(opt Options) (*Resolver, error) {
 		}
 	}
 	r := &Resolver{opt: opt, log: opt.Logger, cache: newCache(opt.CacheSize), packed: newPackedCache(opt.CacheSize), addrs: map[string]string{}}
-	r.m = newMetrics(r.listAge, r.cache.len)
+	r.m = newMetrics(r.listAge, func() float64 { return r.cache.len() + r.packed.len() })
 	r.up = &group{addrs: opt.Upstreams, timeout: opt.UpstreamTimeout, m: r.m}
 	r.filtered = &group{addrs: opt.FilteredUpstreams, timeout: opt.UpstreamTimeout, m: r.m}
 	r.fwd = newForwarder(r)

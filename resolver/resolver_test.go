@@ -1006,6 +1006,9 @@ func TestFailoverFromSilentUpstream(t *testing.T) {
 	if d := time.Since(t0); d > 900*time.Millisecond {
 		t.Errorf("first query after the silent upstream took %v", d)
 	}
+	if !strings.Contains(scrape(t, r), `allowlist_resolver_forward_fallbacks_total{reason="timeout"} 1`) {
+		t.Error("the timeout was not counted as a fallback")
+	}
 	t0 = time.Now()
 	for i := 0; i < 20; i++ {
 		if got := firstA(query(t, r, "udp", fmt.Sprintf("n%d.zoom.example", i), dns.TypeA)); got != "192.0.2.9" {
