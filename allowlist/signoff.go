@@ -28,6 +28,31 @@ type Entry struct {
 // pattern held by two sites is listed once, for the first site by id.
 // Scopes may share one slice: callers must not change the entries.
 func Scopes(sites []Site, departments []string, quorum int) map[string][]Entry {
+	return scopes(sites, departments, quorum, nil)
+}
+
+// ScopeBuilder gives what Scopes gives, but keeps common's sorted entries
+// between calls: the next call merges in only the sites whose published
+// domains changed, instead of sorting every entry again (most of a
+// publication at a million entries). Its zero value is ready; it is not
+// safe for concurrent use. TestScopeBuilderAgreesWithScopes holds it to
+// Scopes over random changes.
+type ScopeBuilder struct {
+	published map[string]contribution // by site: what it put on common last time
+	sorted    []Entry                 // common's entries, sorted, duplicates kept
+}
+
+type contribution struct {
+	domains  []string
+	category string
+}
+
+// Scopes is Scopes, computed incrementally.
+func (b *ScopeBuilder) Scopes(sites []Site, departments []string, quorum int) map[string][]Entry {
+	return scopes(sites, departments, quorum, b)
+}
+
+func scopes(sites []Site, departments []string, quorum int, b *ScopeBuilder) map[string][]Entry {
 	if quorum < 1 {
 		quorum = 1
 	}
@@ -86,7 +111,13 @@ func Scopes(sites []Site, departments []string, quorum int) map[string][]Entry {
 		}
 		return SortEntries(entries)
 	}
-	out := map[string][]Entry{ScopeCommon: build(nil)}
+	var common []Entry
+	if b != nil {
+		common = dedupeSorted(b.update(sites, published))
+	} else {
+		common = build(nil)
+	}
+	out := map[string][]Entry{ScopeCommon: common}
 	for _, d := range departments {
 		if len(overrides[d]) > 0 {
 			out[d] = build(overrides[d])
@@ -184,15 +215,103 @@ func union(a, b []string) []string {
 	return out
 }
 
+// compareEntries orders entries by pattern, then site.
+func compareEntries(a, b Entry) int {
+	if c := strings.Compare(a.Pattern, b.Pattern); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Site, b.Site)
+}
+
+// update returns common's entries for sites, sorted by pattern then site
+// with duplicates kept, from the previous result and the sites whose
+// published domains or category changed, and remembers them.
+func (b *ScopeBuilder) update(sites []Site, published [][]string) []Entry {
+	if b.published == nil {
+		// First call: everything is new.
+		b.published = map[string]contribution{}
+		b.sorted = []Entry{}
+	}
+	var removed, added []Entry
+	seen := make(map[string]bool, len(sites))
+	for i, s := range sites {
+		seen[s.ID] = true
+		prev, had := b.published[s.ID]
+		cur := published[i]
+		if had && prev.category == s.Category && slices.Equal(prev.domains, cur) {
+			continue
+		}
+		for _, p := range prev.domains {
+			removed = append(removed, Entry{p, s.ID, prev.category})
+		}
+		for _, p := range cur {
+			added = append(added, Entry{p, s.ID, s.Category})
+		}
+		if len(cur) == 0 {
+			delete(b.published, s.ID)
+		} else {
+			b.published[s.ID] = contribution{domains: cur, category: s.Category}
+		}
+	}
+	for id, prev := range b.published {
+		if !seen[id] { // the site is gone
+			for _, p := range prev.domains {
+				removed = append(removed, Entry{p, id, prev.category})
+			}
+			delete(b.published, id)
+		}
+	}
+	if len(removed) == 0 && len(added) == 0 {
+		return b.sorted
+	}
+	slices.SortFunc(removed, compareEntries)
+	slices.SortFunc(added, compareEntries)
+	out := make([]Entry, 0, len(b.sorted)-len(removed)+len(added))
+	j, k := 0, 0
+	for _, e := range b.sorted {
+		for k < len(added) && compareEntries(added[k], e) < 0 {
+			out = append(out, added[k])
+			k++
+		}
+		if j < len(removed) && compareEntries(removed[j], e) == 0 {
+			j++ // this site no longer publishes it
+			continue
+		}
+		out = append(out, e)
+	}
+	out = append(out, added[k:]...)
+	if j != len(removed) {
+		// Cannot happen while sorted and published agree; start over
+		// rather than publish something else than Scopes would.
+		*b = ScopeBuilder{}
+		return b.update(sites, published)
+	}
+	b.sorted = out
+	return out
+}
+
+// dedupeSorted drops, from entries sorted by compareEntries, a pattern
+// already listed for an earlier site. It returns entries itself when there
+// is nothing to drop, a new slice otherwise: never changes entries.
+func dedupeSorted(entries []Entry) []Entry {
+	for i := 1; i < len(entries); i++ {
+		if entries[i].Pattern == entries[i-1].Pattern {
+			out := append(make([]Entry, 0, len(entries)-1), entries[:i]...)
+			for _, e := range entries[i+1:] {
+				if out[len(out)-1].Pattern != e.Pattern {
+					out = append(out, e)
+				}
+			}
+			return out
+		}
+	}
+	return entries
+}
+
 // SortEntries sorts entries by pattern, then site, and drops a pattern
 // already listed for an earlier site. It never returns nil.
 func SortEntries(entries []Entry) []Entry {
-	cmp := func(a, b Entry) int {
-		if c := strings.Compare(a.Pattern, b.Pattern); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Site, b.Site)
-	}
+	cmp := compareEntries
 	// Published lists arrive sorted: checking is linear, sorting is not.
 	if !slices.IsSortedFunc(entries, cmp) {
 		slices.SortFunc(entries, cmp)

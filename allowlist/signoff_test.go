@@ -1,7 +1,12 @@
 package allowlist
 
 import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -110,6 +115,83 @@ func TestSiteStatus(t *testing.T) {
 	} {
 		if got := SiteStatus(tt.site, 2); got != tt.want {
 			t.Errorf("SiteStatus(%+v) = %q, want %q", tt.site.Signoffs, got, tt.want)
+		}
+	}
+}
+
+// TestScopeBuilderAgreesWithScopes changes random sites in random ways
+// (domains widened or narrowed, decisions, suspension, category, sites
+// added and removed, the quorum, patterns shared between sites) and holds
+// the incremental builder to Scopes after every change.
+func TestScopeBuilderAgreesWithScopes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	depts := []string{"dept-a", "dept-b", "dept-c"}
+	pool := []string{"a.example.org", "*.b.example.org", "c.example.net", "*.d.example.net", "e.example.com", "f.example.com", "*.g.example.org", "h.example.net"}
+	pick := func() []string {
+		n := 1 + rng.IntN(3)
+		seen := map[string]bool{}
+		var out []string
+		for len(out) < n {
+			p := pool[rng.IntN(len(pool))]
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	var sites []Site
+	newSite := func(id string) Site {
+		return Site{ID: id, Category: "wiki", Status: StatusProposed, Revision: 1, History: map[int][]string{1: pick()}}
+	}
+	for i := 0; i < 12; i++ {
+		sites = append(sites, newSite(fmt.Sprintf("s%02d", i)))
+	}
+	var b ScopeBuilder
+	quorum := 2
+	for step := 0; step < 3000; step++ {
+		i := rng.IntN(len(sites))
+		s := &sites[i]
+		switch rng.IntN(8) {
+		case 0: // a new revision of the domains
+			s.Revision++
+			s.History[s.Revision] = pick()
+		case 1, 2: // a decision on some revision
+			d := depts[rng.IntN(len(depts))]
+			dec := DecisionApprove
+			if rng.IntN(4) == 0 {
+				dec = DecisionObject
+			}
+			s.Signoffs = append([]Signoff{{Department: d, Decision: dec, Revision: 1 + rng.IntN(s.Revision)}}, s.Signoffs...)
+		case 3:
+			s.Status = []string{StatusProposed, StatusSuspended, StatusWithdrawn, StatusApproved}[rng.IntN(4)]
+		case 4:
+			s.Category = Categories[rng.IntN(len(Categories))]
+		case 5: // a site goes, another comes (sorted by id, as the store keeps them)
+			sites = append(sites[:i], sites[i+1:]...)
+			sites = append(sites, newSite(fmt.Sprintf("s%02d-%d", i, step)))
+			slices.SortFunc(sites, func(a, b Site) int { return strings.Compare(a.ID, b.ID) })
+		case 6:
+			quorum = 1 + rng.IntN(3)
+		case 7: // decisions withdrawn
+			s.Signoffs = nil
+		}
+		// Sites are values: give Scopes and the builder their own copies
+		// of the slices, as the store does, so that sharing is not what
+		// makes them agree.
+		snapshot := make([]Site, len(sites))
+		for k, st := range sites {
+			st.History = maps.Clone(st.History)
+			for r, d := range st.History {
+				st.History[r] = slices.Clone(d)
+			}
+			st.Signoffs = slices.Clone(st.Signoffs)
+			snapshot[k] = st
+		}
+		want := Scopes(snapshot, depts, quorum)
+		got := b.Scopes(snapshot, depts, quorum)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("step %d: builder\n%v\nScopes\n%v", step, got, want)
 		}
 	}
 }

@@ -59,6 +59,11 @@ type DB struct {
 	// only that site before republishing; a write by another process
 	// (the CLI) moves the generation on, and the next write reloads all.
 	sites siteCache
+	// scopes keeps common's sorted entries between publications, so that
+	// a change to one site does not sort every entry again. It only has to
+	// be consistent with itself, not with the database: it recomputes from
+	// the sites it is given, whatever it saw last. Guarded by mu.
+	scopes allowlist.ScopeBuilder
 }
 
 type siteCache struct {

@@ -46,7 +46,7 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site strin
 			sites[i].Status = st
 		}
 	}
-	scopes := allowlist.Scopes(sites, depts, db.opts.Quorum)
+	scopes := db.scopes.Scopes(sites, depts, db.opts.Quorum)
 	// Scopes with the same content share one slice: encode and hash it
 	// once, and count its changes once per previous version's content.
 	encoded := map[*allowlist.Entry]allowlist.Encoded{}
