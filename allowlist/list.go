@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -26,13 +27,12 @@ type List struct {
 // pattern then site, compact, fields in a fixed order. Its SHA-256 is the
 // list's content hash.
 func CanonicalEntries(entries []Entry) []byte {
-	return appendEntries(nil, SortEntries(append([]Entry(nil), entries...)))
+	return EncodeEntries(SortEntries(append([]Entry(nil), entries...))).JSON
 }
 
 // EntriesSHA256 returns the hex SHA-256 of the canonical JSON of entries.
 func EntriesSHA256(entries []Entry) string {
-	sum := sha256.Sum256(CanonicalEntries(entries))
-	return hex.EncodeToString(sum[:])
+	return EncodeEntries(SortEntries(append([]Entry(nil), entries...))).SHA256
 }
 
 // NewList builds the list for a version and its exact JSON body, the bytes
@@ -177,17 +177,32 @@ func SignList(key ed25519.PrivateKey, body []byte) string {
 
 // VerifyList checks a base64 signature over the exact bytes of body.
 func VerifyList(pub ed25519.PublicKey, body []byte, signature string) error {
+	sig, err := decodeSignature(pub, signature)
+	if err != nil {
+		return err
+	}
+	if !ed25519.Verify(pub, body, sig) {
+		return errBadSignature
+	}
+	return nil
+}
+
+var errBadSignature = errors.New("list signature does not verify")
+
+// decodeSignature decodes a base64 list signature and checks its length
+// and the key's.
+func decodeSignature(pub ed25519.PublicKey, signature string) ([]byte, error) {
 	if signature == "" {
-		return fmt.Errorf("list has no signature")
+		return nil, fmt.Errorf("list has no signature")
 	}
 	sig, err := base64.StdEncoding.DecodeString(signature)
 	if err != nil {
-		return fmt.Errorf("list signature is not base64: %w", err)
+		return nil, fmt.Errorf("list signature is not base64: %w", err)
 	}
-	if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, body, sig) {
-		return fmt.Errorf("list signature does not verify")
+	if len(sig) != ed25519.SignatureSize || len(pub) != ed25519.PublicKeySize {
+		return nil, errBadSignature
 	}
-	return nil
+	return sig, nil
 }
 
 // KeyID names a public key: the first 16 hex digits of its SHA-256.

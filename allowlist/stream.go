@@ -48,11 +48,11 @@ func ReadList(r io.Reader, fn func(name string, wildcard bool) error) (ListHeade
 	return readList(r, fn, true)
 }
 
-// ReadEntries reads a list body in canonical form held in memory, as
+// readEntries reads a list body in canonical form held in memory, as
 // ReadList does, and calls fn with each entry's fields, which are slices
 // of body itself. It checks the form, the order and the hash, not the
 // patterns: it is for bodies the registry wrote itself.
-func ReadEntries(body []byte, fn func(pattern, site, category []byte) error) (ListHeader, error) {
+func readEntries(body []byte, fn func(pattern, site, category []byte) error) (ListHeader, error) {
 	lr := &listReader{buf: body, eof: true, entryFn: fn}
 	h, _, err := lr.read(nil)
 	return h, err
@@ -65,7 +65,7 @@ func ReadEntries(body []byte, fn func(pattern, site, category []byte) error) (Li
 // second where ParseList takes seconds.
 func DecodeList(body []byte) (List, error) {
 	var entries []Entry
-	h, err := ReadEntries(body, func(pattern, site, category []byte) error {
+	h, err := readEntries(body, func(pattern, site, category []byte) error {
 		entries = append(entries, Entry{Pattern: bytesString(pattern), Site: bytesString(site), Category: bytesString(category)})
 		return nil
 	})
@@ -308,7 +308,7 @@ func (lr *listReader) read(fn func(string, bool) error) (ListHeader, ListStats, 
 			return h, st, err
 		}
 		if lr.entryFn != nil {
-			// The whole body is in buf (ReadEntries): the slices stay put.
+			// The whole body is in buf (readEntries): the slices stay put.
 			st.Entries++
 			if err := lr.entryFn(p, site, category); err != nil {
 				return h, st, err

@@ -3,8 +3,6 @@ package allowlist
 import (
 	"crypto/ed25519"
 	"crypto/sha512"
-	"encoding/base64"
-	"fmt"
 	"hash"
 
 	"filippo.io/edwards25519"
@@ -27,15 +25,9 @@ type ListVerifier struct {
 // NewListVerifier starts verifying a base64 signature made with the key
 // whose public half is pub. Feed it the body with Write, then call Verify.
 func NewListVerifier(pub ed25519.PublicKey, signature string) (*ListVerifier, error) {
-	if signature == "" {
-		return nil, fmt.Errorf("list has no signature")
-	}
-	sig, err := base64.StdEncoding.DecodeString(signature)
+	sig, err := decodeSignature(pub, signature)
 	if err != nil {
-		return nil, fmt.Errorf("list signature is not base64: %w", err)
-	}
-	if len(sig) != ed25519.SignatureSize || len(pub) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("list signature does not verify")
+		return nil, err
 	}
 	v := &ListVerifier{pub: pub, sig: sig, h: sha512.New()}
 	v.h.Write(sig[:32])
@@ -50,7 +42,7 @@ func (v *ListVerifier) Write(p []byte) (int, error) { return v.h.Write(p) }
 // follows RFC 8032 §5.1.7 as crypto/ed25519 does: the public key and R
 // must decode, S must be canonical, and [S]B - [k]A must encode to R.
 func (v *ListVerifier) Verify() error {
-	bad := fmt.Errorf("list signature does not verify")
+	bad := errBadSignature
 	A, err := new(edwards25519.Point).SetBytes(v.pub)
 	if err != nil {
 		return bad

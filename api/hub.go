@@ -148,21 +148,18 @@ func (h *hub) get(ctx context.Context, scope string, version int64, f allowlist.
 
 func (h *hub) render(ctx context.Context, scope string, version int64, f allowlist.Format) (*rendered, error) {
 	key := renderKey{scope, version, f.Name}
-	var v allowlist.Version
-	var l allowlist.List
-	var err error
-	if f.Name == allowlist.Formats[0].Name {
-		// JSON is the stored bytes: nothing to decode. This is what a
-		// watching resolver waits for after a publication.
-		v, err = h.reg.FindVersion(ctx, scope, version)
-	} else {
-		v, l, err = h.load(ctx, scope, version)
-	}
+	// JSON is the stored bytes themselves: nothing to decode or copy.
+	// This is what a watching resolver waits for after a publication.
+	v, err := h.reg.FindVersion(ctx, scope, version)
 	if err != nil {
 		return nil, err
 	}
-	body := v.Body // JSON: the stored bytes themselves, not a copy
+	body := v.Body
 	if f.Name != allowlist.Formats[0].Name {
+		l, err := decodeStored(v)
+		if err != nil {
+			return nil, err
+		}
 		body = f.Render(l, v.Body)
 	}
 	r := &rendered{
@@ -224,9 +221,14 @@ func (h *hub) load(ctx context.Context, scope string, version int64) (allowlist.
 	if err != nil {
 		return v, allowlist.List{}, err
 	}
+	l, err := decodeStored(v)
+	return v, l, err
+}
+
+func decodeStored(v allowlist.Version) (allowlist.List, error) {
 	l, err := allowlist.DecodeList(v.Body)
 	if err != nil {
-		return v, l, fmt.Errorf("stored list %s/%d: %w", scope, version, err)
+		return l, fmt.Errorf("stored list %s/%d: %w", v.Scope, v.Version, err)
 	}
-	return v, l, nil
+	return l, nil
 }

@@ -212,6 +212,23 @@ func waitVersion(t *testing.T, r *Resolver, v int64, within time.Duration) time.
 	return time.Since(start)
 }
 
+// readCache returns the cached body and signature, whole.
+func readCache(dir string) ([]byte, string, error) {
+	b, err := os.ReadFile(cachePath(dir))
+	if err != nil {
+		return nil, "", err
+	}
+	magic, rest, ok := bytes.Cut(b, []byte("\n"))
+	if !ok || string(magic) != cacheMagic {
+		return nil, "", errors.New("not a list cache file")
+	}
+	sig, body, ok := bytes.Cut(rest, []byte("\n"))
+	if !ok {
+		return nil, "", errors.New("list cache file is truncated")
+	}
+	return body, string(sig), nil
+}
+
 // waitCached waits until the cache file in dir holds version v: a new
 // list is enforced first and kept as the cache just after.
 func waitCached(t *testing.T, dir string, v int64) {

@@ -279,23 +279,6 @@ func writeCache(dir string, body []byte, signature string) error {
 	return nil
 }
 
-// readCache returns the cached body and signature, whole (for tests).
-func readCache(dir string) ([]byte, string, error) {
-	b, err := os.ReadFile(cachePath(dir))
-	if err != nil {
-		return nil, "", err
-	}
-	magic, rest, ok := bytes.Cut(b, []byte("\n"))
-	if !ok || string(magic) != cacheMagic {
-		return nil, "", errors.New("not a list cache file")
-	}
-	sig, body, ok := bytes.Cut(rest, []byte("\n"))
-	if !ok {
-		return nil, "", errors.New("list cache file is truncated")
-	}
-	return body, string(sig), nil
-}
-
 // openCache opens the cache file and returns it with its signature and
 // the offset and length of the body, which is read in place, twice.
 func openCache(dir string) (*os.File, string, int64, int64, error) {

@@ -165,36 +165,19 @@ func latestVersion(ctx context.Context, q queryer, scope string) (*allowlist.Ver
 }
 
 // countChanges counts the entries of next (sorted, as Scopes gives them)
-// that are not in version prev, and those of prev not in next, by merging
-// next with prev's stored body as it is read: neither body is decoded
-// into entries.
+// that are not in version prev, and those of prev not in next: one merge
+// of next with prev's stored body, decoded without copying its strings.
 func countChanges(ctx context.Context, q queryer, prev *allowlist.Version, next []allowlist.Entry) (added, removed int, err error) {
 	var body []byte
 	if err := q.QueryRowContext(ctx, "SELECT body FROM versions WHERE scope = ? AND version = ?", prev.Scope, prev.Version).Scan(&body); err != nil {
 		return 0, 0, fmt.Errorf("version %s/%d: %w", prev.Scope, prev.Version, err)
 	}
-	j := 0
-	_, err = allowlist.ReadEntries(body, func(pattern, site, _ []byte) error {
-		// string(x) in a comparison does not allocate.
-		for j < len(next) && next[j].Pattern < string(pattern) {
-			added++
-			j++
-		}
-		if j < len(next) && next[j].Pattern == string(pattern) {
-			if next[j].Site != string(site) {
-				added++
-				removed++
-			}
-			j++
-		} else {
-			removed++
-		}
-		return nil
-	})
+	old, err := allowlist.DecodeList(body)
 	if err != nil {
 		return 0, 0, fmt.Errorf("stored version %s/%d: %w", prev.Scope, prev.Version, err)
 	}
-	return added + len(next) - j, removed, nil
+	allowlist.DiffFunc(old.Entries, next, func(allowlist.Entry) { added++ }, func(allowlist.Entry) { removed++ })
+	return added, removed, nil
 }
 
 func departmentIDs(ctx context.Context, q queryer) ([]string, error) {
