@@ -75,20 +75,27 @@ func EncodeEntries(sorted []Entry) Encoded {
 // NewListEncoded builds a list's body around entries already encoded.
 func NewListEncoded(scope string, version int64, at time.Time, enc Encoded) (List, []byte) {
 	l := List{Scope: scope, Version: version, GeneratedAt: at.UTC().Truncate(time.Second), SHA256: enc.SHA256, Entries: enc.Entries}
-	body := make([]byte, 0, 160+len(scope)+len(enc.JSON))
-	body = append(body, `{"scope":`...)
-	body = appendString(body, scope)
-	body = append(body, `,"version":`...)
-	body = strconv.AppendInt(body, version, 10)
-	body = append(body, `,"generated_at":`...)
-	body = appendString(body, l.GeneratedAt.Format(time.RFC3339Nano))
-	body = append(body, `,"sha256":"`...)
-	body = append(body, enc.SHA256...)
-	body = append(body, `","entries":`...)
+	body := appendListHead(make([]byte, 0, 160+len(scope)+len(enc.JSON)), scope, version, l.GeneratedAt, enc.SHA256)
 	body = append(body, enc.JSON...)
-	body = append(body, "}\n"...)
+	body = append(body, listTail...)
 	return l, body
 }
+
+// appendListHead appends a body's fields up to its entries array; the
+// entries and listTail follow.
+func appendListHead(b []byte, scope string, version int64, at time.Time, sha string) []byte {
+	b = append(b, `{"scope":`...)
+	b = appendString(b, scope)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, version, 10)
+	b = append(b, `,"generated_at":`...)
+	b = appendString(b, at.Format(time.RFC3339Nano))
+	b = append(b, `,"sha256":"`...)
+	b = append(b, sha...)
+	return append(b, `","entries":`...)
+}
+
+const listTail = "}\n"
 
 func appendEntries(b []byte, entries []Entry) []byte {
 	b = append(b, '[')
@@ -96,15 +103,19 @@ func appendEntries(b []byte, entries []Entry) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"pattern":`...)
-		b = appendString(b, e.Pattern)
-		b = append(b, `,"site":`...)
-		b = appendString(b, e.Site)
-		b = append(b, `,"category":`...)
-		b = appendString(b, e.Category)
-		b = append(b, '}')
+		b = appendEntry(b, e)
 	}
 	return append(b, ']')
+}
+
+func appendEntry(b []byte, e Entry) []byte {
+	b = append(b, `{"pattern":`...)
+	b = appendString(b, e.Pattern)
+	b = append(b, `,"site":`...)
+	b = appendString(b, e.Site)
+	b = append(b, `,"category":`...)
+	b = appendString(b, e.Category)
+	return append(b, '}')
 }
 
 // appendString appends s as encoding/json does: strings of printable ASCII
@@ -212,7 +223,8 @@ func KeyID(pub ed25519.PublicKey) string {
 }
 
 // Diff returns the entries of b not in a (added) and of a not in b
-// (removed), each sorted. Entries are compared by pattern and site.
+// (removed), each sorted. Entries are compared whole: a pattern that moved
+// to another site or category is in both.
 func Diff(a, b []Entry) (added, removed []Entry) {
 	if sortedUnique(a) && sortedUnique(b) {
 		// Published lists: one merge, no maps.
@@ -220,7 +232,7 @@ func Diff(a, b []Entry) (added, removed []Entry) {
 		DiffFunc(a, b, func(e Entry) { added = append(added, e) }, func(e Entry) { removed = append(removed, e) })
 		return added, removed
 	}
-	key := func(e Entry) string { return e.Pattern + "\x00" + e.Site }
+	key := func(e Entry) string { return e.Pattern + "\x00" + e.Site + "\x00" + e.Category }
 	inA := map[string]bool{}
 	for _, e := range a {
 		inA[key(e)] = true
@@ -253,7 +265,7 @@ func sortedUnique(entries []Entry) bool {
 
 // DiffFunc merges two lists in SortEntries order (strictly increasing
 // patterns) and reports each entry of b not in a, and each of a not in b,
-// in order. A pattern that moved to another site is both.
+// in order. A pattern that moved to another site or category is both.
 func DiffFunc(a, b []Entry, added, removed func(Entry)) {
 	i, j := 0, 0
 	for i < len(a) || j < len(b) {
@@ -265,7 +277,7 @@ func DiffFunc(a, b []Entry, added, removed func(Entry)) {
 			added(b[j])
 			j++
 		default:
-			if a[i].Site != b[j].Site {
+			if a[i] != b[j] {
 				removed(a[i])
 				added(b[j])
 			}

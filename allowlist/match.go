@@ -18,6 +18,9 @@ type Matcher struct {
 	slots []slot
 	arena string
 	n     int
+	keys  int // slots in use
+	next  int // the index the next pattern added gets
+	stale int // patterns removed by Patch whose slots and names remain
 }
 
 // slot is one open-addressing bucket for one name. tag holds 24 bits of
@@ -147,6 +150,7 @@ func (b *Builder) Add(name string, wildcard bool) {
 // Matcher returns the compiled Matcher. The Builder must not be used after.
 func (b *Builder) Matcher() *Matcher {
 	m := b.m
+	m.keys, m.next = b.keys, b.i
 	if len(b.arena) > 0 {
 		// The arena is never written again: share its bytes instead of
 		// copying them into a string.
@@ -155,6 +159,58 @@ func (b *Builder) Matcher() *Matcher {
 	b.m, b.arena = nil, nil
 	return m
 }
+
+// Patch returns a new Matcher: m without the patterns in remove, plus
+// those in add, which get the indexes from m's next one on (the number of
+// patterns m was built from, then counting up). m itself is unchanged and
+// stays usable. It costs a copy of m's memory and the work for the changed
+// patterns alone, where Compile costs work for every pattern: a resolver
+// takes a small change to a large list this way. A removed pattern leaves
+// its name and slot behind (as a node that allows nothing) until the next
+// Compile; Stale counts them.
+func (m *Matcher) Patch(remove, add []Pattern) *Matcher {
+	extra := 0
+	for _, p := range add {
+		extra += len(p.Name)
+	}
+	arena := make([]byte, len(m.arena), len(m.arena)+extra)
+	copy(arena, m.arena)
+	c := &Matcher{slots: make([]slot, len(m.slots)), n: m.n, stale: m.stale}
+	copy(c.slots, m.slots)
+	c.arena = unsafe.String(unsafe.SliceData(arena), len(arena)) // for lookup
+	for _, p := range remove {
+		name := p.Name
+		if len(name) == 0 || len(name) > 255 {
+			continue
+		}
+		var h uint64 = fnvOffset
+		for j := len(name) - 1; j >= 0; j-- {
+			h = (h ^ uint64(lower(name[j]))) * fnvPrime
+		}
+		s := c.lookup(name, h)
+		if s == nil {
+			continue
+		}
+		ref := &s.exact
+		if p.Wildcard {
+			ref = &s.wild
+		}
+		if *ref != 0 {
+			*ref = 0
+			c.n--
+			c.stale++
+		}
+	}
+	b := &Builder{m: c, arena: arena, keys: m.keys, i: m.next}
+	for _, p := range add {
+		b.Add(p.Name, p.Wildcard)
+	}
+	return b.Matcher()
+}
+
+// Stale returns the number of patterns removed by Patch since the matcher
+// was compiled; their names and slots still take memory.
+func (m *Matcher) Stale() int { return m.stale }
 
 // grow rehashes the table into one half as large again.
 func (m *Matcher) grow(arena []byte) {

@@ -266,6 +266,7 @@ func (lr *listReader) read(fn func(string, bool) error) (ListHeader, ListStats, 
 	lr.h, lr.hashing, lr.hashFrom = sha256.New(), true, lr.pos
 	lr.pos++
 	prev := make([]byte, 0, 256)
+	var siteBuf, categoryBuf []byte
 	for first := true; ; first = false {
 		if !lr.need(1) {
 			return h, st, lr.fail(`"]"`)
@@ -297,6 +298,11 @@ func (lr *listReader) read(fn func(string, bool) error) (ListHeader, ListStats, 
 		if err != nil {
 			return h, st, err
 		}
+		if lr.entryFn != nil && lr.r != nil {
+			// Read as a stream (patchList), the next fill may move it.
+			site = append(siteBuf[:0], site...)
+			siteBuf = site
+		}
 		if err := lr.lit(`,"category":`); err != nil {
 			return h, st, err
 		}
@@ -304,11 +310,20 @@ func (lr *listReader) read(fn func(string, bool) error) (ListHeader, ListStats, 
 		if err != nil {
 			return h, st, err
 		}
+		if lr.entryFn != nil && lr.r != nil {
+			category = append(categoryBuf[:0], category...)
+			categoryBuf = category
+		}
 		if err := lr.lit("}"); err != nil {
 			return h, st, err
 		}
 		if lr.entryFn != nil {
-			// The whole body is in buf (readEntries): the slices stay put.
+			// With the whole body in buf (readEntries) the slices stay
+			// put; read as a stream (PatchList), a fill may move them, so
+			// site and category were copied, and prev is the pattern's.
+			if lr.r != nil {
+				p = prev
+			}
 			st.Entries++
 			if err := lr.entryFn(p, site, category); err != nil {
 				return h, st, err

@@ -1,0 +1,180 @@
+package allowlist
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// Patched is what PatchList learns while it writes a list's next version.
+type Patched struct {
+	Old   ListHeader // the version patched, as its body says
+	Stats ListStats  // of the new version
+	// Add and Remove are the changes to the set of patterns, for
+	// Matcher.Patch: an entry whose site or category changed leaves the
+	// patterns as they were.
+	Add, Remove []Pattern
+}
+
+// PatchList writes to w the body of version next of a list, from old (the
+// body of an earlier version, in the form NewList writes) and the entries
+// added and removed between the two (as the registry's diff gives them),
+// so that a resolver that holds one version can take the next without
+// fetching the whole list. Both bodies are streamed: neither is held.
+//
+// The result is only as good as what it is checked against: the caller
+// must verify the signature of next over exactly the bytes written (a
+// ListVerifier beside w). PatchList itself refuses changes that do not fit
+// old (removing an entry old lacks, adding a pattern old has), patterns
+// not in normal form, and a result whose entries do not hash to
+// next.SHA256; old is read as ReadList reads it, hash included.
+func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writer) (Patched, error) {
+	var res Patched
+	added = sortedCopy(added)
+	removed = sortedCopy(removed)
+	for i, e := range added {
+		if i > 0 && added[i-1].Pattern == e.Pattern {
+			return res, fmt.Errorf("patch: %q is added twice", e.Pattern)
+		}
+		if _, _, ok := normalPattern(e.Pattern); !ok {
+			return res, fmt.Errorf("patch: added entry %q is not a normalised pattern", e.Pattern)
+		}
+		for _, s := range []string{e.Pattern, e.Site, e.Category} {
+			if !plainString(s) {
+				return res, fmt.Errorf("patch: added entry %q: %w: %q needs escaping", e.Pattern, errNotCanonical, s)
+			}
+		}
+	}
+	for i := 1; i < len(removed); i++ {
+		if removed[i-1].Pattern == removed[i].Pattern {
+			return res, fmt.Errorf("patch: %q is removed twice", removed[i].Pattern)
+		}
+	}
+
+	// The new body is written in chunks; those inside the entries array
+	// are hashed too.
+	var chunk, scratch []byte
+	var werr error
+	sum := sha256.New()
+	flush := func(hashed bool) {
+		if hashed {
+			sum.Write(chunk)
+		}
+		if werr == nil {
+			_, werr = w.Write(chunk)
+		}
+		chunk = chunk[:0]
+	}
+	first := true
+	emit := func(b []byte) {
+		if !first {
+			chunk = append(chunk, ',')
+		}
+		first = false
+		chunk = append(chunk, b...)
+		if len(chunk) >= 64<<10 {
+			flush(true)
+		}
+		name, _ := cutWildcard(entryPattern(b))
+		res.Stats.Entries++
+		res.Stats.NameBytes += len(name)
+		res.Stats.Keys += keyEstimate(name)
+	}
+	emitAdded := func(e Entry, replaces bool) {
+		scratch = appendEntry(scratch[:0], e)
+		emit(scratch)
+		if !replaces {
+			name, wildcard := cutWildcard(e.Pattern)
+			res.Add = append(res.Add, Pattern{Name: name, Wildcard: wildcard})
+		}
+	}
+
+	chunk = appendListHead(make([]byte, 0, 80<<10), next.Scope, next.Version, next.GeneratedAt.UTC(), next.SHA256)
+	flush(false)
+	chunk = append(chunk, '[')
+	ai, ri := 0, 0
+	lr := &listReader{r: old, buf: make([]byte, 0, 64<<10)}
+	lr.entryFn = func(p, site, category []byte) error {
+		pattern := bytesString(p)
+		for ai < len(added) && added[ai].Pattern < pattern {
+			emitAdded(added[ai], false)
+			ai++
+		}
+		if ri < len(removed) && removed[ri].Pattern < pattern {
+			return fmt.Errorf("patch: removes %q, which the held version does not hold", removed[ri].Pattern)
+		}
+		replaced := ai < len(added) && added[ai].Pattern == pattern
+		if ri < len(removed) && removed[ri].Pattern == pattern {
+			if r := removed[ri]; r.Site != string(site) || r.Category != string(category) {
+				return fmt.Errorf("patch: removes %q for site %q, which the held version holds for site %q", pattern, r.Site, site)
+			}
+			ri++
+			if replaced {
+				emitAdded(added[ai], true)
+				ai++
+			} else {
+				name, wildcard := cutWildcard(pattern)
+				res.Remove = append(res.Remove, Pattern{Name: strings.Clone(name), Wildcard: wildcard})
+			}
+			return nil
+		}
+		if replaced {
+			return fmt.Errorf("patch: adds %q, which the held version holds already", pattern)
+		}
+		scratch = append(scratch[:0], `{"pattern":"`...)
+		scratch = append(scratch, p...)
+		scratch = append(scratch, `","site":"`...)
+		scratch = append(scratch, site...)
+		scratch = append(scratch, `","category":"`...)
+		scratch = append(scratch, category...)
+		scratch = append(scratch, `"}`...)
+		emit(scratch)
+		return nil
+	}
+	hdr, _, err := lr.read(nil)
+	if err != nil {
+		return res, err
+	}
+	res.Old = hdr
+	if ri < len(removed) {
+		return res, fmt.Errorf("patch: removes %q, which version %d does not hold", removed[ri].Pattern, hdr.Version)
+	}
+	for ; ai < len(added); ai++ {
+		emitAdded(added[ai], false)
+	}
+	chunk = append(chunk, ']')
+	flush(true)
+	chunk = append(chunk, listTail...)
+	if flush(false); werr != nil {
+		return res, werr
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != next.SHA256 {
+		return res, fmt.Errorf("patch: version %d with these changes hashes to %s, not to %s as announced", hdr.Version, got, next.SHA256)
+	}
+	return res, nil
+}
+
+func sortedCopy(entries []Entry) []Entry {
+	out := slices.Clone(entries)
+	slices.SortFunc(out, compareEntries)
+	return out
+}
+
+// plainString reports whether s is written as itself between quotes in a
+// canonical body (appendString copies it), as every string a list reader
+// accepts is.
+func plainString(s string) bool {
+	b := appendString(make([]byte, 0, len(s)+2), s)
+	return len(b) == len(s)+2 && string(b[1:len(b)-1]) == s
+}
+
+// entryPattern returns the pattern of one encoded entry, which starts
+// {"pattern":" and holds no escapes.
+func entryPattern(b []byte) string {
+	const head = len(`{"pattern":"`)
+	s := bytesString(b[head:])
+	return s[:strings.IndexByte(s, '"')]
+}

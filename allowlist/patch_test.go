@@ -1,0 +1,239 @@
+package allowlist
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+// randomChange returns entries with some removed, some added (new
+// patterns, some of them wildcards under names already listed) and some
+// moved to another site or category, as sign-offs and edits do.
+func randomChange(rng *rand.Rand, old []Entry, round int) []Entry {
+	var next []Entry
+	for _, e := range old {
+		switch rng.IntN(10) {
+		case 0: // removed
+		case 1: // same pattern, another site
+			next = append(next, Entry{Pattern: e.Pattern, Site: e.Site + "-b", Category: e.Category})
+		case 2: // another category
+			next = append(next, Entry{Pattern: e.Pattern, Site: e.Site, Category: "wiki"})
+		default:
+			next = append(next, e)
+		}
+	}
+	for i := range rng.IntN(len(old)/5 + 3) {
+		p := fmt.Sprintf("r%d-%d.example.%s", round, i, []string{"org", "net", "gov.uk"}[rng.IntN(3)])
+		if rng.IntN(3) == 0 && len(old) > 0 {
+			// A wildcard over a name that may be listed exactly.
+			name, _ := cutWildcard(old[rng.IntN(len(old))].Pattern)
+			p = "*." + name
+		}
+		next = append(next, Entry{Pattern: p, Site: fmt.Sprintf("new-%d-%d", round, i), Category: "video"})
+	}
+	return SortEntries(next)
+}
+
+// probes are names to ask both matchers: every pattern's own name, a name
+// below it, and names near it that no pattern covers.
+func probes(entries ...[]Entry) []string {
+	var out []string
+	for _, es := range entries {
+		for _, e := range es {
+			name, _ := cutWildcard(e.Pattern)
+			out = append(out, name, "x."+name, "X.Y."+strings.ToUpper(name)+".", "not"+name)
+		}
+	}
+	return out
+}
+
+func TestPatchListGivesTheNextVersion(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	at := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	old := SortEntries(sampleEntries(300))
+	_, body := NewListSorted("common", 1, at, old)
+	m := Compile(entryPatterns(old))
+	// index -> pattern, for the patched matcher's indexes.
+	byIndex := entryPatterns(old)
+	for round := range 30 {
+		next := randomChange(rng, old, round)
+		if round == 7 {
+			next = []Entry{} // everything removed
+		}
+		l, want := NewListSorted("common", int64(round+2), at.Add(time.Duration(round)*time.Second), next)
+		added, removed := Diff(old, next)
+		rng.Shuffle(len(added), func(i, j int) { added[i], added[j] = added[j], added[i] })
+		var got bytes.Buffer
+		res, err := PatchList(iotest.HalfReader(bytes.NewReader(body)), ListHeader{Scope: l.Scope, Version: l.Version, GeneratedAt: l.GeneratedAt, SHA256: l.SHA256}, added, removed, &got)
+		if err != nil {
+			g := got.Bytes()
+			i := 0
+			for i < len(g) && i < len(want) && g[i] == want[i] {
+				i++
+			}
+			t.Fatalf("round %d: %v\n%s\n%s", round, err, g[max(0, i-200):min(len(g), i+100)], want[max(0, i-200):min(len(want), i+100)])
+		}
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("round %d: patched body differs from NewList's", round)
+		}
+		if res.Old.Version != int64(round+1) || res.Stats.Entries != len(next) {
+			t.Fatalf("round %d: old %+v stats %+v", round, res.Old, res.Stats)
+		}
+		_, st, _, err := readAll(bytes.NewReader(want))
+		if err != nil || st != res.Stats {
+			t.Fatalf("round %d: stats %+v, ReadList says %+v (%v)", round, res.Stats, st, err)
+		}
+		pm := m.Patch(res.Remove, res.Add)
+		byIndex = append(byIndex, res.Add...)
+		fresh := Compile(entryPatterns(next))
+		freshPatterns := entryPatterns(next)
+		if pm.Len() != fresh.Len() {
+			t.Fatalf("round %d: patched matcher holds %d patterns, compiled %d", round, pm.Len(), fresh.Len())
+		}
+		for _, name := range probes(old, next) {
+			gi, wi := pm.Match(name), fresh.Match(name)
+			if (gi < 0) != (wi < 0) || (gi >= 0 && byIndex[gi] != freshPatterns[wi]) {
+				t.Fatalf("round %d: %q: patched matcher says %d, compiled %d", round, name, gi, wi)
+			}
+		}
+		// The old matcher is untouched.
+		for _, e := range old {
+			if name, _ := cutWildcard(e.Pattern); m.Match(name) < 0 && !strings.HasPrefix(e.Pattern, "*.") {
+				t.Fatalf("round %d: old matcher lost %q", round, e.Pattern)
+			}
+		}
+		old, body, m = next, want, pm
+	}
+	if m.Stale() == 0 {
+		t.Error("no pattern was counted stale after removals")
+	}
+}
+
+// TestPatchListReadsInPieces patches a body far larger than the reader's
+// buffer, delivered a byte at a time, so that every field of an entry is
+// at some point split across reads.
+func TestPatchListReadsInPieces(t *testing.T) {
+	at := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	old := SortEntries(sampleEntries(4000))
+	_, body := NewListSorted("common", 1, at, old)
+	next := SortEntries(append(slices.Clone(old[5:]), Entry{"zz.example.org", "zz", "wiki"}, Entry{"*.a.example.org", "a", "video"}))
+	l, want := NewListSorted("common", 2, at, next)
+	added, removed := Diff(old, next)
+	var got bytes.Buffer
+	if _, err := PatchList(iotest.OneByteReader(bytes.NewReader(body)), ListHeader{Scope: "common", Version: 2, GeneratedAt: at, SHA256: l.SHA256}, added, removed, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatal("patched body differs from NewList's")
+	}
+}
+
+func entryPatterns(entries []Entry) []Pattern {
+	out := make([]Pattern, len(entries))
+	for i, e := range entries {
+		name, wildcard := cutWildcard(e.Pattern)
+		out[i] = Pattern{Name: name, Wildcard: wildcard}
+	}
+	return out
+}
+
+func TestPatchListRefuses(t *testing.T) {
+	at := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	old := SortEntries(sampleEntries(20))
+	_, body := NewListSorted("common", 4, at, old)
+	next := slices.Clone(old[1:])
+	next = SortEntries(append(next, Entry{"fresh.example.org", "f", "wiki"}))
+	l, _ := NewListSorted("common", 5, at, next)
+	hdr := ListHeader{Scope: "common", Version: 5, GeneratedAt: at, SHA256: l.SHA256}
+	added, removed := Diff(old, next)
+	if _, err := PatchList(bytes.NewReader(body), hdr, added, removed, new(bytes.Buffer)); err != nil {
+		t.Fatalf("the good patch fails: %v", err)
+	}
+	tampered := bytes.Replace(body, []byte("site-3"), []byte("site-9"), 1)
+	cases := []struct {
+		name           string
+		body           []byte
+		hdr            ListHeader
+		added, removed []Entry
+		want           string
+	}{
+		{"removes what is not there", body, hdr, added, append(slices.Clone(removed), Entry{"nothere.example.org", "s", "other"}), "does not hold"},
+		{"removes with another site", body, hdr, added, []Entry{{old[0].Pattern, "someone-else", old[0].Category}}, "holds for site"},
+		{"adds what is there", body, hdr, append(slices.Clone(added), old[3]), removed, "holds already"},
+		{"adds twice", body, hdr, append(slices.Clone(added), added[0]), removed, "added twice"},
+		{"removes twice", body, hdr, added, append(slices.Clone(removed), removed[0]), "removed twice"},
+		{"adds a pattern not in normal form", body, hdr, []Entry{{"Fresh.Example.org", "f", "wiki"}}, removed, "not a normalised pattern"},
+		{"adds a public suffix", body, hdr, []Entry{{"*.gov.uk", "f", "wiki"}}, removed, "not a normalised pattern"},
+		{"adds a string that needs escaping", body, hdr, []Entry{{"fresh.example.org", "f<script>", "wiki"}}, removed, "needs escaping"},
+		{"gives another list than announced", body, hdr, nil, removed, "not to"},
+		{"patches a tampered body", tampered, hdr, added, removed, "does not match its entries"},
+		{"patches a truncated body", body[:len(body)/2], hdr, added, removed, "ends early"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := PatchList(bytes.NewReader(c.body), c.hdr, c.added, c.removed, new(bytes.Buffer))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want one saying %q", err, c.want)
+			}
+		})
+	}
+}
+
+// BenchmarkPatchList takes the next version of a list with one site added
+// (what a sign-off reaching quorum publishes), against the peer it
+// replaces measured in the same run: reading, checking and compiling the
+// whole new body (ReadList then Compile through a Builder).
+func BenchmarkPatchList(b *testing.B) {
+	at := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	for _, n := range []int{1_000, 100_000, 1_000_000} {
+		old := make([]Entry, n)
+		for i := range old {
+			p := fmt.Sprintf("*.tool%d-%x.example.net", i, i*7919)
+			if i%3 == 0 {
+				p = fmt.Sprintf("app.tool%d-%x.example.org", i, i*7919)
+			}
+			old[i] = Entry{Pattern: p, Site: fmt.Sprintf("site-%d", i), Category: "other"}
+		}
+		old = SortEntries(old)
+		_, oldBody := NewListSorted("common", 1, at, old)
+		m := Compile(entryPatterns(old))
+		added := []Entry{{"meet.reload.example.org", "reload", "video"}, {"*.files.reload.example.org", "reload", "files"}}
+		next := SortEntries(append(slices.Clone(old), added...))
+		l, newBody := NewListSorted("common", 2, at, next)
+		hdr := ListHeader{Scope: "common", Version: 2, GeneratedAt: at, SHA256: l.SHA256}
+		old, next = nil, nil
+		b.Run(fmt.Sprintf("entries=%d/patch", n), func(b *testing.B) {
+			b.SetBytes(int64(len(newBody)))
+			for b.Loop() {
+				res, err := PatchList(bytes.NewReader(oldBody), hdr, added, nil, discard{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				m.Patch(res.Remove, res.Add)
+			}
+		})
+		b.Run(fmt.Sprintf("entries=%d/full", n), func(b *testing.B) {
+			b.SetBytes(int64(len(newBody)))
+			for b.Loop() {
+				_, st, err := ReadList(bytes.NewReader(newBody), func(string, bool) error { return nil })
+				if err != nil {
+					b.Fatal(err)
+				}
+				bl := NewBuilder(st.Entries, st.NameBytes, st.Keys)
+				if _, _, err := RereadList(bytes.NewReader(newBody), func(name string, wildcard bool) error { bl.Add(name, wildcard); return nil }); err != nil {
+					b.Fatal(err)
+				}
+				bl.Matcher()
+			}
+		})
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
