@@ -361,6 +361,69 @@ func TestListCachingAndHistory(t *testing.T) {
 	}
 }
 
+// TestHeadThenDiff is the way a resolver that holds a version takes the
+// next: HEAD on a watch gives the new version's identity and signature
+// without its body, the diff gives its changes, and the list rebuilt from
+// the held body is byte for byte the one published, signature included.
+func TestHeadThenDiff(t *testing.T) {
+	e := newEnv(t, api.Config{PublicLists: true})
+	v0 := e.do("GET", "/v1/lists/common", "", nil).want(200)
+	e.do("HEAD", "/v1/lists/common/watch?after=0&timeout=200ms", "", nil).want(304)
+	e.do("POST", "/v1/sites", e.tok["a"], zoom()).want(201)
+	e.do("PUT", "/v1/sites/zoom/signoffs/dept-a", e.tok["a"], map[string]string{"decision": "approve"}).want(200)
+	e.do("PUT", "/v1/sites/zoom/signoffs/dept-b", e.tok["b"], map[string]string{"decision": "approve"}).want(200)
+	// A category change is a change of content, and must be in the diff.
+	e.do("PATCH", "/v1/sites/zoom", e.tok["a"], map[string]any{"category": "file-storage"}).want(200)
+	head := e.do("HEAD", "/v1/lists/common/watch?after=0&timeout=5s", "", nil).want(200)
+	v2 := e.do("GET", "/v1/lists/common", "", nil).want(200)
+	if len(head.body) != 0 || head.h.Get("X-Allowlist-Version") != "2" {
+		t.Fatalf("HEAD watch: version %q, %d body bytes", head.h.Get("X-Allowlist-Version"), len(head.body))
+	}
+	for _, h := range []string{"ETag", "X-Allowlist-Signature", "X-Allowlist-SHA256", "X-Allowlist-Generated-At"} {
+		if head.h.Get(h) == "" || head.h.Get(h) != v2.h.Get(h) {
+			t.Errorf("%s: HEAD watch %q, GET %q", h, head.h.Get(h), v2.h.Get(h))
+		}
+	}
+	if h := e.do("HEAD", "/v1/lists/common", "", nil).want(200); len(h.body) != 0 || h.h.Get("ETag") != v2.h.Get("ETag") {
+		t.Errorf("HEAD list: ETag %q, %d body bytes", h.h.Get("ETag"), len(h.body))
+	}
+	var l allowlist.List
+	if err := json.Unmarshal(v2.body, &l); err != nil {
+		t.Fatal(err)
+	}
+	if got := head.h.Get("X-Allowlist-Generated-At"); got != l.GeneratedAt.Format(time.RFC3339Nano) {
+		t.Errorf("X-Allowlist-Generated-At %q, body says %v", got, l.GeneratedAt)
+	}
+	var diff struct {
+		From, To       int64
+		Added, Removed []allowlist.Entry
+	}
+	e.do("GET", "/v1/lists/common/diff?from=1&to=2", "", nil).want(200).decode(&diff)
+	if len(diff.Added) != 2 || len(diff.Removed) != 2 || diff.Added[0].Category != "file-storage" {
+		t.Fatalf("a category change is not in the diff: %+v", diff)
+	}
+	e.do("GET", "/v1/lists/common/diff?from=0&to=2", "", nil).want(200).decode(&diff)
+	at, _ := time.Parse(time.RFC3339Nano, head.h.Get("X-Allowlist-Generated-At"))
+	next := allowlist.ListHeader{Scope: "common", Version: 2, GeneratedAt: at, SHA256: head.h.Get("X-Allowlist-SHA256")}
+	var rebuilt bytes.Buffer
+	if _, err := allowlist.PatchList(bytes.NewReader(v0.body), next, diff.Added, diff.Removed, &rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(rebuilt.Bytes(), v2.body) {
+		t.Fatalf("rebuilt list differs from the published one:\n%s\n%s", rebuilt.Bytes(), v2.body)
+	}
+	var keys struct {
+		Keys []struct {
+			PublicKey string `json:"public_key"`
+		}
+	}
+	e.do("GET", "/v1/keys", "", nil).want(200).decode(&keys)
+	pub, _ := base64.StdEncoding.DecodeString(keys.Keys[0].PublicKey)
+	if err := allowlist.VerifyList(pub, rebuilt.Bytes(), head.h.Get("X-Allowlist-Signature")); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestWatch shows a waiting client woken within a second of a change, a
 // timeout answered with 304, and an immediate answer when already behind.
 func TestWatch(t *testing.T) {

@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
 	"golang.org/x/sync/singleflight"
@@ -24,7 +26,17 @@ type hub struct {
 	changed  map[string]chan struct{} // closed when the scope moves
 	rendered map[renderKey]*rendered
 	matchers map[string]*compiled
+	diffs    map[diffKey][]byte
 }
+
+type diffKey struct {
+	scope    string
+	from, to int64
+}
+
+// maxDiffs bounds the diffs kept. A fleet of resolvers asks for the same
+// few (from the version before to the current one).
+const maxDiffs = 64
 
 type renderKey struct {
 	scope   string
@@ -41,6 +53,7 @@ type rendered struct {
 	etag        string
 	signature   string
 	sha256      string
+	generatedAt string
 	contentType string
 }
 
@@ -55,7 +68,7 @@ const maxRendered = 512
 
 func newHub(reg allowlist.Registry) *hub {
 	return &hub{reg: reg, current: map[string]int64{}, changed: map[string]chan struct{}{},
-		rendered: map[renderKey]*rendered{}, matchers: map[string]*compiled{}}
+		rendered: map[renderKey]*rendered{}, matchers: map[string]*compiled{}, diffs: map[diffKey][]byte{}}
 }
 
 // refresh reads every scope's version from the store and wakes watchers
@@ -165,6 +178,7 @@ func (h *hub) render(ctx context.Context, scope string, version int64, f allowli
 	r := &rendered{
 		scope: scope, version: version, format: f, body: body,
 		signature: v.Signature, sha256: v.SHA256, contentType: f.ContentType,
+		generatedAt: v.CreatedAt.UTC().Format(time.RFC3339Nano),
 		// The ETag names the exact bytes: scope, version, format and the
 		// content hash, which never change for a version.
 		etag: `"` + scope + "-" + strconv.FormatInt(version, 10) + "-" + f.Name + "-" + v.SHA256[:16] + `"`,
@@ -180,6 +194,73 @@ func (h *hub) render(ctx context.Context, scope string, version int64, f allowli
 	h.rendered[key] = r
 	h.mu.Unlock()
 	return r, nil
+}
+
+// diff returns the JSON of the changes between two versions of a scope
+// (to may be Latest). It is computed once per pair: at a million entries
+// that is two decodes and a merge, a quarter of a second, which a resolver
+// taking the change as a patch (rather than the whole list) must not pay
+// again for each department.
+func (h *hub) diff(ctx context.Context, scope string, from, to int64) ([]byte, error) {
+	to, err := h.scopeVersion(scope, to)
+	if err != nil {
+		return nil, err
+	}
+	if from, err = h.scopeVersion(scope, from); err != nil {
+		return nil, err
+	}
+	key := diffKey{scope, from, to}
+	h.mu.Lock()
+	body, ok := h.diffs[key]
+	h.mu.Unlock()
+	if ok {
+		return body, nil
+	}
+	out, err, _ := h.flight.Do(fmt.Sprintf("diff/%s/%d/%d", scope, from, to), func() (any, error) {
+		ctx := context.WithoutCancel(ctx)
+		jsonFormat := allowlist.Formats[0]
+		b, err := h.get(ctx, scope, to, jsonFormat)
+		if err != nil {
+			return nil, err
+		}
+		a, err := h.get(ctx, scope, from, jsonFormat)
+		if err != nil {
+			return nil, err
+		}
+		la, err := allowlist.DecodeList(a.body)
+		if err != nil {
+			return nil, err
+		}
+		lb, err := allowlist.DecodeList(b.body)
+		if err != nil {
+			return nil, err
+		}
+		d := diffJSON{Scope: scope, From: from, To: to}
+		d.Added, d.Removed = allowlist.Diff(la.Entries, lb.Entries)
+		body, err := json.Marshal(d)
+		return append(body, '\n'), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	body = out.([]byte)
+	h.mu.Lock()
+	if len(h.diffs) >= maxDiffs {
+		clear(h.diffs)
+	}
+	h.diffs[key] = body
+	h.mu.Unlock()
+	return body, nil
+}
+
+// diffJSON is the diff endpoint's body, fields in the order encoding/json
+// gives a map's keys (which is how it was first written).
+type diffJSON struct {
+	Added   []allowlist.Entry `json:"added"`
+	From    int64             `json:"from"`
+	Removed []allowlist.Entry `json:"removed"`
+	Scope   string            `json:"scope"`
+	To      int64             `json:"to"`
 }
 
 // matcher returns the compiled matcher for a scope's current version.

@@ -37,6 +37,7 @@ func serveList(c echo.Context, r *rendered, cacheControl string) error {
 	h.Set("X-Allowlist-Version", strconv.FormatInt(r.version, 10))
 	h.Set("X-Allowlist-Signature", r.signature)
 	h.Set("X-Allowlist-SHA256", r.sha256)
+	h.Set("X-Allowlist-Generated-At", r.generatedAt)
 	h.Set("Vary", "Authorization")
 	if etagMatch(c.Request().Header.Get("If-None-Match"), r.etag) {
 		return c.NoContent(http.StatusNotModified)
@@ -127,19 +128,11 @@ func (s *Server) handleDiff(c echo.Context) error {
 			return err
 		}
 	}
-	jsonFormat := allowlist.Formats[0]
-	b, err := s.hub.get(c.Request().Context(), scope, to, jsonFormat)
+	body, err := s.hub.diff(c.Request().Context(), scope, from, to)
 	if err != nil {
 		return err
 	}
-	a, err := s.hub.get(c.Request().Context(), scope, from, jsonFormat)
-	if err != nil {
-		return err
-	}
-	la, _ := allowlist.DecodeList(a.body)
-	lb, _ := allowlist.DecodeList(b.body)
-	added, removed := allowlist.Diff(la.Entries, lb.Entries)
-	return c.JSON(http.StatusOK, map[string]any{"scope": scope, "from": a.version, "to": b.version, "added": added, "removed": removed})
+	return c.JSONBlob(http.StatusOK, body)
 }
 
 // handleWatch is a long-poll: it answers at once if the scope is already

@@ -104,10 +104,15 @@ func (s *Server) table() []route {
 
 		{method: "GET", path: "/v1/lists", handler: s.handleScopes, access: listReader},
 		{method: "GET", path: "/v1/lists/:scope", handler: s.handleList, access: listReader},
+		{method: "HEAD", path: "/v1/lists/:scope", handler: s.handleList, access: listReader},
 		{method: "GET", path: "/v1/lists/:scope/versions", handler: s.handleVersions, access: listReader},
 		{method: "GET", path: "/v1/lists/:scope/versions/:n", handler: s.handleVersion, access: listReader},
 		{method: "GET", path: "/v1/lists/:scope/diff", handler: s.handleDiff, access: listReader},
 		{method: "GET", path: "/v1/lists/:scope/watch", handler: s.handleWatch, access: listReader},
+		// HEAD on a watch waits as GET does and answers with the headers
+		// alone: a resolver that holds the previous version learns the new
+		// one's identity and signature, then takes the change as a diff.
+		{method: "HEAD", path: "/v1/lists/:scope/watch", handler: s.handleWatch, access: listReader},
 		{method: "GET", path: "/v1/keys", handler: s.handleKeys, access: public},
 	}
 }
