@@ -37,6 +37,8 @@ type metrics struct {
 	fwdFallbacks  *prometheus.CounterVec
 	ready         prometheus.Gauge
 	reloadSeconds prometheus.Histogram
+	listUpdates   *prometheus.CounterVec
+	patchFailures *prometheus.CounterVec
 	handler       http.Handler
 	byResult      map[string]prometheus.Counter // resolved once: no label hashing per query
 }
@@ -85,6 +87,10 @@ func newMetrics(listAge, cacheLen func() float64) *metrics {
 			Help: "1 when a verified list is being enforced."}),
 		reloadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "resolver", Name: "reload_duration_seconds",
 			Help: "Time from the registry's answer to enforcing a new list (receive, verify, compile).", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
+		listUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "list_updates_total",
+			Help: "New list versions enforced, by how they came: patch (rebuilt from the held list and the registry's diff) or full."}, []string{"how"}),
+		patchFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "patch_failures_total",
+			Help: "New versions taken whole because a patch could not be used, by reason: no_base (no held list or cache file to patch), version, diff (fetching it failed), invalid (it does not fit the held list), signature (the rebuilt list does not verify)."}, []string{"reason"}),
 	}
 	m.listVersion.Set(-1)
 	m.byResult = map[string]prometheus.Counter{}
@@ -92,7 +98,7 @@ func newMetrics(listAge, cacheLen func() float64) *metrics {
 		m.byResult[r] = m.queries.WithLabelValues(r)
 	}
 	reg.MustRegister(m.queries, m.latency, m.listVersion, m.listEntries, m.listBytes, m.listAge, m.lastSync, m.syncErrors, m.cacheHits,
-		m.cacheMisses, m.cacheEntries, m.upstreamErrs, m.upstreamTime, m.fwdFallbacks, m.ready, m.reloadSeconds,
+		m.cacheMisses, m.cacheEntries, m.upstreamErrs, m.upstreamTime, m.fwdFallbacks, m.ready, m.reloadSeconds, m.listUpdates, m.patchFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return m

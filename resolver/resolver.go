@@ -93,6 +93,9 @@ type Resolver struct {
 	// spooled list: later lists load in memory.
 	spoolInMemory atomic.Bool
 	warned        atomic.Bool
+	// noHead is set once the registry showed it does not answer HEAD on
+	// a watch: lists are then always taken whole.
+	noHead atomic.Bool
 
 	syncing sync.WaitGroup
 
@@ -239,17 +242,7 @@ func (r *Resolver) sync(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
 		held := r.Version()
-		watch := held >= 0 && failures == 0
-		body, sig, err := r.fetch.fetch(ctx, held, watch, r.opt.WatchTimeout)
-		if err == nil {
-			r.confirmed.Store(time.Now().UnixNano())
-			r.m.lastSync.SetToCurrentTime()
-			r.warned.Store(false)
-			if body != nil {
-				err = r.accept(body, sig, held)
-				body.Close()
-			}
-		}
+		err := r.syncOnce(ctx, held, held >= 0 && failures == 0)
 		if err == nil {
 			failures = 0
 			continue
@@ -275,6 +268,59 @@ func (r *Resolver) sync(ctx context.Context) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// syncOnce takes the next version: as a patch when the registry answers
+// HEAD on the watch and the change applies to the held list, otherwise
+// whole, from the watch (watch) or at once.
+func (r *Resolver) syncOnce(ctx context.Context, held int64, watch bool) error {
+	if watch && !r.noHead.Load() {
+		a, err := r.fetch.head(ctx, held, r.opt.WatchTimeout)
+		switch {
+		case errors.Is(err, errNoHead):
+			r.noHead.Store(true)
+			r.log.Info("taking whole lists from now on", "why", err)
+		case errors.Is(err, errHeadStatus):
+			watch = false
+		case err != nil:
+			return err
+		case a == nil:
+			r.confirm()
+			return nil
+		default:
+			r.confirm()
+			err := r.patch(ctx, held, a)
+			if err == nil || ctx.Err() != nil {
+				return err
+			}
+			var pe *patchError
+			errors.As(err, &pe)
+			r.m.patchFailures.WithLabelValues(pe.reason).Inc()
+			log := r.log.Warn
+			if pe.reason == "no_base" {
+				log = r.log.Info
+			}
+			log("taking the new list whole instead of as a patch", "version", a.hdr.Version, "err", err)
+			watch = false
+		}
+	}
+	body, sig, err := r.fetch.fetch(ctx, held, watch, r.opt.WatchTimeout)
+	if err != nil {
+		return err
+	}
+	r.confirm()
+	if body == nil {
+		return nil
+	}
+	defer body.Close()
+	return r.accept(body, sig, held)
+}
+
+// confirm records that the registry answered.
+func (r *Resolver) confirm() {
+	r.confirmed.Store(time.Now().UnixNano())
+	r.m.lastSync.SetToCurrentTime()
+	r.warned.Store(false)
 }
 
 // accept reads a fetched list as it arrives, verifies it, compiles it,
@@ -314,6 +360,7 @@ func (r *Resolver) accept(body io.Reader, sig string, held int64) error {
 	// take longer than compiling it, and the cache only matters at the
 	// next start.
 	r.m.reloadSeconds.Observe(time.Since(start).Seconds())
+	r.m.listUpdates.WithLabelValues("full").Inc()
 	r.install(p, "registry")
 	if err := sp.keep(); err != nil {
 		// The list is good and enforced; the old cache stays intact.

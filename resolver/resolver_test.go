@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,11 +42,21 @@ type fakeRegistry struct {
 	version int64
 	changed chan struct{}
 	fetches atomic.Int64
+	// With heads set it answers HEAD on the watch with the version's
+	// identity and serves diffs, as the registry does; without, HEAD gets
+	// a bare 200, as from a registry that predates patching.
+	heads    bool
+	history  map[int64][]allowlist.Entry
+	at       time.Time
+	tamper   func(*listDiff) // changes a diff before it is served
+	atSkew   time.Duration   // added to the announced generated_at
+	diffs    atomic.Int64
+	fullGets atomic.Int64
 }
 
 func newRegistry(t *testing.T) *fakeRegistry {
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	f := &fakeRegistry{t: t, key: key, pub: pub, changed: make(chan struct{})}
+	f := &fakeRegistry{t: t, key: key, pub: pub, changed: make(chan struct{}), history: map[int64][]allowlist.Entry{}}
 	f.publish(0, nil)
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -57,7 +69,10 @@ func (f *fakeRegistry) publish(v int64, patterns []string) {
 	for _, p := range patterns {
 		entries = append(entries, allowlist.Entry{Pattern: p, Site: "site-" + strings.TrimPrefix(p, "*."), Category: "other"})
 	}
-	_, body := allowlist.NewList("common", v, time.Now(), entries)
+	l, body := allowlist.NewList("common", v, time.Now(), entries)
+	f.mu.Lock()
+	f.history[v], f.at = l.Entries, l.GeneratedAt
+	f.mu.Unlock()
 	f.set(v, body, allowlist.SignList(f.key, body))
 }
 
@@ -92,6 +107,42 @@ func (f *fakeRegistry) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Allowlist-Signature", sig)
+	f.mu.Lock()
+	heads, history, at, tamper := f.heads, f.history, f.at.Add(f.atSkew), f.tamper
+	f.mu.Unlock()
+	if heads && strings.HasSuffix(r.URL.Path, "/diff") {
+		f.diffs.Add(1)
+		from, _ := strconv.ParseInt(r.URL.Query().Get("from"), 10, 64)
+		to, _ := strconv.ParseInt(r.URL.Query().Get("to"), 10, 64)
+		f.mu.Lock()
+		a, aok := history[from]
+		b, bok := history[to]
+		f.mu.Unlock()
+		if !aok || !bok {
+			http.NotFound(w, r)
+			return
+		}
+		d := &listDiff{Scope: "common", From: from, To: to}
+		d.Added, d.Removed = allowlist.Diff(a, b)
+		if tamper != nil {
+			tamper(d)
+		}
+		json.NewEncoder(w).Encode(d)
+		return
+	}
+	if heads {
+		l, err := allowlist.DecodeList(body)
+		if err != nil {
+			f.t.Error(err)
+		}
+		w.Header().Set("X-Allowlist-Version", strconv.FormatInt(v, 10))
+		w.Header().Set("X-Allowlist-SHA256", l.SHA256)
+		w.Header().Set("X-Allowlist-Generated-At", at.UTC().Truncate(time.Second).Format(time.RFC3339Nano))
+	}
+	if r.Method == "HEAD" {
+		return
+	}
+	f.fullGets.Add(1)
 	w.Write(body)
 }
 
@@ -1057,5 +1108,120 @@ func TestServesIPv6Loopback(t *testing.T) {
 	}
 	if m := query(t, r, "udp", "games.example.com", dns.TypeA); m.Rcode != dns.RcodeNameError || ede(m) == nil {
 		t.Errorf("blocked name over IPv6: %s", m)
+	}
+}
+
+func names(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("*.%s%d.example.net", prefix, i)
+	}
+	return out
+}
+
+// TestPatchedUpdates: with a registry that answers HEAD on the watch, a
+// new version is taken as the diff from the held one, the rebuilt list is
+// the registry's byte for byte (it becomes the cache file), and the
+// patched matcher answers for added and removed patterns.
+func TestPatchedUpdates(t *testing.T) {
+	reg := newRegistry(t)
+	reg.heads = true
+	v1 := names("tool", 300)
+	reg.publish(1, v1)
+	up := newUpstream(t, "192.0.2.1")
+	dir := t.TempDir()
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: dir})
+	waitVersion(t, r, 1, 2*time.Second)
+	waitCached(t, dir, 1)
+	v2 := append(slices.Clone(v1[10:]), "*.new.example.org", "exact.example.org")
+	reg.publish(2, v2)
+	waitVersion(t, r, 2, 2*time.Second)
+	waitCached(t, dir, 2)
+	for name, want := range map[string]int{"a.new.example.org": dns.RcodeSuccess, "exact.example.org": dns.RcodeSuccess,
+		"x.exact.example.org": dns.RcodeNameError, "a.tool3.example.net": dns.RcodeNameError, "a.tool30.example.net": dns.RcodeSuccess} {
+		if m := query(t, r, "udp", name, dns.TypeA); m.Rcode != want {
+			t.Errorf("%s: rcode %d, want %d", name, m.Rcode, want)
+		}
+	}
+	reg.mu.Lock()
+	body2 := reg.body
+	reg.mu.Unlock()
+	cached, _, err := readCache(dir)
+	if err != nil || !bytes.Equal(cached, body2) {
+		t.Fatalf("cache after a patch is not the registry's body (%v)", err)
+	}
+	reg.publish(3, append(slices.Clone(v2), "*.third.example.org"))
+	waitVersion(t, r, 3, 2*time.Second)
+	m := scrape(t, r)
+	for _, want := range []string{`allowlist_resolver_list_updates_total{how="full"} 1`, `allowlist_resolver_list_updates_total{how="patch"} 2`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(m, "allowlist_resolver_patch_failures_total") {
+		t.Error("a patch failed")
+	}
+	if got := reg.fullGets.Load(); got != 1 {
+		t.Errorf("%d whole lists fetched, want only the first", got)
+	}
+	if q := query(t, r, "udp", "b.third.example.org", dns.TypeA); q.Rcode != dns.RcodeSuccess {
+		t.Errorf("pattern of version 3 not allowed: %d", q.Rcode)
+	}
+}
+
+// TestPatchFallsBackToWholeList: whatever goes wrong with a patch (a diff
+// that does not give the announced list, an announcement that does not
+// match the signature, no cache file to patch), the resolver takes the
+// whole list instead and enforces it; nothing wrong is ever enforced.
+func TestPatchFallsBackToWholeList(t *testing.T) {
+	cases := []struct {
+		reason string
+		break_ func(reg *fakeRegistry, dir string)
+	}{
+		{"invalid", func(reg *fakeRegistry, _ string) {
+			reg.tamper = func(d *listDiff) {
+				d.Added = append(d.Added, allowlist.Entry{Pattern: "*.smuggled.example.com", Site: "x", Category: "other"})
+			}
+		}},
+		{"invalid", func(reg *fakeRegistry, _ string) {
+			reg.tamper = func(d *listDiff) {
+				d.Removed = append(d.Removed, allowlist.Entry{Pattern: "nothere.example.com", Site: "x", Category: "other"})
+			}
+		}},
+		{"signature", func(reg *fakeRegistry, _ string) { reg.atSkew = time.Second }},
+		{"diff", func(reg *fakeRegistry, _ string) {
+			reg.tamper = func(d *listDiff) { d.From = 99 }
+		}},
+		{"no_base", func(_ *fakeRegistry, dir string) { os.Remove(cachePath(dir)) }},
+	}
+	for _, c := range cases {
+		t.Run(c.reason, func(t *testing.T) {
+			reg := newRegistry(t)
+			reg.heads = true
+			reg.publish(1, names("tool", 50))
+			up := newUpstream(t, "192.0.2.1")
+			dir := t.TempDir()
+			r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: dir})
+			waitVersion(t, r, 1, 2*time.Second)
+			waitCached(t, dir, 1)
+			reg.mu.Lock()
+			c.break_(reg, dir)
+			reg.mu.Unlock()
+			reg.publish(2, append(names("tool", 40), "*.new.example.org"))
+			waitVersion(t, r, 2, 3*time.Second)
+			if q := query(t, r, "udp", "a.smuggled.example.com", dns.TypeA); q.Rcode != dns.RcodeNameError {
+				t.Error("a name only the tampered diff added is allowed")
+			}
+			if q := query(t, r, "udp", "a.new.example.org", dns.TypeA); q.Rcode != dns.RcodeSuccess {
+				t.Error("version 2 not enforced")
+			}
+			m := scrape(t, r)
+			for _, want := range []string{`allowlist_resolver_patch_failures_total{reason="` + c.reason + `"} 1`, `allowlist_resolver_list_updates_total{how="full"} 2`} {
+				if !strings.Contains(m, want) {
+					t.Errorf("metrics lack %s", want)
+				}
+			}
+			waitCached(t, dir, 2)
+		})
 	}
 }

@@ -330,16 +330,9 @@ func (f *fetcher) fetch(ctx context.Context, held int64, watch bool, wait time.D
 	if watch {
 		u += "/watch?after=" + strconv.FormatInt(held, 10) + "&timeout=" + wait.String()
 	}
-	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	resp, err := f.do(ctx, "GET", u)
 	if err != nil {
 		return nil, "", err
-	}
-	if f.token != "" {
-		req.Header.Set("Authorization", "Bearer "+f.token)
-	}
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return nil, "", syncErr("fetch", "%v", err)
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:

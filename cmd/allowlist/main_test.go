@@ -314,7 +314,7 @@ mode: enforce
 upstreams: [%q]
 metrics_listen: 127.0.0.1:0
 `, reg.url, strings.TrimSpace(pub), filepath.Join(dir, "cache"), up)), 0o644)
-	res := startResolver(t, conf)
+	res, metrics := startResolverMetrics(t, conf)
 	ask := func(name string) *dns.Msg {
 		t.Helper()
 		m := new(dns.Msg)
@@ -357,6 +357,26 @@ metrics_listen: 127.0.0.1:0
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("quorum to enforcement: %v", time.Since(approved))
+	// It took the change as a patch (HEAD on the watch, then the diff),
+	// and the list it rebuilt is the registry's, byte for byte.
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(m), `allowlist_resolver_list_updates_total{how="patch"} 1`) {
+		t.Errorf("the new version was not taken as a patch:\n%s", grepLines(string(m), "allowlist_resolver_list_updates_total", "allowlist_resolver_patch_failures_total"))
+	}
+	_, published := reg.call(t, "GET", "/v1/lists/common", "", "")
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if b, _ := os.ReadFile(filepath.Join(dir, "cache", "list.cache")); bytes.HasSuffix(b, published) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cache file never held the published list")
+		}
+	}
 
 	// Registry gone: the resolver keeps answering; restarted, it starts
 	// from its cache.
@@ -389,8 +409,27 @@ metrics_listen: 127.0.0.1:0
 	}
 }
 
+func grepLines(s string, prefixes ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // startResolver starts `allowlist resolve` and returns its UDP address.
 func startResolver(t *testing.T, conf string) string {
+	t.Helper()
+	udp, _ := startResolverMetrics(t, conf)
+	return udp
+}
+
+// startResolverMetrics is startResolver, also returning the metrics address.
+func startResolverMetrics(t *testing.T, conf string) (string, string) {
 	t.Helper()
 	cmd := exec.Command(binary, "resolve", "--config", conf)
 	out, _ := cmd.StdoutPipe()
@@ -404,11 +443,11 @@ func startResolver(t *testing.T, conf string) string {
 	if err != nil {
 		t.Fatalf("resolver did not start: %v\n%s", err, errb.String())
 	}
-	f := strings.Fields(line) // resolver listening on ADDR (udp) ...
-	if len(f) < 4 {
+	f := strings.Fields(line) // resolver listening on ADDR (udp) ADDR (tcp), metrics on ADDR, ...
+	if len(f) < 10 {
 		t.Fatalf("resolver said %q", line)
 	}
-	return f[3]
+	return f[3], strings.TrimSuffix(f[9], ",")
 }
 
 // startUpstream answers every A query with 192.0.2.1.
