@@ -63,11 +63,7 @@ func EncodeEntries(sorted []Entry) Encoded {
 	if sorted == nil {
 		sorted = []Entry{}
 	}
-	size := 2
-	for _, e := range sorted {
-		size += 42 + len(e.Pattern) + len(e.Site) + len(e.Category)
-	}
-	b := appendEntries(make([]byte, 0, size), sorted)
+	b := EncodeEntryArray(sorted)
 	sum := sha256.Sum256(b)
 	return Encoded{Entries: sorted, JSON: b, SHA256: hex.EncodeToString(sum[:])}
 }
@@ -96,6 +92,16 @@ func appendListHead(b []byte, scope string, version int64, at time.Time, sha str
 }
 
 const listTail = "}\n"
+
+// EncodeEntryArray encodes entries, in the order given, as the canonical
+// JSON array a list body holds (and encoding/json would write).
+func EncodeEntryArray(entries []Entry) []byte {
+	size := 2
+	for _, e := range entries {
+		size += 42 + len(e.Pattern) + len(e.Site) + len(e.Category)
+	}
+	return appendEntries(make([]byte, 0, size), entries)
+}
 
 func appendEntries(b []byte, entries []Entry) []byte {
 	b = append(b, '[')

@@ -30,7 +30,9 @@ type Patched struct {
 // ListVerifier beside w). PatchList itself refuses changes that do not fit
 // old (removing an entry old lacks, adding a pattern old has), patterns
 // not in normal form, and a result whose entries do not hash to
-// next.SHA256; old is read as ReadList reads it, hash included.
+// next.SHA256. old is read in the form ReadList reads, but its own hash is
+// not checked: any byte of it that is wrong either leaves with a removed
+// entry or fails the new version's hash and signature.
 func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writer) (Patched, error) {
 	var res Patched
 	added = sortedCopy(added)
@@ -96,7 +98,7 @@ func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writ
 	flush(false)
 	chunk = append(chunk, '[')
 	ai, ri := 0, 0
-	lr := &listReader{r: old, buf: make([]byte, 0, 64<<10)}
+	lr := &listReader{r: old, buf: make([]byte, 0, 64<<10), noHash: true}
 	lr.entryFn = func(p, site, category []byte) error {
 		pattern := bytesString(p)
 		for ai < len(added) && added[ai].Pattern < pattern {

@@ -93,6 +93,14 @@ type Version struct {
 	Removed   int       `json:"removed"`
 	Signature string    `json:"-"`
 	Body      []byte    `json:"-"`
+	// Changes against the version before, when known (see FindChanges).
+	Changes *Changes `json:"-"`
+}
+
+// Changes are the entries a version added and removed against the version
+// before it, each a canonical JSON array of entries (EncodeEntryArray).
+type Changes struct {
+	Added, Removed []byte
 }
 
 // ScopeInfo is a scope and its current version.
@@ -169,6 +177,9 @@ type Registry interface {
 	FindVersion(ctx context.Context, scope string, version int64) (Version, error)
 	// FindVersions lists a scope's versions without bodies. ENOTFOUND.
 	FindVersions(ctx context.Context, scope string) ([]Version, error)
+	// FindChanges returns what version changed against version-1, or
+	// false when they were not recorded (versions older than the record).
+	FindChanges(ctx context.Context, scope string, version int64) (Changes, bool, error)
 	// PublicKey is the key that verifies list signatures.
 	PublicKey() ed25519.PublicKey
 

@@ -79,9 +79,9 @@ func newEnv(t *testing.T, cfg api.Config) *env {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	var srv *api.Server
 	db, err := sqlite.Open(filepath.Join(t.TempDir(), "registry.db"), sqlite.Options{Quorum: 2, Key: key,
-		OnPublish: func(scope string, v int64) {
+		OnPublish: func(v allowlist.Version) {
 			if srv != nil {
-				srv.Notify(scope, v)
+				srv.Published(v)
 			}
 		}})
 	if err != nil {

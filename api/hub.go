@@ -25,8 +25,10 @@ type hub struct {
 	current  map[string]int64
 	changed  map[string]chan struct{} // closed when the scope moves
 	rendered map[renderKey]*rendered
-	matchers map[string]*compiled
-	diffs    map[diffKey][]byte
+	// renderedBytes is the size of the bodies in rendered.
+	renderedBytes int
+	matchers      map[string]*compiled
+	diffs         map[diffKey][]byte
 }
 
 type diffKey struct {
@@ -63,8 +65,12 @@ type compiled struct {
 	matcher *allowlist.Matcher
 }
 
-// maxRendered bounds the cache; past it, entries of old versions go.
-const maxRendered = 512
+// maxRendered and maxRenderedBytes bound the cache; past either, entries
+// of versions no longer current go.
+const (
+	maxRendered      = 512
+	maxRenderedBytes = 512 << 20
+)
 
 func newHub(reg allowlist.Registry) *hub {
 	return &hub{reg: reg, current: map[string]int64{}, changed: map[string]chan struct{}{},
@@ -175,32 +181,90 @@ func (h *hub) render(ctx context.Context, scope string, version int64, f allowli
 		}
 		body = f.Render(l, v.Body)
 	}
-	r := &rendered{
-		scope: scope, version: version, format: f, body: body,
-		signature: v.Signature, sha256: v.SHA256, contentType: f.ContentType,
-		generatedAt: v.CreatedAt.UTC().Format(time.RFC3339Nano),
-		// The ETag names the exact bytes: scope, version, format and the
-		// content hash, which never change for a version.
-		etag: `"` + scope + "-" + strconv.FormatInt(version, 10) + "-" + f.Name + "-" + v.SHA256[:16] + `"`,
-	}
+	r := newRendered(v, f, body)
 	h.mu.Lock()
-	if len(h.rendered) >= maxRendered {
-		for k := range h.rendered {
-			if h.current[k.scope] != k.version {
-				delete(h.rendered, k)
-			}
-		}
-	}
-	h.rendered[key] = r
+	h.keep(key, r)
 	h.mu.Unlock()
 	return r, nil
 }
 
+func newRendered(v allowlist.Version, f allowlist.Format, body []byte) *rendered {
+	return &rendered{
+		scope: v.Scope, version: v.Version, format: f, body: body,
+		signature: v.Signature, sha256: v.SHA256, contentType: f.ContentType,
+		generatedAt: v.CreatedAt.UTC().Format(time.RFC3339Nano),
+		// The ETag names the exact bytes: scope, version, format and the
+		// content hash, which never change for a version.
+		etag: `"` + v.Scope + "-" + strconv.FormatInt(v.Version, 10) + "-" + f.Name + "-" + v.SHA256[:16] + `"`,
+	}
+}
+
+// keep adds a rendered version to the cache, first dropping the versions
+// that are no longer current if the cache holds too many or too many
+// bytes (a million-entry list is 85 MB in JSON). h.mu is held.
+func (h *hub) keep(key renderKey, r *rendered) {
+	if len(h.rendered) >= maxRendered || h.renderedBytes+len(r.body) > maxRenderedBytes {
+		for k, old := range h.rendered {
+			if h.current[k.scope] != k.version {
+				h.renderedBytes -= len(old.body)
+				delete(h.rendered, k)
+			}
+		}
+	}
+	if old, ok := h.rendered[key]; ok {
+		h.renderedBytes -= len(old.body)
+	}
+	h.rendered[key] = r
+	h.renderedBytes += len(r.body)
+}
+
+// prime takes a version just published, with its body in memory: its JSON
+// is kept as it is (no read back from the store), and so is its diff
+// against the version before.
+func (h *hub) prime(v allowlist.Version) {
+	if len(v.Body) == 0 || v.Signature == "" || len(v.SHA256) < 16 {
+		return
+	}
+	jsonFormat := allowlist.Formats[0]
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.keep(renderKey{v.Scope, v.Version, jsonFormat.Name}, newRendered(v, jsonFormat, v.Body))
+	if v.Changes != nil && v.Version > 0 {
+		h.keepDiff(diffKey{v.Scope, v.Version - 1, v.Version}, diffBody(v.Scope, v.Version-1, v.Version, *v.Changes))
+	}
+}
+
+// keepDiff adds a diff's JSON to the cache. h.mu is held.
+func (h *hub) keepDiff(key diffKey, body []byte) {
+	if len(h.diffs) >= maxDiffs {
+		clear(h.diffs)
+	}
+	h.diffs[key] = body
+}
+
+// diffBody writes the diff endpoint's JSON around changes already encoded,
+// byte for byte as encoding/json writes a diffJSON.
+func diffBody(scope string, from, to int64, c allowlist.Changes) []byte {
+	q, _ := json.Marshal(scope)
+	b := make([]byte, 0, len(c.Added)+len(c.Removed)+len(q)+80)
+	b = append(b, `{"added":`...)
+	b = append(b, c.Added...)
+	b = append(b, `,"from":`...)
+	b = strconv.AppendInt(b, from, 10)
+	b = append(b, `,"removed":`...)
+	b = append(b, c.Removed...)
+	b = append(b, `,"scope":`...)
+	b = append(b, q...)
+	b = append(b, `,"to":`...)
+	b = strconv.AppendInt(b, to, 10)
+	return append(b, "}\n"...)
+}
+
 // diff returns the JSON of the changes between two versions of a scope
-// (to may be Latest). It is computed once per pair: at a million entries
-// that is two decodes and a merge, a quarter of a second, which a resolver
-// taking the change as a patch (rather than the whole list) must not pay
-// again for each department.
+// (to may be Latest). Between consecutive versions it is what the store
+// recorded at publication (a patching resolver asks for nothing else);
+// otherwise it is computed, once per pair: at a million entries two
+// decodes and a merge, a quarter of a second or more.
 func (h *hub) diff(ctx context.Context, scope string, from, to int64) ([]byte, error) {
 	to, err := h.scopeVersion(scope, to)
 	if err != nil {
@@ -218,6 +282,14 @@ func (h *hub) diff(ctx context.Context, scope string, from, to int64) ([]byte, e
 	}
 	out, err, _ := h.flight.Do(fmt.Sprintf("diff/%s/%d/%d", scope, from, to), func() (any, error) {
 		ctx := context.WithoutCancel(ctx)
+		if to == from+1 {
+			// Recorded when the version was published.
+			if c, ok, err := h.reg.FindChanges(ctx, scope, to); err != nil {
+				return nil, err
+			} else if ok {
+				return diffBody(scope, from, to, c), nil
+			}
+		}
 		jsonFormat := allowlist.Formats[0]
 		b, err := h.get(ctx, scope, to, jsonFormat)
 		if err != nil {
@@ -245,10 +317,7 @@ func (h *hub) diff(ctx context.Context, scope string, from, to int64) ([]byte, e
 	}
 	body = out.([]byte)
 	h.mu.Lock()
-	if len(h.diffs) >= maxDiffs {
-		clear(h.diffs)
-	}
-	h.diffs[key] = body
+	h.keepDiff(key, body)
 	h.mu.Unlock()
 	return body, nil
 }

@@ -168,8 +168,17 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// Notify tells watchers that a scope moved to version; wire it to the
-// store's OnPublish.
+// Published hands the API a version the store has just committed: its
+// JSON is served from the bytes already in memory (a watcher woken by it
+// is answered without reading the body back), and watchers are woken.
+// Wire it to the store's OnPublish.
+func (s *Server) Published(v allowlist.Version) {
+	s.hub.prime(v)
+	s.Notify(v.Scope, v.Version)
+}
+
+// Notify tells watchers that a scope moved to version (known without its
+// body, as when another process published it).
 func (s *Server) Notify(scope string, version int64) {
 	s.hub.notify(scope, version)
 	s.metrics.listVersion.WithLabelValues(scope).Set(float64(version))

@@ -30,9 +30,9 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	var srv *api.Server
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"), sqlite.Options{Quorum: 2, Key: key, OnPublish: func(s string, v int64) {
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"), sqlite.Options{Quorum: 2, Key: key, OnPublish: func(v allowlist.Version) {
 		if srv != nil {
-			srv.Notify(s, v)
+			srv.Published(v)
 		}
 	}})
 	if err != nil {

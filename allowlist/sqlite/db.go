@@ -37,8 +37,9 @@ type Options struct {
 	Quorum int
 	// Key signs published versions.
 	Key ed25519.PrivateKey
-	// OnPublish, if set, is called after a commit for each new version.
-	OnPublish func(scope string, version int64)
+	// OnPublish, if set, is called after a commit for each new version,
+	// with its body, signature and changes (which must not be modified).
+	OnPublish func(v allowlist.Version)
 	// Now returns the current time; tests may fix it.
 	Now func() time.Time
 }
@@ -243,7 +244,7 @@ func (db *DB) updateSite(ctx context.Context, actor allowlist.Actor, site string
 	}
 	if db.opts.OnPublish != nil {
 		for _, v := range published {
-			db.opts.OnPublish(v.Scope, v.Version)
+			db.opts.OnPublish(v)
 		}
 	}
 	return nil

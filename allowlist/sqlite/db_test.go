@@ -138,6 +138,7 @@ func TestFlowToQuorum(t *testing.T) {
 			t.Errorf("versions not contiguous: %v", versions)
 		}
 	}
+	checkRecordedChanges(t, db, "common", "dept-a", "dept-b", "dept-c")
 	if seq, ok, err := db.VerifyAudit(ctx); err != nil || !ok {
 		t.Errorf("audit broken at %d: %v", seq, err)
 	}
@@ -453,5 +454,34 @@ func TestSiteCacheFollowsTheDatabase(t *testing.T) {
 	}
 	if want := []string{"*.x.example.net", "a.example.org", "c.example.org", "x.example.org"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("common = %v, want %v", got, want)
+	}
+}
+
+// checkRecordedChanges holds the changes recorded with each version to
+// the diff of its body against the one before.
+func checkRecordedChanges(t *testing.T, db *DB, scopes ...string) {
+	t.Helper()
+	for _, scope := range scopes {
+		versions := must[[]allowlist.Version](t)(db.FindVersions(ctx, scope))
+		for _, v := range versions[1:] {
+			c, ok, err := db.FindChanges(ctx, scope, v.Version)
+			if err != nil || !ok {
+				t.Fatalf("%s/%d: no changes recorded (%v)", scope, v.Version, err)
+			}
+			a := must[allowlist.Version](t)(db.FindVersion(ctx, scope, v.Version-1))
+			b := must[allowlist.Version](t)(db.FindVersion(ctx, scope, v.Version))
+			la, _ := allowlist.DecodeList(a.Body)
+			lb, _ := allowlist.DecodeList(b.Body)
+			added, removed := allowlist.Diff(la.Entries, lb.Entries)
+			if string(c.Added) != string(allowlist.EncodeEntryArray(added)) || string(c.Removed) != string(allowlist.EncodeEntryArray(removed)) {
+				t.Errorf("%s/%d: recorded +%s -%s, bodies differ by +%v -%v", scope, v.Version, c.Added, c.Removed, added, removed)
+			}
+			if v.Added != len(added) || v.Removed != len(removed) {
+				t.Errorf("%s/%d: counts +%d -%d, want +%d -%d", scope, v.Version, v.Added, v.Removed, len(added), len(removed))
+			}
+		}
+		if _, ok, _ := db.FindChanges(ctx, scope, 0); ok {
+			t.Errorf("%s/0: changes recorded for the first version", scope)
+		}
 	}
 }

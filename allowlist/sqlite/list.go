@@ -55,6 +55,20 @@ func (db *DB) FindVersion(ctx context.Context, scope string, n int64) (allowlist
 	return v, nil
 }
 
+// FindChanges returns what version changed against the one before it, as
+// recorded when it was published.
+func (db *DB) FindChanges(ctx context.Context, scope string, n int64) (allowlist.Changes, bool, error) {
+	var c allowlist.Changes
+	err := db.read.QueryRowContext(ctx, "SELECT added_entries, removed_entries FROM versions WHERE scope = ? AND version = ?", scope, n).Scan(&c.Added, &c.Removed)
+	if err == sql.ErrNoRows {
+		return c, false, allowlist.Errorf(allowlist.ENOTFOUND, "scope %q has no version %d", scope, n)
+	}
+	if err != nil {
+		return c, false, fmt.Errorf("changes: %w", err)
+	}
+	return c, c.Added != nil && c.Removed != nil, nil
+}
+
 // FindVersions lists a scope's versions, oldest first, without bodies.
 // ENOTFOUND.
 func (db *DB) FindVersions(ctx context.Context, scope string) ([]allowlist.Version, error) {

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -50,7 +51,7 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site strin
 	// Scopes with the same content share one slice: encode and hash it
 	// once, and count its changes once per previous version's content.
 	encoded := map[*allowlist.Entry]allowlist.Encoded{}
-	counts := map[[2]string][2]int{}
+	changes := map[[2]string]allowlist.Changes{}
 	var out []allowlist.Version
 	for _, scope := range append([]string{allowlist.ScopeCommon}, depts...) {
 		entries := scopes[scope]
@@ -75,7 +76,7 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site strin
 			continue
 		}
 		l, body := allowlist.NewListEncoded(scope, prev.Version+1, now, enc)
-		v, err := db.storeVersion(ctx, tx, scope, prev.Version+1, now, entries, &encodedList{l, body, prev, counts})
+		v, err := db.storeVersion(ctx, tx, scope, prev.Version+1, now, entries, &encodedList{l, body, prev, changes})
 		if err != nil {
 			return nil, err
 		}
@@ -104,13 +105,13 @@ func spliceSite(ctx context.Context, tx *sql.Tx, sites []allowlist.Site, id stri
 }
 
 // encodedList is a version already built, the version it follows, and
-// the changes counted so far in this publication, by (previous, new)
+// the changes found so far in this publication, by (previous, new)
 // content hash.
 type encodedList struct {
-	l      allowlist.List
-	body   []byte
-	prev   *allowlist.Version
-	counts map[[2]string][2]int
+	l       allowlist.List
+	body    []byte
+	prev    *allowlist.Version
+	changes map[[2]string]allowlist.Changes
 }
 
 // storeVersion signs and stores version n of scope. enc is the list
@@ -118,33 +119,44 @@ type encodedList struct {
 func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int64, now time.Time, entries []allowlist.Entry, enc *encodedList) (allowlist.Version, error) {
 	var l allowlist.List
 	var body []byte
+	var changes *allowlist.Changes
 	added, removed := 0, 0
 	if enc == nil {
 		l, body = allowlist.NewListSorted(scope, n, now, allowlist.SortEntries(entries))
 	} else {
 		l, body = enc.l, enc.body
 		key := [2]string{enc.prev.SHA256, l.SHA256}
-		if c, ok := enc.counts[key]; ok {
-			added, removed = c[0], c[1]
-		} else {
+		c, ok := enc.changes[key]
+		if !ok {
 			var err error
-			if added, removed, err = countChanges(ctx, tx, enc.prev, l.Entries); err != nil {
+			if c, err = findChanges(ctx, tx, enc.prev, l.Entries); err != nil {
 				return allowlist.Version{}, err
 			}
-			enc.counts[key] = [2]int{added, removed}
+			enc.changes[key] = c
 		}
+		added, removed = countArray(c.Added), countArray(c.Removed)
+		changes = &c
 	}
 	v := allowlist.Version{
 		Scope: scope, Version: n, CreatedAt: l.GeneratedAt, SHA256: l.SHA256,
 		Entries: len(l.Entries), Added: added, Removed: removed,
-		Body: body, Signature: allowlist.SignList(db.opts.Key, body),
+		Body: body, Signature: allowlist.SignList(db.opts.Key, body), Changes: changes,
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO versions (scope, version, created_at, sha256, entries, added, removed, body, signature)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, scope, n, ts(v.CreatedAt), v.SHA256, v.Entries, v.Added, v.Removed, body, v.Signature)
+	var addedJSON, removedJSON []byte
+	if changes != nil {
+		addedJSON, removedJSON = changes.Added, changes.Removed
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO versions (scope, version, created_at, sha256, entries, added, removed, body, signature, added_entries, removed_entries)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, scope, n, ts(v.CreatedAt), v.SHA256, v.Entries, v.Added, v.Removed, body, v.Signature, addedJSON, removedJSON)
 	if err != nil {
 		return v, fmt.Errorf("store version %s/%d: %w", scope, n, err)
 	}
 	return v, nil
+}
+
+// countArray counts the entries of a canonical JSON array of entries.
+func countArray(b []byte) int {
+	return bytes.Count(b, []byte(`{"pattern":`))
 }
 
 // latestVersion returns the identity of the latest version of scope
@@ -164,20 +176,22 @@ func latestVersion(ctx context.Context, q queryer, scope string) (*allowlist.Ver
 	return &v, nil
 }
 
-// countChanges counts the entries of next (sorted, as Scopes gives them)
+// findChanges finds the entries of next (sorted, as Scopes gives them)
 // that are not in version prev, and those of prev not in next: one merge
 // of next with prev's stored body, decoded without copying its strings.
-func countChanges(ctx context.Context, q queryer, prev *allowlist.Version, next []allowlist.Entry) (added, removed int, err error) {
+func findChanges(ctx context.Context, q queryer, prev *allowlist.Version, next []allowlist.Entry) (allowlist.Changes, error) {
 	var body []byte
 	if err := q.QueryRowContext(ctx, "SELECT body FROM versions WHERE scope = ? AND version = ?", prev.Scope, prev.Version).Scan(&body); err != nil {
-		return 0, 0, fmt.Errorf("version %s/%d: %w", prev.Scope, prev.Version, err)
+		return allowlist.Changes{}, fmt.Errorf("version %s/%d: %w", prev.Scope, prev.Version, err)
 	}
 	old, err := allowlist.DecodeList(body)
 	if err != nil {
-		return 0, 0, fmt.Errorf("stored version %s/%d: %w", prev.Scope, prev.Version, err)
+		return allowlist.Changes{}, fmt.Errorf("stored version %s/%d: %w", prev.Scope, prev.Version, err)
 	}
-	allowlist.DiffFunc(old.Entries, next, func(allowlist.Entry) { added++ }, func(allowlist.Entry) { removed++ })
-	return added, removed, nil
+	added, removed := []allowlist.Entry{}, []allowlist.Entry{}
+	allowlist.DiffFunc(old.Entries, next, func(e allowlist.Entry) { added = append(added, e) }, func(e allowlist.Entry) { removed = append(removed, e) })
+	// Encoded now, while body (which old's strings share) is alive.
+	return allowlist.Changes{Added: allowlist.EncodeEntryArray(added), Removed: allowlist.EncodeEntryArray(removed)}, nil
 }
 
 func departmentIDs(ctx context.Context, q queryer) ([]string, error) {

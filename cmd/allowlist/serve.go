@@ -130,10 +130,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	var srv *api.Server
 	store, err := openDB(cfg.DB, cfg.SigningKey, sqlite.Options{
 		Quorum: cfg.Quorum,
-		OnPublish: func(scope string, version int64) {
-			log.Info("list published", "scope", scope, "version", version)
+		OnPublish: func(v allowlist.Version) {
+			log.Info("list published", "scope", v.Scope, "version", v.Version, "entries", v.Entries, "added", v.Added, "removed", v.Removed)
 			if srv != nil {
-				srv.Notify(scope, version)
+				srv.Published(v)
 			}
 		},
 	})

@@ -1,0 +1,53 @@
+package api
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/cross-gov/allowlist/allowlist"
+)
+
+// TestDiffBodyMatchesEncodingJSON: the diff assembled around recorded
+// changes is byte for byte what encoding/json writes for the computed one.
+func TestDiffBodyMatchesEncodingJSON(t *testing.T) {
+	for _, c := range []struct {
+		scope          string
+		added, removed []allowlist.Entry
+	}{
+		{"common", []allowlist.Entry{}, []allowlist.Entry{}},
+		{"dept-a", []allowlist.Entry{{Pattern: "*.a.example.org", Site: "a", Category: "wiki"}}, []allowlist.Entry{}},
+		{"x<&>\u2028", []allowlist.Entry{{Pattern: "b.example.org", Site: "s<i>t&e", Category: "caf\u00e9"}},
+			[]allowlist.Entry{{Pattern: "a.example.org", Site: "q\"uote\\", Category: "\u2029"}, {Pattern: "z.example.org", Site: "z", Category: "other"}}},
+	} {
+		want, err := json.Marshal(diffJSON{Added: c.added, From: 6, Removed: c.removed, Scope: c.scope, To: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := diffBody(c.scope, 6, 7, allowlist.Changes{Added: allowlist.EncodeEntryArray(c.added), Removed: allowlist.EncodeEntryArray(c.removed)})
+		if string(got) != string(want)+"\n" {
+			t.Errorf("diffBody:\n%s\nencoding/json:\n%s", got, want)
+		}
+	}
+}
+
+// TestRenderedCacheIsBoundedInBytes: versions that are no longer current
+// leave the cache once it holds maxRenderedBytes, whatever their number;
+// the current one stays.
+func TestRenderedCacheIsBoundedInBytes(t *testing.T) {
+	h := newHub(nil)
+	big := make([]byte, 85<<20) // a million-entry list
+	for v := int64(1); v <= 20; v++ {
+		h.notify("common", v)
+		h.prime(allowlist.Version{Scope: "common", Version: v, SHA256: "0123456789abcdef0123", Signature: "sig", Body: big,
+			Changes: &allowlist.Changes{Added: []byte("[]"), Removed: []byte("[]")}})
+		if h.renderedBytes > maxRenderedBytes {
+			t.Fatalf("after version %d the cache holds %d MB", v, h.renderedBytes>>20)
+		}
+	}
+	if _, ok := h.rendered[renderKey{"common", 20, "json"}]; !ok {
+		t.Error("the current version left the cache")
+	}
+	if _, ok := h.diffs[diffKey{"common", 19, 20}]; !ok {
+		t.Error("the diff to the current version was not kept")
+	}
+}
