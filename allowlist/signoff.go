@@ -75,12 +75,13 @@ func scopes(sites []Site, departments []string, quorum int, b *ScopeBuilder) map
 		if !live(s) {
 			continue
 		}
-		decided := map[string]bool{}
-		for _, so := range s.Signoffs {
-			if !isDept[so.Department] || decided[so.Department] {
+		// A department's first sign-off counts. Sites have a handful, so
+		// a search of those before beats a map per site (a map each for
+		// 100,000 sites was a quarter of a second per publication).
+		for k, so := range s.Signoffs {
+			if !isDept[so.Department] || slices.ContainsFunc(s.Signoffs[:k], func(o Signoff) bool { return o.Department == so.Department }) {
 				continue
 			}
-			decided[so.Department] = true
 			var domains []string
 			if so.Decision == DecisionApprove {
 				covered := latestCovered(s, s.History[so.Revision])
@@ -233,11 +234,16 @@ func (b *ScopeBuilder) update(sites []Site, published [][]string) []Entry {
 		b.sorted = []Entry{}
 	}
 	var removed, added []Entry
-	seen := make(map[string]bool, len(sites))
+	// Sites that publish now: once the loop has recorded them, when they
+	// are all of b.published, no site is gone and the search below is
+	// skipped (a set of 100,000 ids per publication was a tenth of it).
+	present := 0
 	for i, s := range sites {
-		seen[s.ID] = true
 		prev, had := b.published[s.ID]
 		cur := published[i]
+		if len(cur) > 0 {
+			present++
+		}
 		if had && prev.category == s.Category && slices.Equal(prev.domains, cur) {
 			continue
 		}
@@ -253,12 +259,18 @@ func (b *ScopeBuilder) update(sites []Site, published [][]string) []Entry {
 			b.published[s.ID] = contribution{domains: cur, category: s.Category}
 		}
 	}
-	for id, prev := range b.published {
-		if !seen[id] { // the site is gone
-			for _, p := range prev.domains {
-				removed = append(removed, Entry{p, id, prev.category})
+	if present < len(b.published) {
+		here := make(map[string]bool, len(sites))
+		for _, s := range sites {
+			here[s.ID] = true
+		}
+		for id, prev := range b.published {
+			if !here[id] { // the site is gone
+				for _, p := range prev.domains {
+					removed = append(removed, Entry{p, id, prev.category})
+				}
+				delete(b.published, id)
 			}
-			delete(b.published, id)
 		}
 	}
 	if len(removed) == 0 && len(added) == 0 {

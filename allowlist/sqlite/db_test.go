@@ -455,6 +455,9 @@ func TestSiteCacheFollowsTheDatabase(t *testing.T) {
 	if want := []string{"*.x.example.net", "a.example.org", "c.example.org", "x.example.org"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("common = %v, want %v", got, want)
 	}
+	// a diffed its last publication against a version b made (read back
+	// from the database, not from what a kept in memory).
+	checkRecordedChanges(t, a, "common", "dept-a", "dept-b")
 }
 
 // checkRecordedChanges holds the changes recorded with each version to

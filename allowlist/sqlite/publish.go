@@ -80,6 +80,9 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site strin
 		if err != nil {
 			return nil, err
 		}
+		if db.pending != nil {
+			db.pending[scope] = publishedEntries{sha256: enc.SHA256, entries: enc.Entries}
+		}
 		out = append(out, v)
 	}
 	return out, nil
@@ -129,7 +132,7 @@ func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int6
 		c, ok := enc.changes[key]
 		if !ok {
 			var err error
-			if c, err = findChanges(ctx, tx, enc.prev, l.Entries); err != nil {
+			if c, err = db.findChanges(ctx, tx, enc.prev, l.Entries); err != nil {
 				return allowlist.Version{}, err
 			}
 			enc.changes[key] = c
@@ -178,19 +181,24 @@ func latestVersion(ctx context.Context, q queryer, scope string) (*allowlist.Ver
 
 // findChanges finds the entries of next (sorted, as Scopes gives them)
 // that are not in version prev, and those of prev not in next: one merge
-// of next with prev's stored body, decoded without copying its strings.
-func findChanges(ctx context.Context, q queryer, prev *allowlist.Version, next []allowlist.Entry) (allowlist.Changes, error) {
-	var body []byte
-	if err := q.QueryRowContext(ctx, "SELECT body FROM versions WHERE scope = ? AND version = ?", prev.Scope, prev.Version).Scan(&body); err != nil {
-		return allowlist.Changes{}, fmt.Errorf("version %s/%d: %w", prev.Scope, prev.Version, err)
-	}
-	old, err := allowlist.DecodeList(body)
-	if err != nil {
-		return allowlist.Changes{}, fmt.Errorf("stored version %s/%d: %w", prev.Scope, prev.Version, err)
+// of next with prev's entries, kept from its publication by this process,
+// or else read back from its stored body and decoded without copying.
+func (db *DB) findChanges(ctx context.Context, q queryer, prev *allowlist.Version, next []allowlist.Entry) (allowlist.Changes, error) {
+	old := db.published[prev.Scope]
+	if old.sha256 != prev.SHA256 {
+		var body []byte
+		if err := q.QueryRowContext(ctx, "SELECT body FROM versions WHERE scope = ? AND version = ?", prev.Scope, prev.Version).Scan(&body); err != nil {
+			return allowlist.Changes{}, fmt.Errorf("version %s/%d: %w", prev.Scope, prev.Version, err)
+		}
+		l, err := allowlist.DecodeList(body)
+		if err != nil {
+			return allowlist.Changes{}, fmt.Errorf("stored version %s/%d: %w", prev.Scope, prev.Version, err)
+		}
+		old.entries = l.Entries
 	}
 	added, removed := []allowlist.Entry{}, []allowlist.Entry{}
-	allowlist.DiffFunc(old.Entries, next, func(e allowlist.Entry) { added = append(added, e) }, func(e allowlist.Entry) { removed = append(removed, e) })
-	// Encoded now, while body (which old's strings share) is alive.
+	allowlist.DiffFunc(old.entries, next, func(e allowlist.Entry) { added = append(added, e) }, func(e allowlist.Entry) { removed = append(removed, e) })
+	// Encoded now, while the body (which old's strings may share) is alive.
 	return allowlist.Changes{Added: allowlist.EncodeEntryArray(added), Removed: allowlist.EncodeEntryArray(removed)}, nil
 }
 
