@@ -83,8 +83,10 @@ propagation() {
 }
 
 # reload_under_load: a steady 20,000 queries/s of listed and blocked names
-# while a new version of the whole list is published and loaded; counts the
-# queries that were lost or answered wrongly.
+# while RUNS new versions of the list are published and loaded one after
+# another; reports the median and the worst reload (as the resolver's
+# reload histogram timed each), how the versions came (patch or full), and
+# counts the queries that were lost or answered wrongly.
 reload_under_load() {
   local dir=$1 size=$2 a b
   [ "$size" = "$(echo $SIZES | tr ' ' '\n' | tail -1)" ] || return 0
@@ -92,23 +94,29 @@ reload_under_load() {
       if (i % 2) printf "x.svc1.tool%d.example.net A\n", int(rand() * n); else printf "blocked%d.example.com A\n", i } }' > "$dir/reload.txt"
   a=$(bin/allowlist token create --db "$dir/registry.db" --role owner --department bench-a --name ra 2>/dev/null | tail -1)
   b=$(bin/allowlist token create --db "$dir/registry.db" --role owner --department bench-b --name rb 2>/dev/null | tail -1)
-  local v0; v0=$(curl -s 127.0.0.1:9250/metrics | awk '/^allowlist_resolver_list_version /{print $2}')
-  # The reload histogram before, so that this reload alone is reported.
-  local before; before=$(curl -s 127.0.0.1:9250/metrics | awk '/^allowlist_resolver_reload_duration_seconds_sum /{s=$2} /^allowlist_resolver_reload_duration_seconds_count /{c=$2} END {print s+0, c+0}')
-  taskset -c 1 dnsperf -s 127.0.0.1 -p $OURS -d "$dir/reload.txt" -l $(( DURATION * 4 + 10 + size / 20000 )) -c 4 -Q 20000 -t 2 > "$dir/reload.out" 2>&1 & local perf=$!
+  metric() { curl -s 127.0.0.1:9250/metrics | awk -v m="$1" '$1 == m {print $2}'; }
+  local v0; v0=$(metric allowlist_resolver_list_version)
+  taskset -c 1 dnsperf -s 127.0.0.1 -p $OURS -d "$dir/reload.txt" -l $(( 4 + RUNS * (2 + size / 100000) )) -c 4 -Q 20000 -t 2 > "$dir/reload.out" 2>&1 & local perf=$!
   sleep 2
-  curl -sf -X POST "http://$REG/v1/sites" -H "Authorization: Bearer $a" -H 'Content-Type: application/json' \
-    -d '{"id":"reload-site","name":"R","category":"other","domains":["reload.example.org"],"owner":{"name":"x"}}' >/dev/null
-  curl -sf -X PUT "http://$REG/v1/sites/reload-site/signoffs/bench-a" -H "Authorization: Bearer $a" -H 'Content-Type: application/json' -d '{"decision":"approve"}' >/dev/null
-  curl -sf -X PUT "http://$REG/v1/sites/reload-site/signoffs/bench-b" -H "Authorization: Bearer $b" -H 'Content-Type: application/json' -d '{"decision":"approve"}' >/dev/null
+  local times=() r
+  for r in $(seq "$RUNS"); do
+    local id="reload-$r" v s0 c0
+    curl -sf -X POST "http://$REG/v1/sites" -H "Authorization: Bearer $a" -H 'Content-Type: application/json' \
+      -d "{\"id\":\"$id\",\"name\":\"R\",\"category\":\"other\",\"domains\":[\"$id.example.org\"],\"owner\":{\"name\":\"x\"}}" >/dev/null
+    curl -sf -X PUT "http://$REG/v1/sites/$id/signoffs/bench-a" -H "Authorization: Bearer $a" -H 'Content-Type: application/json' -d '{"decision":"approve"}' >/dev/null
+    v=$(metric allowlist_resolver_list_version); s0=$(metric allowlist_resolver_reload_duration_seconds_sum); c0=$(metric allowlist_resolver_reload_duration_seconds_count)
+    curl -sf -X PUT "http://$REG/v1/sites/$id/signoffs/bench-b" -H "Authorization: Bearer $b" -H 'Content-Type: application/json' -d '{"decision":"approve"}' >/dev/null
+    for _ in $(seq 600); do [ "$(metric allowlist_resolver_list_version)" != "$v" ] && break; sleep 0.1; done
+    times+=("$(curl -s 127.0.0.1:9250/metrics | awk -v s0="$s0" -v c0="$c0" '$1 == "allowlist_resolver_reload_duration_seconds_sum" {s=$2} $1 == "allowlist_resolver_reload_duration_seconds_count" {c=$2} END {if (c > c0) printf "%.2f", (s - s0) / (c - c0); else print "?"}')")
+  done
   wait $perf || true
-  local v1 sent lost noerr nx reload
-  v1=$(curl -s 127.0.0.1:9250/metrics | awk '/^allowlist_resolver_list_version /{print $2}')
-  reload=$(curl -s 127.0.0.1:9250/metrics | awk -v b="$before" 'BEGIN {split(b, p, " ")} /^allowlist_resolver_reload_duration_seconds_sum /{s=$2} /^allowlist_resolver_reload_duration_seconds_count /{c=$2} END {if (c > p[2]) printf "%.2f", (s - p[1]) / (c - p[2])}')
+  local v1 sent lost noerr nx how
+  v1=$(metric allowlist_resolver_list_version)
+  how=$(curl -s 127.0.0.1:9250/metrics | awk -F'[{}"]' '/^allowlist_resolver_list_updates_total/ {printf "%s%s=%s", sep, $3, $5+0; sep=","}' | tr -d ' ')
   sent=$(awk '/Queries sent/ {print $3}' "$dir/reload.out")
   lost=$(awk '/Queries lost/ {print $3}' "$dir/reload.out")
   read -r noerr nx < <(awk '/Response codes/ { for (i = 1; i <= NF; i++) { if ($i == "NOERROR") n = $(i+1); if ($i == "NXDOMAIN") x = $(i+1) } } END { print n+0, x+0 }' "$dir/reload.out")
-  echo "reload $size $v0 $v1 ${sent:-0} ${lost:-0} $(( ${sent:-0} - ${lost:-0} - ${noerr:-0} - ${nx:-0} )) ${reload:-?}" >> "$RESULTS"
+  echo "reload $size $v0 $v1 ${sent:-0} ${lost:-0} $(( ${sent:-0} - ${lost:-0} - ${noerr:-0} - ${nx:-0} )) $(printf '%s\n' "${times[@]}" | median) $(printf '%s\n' "${times[@]}" | sort -g | tail -1) ${how:-?} ${times[*]}" >> "$RESULTS"
 }
 # The floor: a plain miekg/dns server answering everything locally, no
 # policy, on the same core.
@@ -239,7 +247,7 @@ echo
 echo "== resolvers: queries/s (median of $RUNS x ${DURATION}s), latency at 5k q/s, RSS once loaded and after the runs, time to answer a listed name"
 echo "plain miekg/dns server (no policy, answers everything): $PLAIN q/s"
 printf "%-8s %-8s %9s %9s %9s %9s %8s %8s %8s %8s %6s\n" entries server cached blocked forwarded mix p50ms p99ms rssMB rssAfter loadS
-awk '$1 != "registry" && NF == 11 { printf "%-8s %-8s %9s %9s %9s %9s %8s %8s %8s %8s %6s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$RESULTS"
+awk '$1 ~ /^[0-9]+$/ && NF == 11 { printf "%-8s %-8s %9s %9s %9s %9s %8s %8s %8s %8s %6s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$RESULTS"
 echo
 echo "== ratios, ours / peer, in the same run"
 for size in $SIZES; do
@@ -259,8 +267,9 @@ echo
 echo "== propagation: sign-off reaching quorum -> our resolver answering (median of 5, ms)"
 awk '$1 == "propagation" { printf "%-8s %6s ms\n", $2, $3 }' "$RESULTS"
 echo
-echo "== reload under load (20k q/s while a new version of the largest list loads)"
-awk '$1 == "reload" { printf "entries %s: version %s -> %s, %s queries sent, %s lost, %s other failures; receive+verify+compile %s s\n", $2, $3, $4, $5, $6, $7, $8 }' "$RESULTS"
+echo "== reload under load (20k q/s while $RUNS new versions of the largest list load, one after another)"
+awk '$1 == "reload" { each = $11; for (i = 12; i <= NF; i++) each = each " " $i
+  printf "entries %s: version %s -> %s, %s queries sent, %s lost, %s other failures; reload median %s s, worst %s s (each: %s); versions taken since start: %s\n", $2, $3, $4, $5, $6, $7, $8, $9, each, $10 }' "$RESULTS"
 echo
 echo "== registry (wrk, ${DURATION}s): requests/s"
 printf "%-8s %12s %12s %8s\n" entries "full list" "304 poll" check
