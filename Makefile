@@ -50,7 +50,7 @@ test-short: ## skip the slow tests
 bench: ## resolver vs Unbound and PowerDNS Recursor, registry and matcher (installs dnsperf etc.)
 	bench/run.sh
 
-bench-go: ## only the Go benchmarks (matcher, list loading, publication)
+bench-go: ## only the Go benchmarks (matcher, list loading and patching, publication)
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 30m ./allowlist/ ./allowlist/sqlite/ ./resolver/
 
 FUZZTIME ?= 30s

@@ -90,7 +90,7 @@ func newMetrics(listAge, cacheLen func() float64) *metrics {
 		listUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "list_updates_total",
 			Help: "New list versions enforced, by how they came: patch (rebuilt from the held list and the registry's diff) or full."}, []string{"how"}),
 		patchFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "patch_failures_total",
-			Help: "New versions taken whole because a patch could not be used, by reason: no_base (no held list or cache file to patch), version, diff (fetching it failed), invalid (it does not fit the held list), signature (the rebuilt list does not verify)."}, []string{"reason"}),
+			Help: "New versions taken whole because a patch could not be used, by reason: no_base (no held list or cache file to patch), version, diff (fetching it failed), invalid (it does not fit the held list), signature (the rebuilt list does not verify), cache_write (the rebuilt list could not be written to cache_dir)."}, []string{"reason"}),
 	}
 	m.listVersion.Set(-1)
 	m.byResult = map[string]prometheus.Counter{}

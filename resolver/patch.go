@@ -161,7 +161,11 @@ func (r *Resolver) patch(ctx context.Context, held int64, a *announced) error {
 		return &patchError{"no_base", errors.New("cannot create a spool file in the cache directory")}
 	}
 	res, err := allowlist.PatchList(io.NewSectionReader(f, off, n), a.hdr, d.Added, d.Removed, io.MultiWriter(sp, v))
-	if err != nil {
+	var spoolErr *spoolError
+	switch {
+	case errors.As(err, &spoolErr):
+		return &patchError{"cache_write", err}
+	case err != nil:
 		return &patchError{"invalid", err}
 	}
 	if res.Old.Version != held || res.Old.SHA256 != cur.sha256 || res.Old.Scope != r.opt.Scope {

@@ -1225,3 +1225,30 @@ func TestPatchFallsBackToWholeList(t *testing.T) {
 		})
 	}
 }
+
+// TestPatchCompilesAfreshOnceStale: a change that removes most of the list
+// would leave the patched matcher mostly empty slots; the resolver then
+// compiles the rebuilt list instead, still without fetching it whole.
+func TestPatchCompilesAfreshOnceStale(t *testing.T) {
+	reg := newRegistry(t)
+	reg.heads = true
+	reg.publish(1, names("tool", 1500))
+	up := newUpstream(t, "192.0.2.1")
+	dir := t.TempDir()
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: dir})
+	waitVersion(t, r, 1, 2*time.Second)
+	waitCached(t, dir, 1)
+	reg.publish(2, append(names("tool", 100), "*.new.example.org"))
+	waitVersion(t, r, 2, 2*time.Second)
+	if p := r.policy.Load(); p.matcher.Stale() != 0 || p.entries != 101 {
+		t.Errorf("matcher after a large removal: %d stale, %d entries", p.matcher.Stale(), p.entries)
+	}
+	for name, want := range map[string]int{"a.tool5.example.net": dns.RcodeSuccess, "a.tool500.example.net": dns.RcodeNameError, "a.new.example.org": dns.RcodeSuccess} {
+		if m := query(t, r, "udp", name, dns.TypeA); m.Rcode != want {
+			t.Errorf("%s: rcode %d, want %d", name, m.Rcode, want)
+		}
+	}
+	if m := scrape(t, r); !strings.Contains(m, `allowlist_resolver_list_updates_total{how="patch"} 1`) {
+		t.Error("the change was not taken as a patch")
+	}
+}
