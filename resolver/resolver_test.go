@@ -1111,6 +1111,21 @@ func TestServesIPv6Loopback(t *testing.T) {
 	}
 }
 
+// startPatching starts a resolver on a registry that serves patches, with
+// version 1 of patterns enforced and in its cache file.
+func startPatching(t *testing.T, patterns []string) (*fakeRegistry, *Resolver, string) {
+	t.Helper()
+	reg := newRegistry(t)
+	reg.heads = true
+	reg.publish(1, patterns)
+	up := newUpstream(t, "192.0.2.1")
+	dir := t.TempDir()
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: dir})
+	waitVersion(t, r, 1, 2*time.Second)
+	waitCached(t, dir, 1)
+	return reg, r, dir
+}
+
 func names(prefix string, n int) []string {
 	out := make([]string, n)
 	for i := range out {
@@ -1124,15 +1139,8 @@ func names(prefix string, n int) []string {
 // the registry's byte for byte (it becomes the cache file), and the
 // patched matcher answers for added and removed patterns.
 func TestPatchedUpdates(t *testing.T) {
-	reg := newRegistry(t)
-	reg.heads = true
 	v1 := names("tool", 300)
-	reg.publish(1, v1)
-	up := newUpstream(t, "192.0.2.1")
-	dir := t.TempDir()
-	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: dir})
-	waitVersion(t, r, 1, 2*time.Second)
-	waitCached(t, dir, 1)
+	reg, r, dir := startPatching(t, v1)
 	v2 := append(slices.Clone(v1[10:]), "*.new.example.org", "exact.example.org")
 	reg.publish(2, v2)
 	waitVersion(t, r, 2, 2*time.Second)
@@ -1196,14 +1204,7 @@ func TestPatchFallsBackToWholeList(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.reason, func(t *testing.T) {
-			reg := newRegistry(t)
-			reg.heads = true
-			reg.publish(1, names("tool", 50))
-			up := newUpstream(t, "192.0.2.1")
-			dir := t.TempDir()
-			r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: dir})
-			waitVersion(t, r, 1, 2*time.Second)
-			waitCached(t, dir, 1)
+			reg, r, dir := startPatching(t, names("tool", 50))
 			reg.mu.Lock()
 			c.break_(reg, dir)
 			reg.mu.Unlock()
@@ -1230,14 +1231,7 @@ func TestPatchFallsBackToWholeList(t *testing.T) {
 // would leave the patched matcher mostly empty slots; the resolver then
 // compiles the rebuilt list instead, still without fetching it whole.
 func TestPatchCompilesAfreshOnceStale(t *testing.T) {
-	reg := newRegistry(t)
-	reg.heads = true
-	reg.publish(1, names("tool", 1500))
-	up := newUpstream(t, "192.0.2.1")
-	dir := t.TempDir()
-	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, CacheDir: dir})
-	waitVersion(t, r, 1, 2*time.Second)
-	waitCached(t, dir, 1)
+	reg, r, _ := startPatching(t, names("tool", 1500))
 	reg.publish(2, append(names("tool", 100), "*.new.example.org"))
 	waitVersion(t, r, 2, 2*time.Second)
 	if p := r.policy.Load(); p.matcher.Stale() != 0 || p.entries != 101 {
