@@ -58,6 +58,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePattern$$' -fuzztime $(FUZZTIME) ./allowlist/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseList$$' -fuzztime $(FUZZTIME) ./allowlist/
 	$(GO) test -run '^$$' -fuzz '^FuzzListVerifier$$' -fuzztime $(FUZZTIME) ./allowlist/
+	$(GO) test -run '^$$' -fuzz '^FuzzPatchList$$' -fuzztime $(FUZZTIME) ./allowlist/
 	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime $(FUZZTIME) ./resolver/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./resolver/
 	$(GO) test -run '^$$' -fuzz '^FuzzUpstreamAnswer$$' -fuzztime $(FUZZTIME) ./resolver/

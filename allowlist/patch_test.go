@@ -237,3 +237,76 @@ func BenchmarkPatchList(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// FuzzPatchList applies diffs made from fuzz bytes to a small list. A
+// diff that fits the list (it removes entries the list holds, exactly, and
+// adds patterns it does not hold once those are gone) must give exactly
+// the body NewList gives for the result; any other must be refused, even
+// when the announced hash is that of a naive application of it.
+func FuzzPatchList(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3}, []byte{9, 4})
+	f.Add([]byte{}, []byte{1, 1, 1})
+	f.Add([]byte{5, 5}, []byte{0x85, 0x86, 3})
+	patterns := []string{"a.example.org", "*.a.example.org", "b.example.org", "*.b.example.net", "c.example.gov.uk", "Bad.Example.org", "*.gov.uk", "d.example.org"}
+	sites := []string{"s1", "s2", "s<3>"}
+	cats := []string{"wiki", "other"}
+	entry := func(b byte) Entry {
+		return Entry{Pattern: patterns[int(b)%len(patterns)], Site: sites[int(b>>3)%len(sites)], Category: cats[int(b>>5)%len(cats)]}
+	}
+	at := time.Date(2026, 11, 24, 4, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, base, ops []byte) {
+		var old []Entry
+		for _, b := range base {
+			if e := entry(b); e.Pattern != "Bad.Example.org" && e.Pattern != "*.gov.uk" && e.Site != "s<3>" {
+				old = append(old, e)
+			}
+		}
+		old = SortEntries(old)
+		_, body := NewListSorted("common", 1, at, old)
+		var added, removed []Entry
+		for _, b := range ops {
+			if b&0x80 != 0 {
+				removed = append(removed, entry(b&0x7f))
+			} else {
+				added = append(added, entry(b))
+			}
+		}
+		// A naive application: drop what matches, then add.
+		next := map[string]Entry{}
+		for _, e := range old {
+			next[e.Pattern] = e
+		}
+		fits := true
+		seen := map[string]bool{}
+		for _, r := range removed {
+			if next[r.Pattern] != r || seen["-"+r.Pattern] {
+				fits = false
+			}
+			seen["-"+r.Pattern] = true
+			delete(next, r.Pattern)
+		}
+		for _, a := range added {
+			_, _, ok := normalPattern(a.Pattern)
+			if _, there := next[a.Pattern]; there || seen["+"+a.Pattern] || !ok || !plainString(a.Site) {
+				fits = false
+			}
+			seen["+"+a.Pattern] = true
+			next[a.Pattern] = a
+		}
+		var want []Entry
+		for _, e := range next {
+			want = append(want, e)
+		}
+		l, wantBody := NewList("common", 2, at, want)
+		var got bytes.Buffer
+		_, err := PatchList(bytes.NewReader(body), ListHeader{Scope: "common", Version: 2, GeneratedAt: at, SHA256: l.SHA256}, added, removed, &got)
+		switch {
+		case fits && err != nil:
+			t.Fatalf("a diff that fits was refused: %v (+%v -%v on %v)", err, added, removed, old)
+		case fits && !bytes.Equal(got.Bytes(), wantBody):
+			t.Fatalf("patched body differs:\n%s\n%s", got.Bytes(), wantBody)
+		case !fits && err == nil:
+			t.Fatalf("a diff that does not fit was taken: +%v -%v on %v", added, removed, old)
+		}
+	})
+}
