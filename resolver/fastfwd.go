@@ -443,7 +443,9 @@ func answerBody(b []byte, qend int) (answerRecords, bool) {
 		}
 		typ := binary.BigEndian.Uint16(b[i:])
 		if typ == dns.TypeOPT {
-			if n != an+ns+ar-1 || b[start] != 0 {
+			// One OPT, last, in the additional section, owned by the root
+			// (RFC 6891 6.1.1); anywhere else the ordinary path decides.
+			if n < an+ns || n != an+ns+ar-1 || b[start] != 0 {
 				return answerRecords{}, false
 			}
 			optAt = start

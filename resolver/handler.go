@@ -187,7 +187,9 @@ func flightKey(k cacheKey) string {
 }
 
 // fromUpstream turns an upstream answer into the answer to req: the
-// client's ID and question spelling, our flags, no upstream OPT.
+// client's ID and question spelling, our flags, no upstream OPT (in any
+// section: one misplaced among the answers is the upstream's error, not
+// something to hand on).
 func (r *Resolver) fromUpstream(req, up *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(req)
@@ -195,14 +197,20 @@ func (r *Resolver) fromUpstream(req, up *dns.Msg) *dns.Msg {
 	m.Authoritative = false
 	m.RecursionAvailable = true
 	m.AuthenticatedData = up.AuthenticatedData
-	m.Answer = up.Answer
-	m.Ns = up.Ns
-	for _, rr := range up.Extra {
+	m.Answer = withoutOPT(up.Answer)
+	m.Ns = withoutOPT(up.Ns)
+	m.Extra = withoutOPT(up.Extra)
+	return m
+}
+
+func withoutOPT(rrs []dns.RR) []dns.RR {
+	var out []dns.RR
+	for _, rr := range rrs {
 		if rr.Header().Rrtype != dns.TypeOPT {
-			m.Extra = append(m.Extra, rr)
+			out = append(out, rr)
 		}
 	}
-	return m
+	return out
 }
 
 // write finishes a response for this client: EDNS in kind (with any EDE),

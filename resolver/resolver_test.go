@@ -1246,3 +1246,27 @@ func TestPatchCompilesAfreshOnceStale(t *testing.T) {
 		t.Error("the change was not taken as a patch")
 	}
 }
+
+// TestMisplacedOPTFromUpstream: an upstream that puts an OPT record among
+// its answers (FuzzUpstreamAnswer found the fast path taking it for the
+// message's OPT) gets its answer handed on without it, over UDP and TCP,
+// with the client's EDNS in the additional section.
+func TestMisplacedOPTFromUpstream(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(1, []string{"*.zoom.example"})
+	up := newRawUpstream(t, func(req *dns.Msg) []*dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT, Class: 4096}}
+		m.Answer = []dns.RR{opt, mustRR(req.Question[0].Name + " 300 IN A 192.0.2.1")}
+		return []*dns.Msg{m}
+	})
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 1, 2*time.Second)
+	for i, netw := range []string{"udp", "udp", "tcp"} { // the second UDP query is a cache hit
+		m := query(t, r, netw, fmt.Sprintf("h%d.zoom.example", i/2), dns.TypeA)
+		if firstA(m) != "192.0.2.1" || len(m.Answer) != 1 || m.IsEdns0() == nil {
+			t.Fatalf("%s: %v", netw, m)
+		}
+	}
+}
