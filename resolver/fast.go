@@ -162,7 +162,11 @@ func parseQuery(b []byte, name []byte) (wireQuery, bool) {
 		q.size = max(int(binary.BigEndian.Uint16(b[i+3:])), defaultClientUDP)
 		q.do = b[i+7]&0x80 != 0
 		rdlen := int(binary.BigEndian.Uint16(b[i+9:]))
-		i += 11 + rdlen
+		i += 11
+		if !optionsFramed(b[i:min(i+rdlen, len(b))], rdlen) {
+			return q, false // FORMERR, from the ordinary path
+		}
+		i += rdlen
 	}
 	if i != len(b) {
 		return q, false
@@ -170,6 +174,34 @@ func parseQuery(b []byte, name []byte) (wireQuery, bool) {
 	q.size = min(q.size, upstreamSize)
 	q.name = name
 	return q, true
+}
+
+// optionsFramed reports whether rdata, which should be rdlen bytes long,
+// is a sequence of EDNS options (code, length, data) that fills it
+// exactly, each one whose content any length of is valid: NSID, COOKIE
+// (what stub resolvers and dig send) and PADDING. Any other option
+// (client subnet, keepalive, ...) has rules of its own, which the ordinary
+// path applies.
+func optionsFramed(rdata []byte, rdlen int) bool {
+	if len(rdata) != rdlen {
+		return false
+	}
+	for len(rdata) > 0 {
+		if len(rdata) < 4 {
+			return false
+		}
+		switch binary.BigEndian.Uint16(rdata) {
+		case dns.EDNS0NSID, dns.EDNS0COOKIE, dns.EDNS0PADDING:
+		default:
+			return false
+		}
+		n := 4 + int(binary.BigEndian.Uint16(rdata[2:]))
+		if n > len(rdata) {
+			return false
+		}
+		rdata = rdata[n:]
+	}
+	return true
 }
 
 func (q *wireQuery) key(routed bool) packedKey {

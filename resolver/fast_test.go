@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -183,4 +184,41 @@ func FuzzUpstreamAnswer(f *testing.F) {
 			t.Fatalf("cannot find the TTLs of %x", out)
 		}
 	})
+}
+
+// TestParseQueryOptions: queries with the options stub resolvers send
+// (a cookie) stay on the fast path; options with rules of their own, and
+// options that do not fill the OPT record exactly, go to the ordinary path.
+func TestParseQueryOptions(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts []dns.EDNS0
+		raw  []byte // replaces the packed OPT rdata when set
+		fast bool
+	}{
+		{"no options", nil, nil, true},
+		{"cookie", []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "24a5ac2f2f3c1a7e"}}, nil, true},
+		{"nsid and padding", []dns.EDNS0{&dns.EDNS0_NSID{Code: dns.EDNS0NSID}, &dns.EDNS0_PADDING{Padding: make([]byte, 12)}}, nil, true},
+		{"client subnet", []dns.EDNS0{&dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.ParseIP("192.0.2.0").To4()}}, nil, false},
+		{"option longer than the record", nil, []byte{0, 10, 0, 9, 1, 2}, false},
+		{"half an option header", nil, []byte{0, 10}, false},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion("a.zoom.example.", dns.TypeA)
+		m.SetEdns0(1232, false)
+		m.IsEdns0().Option = c.opts
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.raw != nil {
+			// The OPT record, with no options, ends the packet with its
+			// RDLENGTH: give it this data instead.
+			b = append(b[:len(b)-2], byte(len(c.raw)>>8), byte(len(c.raw)))
+			b = append(b, c.raw...)
+		}
+		if _, ok := parseQuery(b, nil); ok != c.fast {
+			t.Errorf("%s: fast path %v, want %v", c.name, ok, c.fast)
+		}
+	}
 }
