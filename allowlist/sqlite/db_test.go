@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
 )
@@ -486,5 +488,53 @@ func checkRecordedChanges(t *testing.T, db *DB, scopes ...string) {
 		if _, ok, _ := db.FindChanges(ctx, scope, 0); ok {
 			t.Errorf("%s/0: changes recorded for the first version", scope)
 		}
+	}
+}
+
+// TestContentsStoredOnce: scopes and versions that list the same entries
+// share one stored copy of them, every body reads back as it was signed,
+// and a version stored whole (before 0003_contents) still reads back.
+func TestContentsStoredOnce(t *testing.T) {
+	db := mustOpen(t, 2)
+	seed(t, db, "dept-a", "dept-b", "dept-c")
+	must[allowlist.Site](t)(db.CreateSite(ctx, owner("dept-a"), allowlist.SiteInput{ID: "wiki", Name: "Wiki", Category: "wiki",
+		Domains: []string{"*.wiki.example.org"}, Owner: allowlist.Owner{Name: "Ops"}}))
+	must[allowlist.Site](t)(db.SetSignoff(ctx, owner("dept-a"), "wiki", "dept-a", "approve", ""))
+	must[allowlist.Site](t)(db.SetSignoff(ctx, owner("dept-b"), "wiki", "dept-b", "approve", ""))
+	must[allowlist.Site](t)(db.SuspendSite(ctx, allowlist.System, "wiki", "review"))
+	count := func(q string) int {
+		var n int
+		if err := db.read.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	versions, contents := count("SELECT COUNT(*) FROM versions"), count("SELECT COUNT(*) FROM contents")
+	if distinct := count("SELECT COUNT(DISTINCT sha256) FROM versions"); contents != distinct || contents >= versions {
+		t.Errorf("%d versions, %d distinct contents, %d stored", versions, distinct, contents)
+	}
+	if whole := count("SELECT COUNT(*) FROM versions WHERE head IS NULL OR length(body) > 0"); whole != 0 {
+		t.Errorf("%d versions stored whole", whole)
+	}
+	for _, scope := range []string{"common", "dept-a", "dept-b", "dept-c"} {
+		for _, v := range must[[]allowlist.Version](t)(db.FindVersions(ctx, scope)) {
+			full := must[allowlist.Version](t)(db.FindVersion(ctx, scope, v.Version))
+			if err := allowlist.VerifyList(db.PublicKey(), full.Body, full.Signature); err != nil {
+				t.Errorf("%s/%d: %v", scope, v.Version, err)
+			}
+			if l, err := allowlist.ParseList(full.Body); err != nil || l.SHA256 != v.SHA256 || l.Version != v.Version || l.Scope != scope {
+				t.Errorf("%s/%d: body reads as %+v (%v)", scope, v.Version, l, err)
+			}
+		}
+	}
+	// A version stored whole, as before the migration.
+	old := must[allowlist.Version](t)(db.FindVersion(ctx, "dept-c", allowlist.Latest))
+	l, body := allowlist.NewList("dept-c", old.Version+1, time.Now(), []allowlist.Entry{{Pattern: "old.example.org", Site: "old", Category: "wiki"}})
+	if _, err := db.write.ExecContext(ctx, `INSERT INTO versions (scope, version, created_at, sha256, entries, added, removed, body, signature)
+		VALUES (?, ?, ?, ?, 1, 1, 0, ?, ?)`, "dept-c", l.Version, ts(l.GeneratedAt), l.SHA256, body, "sig"); err != nil {
+		t.Fatal(err)
+	}
+	if got := must[allowlist.Version](t)(db.FindVersion(ctx, "dept-c", l.Version)); !bytes.Equal(got.Body, body) {
+		t.Errorf("a version stored whole reads back as %q", got.Body)
 	}
 }

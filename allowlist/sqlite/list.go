@@ -33,15 +33,18 @@ func (db *DB) FindScopes(ctx context.Context) ([]allowlist.ScopeInfo, error) {
 // FindVersion returns one version with its exact body, or the latest for
 // allowlist.Latest. ENOTFOUND.
 func (db *DB) FindVersion(ctx context.Context, scope string, n int64) (allowlist.Version, error) {
-	q := "SELECT version, created_at, sha256, entries, added, removed, body, signature FROM versions WHERE scope = ? AND version = ?"
+	const cols = `SELECT v.version, v.created_at, v.sha256, v.entries, v.added, v.removed, v.body, v.signature, v.head, c.entries
+		FROM versions v LEFT JOIN contents c ON v.head IS NOT NULL AND c.sha256 = v.sha256 WHERE v.scope = ?`
+	q := cols + " AND v.version = ?"
 	args := []any{scope, n}
 	if n == allowlist.Latest {
-		q = "SELECT version, created_at, sha256, entries, added, removed, body, signature FROM versions WHERE scope = ? ORDER BY version DESC LIMIT 1"
+		q = cols + " ORDER BY v.version DESC LIMIT 1"
 		args = args[:1]
 	}
 	v := allowlist.Version{Scope: scope}
 	var at string
-	err := db.read.QueryRowContext(ctx, q, args...).Scan(&v.Version, &at, &v.SHA256, &v.Entries, &v.Added, &v.Removed, &v.Body, &v.Signature)
+	var head, content []byte
+	err := db.read.QueryRowContext(ctx, q, args...).Scan(&v.Version, &at, &v.SHA256, &v.Entries, &v.Added, &v.Removed, &v.Body, &v.Signature, &head, &content)
 	if err == sql.ErrNoRows {
 		if n == allowlist.Latest {
 			return v, notFound("scope", scope)
@@ -50,6 +53,9 @@ func (db *DB) FindVersion(ctx context.Context, scope string, n int64) (allowlist
 	}
 	if err != nil {
 		return v, fmt.Errorf("version: %w", err)
+	}
+	if v.Body, err = joinBody(v.Body, head, content); err != nil {
+		return v, fmt.Errorf("version %s/%d: %w", scope, v.Version, err)
 	}
 	v.CreatedAt = parseTS(at)
 	return v, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -157,12 +158,82 @@ func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int6
 	if changes != nil {
 		addedJSON, removedJSON = changes.Added, changes.Removed
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO versions (scope, version, created_at, sha256, entries, added, removed, body, signature, added_entries, removed_entries)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, scope, n, ts(v.CreatedAt), v.SHA256, v.Entries, v.Added, v.Removed, body, v.Signature, addedJSON, removedJSON)
+	// The body is stored as its head and its content, the content once
+	// for every version and scope that lists it.
+	head, content, ok := splitBody(body)
+	stored := body
+	if ok {
+		if err := storeContent(ctx, tx, v.SHA256, content); err != nil {
+			return v, fmt.Errorf("store version %s/%d: %w", scope, n, err)
+		}
+		stored = []byte{}
+	} else {
+		head = nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO versions (scope, version, created_at, sha256, entries, added, removed, body, signature, added_entries, removed_entries, head)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, scope, n, ts(v.CreatedAt), v.SHA256, v.Entries, v.Added, v.Removed, stored, v.Signature, addedJSON, removedJSON, head)
 	if err != nil {
 		return v, fmt.Errorf("store version %s/%d: %w", scope, n, err)
 	}
 	return v, nil
+}
+
+// listTail ends every body NewList writes.
+const listTail = "}\n"
+
+// splitBody splits a body NewList wrote into the bytes before its entries
+// array and the array. No string in a body holds an unescaped quote, so
+// the first `,"entries":` is the field's.
+func splitBody(body []byte) (head, content []byte, ok bool) {
+	i := bytes.Index(body, []byte(`,"entries":`))
+	if i < 0 || !bytes.HasSuffix(body, []byte(listTail)) {
+		return nil, nil, false
+	}
+	i += len(`,"entries":`)
+	if i > len(body)-len(listTail) {
+		return nil, nil, false
+	}
+	return body[:i], body[i : len(body)-len(listTail)], true
+}
+
+// storeContent stores a list content under its hash, unless it is there.
+func storeContent(ctx context.Context, tx *sql.Tx, sha string, content []byte) error {
+	var one int
+	switch err := tx.QueryRowContext(ctx, "SELECT 1 FROM contents WHERE sha256 = ?", sha).Scan(&one); err {
+	case nil:
+		return nil
+	case sql.ErrNoRows:
+		_, err := tx.ExecContext(ctx, "INSERT INTO contents (sha256, entries) VALUES (?, ?)", sha, content)
+		return err
+	default:
+		return err
+	}
+}
+
+// readBody returns the exact body of a stored version, whole.
+func readBody(ctx context.Context, q queryer, scope string, n int64) ([]byte, error) {
+	var body, head, content []byte
+	err := q.QueryRowContext(ctx, `SELECT v.body, v.head, c.entries FROM versions v LEFT JOIN contents c ON v.head IS NOT NULL AND c.sha256 = v.sha256
+		WHERE v.scope = ? AND v.version = ?`, scope, n).Scan(&body, &head, &content)
+	if err != nil {
+		return nil, err
+	}
+	return joinBody(body, head, content)
+}
+
+// joinBody makes a version's body from its stored parts: the whole body
+// (versions stored before 0003_contents), or its head and content.
+func joinBody(body, head, content []byte) ([]byte, error) {
+	if head == nil {
+		return body, nil
+	}
+	if content == nil {
+		return nil, errors.New("the version's list content is missing")
+	}
+	out := make([]byte, 0, len(head)+len(content)+len(listTail))
+	out = append(out, head...)
+	out = append(out, content...)
+	return append(out, listTail...), nil
 }
 
 // countArray counts the entries of a canonical JSON array of entries.
@@ -194,8 +265,8 @@ func latestVersion(ctx context.Context, q queryer, scope string) (*allowlist.Ver
 func (db *DB) findChanges(ctx context.Context, q queryer, prev *allowlist.Version, next []allowlist.Entry) (allowlist.Changes, error) {
 	old := db.published[prev.Scope]
 	if old.sha256 != prev.SHA256 {
-		var body []byte
-		if err := q.QueryRowContext(ctx, "SELECT body FROM versions WHERE scope = ? AND version = ?", prev.Scope, prev.Version).Scan(&body); err != nil {
+		body, err := readBody(ctx, q, prev.Scope, prev.Version)
+		if err != nil {
 			return allowlist.Changes{}, fmt.Errorf("version %s/%d: %w", prev.Scope, prev.Version, err)
 		}
 		l, err := allowlist.DecodeList(body)
