@@ -293,11 +293,14 @@ func (r *Resolver) syncOnce(ctx context.Context, held int64, watch bool) error {
 			if err == nil || ctx.Err() != nil {
 				return err
 			}
+			reason := "invalid"
 			var pe *patchError
-			errors.As(err, &pe)
-			r.m.patchFailures.WithLabelValues(pe.reason).Inc()
+			if errors.As(err, &pe) {
+				reason = pe.reason
+			}
+			r.m.patchFailures.WithLabelValues(reason).Inc()
 			log := r.log.Warn
-			if pe.reason == "no_base" {
+			if reason == "no_base" {
 				log = r.log.Info
 			}
 			log("taking the new list whole instead of as a patch", "version", a.hdr.Version, "err", err)
