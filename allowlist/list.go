@@ -93,6 +93,30 @@ func appendListHead(b []byte, scope string, version int64, at time.Time, sha str
 
 const listTail = "}\n"
 
+// SplitBody splits a body NewList wrote into the bytes before its entries
+// array (the head) and the array, so that a store can keep one copy of
+// entries that several versions share. No string in a body holds an
+// unescaped quote, so the first `,"entries":` is the field's.
+func SplitBody(body []byte) (head, entries []byte, ok bool) {
+	i := bytes.Index(body, []byte(`,"entries":`))
+	if i < 0 || !bytes.HasSuffix(body, []byte(listTail)) {
+		return nil, nil, false
+	}
+	i += len(`,"entries":`)
+	if i > len(body)-len(listTail) {
+		return nil, nil, false
+	}
+	return body[:i], body[i : len(body)-len(listTail)], true
+}
+
+// JoinBody is the body SplitBody split.
+func JoinBody(head, entries []byte) []byte {
+	out := make([]byte, 0, len(head)+len(entries)+len(listTail))
+	out = append(out, head...)
+	out = append(out, entries...)
+	return append(out, listTail...)
+}
+
 // EncodeEntryArray encodes entries, in the order given, as the canonical
 // JSON array a list body holds (and encoding/json would write).
 func EncodeEntryArray(entries []Entry) []byte {

@@ -33,8 +33,8 @@ func (db *DB) FindScopes(ctx context.Context) ([]allowlist.ScopeInfo, error) {
 // FindVersion returns one version with its exact body, or the latest for
 // allowlist.Latest. ENOTFOUND.
 func (db *DB) FindVersion(ctx context.Context, scope string, n int64) (allowlist.Version, error) {
-	const cols = `SELECT v.version, v.created_at, v.sha256, v.entries, v.added, v.removed, v.body, v.signature, v.head, c.entries
-		FROM versions v LEFT JOIN contents c ON v.head IS NOT NULL AND c.sha256 = v.sha256 WHERE v.scope = ?`
+	const cols = "SELECT v.version, v.created_at, v.sha256, v.entries, v.added, v.removed, v.body, v.signature, v.head, c.entries " +
+		versionsWithContent + " WHERE v.scope = ?"
 	q := cols + " AND v.version = ?"
 	args := []any{scope, n}
 	if n == allowlist.Latest {

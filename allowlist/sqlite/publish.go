@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -52,7 +51,7 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site strin
 	// Scopes with the same content share one slice: encode and hash it
 	// once, and count its changes once per previous version's content.
 	encoded := map[*allowlist.Entry]allowlist.Encoded{}
-	changes := map[[2]string]allowlist.Changes{}
+	changes := map[[2]string]foundChanges{}
 	var out []allowlist.Version
 	for _, scope := range append([]string{allowlist.ScopeCommon}, depts...) {
 		entries := scopes[scope]
@@ -123,7 +122,14 @@ type encodedList struct {
 	l       allowlist.List
 	body    []byte
 	prev    *allowlist.Version
-	changes map[[2]string]allowlist.Changes
+	changes map[[2]string]foundChanges
+}
+
+// foundChanges are the changes between two contents, encoded, with the
+// number of entries each side holds.
+type foundChanges struct {
+	allowlist.Changes
+	added, removed int
 }
 
 // storeVersion signs and stores version n of scope. enc is the list
@@ -146,8 +152,8 @@ func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int6
 			}
 			enc.changes[key] = c
 		}
-		added, removed = countArray(c.Added), countArray(c.Removed)
-		changes = &c
+		added, removed = c.added, c.removed
+		changes = &c.Changes
 	}
 	v := allowlist.Version{
 		Scope: scope, Version: n, CreatedAt: l.GeneratedAt, SHA256: l.SHA256,
@@ -160,7 +166,7 @@ func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int6
 	}
 	// The body is stored as its head and its content, the content once
 	// for every version and scope that lists it.
-	head, content, ok := splitBody(body)
+	head, content, ok := allowlist.SplitBody(body)
 	stored := body
 	if ok {
 		if err := storeContent(ctx, tx, v.SHA256, content); err != nil {
@@ -178,24 +184,6 @@ func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int6
 	return v, nil
 }
 
-// listTail ends every body NewList writes.
-const listTail = "}\n"
-
-// splitBody splits a body NewList wrote into the bytes before its entries
-// array and the array. No string in a body holds an unescaped quote, so
-// the first `,"entries":` is the field's.
-func splitBody(body []byte) (head, content []byte, ok bool) {
-	i := bytes.Index(body, []byte(`,"entries":`))
-	if i < 0 || !bytes.HasSuffix(body, []byte(listTail)) {
-		return nil, nil, false
-	}
-	i += len(`,"entries":`)
-	if i > len(body)-len(listTail) {
-		return nil, nil, false
-	}
-	return body[:i], body[i : len(body)-len(listTail)], true
-}
-
 // storeContent stores a list content under its hash, unless it is there.
 func storeContent(ctx context.Context, tx *sql.Tx, sha string, content []byte) error {
 	var one int
@@ -210,11 +198,16 @@ func storeContent(ctx context.Context, tx *sql.Tx, sha string, content []byte) e
 	}
 }
 
+// versionsWithContent is the FROM clause that reads a version with the
+// content it shares (none for a version stored whole); joinBody makes the
+// body from what it gives.
+const versionsWithContent = "FROM versions v LEFT JOIN contents c ON v.head IS NOT NULL AND c.sha256 = v.sha256"
+
 // readBody returns the exact body of a stored version, whole.
 func readBody(ctx context.Context, q queryer, scope string, n int64) ([]byte, error) {
 	var body, head, content []byte
-	err := q.QueryRowContext(ctx, `SELECT v.body, v.head, c.entries FROM versions v LEFT JOIN contents c ON v.head IS NOT NULL AND c.sha256 = v.sha256
-		WHERE v.scope = ? AND v.version = ?`, scope, n).Scan(&body, &head, &content)
+	err := q.QueryRowContext(ctx, "SELECT v.body, v.head, c.entries "+versionsWithContent+" WHERE v.scope = ? AND v.version = ?", scope, n).
+		Scan(&body, &head, &content)
 	if err != nil {
 		return nil, err
 	}
@@ -230,15 +223,7 @@ func joinBody(body, head, content []byte) ([]byte, error) {
 	if content == nil {
 		return nil, errors.New("the version's list content is missing")
 	}
-	out := make([]byte, 0, len(head)+len(content)+len(listTail))
-	out = append(out, head...)
-	out = append(out, content...)
-	return append(out, listTail...), nil
-}
-
-// countArray counts the entries of a canonical JSON array of entries.
-func countArray(b []byte) int {
-	return bytes.Count(b, []byte(`{"pattern":`))
+	return allowlist.JoinBody(head, content), nil
 }
 
 // latestVersion returns the identity of the latest version of scope
@@ -262,23 +247,23 @@ func latestVersion(ctx context.Context, q queryer, scope string) (*allowlist.Ver
 // that are not in version prev, and those of prev not in next: one merge
 // of next with prev's entries, kept from its publication by this process,
 // or else read back from its stored body and decoded without copying.
-func (db *DB) findChanges(ctx context.Context, q queryer, prev *allowlist.Version, next []allowlist.Entry) (allowlist.Changes, error) {
+func (db *DB) findChanges(ctx context.Context, q queryer, prev *allowlist.Version, next []allowlist.Entry) (foundChanges, error) {
 	old := db.published[prev.Scope]
 	if old.sha256 != prev.SHA256 {
 		body, err := readBody(ctx, q, prev.Scope, prev.Version)
 		if err != nil {
-			return allowlist.Changes{}, fmt.Errorf("version %s/%d: %w", prev.Scope, prev.Version, err)
+			return foundChanges{}, fmt.Errorf("version %s/%d: %w", prev.Scope, prev.Version, err)
 		}
 		l, err := allowlist.DecodeList(body)
 		if err != nil {
-			return allowlist.Changes{}, fmt.Errorf("stored version %s/%d: %w", prev.Scope, prev.Version, err)
+			return foundChanges{}, fmt.Errorf("stored version %s/%d: %w", prev.Scope, prev.Version, err)
 		}
 		old.entries = l.Entries
 	}
 	added, removed := []allowlist.Entry{}, []allowlist.Entry{}
 	allowlist.DiffFunc(old.entries, next, func(e allowlist.Entry) { added = append(added, e) }, func(e allowlist.Entry) { removed = append(removed, e) })
 	// Encoded now, while the body (which old's strings may share) is alive.
-	return allowlist.Changes{Added: allowlist.EncodeEntryArray(added), Removed: allowlist.EncodeEntryArray(removed)}, nil
+	return foundChanges{allowlist.Changes{Added: allowlist.EncodeEntryArray(added), Removed: allowlist.EncodeEntryArray(removed)}, len(added), len(removed)}, nil
 }
 
 func departmentIDs(ctx context.Context, q queryer) ([]string, error) {
