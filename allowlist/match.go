@@ -61,6 +61,16 @@ func lower(c byte) byte {
 	return c
 }
 
+// nameHash is the hash a lookup builds up label by label (Match, Add),
+// taken over a whole name at once.
+func nameHash[T string | []byte](name T) uint64 {
+	var h uint64 = fnvOffset
+	for j := len(name) - 1; j >= 0; j-- {
+		h = (h ^ uint64(lower(name[j]))) * fnvPrime
+	}
+	return h
+}
+
 // tagOf keeps the length in the low byte, which is never 0 for a real name,
 // so a zero tag marks an empty slot.
 func tagOf(k uint64, n int) uint32 { return uint32(k)&^0xff | uint32(n) }
@@ -183,11 +193,7 @@ func (m *Matcher) Patch(remove, add []Pattern) *Matcher {
 		if len(name) == 0 || len(name) > 255 {
 			continue
 		}
-		var h uint64 = fnvOffset
-		for j := len(name) - 1; j >= 0; j-- {
-			h = (h ^ uint64(lower(name[j]))) * fnvPrime
-		}
-		s := c.lookup(name, h)
+		s := c.lookup(name, nameHash(name))
 		if s == nil {
 			continue
 		}
@@ -222,11 +228,7 @@ func (m *Matcher) grow(arena []byte) {
 		}
 		o := s.off &^ interior
 		key := arena[o : o+s.tag&0xff]
-		var h uint64 = fnvOffset
-		for j := len(key) - 1; j >= 0; j-- {
-			h = (h ^ uint64(key[j])) * fnvPrime
-		}
-		idx, _ := bits.Mul64(mix(h), uint64(len(m.slots)))
+		idx, _ := bits.Mul64(mix(nameHash(key)), uint64(len(m.slots)))
 		for m.slots[idx].tag != 0 {
 			if idx++; idx == uint64(len(m.slots)) {
 				idx = 0

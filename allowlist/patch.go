@@ -71,7 +71,7 @@ func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writ
 		chunk = chunk[:0]
 	}
 	first := true
-	emit := func(b []byte) {
+	emit := func(b []byte, pattern string) {
 		if !first {
 			chunk = append(chunk, ',')
 		}
@@ -80,14 +80,14 @@ func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writ
 		if len(chunk) >= 64<<10 {
 			flush(true)
 		}
-		name, _ := cutWildcard(entryPattern(b))
+		name, _ := cutWildcard(pattern)
 		res.Stats.Entries++
 		res.Stats.NameBytes += len(name)
 		res.Stats.Keys += keyEstimate(name)
 	}
 	emitAdded := func(e Entry, replaces bool) {
 		scratch = appendEntry(scratch[:0], e)
-		emit(scratch)
+		emit(scratch, e.Pattern)
 		if !replaces {
 			name, wildcard := cutWildcard(e.Pattern)
 			res.Add = append(res.Add, Pattern{Name: name, Wildcard: wildcard})
@@ -126,6 +126,7 @@ func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writ
 		if replaced {
 			return fmt.Errorf("patch: adds %q, which the held version holds already", pattern)
 		}
+		// Copied as read: a reader's strings need no escaping.
 		scratch = append(scratch[:0], `{"pattern":"`...)
 		scratch = append(scratch, p...)
 		scratch = append(scratch, `","site":"`...)
@@ -133,7 +134,7 @@ func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writ
 		scratch = append(scratch, `","category":"`...)
 		scratch = append(scratch, category...)
 		scratch = append(scratch, `"}`...)
-		emit(scratch)
+		emit(scratch, pattern)
 		return nil
 	}
 	hdr, _, err := lr.read(nil)
@@ -171,12 +172,4 @@ func sortedCopy(entries []Entry) []Entry {
 func plainString(s string) bool {
 	b := appendString(make([]byte, 0, len(s)+2), s)
 	return len(b) == len(s)+2 && string(b[1:len(b)-1]) == s
-}
-
-// entryPattern returns the pattern of one encoded entry, which starts
-// {"pattern":" and holds no escapes.
-func entryPattern(b []byte) string {
-	const head = len(`{"pattern":"`)
-	s := bytesString(b[head:])
-	return s[:strings.IndexByte(s, '"')]
 }

@@ -305,7 +305,7 @@ func (lr *listReader) read(fn func(string, bool) error) (ListHeader, ListStats, 
 			return h, st, err
 		}
 		if lr.entryFn != nil && lr.r != nil {
-			// Read as a stream (patchList), the next fill may move it.
+			// Read as a stream (PatchList), the next fill may move it.
 			site = append(siteBuf[:0], site...)
 			siteBuf = site
 		}
