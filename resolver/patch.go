@@ -184,15 +184,7 @@ func (r *Resolver) patch(ctx context.Context, held int64, a *announced) error {
 		p = &policy{scope: a.hdr.Scope, version: a.hdr.Version, sha256: a.hdr.SHA256, entries: res.Stats.Entries,
 			matcher: cur.matcher.Patch(res.Remove, res.Add)}
 	}
-	r.m.reloadSeconds.Observe(time.Since(start).Seconds())
-	r.m.listUpdates.WithLabelValues("patch").Inc()
 	r.log.Debug("list patched", "version", a.hdr.Version, "diff", fetched.Sub(start), "rebuild_and_verify", verified.Sub(fetched), "matcher", time.Since(verified))
-	r.install(p, "registry (patched: +"+strconv.Itoa(len(d.Added))+" -"+strconv.Itoa(len(d.Removed))+")")
-	if err := sp.keep(); err != nil {
-		// The old cache stays; the next change sees it is behind and
-		// takes the whole list.
-		r.m.syncErrors.WithLabelValues("cache_write").Inc()
-		r.log.Error("could not write the list cache; the previous one stays", "err", err)
-	}
+	r.enforce(p, sp, "patch", "registry (patched: +"+strconv.Itoa(len(d.Added))+" -"+strconv.Itoa(len(d.Removed))+")", start)
 	return nil
 }

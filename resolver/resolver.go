@@ -362,17 +362,24 @@ func (r *Resolver) accept(body io.Reader, sig string, held int64) error {
 	// Enforce first, then make the spool the cache: fsyncing 85 MB can
 	// take longer than compiling it, and the cache only matters at the
 	// next start.
+	r.enforce(p, sp, "full", "registry", start)
+	return nil
+}
+
+// enforce installs a new list that came from the registry (how: full or
+// patch), then makes its spool the cache file. If that fails, the list is
+// still good and enforced and the old cache stays intact: a patch then
+// sees the cache is behind and the next version comes whole.
+func (r *Resolver) enforce(p *policy, sp *spool, how, from string, start time.Time) {
 	r.m.reloadSeconds.Observe(time.Since(start).Seconds())
-	r.m.listUpdates.WithLabelValues("full").Inc()
-	r.install(p, "registry")
+	r.m.listUpdates.WithLabelValues(how).Inc()
+	r.install(p, from)
 	if err := sp.keep(); err != nil {
-		// The list is good and enforced; the old cache stays intact.
 		r.m.syncErrors.WithLabelValues("cache_write").Inc()
 		r.log.Error("could not write the list cache; the previous one stays", "err", err)
 	} else if r.spoolInMemory.Swap(false) {
 		r.log.Info("the cache directory takes writes again; spooling lists to it")
 	}
-	return nil
 }
 
 // Start loads the cache, binds the DNS listeners (UDP and TCP) and the
