@@ -211,11 +211,6 @@ func cutWildcard(s string) (string, bool) {
 	return s, false
 }
 
-// SignList returns the base64 Ed25519 signature of a list body.
-func SignList(key ed25519.PrivateKey, body []byte) string {
-	return base64.StdEncoding.EncodeToString(ed25519.Sign(key, body))
-}
-
 // VerifyList checks a base64 signature over the exact bytes of body.
 func VerifyList(pub ed25519.PublicKey, body []byte, signature string) error {
 	sig, err := decodeSignature(pub, signature)

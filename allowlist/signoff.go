@@ -179,10 +179,25 @@ func latestCovered(s Site, approved []string) []string {
 	return nil
 }
 
-// covers reports whether every pattern of want is in have.
+// covers reports whether every pattern of want is in have. It runs for
+// every sign-off of every site at each publication: the usual cases (one
+// revision's domains against themselves, a handful of domains) are
+// answered without building a set (a set per site was a fifth of a
+// publication at 100,000 sites).
 func covers(have, want []string) bool {
 	if len(have) == 0 {
 		return false
+	}
+	if sameSlice(have, want) {
+		return true
+	}
+	if len(have)*len(want) <= 256 {
+		for _, w := range want {
+			if !slices.Contains(have, w) {
+				return false
+			}
+		}
+		return true
 	}
 	set := make(map[string]bool, len(have))
 	for _, h := range have {

@@ -195,3 +195,40 @@ func TestScopeBuilderAgreesWithScopes(t *testing.T) {
 		}
 	}
 }
+
+// TestCovers holds covers' shortcuts (the same slice, a linear search of
+// small slices) to a set built from have, at sizes on both sides of the
+// cut-over.
+func TestCovers(t *testing.T) {
+	domains := func(n, from int) []string {
+		var out []string
+		for i := from; i < from+n; i++ {
+			out = append(out, fmt.Sprintf("d%d.example.org", i))
+		}
+		return out
+	}
+	model := func(have, want []string) bool {
+		set := map[string]bool{}
+		for _, h := range have {
+			set[h] = true
+		}
+		for _, w := range want {
+			if !set[w] {
+				return false
+			}
+		}
+		return len(have) > 0
+	}
+	for _, n := range []int{0, 1, 3, 16, 17, 40} {
+		have := domains(n, 0)
+		cases := map[string][]string{
+			"itself": have, "a copy": slices.Clone(have), "nothing": nil,
+			"fewer": domains(n/2, 0), "one more": domains(n+1, 0), "shifted": domains(n, 1),
+		}
+		for name, want := range cases {
+			if got, exp := covers(have, want), model(have, want); got != exp {
+				t.Errorf("%d domains, %s: covers = %v, want %v", n, name, got, exp)
+			}
+		}
+	}
+}
