@@ -54,7 +54,7 @@ func (db *DB) FindVersion(ctx context.Context, scope string, n int64) (allowlist
 	if err != nil {
 		return v, fmt.Errorf("version: %w", err)
 	}
-	if v.Body, err = joinBody(v.Body, head, content); err != nil {
+	if v.Body, err = joinBody(ctx, db.read, v.SHA256, v.Body, head, content); err != nil {
 		return v, fmt.Errorf("version %s/%d: %w", scope, v.Version, err)
 	}
 	v.CreatedAt = parseTS(at)

@@ -184,20 +184,6 @@ func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int6
 	return v, nil
 }
 
-// storeContent stores a list content under its hash, unless it is there.
-func storeContent(ctx context.Context, tx *sql.Tx, sha string, content []byte) error {
-	var one int
-	switch err := tx.QueryRowContext(ctx, "SELECT 1 FROM contents WHERE sha256 = ?", sha).Scan(&one); err {
-	case nil:
-		return nil
-	case sql.ErrNoRows:
-		_, err := tx.ExecContext(ctx, "INSERT INTO contents (sha256, entries) VALUES (?, ?)", sha, content)
-		return err
-	default:
-		return err
-	}
-}
-
 // versionsWithContent is the FROM clause that reads a version with the
 // content it shares (none for a version stored whole); joinBody makes the
 // body from what it gives.
@@ -205,23 +191,32 @@ const versionsWithContent = "FROM versions v LEFT JOIN contents c ON v.head IS N
 
 // readBody returns the exact body of a stored version, whole.
 func readBody(ctx context.Context, q queryer, scope string, n int64) ([]byte, error) {
+	var sha string
 	var body, head, content []byte
-	err := q.QueryRowContext(ctx, "SELECT v.body, v.head, c.entries "+versionsWithContent+" WHERE v.scope = ? AND v.version = ?", scope, n).
-		Scan(&body, &head, &content)
+	err := q.QueryRowContext(ctx, "SELECT v.sha256, v.body, v.head, c.entries "+versionsWithContent+" WHERE v.scope = ? AND v.version = ?", scope, n).
+		Scan(&sha, &body, &head, &content)
 	if err != nil {
 		return nil, err
 	}
-	return joinBody(body, head, content)
+	return joinBody(ctx, q, sha, body, head, content)
 }
 
 // joinBody makes a version's body from its stored parts: the whole body
-// (versions stored before 0003_contents), or its head and content.
-func joinBody(body, head, content []byte) ([]byte, error) {
+// (versions stored before 0003_contents), or its head and content, the
+// content whole (stored before 0004_chunks) or empty, to be joined from
+// its chunks.
+func joinBody(ctx context.Context, q queryer, sha string, body, head, content []byte) ([]byte, error) {
 	if head == nil {
 		return body, nil
 	}
 	if content == nil {
 		return nil, errors.New("the version's list content is missing")
+	}
+	if len(content) == 0 {
+		var err error
+		if content, err = readContent(ctx, q, sha); err != nil {
+			return nil, err
+		}
 	}
 	return allowlist.JoinBody(head, content), nil
 }
