@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
 )
@@ -11,7 +12,8 @@ import (
 // BenchmarkPublish measures the write that matters for propagation: the
 // sign-off that brings a new site to quorum, which commits the decision,
 // a new signed version of every scope it changes and the audit entry, in
-// one transaction. Each list holds about n patterns (ten per site), in
+// one transaction; and, apart, the approval before it, which changes one
+// department's scope only. Each list holds about n patterns (ten per site), in
 // three scopes (common and two departments), as in make bench.
 func BenchmarkPublish(b *testing.B) {
 	for _, n := range publishSizes() {
@@ -29,6 +31,9 @@ func BenchmarkPublish(b *testing.B) {
 			if err := db.Import(ctx, allowlist.System, c); err != nil {
 				b.Fatal(err)
 			}
+			// The first approval is timed apart: it changes only bench-a's
+			// scope, a department with a decision of its own.
+			var first time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
@@ -37,14 +42,17 @@ func BenchmarkPublish(b *testing.B) {
 					Domains: []string{id + ".example.org"}, Owner: allowlist.Owner{Name: "x"}}); err != nil {
 					b.Fatal(err)
 				}
+				t0 := time.Now()
 				if _, err := db.SetSignoff(ctx, owner("bench-a"), id, "bench-a", "approve", ""); err != nil {
 					b.Fatal(err)
 				}
+				first += time.Since(t0)
 				b.StartTimer()
 				if _, err := db.SetSignoff(ctx, owner("bench-b"), id, "bench-b", "approve", ""); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(first.Nanoseconds())/float64(b.N), "first-approval-ns/op")
 		})
 	}
 }
