@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/sha512"
 	"encoding/base64"
+	"runtime"
+	"sync"
 
 	"filippo.io/edwards25519"
 )
@@ -32,6 +34,28 @@ func SignList(key ed25519.PrivateKey, body []byte) string {
 	var fresh [32]byte
 	rand.Read(fresh[:]) // never fails (crypto/rand since Go 1.24)
 	return base64.StdEncoding.EncodeToString(signWithNonce(key, body, fresh[:], head))
+}
+
+// SignLists signs each body as SignList does, on as many cores as the
+// process may use (GOMAXPROCS, which follows its CPU affinity), and
+// returns the signatures in order.
+func SignLists(key ed25519.PrivateKey, bodies [][]byte) []string {
+	sigs := make([]string, len(bodies))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(len(bodies), runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := range next {
+				sigs[i] = SignList(key, bodies[i])
+			}
+		})
+	}
+	for i := range bodies {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return sigs
 }
 
 // signWithNonce is Ed25519 signing (RFC 8032 §5.1.6) with the nonce r

@@ -93,3 +93,27 @@ func BenchmarkSignList(b *testing.B) {
 		})
 	}
 }
+
+// TestSignLists: each signature is its own body's, in order, whatever the
+// number of bodies and of workers.
+func TestSignLists(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	for _, n := range []int{0, 1, 2, 7} {
+		var bodies [][]byte
+		for i := 0; i < n; i++ {
+			_, body := NewList(fmt.Sprintf("dept-%d", i), int64(i), time.Now(), []Entry{{"a.example.org", "a", "wiki"}})
+			bodies = append(bodies, body)
+		}
+		sigs := SignLists(key, bodies)
+		if len(sigs) != n {
+			t.Fatalf("%d bodies, %d signatures", n, len(sigs))
+		}
+		for i, sig := range sigs {
+			for j, body := range bodies {
+				if ok := VerifyList(pub, body, sig) == nil; ok != (i == j) {
+					t.Errorf("%d bodies: signature %d verifies body %d: %v", n, i, j, ok)
+				}
+			}
+		}
+	}
+}

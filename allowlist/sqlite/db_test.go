@@ -538,3 +538,63 @@ func TestContentsStoredOnce(t *testing.T) {
 		t.Errorf("a version stored whole reads back as %q", got.Body)
 	}
 }
+
+// TestWarm: a store warmed at start holds every site and each scope's
+// latest entries; the writes after it publish what the sites give, and a
+// write by another process in between (the CLI) is not missed.
+func TestWarm(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	path := filepath.Join(t.TempDir(), "registry.db")
+	open := func() *DB {
+		db, err := Open(path, Options{Quorum: 2, Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	site := func(db *DB, id, dept string, approvers ...string) {
+		must[allowlist.Site](t)(db.CreateSite(ctx, owner(dept), allowlist.SiteInput{ID: id, Name: id, Category: "wiki",
+			Domains: []string{id + ".example.org", "*." + id + ".example.net"}, Owner: allowlist.Owner{Name: "x"}}))
+		for _, d := range approvers {
+			must[allowlist.Site](t)(db.SetSignoff(ctx, owner(d), id, d, "approve", ""))
+		}
+	}
+	db := open()
+	seed(t, db, "dept-a", "dept-b", "dept-c")
+	site(db, "wiki", "dept-a", "dept-a", "dept-b")
+	site(db, "own", "dept-c", "dept-c") // on dept-c's scope only
+	db.Close()
+
+	warm := open()
+	defer warm.Close()
+	if err := warm.Warm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, scope := range []string{"common", "dept-a", "dept-b", "dept-c"} {
+		latest := must[allowlist.Version](t)(warm.FindVersion(ctx, scope, allowlist.Latest))
+		if p := warm.published[scope]; p.sha256 != latest.SHA256 || len(p.entries) != latest.Entries {
+			t.Errorf("%s: warmed with %d entries hashing to %q, latest version has %d, %q", scope, len(p.entries), p.sha256, latest.Entries, latest.SHA256)
+		}
+	}
+	if warm.sites.gen == 0 || len(warm.sites.sites) != 2 {
+		t.Fatalf("warmed with generation %d and %d sites", warm.sites.gen, len(warm.sites.sites))
+	}
+
+	other := open() // another process
+	site(other, "meet", "dept-b", "dept-b", "dept-c")
+	other.Close()
+	site(warm, "docs", "dept-a", "dept-a", "dept-c")
+	must[allowlist.Site](t)(warm.SetSignoff(ctx, owner("dept-b"), "own", "dept-b", "object", ""))
+
+	sites := must[[]allowlist.Site](t)(loadSites(ctx, warm.read, "", nil))
+	want := allowlist.Scopes(sites, []string{"dept-a", "dept-b", "dept-c"}, 2)
+	for scope, entries := range want {
+		l := must[allowlist.List](t)(allowlist.DecodeList(must[allowlist.Version](t)(warm.FindVersion(ctx, scope, allowlist.Latest)).Body))
+		if !reflect.DeepEqual(l.Entries, entries) {
+			t.Errorf("%s: published %v, the sites give %v", scope, l.Entries, entries)
+		}
+	}
+	if n := len(want["common"]); n != 6 {
+		t.Errorf("common lists %d patterns, want 6 (wiki, meet, docs)", n)
+	}
+}

@@ -158,6 +158,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := srv.Start(runCtx); err != nil {
 		return err
 	}
+	// Load what the first write would otherwise load itself (seconds at a
+	// million entries); writes wait for it, reads do not.
+	go func() {
+		start := time.Now()
+		if err := store.Warm(runCtx); err != nil {
+			log.Warn("warming the registry's caches", "err", err)
+			return
+		}
+		log.Info("registry caches warm", "took", time.Since(start).Round(time.Millisecond).String())
+	}()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
