@@ -70,11 +70,16 @@ func EncodeEntries(sorted []Entry) Encoded {
 
 // NewListEncoded builds a list's body around entries already encoded.
 func NewListEncoded(scope string, version int64, at time.Time, enc Encoded) (List, []byte) {
+	l, head := NewListHead(scope, version, at, enc)
+	return l, JoinBody(head, enc.JSON)
+}
+
+// NewListHead builds a list and the head of its body (what SplitBody
+// gives): the body is the head, enc.JSON, then "}\n". Scopes that list
+// the same entries share enc.JSON instead of each holding a body.
+func NewListHead(scope string, version int64, at time.Time, enc Encoded) (List, []byte) {
 	l := List{Scope: scope, Version: version, GeneratedAt: at.UTC().Truncate(time.Second), SHA256: enc.SHA256, Entries: enc.Entries}
-	body := appendListHead(make([]byte, 0, 160+len(scope)+len(enc.JSON)), scope, version, l.GeneratedAt, enc.SHA256)
-	body = append(body, enc.JSON...)
-	body = append(body, listTail...)
-	return l, body
+	return l, appendListHead(make([]byte, 0, 160+len(scope)), scope, version, l.GeneratedAt, enc.SHA256)
 }
 
 // appendListHead appends a body's fields up to its entries array; the

@@ -92,9 +92,40 @@ type Version struct {
 	Added     int       `json:"added"`
 	Removed   int       `json:"removed"`
 	Signature string    `json:"-"`
-	Body      []byte    `json:"-"`
+	// The version's exact bytes: Body whole (as FindVersion reads them), or
+	// Head and Content (as a publication hands them out): the bytes before
+	// the entries array, and the array itself, which every scope listing
+	// the same entries shares rather than holding a copy (85 MB at a
+	// million entries). Parts and Whole read either form.
+	Body          []byte `json:"-"`
+	Head, Content []byte `json:"-"`
 	// Changes against the version before, when known (see FindChanges).
 	Changes *Changes `json:"-"`
+}
+
+// Parts returns the version's bytes in order, without copying them.
+func (v Version) Parts() [][]byte {
+	if v.Head == nil {
+		return [][]byte{v.Body}
+	}
+	return [][]byte{v.Head, v.Content, []byte(listTail)}
+}
+
+// Size returns the number of bytes in the version's body.
+func (v Version) Size() int {
+	if v.Head == nil {
+		return len(v.Body)
+	}
+	return len(v.Head) + len(v.Content) + len(listTail)
+}
+
+// Whole returns the version's body in one slice: Body, or a new slice
+// joining Head and Content.
+func (v Version) Whole() []byte {
+	if v.Head == nil {
+		return v.Body
+	}
+	return JoinBody(v.Head, v.Content)
 }
 
 // Changes are the entries a version added and removed against the version

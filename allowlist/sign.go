@@ -27,30 +27,37 @@ import (
 // only its secrecy and uniqueness matter. A body without that layout is
 // signed by crypto/ed25519 as RFC 8032 says.
 func SignList(key ed25519.PrivateKey, body []byte) string {
-	head, _, ok := SplitBody(body)
+	head, content, ok := SplitBody(body)
 	if !ok {
 		return base64.StdEncoding.EncodeToString(ed25519.Sign(key, body))
 	}
-	var fresh [32]byte
-	rand.Read(fresh[:]) // never fails (crypto/rand since Go 1.24)
-	return base64.StdEncoding.EncodeToString(signWithNonce(key, body, fresh[:], head))
+	return SignListParts(key, head, content)
 }
 
-// SignLists signs each body as SignList does, on as many cores as the
-// process may use (GOMAXPROCS, which follows its CPU affinity), and
-// returns the signatures in order.
-func SignLists(key ed25519.PrivateKey, bodies [][]byte) []string {
-	sigs := make([]string, len(bodies))
+// SignListParts is SignList for the body head, content, "}\n", held in
+// those parts (see NewListHead).
+func SignListParts(key ed25519.PrivateKey, head, content []byte) string {
+	var fresh [32]byte
+	rand.Read(fresh[:]) // never fails (crypto/rand since Go 1.24)
+	return base64.StdEncoding.EncodeToString(signWithNonce(key, [][]byte{head, content, []byte(listTail)}, fresh[:], head))
+}
+
+// SignLists signs the bodies heads[i], contents[i], "}\n" as
+// SignListParts does, on as many cores as the process may use
+// (GOMAXPROCS, which follows its CPU affinity), and returns the
+// signatures in order.
+func SignLists(key ed25519.PrivateKey, heads, contents [][]byte) []string {
+	sigs := make([]string, len(heads))
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(len(bodies), runtime.GOMAXPROCS(0)) {
+	for range min(len(heads), runtime.GOMAXPROCS(0)) {
 		wg.Go(func() {
 			for i := range next {
-				sigs[i] = SignList(key, bodies[i])
+				sigs[i] = SignListParts(key, heads[i], contents[i])
 			}
 		})
 	}
-	for i := range bodies {
+	for i := range heads {
 		next <- i
 	}
 	close(next)
@@ -58,13 +65,13 @@ func SignLists(key ed25519.PrivateKey, bodies [][]byte) []string {
 	return sigs
 }
 
-// signWithNonce is Ed25519 signing (RFC 8032 §5.1.6) with the nonce r
-// taken from SHA-512(prefix || nonce...), where RFC 8032 takes it from
-// SHA-512(prefix || message). Scalar and point arithmetic are
+// signWithNonce is Ed25519 signing (RFC 8032 §5.1.6) of the message made
+// of the given pieces, with the nonce r taken from SHA-512(prefix ||
+// nonce...), where RFC 8032 takes it from SHA-512(prefix || message). Scalar and point arithmetic are
 // filippo.io/edwards25519's, in constant time where secrets are involved.
 // TestSignWithNonceIsEd25519 checks that with the message as the nonce
 // input it gives crypto/ed25519.Sign's signature, byte for byte.
-func signWithNonce(key ed25519.PrivateKey, message []byte, nonce ...[]byte) []byte {
+func signWithNonce(key ed25519.PrivateKey, message [][]byte, nonce ...[]byte) []byte {
 	h := sha512.Sum512(key.Seed())
 	s, err := new(edwards25519.Scalar).SetBytesWithClamping(h[:32])
 	if err != nil {
@@ -83,7 +90,9 @@ func signWithNonce(key ed25519.PrivateKey, message []byte, nonce ...[]byte) []by
 	d.Reset()
 	d.Write(R)
 	d.Write(key.Public().(ed25519.PublicKey))
-	d.Write(message)
+	for _, m := range message {
+		d.Write(m)
+	}
 	k, err := new(edwards25519.Scalar).SetUniformBytes(d.Sum(nil))
 	if err != nil {
 		panic(err)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -365,6 +366,33 @@ func TestListCachingAndHistory(t *testing.T) {
 // next: HEAD on a watch gives the new version's identity and signature
 // without its body, the diff gives its changes, and the list rebuilt from
 // the held body is byte for byte the one published, signature included.
+// TestPublishedListsServedAsStored: a publication hands the API each new
+// version as a head and an entries array shared by every scope that lists
+// the same entries; what is served (GET, its Content-Length, HEAD) must be
+// exactly the bytes stored and signed.
+func TestPublishedListsServedAsStored(t *testing.T) {
+	e := newEnv(t, api.Config{PublicLists: true})
+	e.do("POST", "/v1/sites", e.tok["a"], zoom()).want(201)
+	e.do("PUT", "/v1/sites/zoom/signoffs/dept-a", e.tok["a"], map[string]string{"decision": "approve"}).want(200)
+	e.do("PUT", "/v1/sites/zoom/signoffs/dept-b", e.tok["b"], map[string]string{"decision": "approve"}).want(200)
+	for _, scope := range []string{"common", "dept-a", "dept-b", "dept-c"} {
+		stored, err := e.db.FindVersion(context.Background(), scope, allowlist.Latest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := e.do("GET", "/v1/lists/"+scope, "", nil).want(200)
+		if !bytes.Equal(got.body, stored.Body) || got.h.Get("Content-Length") != strconv.Itoa(len(stored.Body)) {
+			t.Errorf("%s: served %d bytes (Content-Length %s), stored %d", scope, len(got.body), got.h.Get("Content-Length"), len(stored.Body))
+		}
+		if err := allowlist.VerifyList(e.db.PublicKey(), got.body, got.h.Get("X-Allowlist-Signature")); err != nil || stored.Version != 1 {
+			t.Errorf("%s/%d: %v", scope, stored.Version, err)
+		}
+		if h := e.do("HEAD", "/v1/lists/"+scope, "", nil).want(200); h.h.Get("Content-Length") != strconv.Itoa(len(stored.Body)) {
+			t.Errorf("%s: HEAD Content-Length %s, body %d", scope, h.h.Get("Content-Length"), len(stored.Body))
+		}
+	}
+}
+
 func TestHeadThenDiff(t *testing.T) {
 	e := newEnv(t, api.Config{PublicLists: true})
 	v0 := e.do("GET", "/v1/lists/common", "", nil).want(200)

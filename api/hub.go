@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -51,7 +52,8 @@ type rendered struct {
 	scope       string
 	version     int64
 	format      allowlist.Format
-	body        []byte
+	parts       [][]byte // the body, in pieces that may be shared (see allowlist.Version)
+	size        int      // its length
 	etag        string
 	signature   string
 	sha256      string
@@ -173,24 +175,28 @@ func (h *hub) render(ctx context.Context, scope string, version int64, f allowli
 	if err != nil {
 		return nil, err
 	}
-	body := v.Body
+	parts := v.Parts()
 	if f.Name != allowlist.Formats[0].Name {
 		l, err := decodeStored(v)
 		if err != nil {
 			return nil, err
 		}
-		body = f.Render(l, v.Body)
+		parts = [][]byte{f.Render(l, v.Whole())}
 	}
-	r := newRendered(v, f, body)
+	r := newRendered(v, f, parts)
 	h.mu.Lock()
 	h.keep(key, r)
 	h.mu.Unlock()
 	return r, nil
 }
 
-func newRendered(v allowlist.Version, f allowlist.Format, body []byte) *rendered {
+func newRendered(v allowlist.Version, f allowlist.Format, parts [][]byte) *rendered {
+	size := 0
+	for _, p := range parts {
+		size += len(p)
+	}
 	return &rendered{
-		scope: v.Scope, version: v.Version, format: f, body: body,
+		scope: v.Scope, version: v.Version, format: f, parts: parts, size: size,
 		signature: v.Signature, sha256: v.SHA256, contentType: f.ContentType,
 		generatedAt: v.CreatedAt.UTC().Format(time.RFC3339Nano),
 		// The ETag names the exact bytes: scope, version, format and the
@@ -199,36 +205,44 @@ func newRendered(v allowlist.Version, f allowlist.Format, body []byte) *rendered
 	}
 }
 
+// whole returns the rendered body in one slice (a copy when in pieces).
+func (r *rendered) whole() []byte {
+	if len(r.parts) == 1 {
+		return r.parts[0]
+	}
+	return bytes.Join(r.parts, nil)
+}
+
 // keep adds a rendered version to the cache, first dropping the versions
 // that are no longer current if the cache holds too many or too many
 // bytes (a million-entry list is 85 MB in JSON). h.mu is held.
 func (h *hub) keep(key renderKey, r *rendered) {
-	if len(h.rendered) >= maxRendered || h.renderedBytes+len(r.body) > maxRenderedBytes {
+	if len(h.rendered) >= maxRendered || h.renderedBytes+r.size > maxRenderedBytes {
 		for k, old := range h.rendered {
 			if h.current[k.scope] != k.version {
-				h.renderedBytes -= len(old.body)
+				h.renderedBytes -= old.size
 				delete(h.rendered, k)
 			}
 		}
 	}
 	if old, ok := h.rendered[key]; ok {
-		h.renderedBytes -= len(old.body)
+		h.renderedBytes -= old.size
 	}
 	h.rendered[key] = r
-	h.renderedBytes += len(r.body)
+	h.renderedBytes += r.size
 }
 
 // prime takes a version just published, with its body in memory: its JSON
 // is kept as it is (no read back from the store), and so is its diff
 // against the version before.
 func (h *hub) prime(v allowlist.Version) {
-	if len(v.Body) == 0 || v.Signature == "" || len(v.SHA256) < 16 {
+	if v.Size() == 0 || v.Signature == "" || len(v.SHA256) < 16 {
 		return
 	}
 	jsonFormat := allowlist.Formats[0]
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.keep(renderKey{v.Scope, v.Version, jsonFormat.Name}, newRendered(v, jsonFormat, v.Body))
+	h.keep(renderKey{v.Scope, v.Version, jsonFormat.Name}, newRendered(v, jsonFormat, v.Parts()))
 	if v.Changes != nil && v.Version > 0 {
 		h.keepDiff(diffKey{v.Scope, v.Version - 1, v.Version}, diffBody(v.Scope, v.Version-1, v.Version, *v.Changes))
 	}
@@ -299,11 +313,11 @@ func (h *hub) diff(ctx context.Context, scope string, from, to int64) ([]byte, e
 		if err != nil {
 			return nil, err
 		}
-		la, err := allowlist.DecodeList(a.body)
+		la, err := allowlist.DecodeList(a.whole())
 		if err != nil {
 			return nil, err
 		}
-		lb, err := allowlist.DecodeList(b.body)
+		lb, err := allowlist.DecodeList(b.whole())
 		if err != nil {
 			return nil, err
 		}
@@ -376,7 +390,7 @@ func (h *hub) load(ctx context.Context, scope string, version int64) (allowlist.
 }
 
 func decodeStored(v allowlist.Version) (allowlist.List, error) {
-	l, err := allowlist.DecodeList(v.Body)
+	l, err := allowlist.DecodeList(v.Whole())
 	if err != nil {
 		return l, fmt.Errorf("stored list %s/%d: %w", v.Scope, v.Version, err)
 	}

@@ -45,7 +45,18 @@ func serveList(c echo.Context, r *rendered, cacheControl string) error {
 	if r.format.Name != "json" {
 		h.Set("Content-Disposition", `inline; filename="allowlist-`+r.scope+"-"+strconv.FormatInt(r.version, 10)+"."+r.format.Name+`"`)
 	}
-	return c.Blob(http.StatusOK, r.contentType, r.body)
+	// Written piece by piece: a list's entries may be shared with other
+	// scopes' versions, never copied into one body per response.
+	res := c.Response()
+	h.Set(echo.HeaderContentType, r.contentType)
+	h.Set(echo.HeaderContentLength, strconv.Itoa(r.size))
+	res.WriteHeader(http.StatusOK)
+	for _, p := range r.parts {
+		if _, err := res.Write(p); err != nil {
+			return nil // the client went away; nothing more to say
+		}
+	}
+	return nil
 }
 
 // etagMatch implements If-None-Match's list form and "*" (RFC 9110 13.1.2).

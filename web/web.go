@@ -504,7 +504,7 @@ func (p *Pages) entries(ctx context.Context, scope string, n int64) ([]allowlist
 	if err != nil {
 		return nil, err
 	}
-	l, err := allowlist.DecodeList(v.Body)
+	l, err := allowlist.DecodeList(v.Whole())
 	return l.Entries, err
 }
 

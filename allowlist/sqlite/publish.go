@@ -87,18 +87,20 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site strin
 		if enc.SHA256 == prev.SHA256 {
 			continue
 		}
-		l, body := allowlist.NewListEncoded(scope, prev.Version+1, now, enc)
-		todo = append(todo, &encodedList{l: l, body: body, prev: prev, changes: changes})
+		// Scopes with the same entries share enc.JSON: each new version
+		// holds only its own head.
+		l, head := allowlist.NewListHead(scope, prev.Version+1, now, enc)
+		todo = append(todo, &encodedList{l: l, head: head, content: enc.JSON, prev: prev, changes: changes})
 	}
 	// Each new body is signed (one pass over it, about 0.1 s at a million
 	// entries), and a change to common reaches every department that lists
 	// it: on every core the process may use.
-	bodies := make([][]byte, len(todo))
+	heads, contents := make([][]byte, len(todo)), make([][]byte, len(todo))
 	for i, t := range todo {
-		bodies[i] = t.body
+		heads[i], contents[i] = t.head, t.content
 	}
 	var out []allowlist.Version
-	for i, sig := range allowlist.SignLists(db.opts.Key, bodies) {
+	for i, sig := range allowlist.SignLists(db.opts.Key, heads, contents) {
 		t := todo[i]
 		t.signature = sig
 		v, err := db.storeVersion(ctx, tx, t.l.Scope, t.l.Version, now, t.l.Entries, t)
@@ -136,11 +138,11 @@ func spliceSite(ctx context.Context, tx *sql.Tx, sites []allowlist.Site, id stri
 // follows, and the changes found so far in this publication, by
 // (previous, new) content hash.
 type encodedList struct {
-	l         allowlist.List
-	body      []byte
-	signature string
-	prev      *allowlist.Version
-	changes   map[[2]string]foundChanges
+	l             allowlist.List
+	head, content []byte // the body: head, content, "}\n"
+	signature     string
+	prev          *allowlist.Version
+	changes       map[[2]string]foundChanges
 }
 
 // foundChanges are the changes between two contents, encoded, with the
@@ -150,24 +152,22 @@ type foundChanges struct {
 	added, removed int
 }
 
-// storeVersion signs and stores version n of scope. enc is the list
-// already encoded and the version before it (nil for version 0).
+// storeVersion stores version n of scope, signing it if it is version 0.
+// enc is the list already encoded and signed, and the version before it
+// (nil for version 0, whose entries are given).
 func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int64, now time.Time, entries []allowlist.Entry, enc *encodedList) (allowlist.Version, error) {
-	var l allowlist.List
-	var body []byte
-	var signature string
 	var changes *allowlist.Changes
 	added, removed := 0, 0
 	if enc == nil {
-		l, body = allowlist.NewListSorted(scope, n, now, allowlist.SortEntries(entries))
-		signature = allowlist.SignList(db.opts.Key, body)
+		e := allowlist.EncodeEntries(allowlist.SortEntries(entries))
+		l, head := allowlist.NewListHead(scope, n, now, e)
+		enc = &encodedList{l: l, head: head, content: e.JSON, signature: allowlist.SignListParts(db.opts.Key, head, e.JSON)}
 	} else {
-		l, body, signature = enc.l, enc.body, enc.signature
-		key := [2]string{enc.prev.SHA256, l.SHA256}
+		key := [2]string{enc.prev.SHA256, enc.l.SHA256}
 		c, ok := enc.changes[key]
 		if !ok {
 			var err error
-			if c, err = db.findChanges(ctx, tx, enc.prev, l.Entries); err != nil {
+			if c, err = db.findChanges(ctx, tx, enc.prev, enc.l.Entries); err != nil {
 				return allowlist.Version{}, err
 			}
 			enc.changes[key] = c
@@ -175,10 +175,11 @@ func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int6
 		added, removed = c.added, c.removed
 		changes = &c.Changes
 	}
+	l := enc.l
 	v := allowlist.Version{
 		Scope: scope, Version: n, CreatedAt: l.GeneratedAt, SHA256: l.SHA256,
 		Entries: len(l.Entries), Added: added, Removed: removed,
-		Body: body, Signature: signature, Changes: changes,
+		Head: enc.head, Content: enc.content, Signature: enc.signature, Changes: changes,
 	}
 	var addedJSON, removedJSON []byte
 	if changes != nil {
@@ -186,18 +187,11 @@ func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int6
 	}
 	// The body is stored as its head and its content, the content once
 	// for every version and scope that lists it.
-	head, content, ok := allowlist.SplitBody(body)
-	stored := body
-	if ok {
-		if err := storeContent(ctx, tx, v.SHA256, content); err != nil {
-			return v, fmt.Errorf("store version %s/%d: %w", scope, n, err)
-		}
-		stored = []byte{}
-	} else {
-		head = nil
+	if err := storeContent(ctx, tx, v.SHA256, enc.content); err != nil {
+		return v, fmt.Errorf("store version %s/%d: %w", scope, n, err)
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO versions (scope, version, created_at, sha256, entries, added, removed, body, signature, added_entries, removed_entries, head)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, scope, n, ts(v.CreatedAt), v.SHA256, v.Entries, v.Added, v.Removed, stored, v.Signature, addedJSON, removedJSON, head)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, scope, n, ts(v.CreatedAt), v.SHA256, v.Entries, v.Added, v.Removed, []byte{}, v.Signature, addedJSON, removedJSON, enc.head)
 	if err != nil {
 		return v, fmt.Errorf("store version %s/%d: %w", scope, n, err)
 	}
