@@ -3,6 +3,7 @@ package allowlist
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -309,4 +310,26 @@ func FuzzPatchList(f *testing.F) {
 			t.Fatalf("a diff that does not fit was taken: +%v -%v on %v", added, removed, old)
 		}
 	})
+}
+
+// TestPatchListCorruptHeldBody: PatchList copies the held body's strings
+// without checking each byte (they were checked when the body was taken);
+// a held body corrupted since, in an entry the diff keeps, still gives no
+// result: what is written fails the new version's hash.
+func TestPatchListCorruptHeldBody(t *testing.T) {
+	at := time.Date(2026, 11, 24, 4, 0, 0, 0, time.UTC)
+	old := []Entry{{"a.example.org", "a", "wiki"}, {"b.example.org", "b", "wiki"}, {"c.example.org", "c", "wiki"}}
+	_, body := NewList("common", 1, at, old)
+	added := []Entry{{"d.example.org", "d", "wiki"}}
+	l, _ := NewList("common", 2, at, append(slices.Clone(old), added...))
+	next := ListHeader{Scope: "common", Version: 2, GeneratedAt: at, SHA256: l.SHA256}
+	if _, err := PatchList(bytes.NewReader(body), next, added, nil, io.Discard); err != nil {
+		t.Fatalf("the intact body: %v", err)
+	}
+	for _, bad := range []string{"\x01", "\xff", "\\"} {
+		corrupt := bytes.Replace(body, []byte(`"site":"b"`), []byte(`"site":"`+bad+`"`), 1)
+		if _, err := PatchList(bytes.NewReader(corrupt), next, added, nil, io.Discard); err == nil {
+			t.Errorf("a held body with %q in a kept entry was patched", bad)
+		}
+	}
 }

@@ -67,8 +67,9 @@ func SignLists(key ed25519.PrivateKey, heads, contents [][]byte) []string {
 
 // signWithNonce is Ed25519 signing (RFC 8032 §5.1.6) of the message made
 // of the given pieces, with the nonce r taken from SHA-512(prefix ||
-// nonce...), where RFC 8032 takes it from SHA-512(prefix || message). Scalar and point arithmetic are
-// filippo.io/edwards25519's, in constant time where secrets are involved.
+// nonce...), where RFC 8032 takes it from SHA-512(prefix || message).
+// Scalar and point arithmetic are filippo.io/edwards25519's, in constant
+// time where secrets are involved.
 // TestSignWithNonceIsEd25519 checks that with the message as the nonce
 // input it gives crypto/ed25519.Sign's signature, byte for byte.
 func signWithNonce(key ed25519.PrivateKey, message [][]byte, nonce ...[]byte) []byte {

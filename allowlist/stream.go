@@ -120,9 +120,10 @@ type listReader struct {
 
 	checkPatterns bool
 	entryFn       func(pattern, site, category []byte) error
-	// noHash skips hashing the entries and checking the sha256 field:
-	// PatchList reads a body whose every byte it either drops or checks
-	// again, as part of the result, against the new version's hash.
+	// noHash skips hashing the entries and checking the sha256 field, and
+	// the per-byte checks of strings: PatchList reads a body whose every
+	// byte it either drops or checks again, as part of the result,
+	// against the new version's hash and signature.
 	noHash bool
 }
 
@@ -192,6 +193,13 @@ func (lr *listReader) str(what string) ([]byte, error) {
 		rest := lr.buf[lr.pos:]
 		if i := bytes.IndexByte(rest, '"'); i >= 0 {
 			s := rest[:i]
+			if lr.noHash {
+				// PatchList's held body: checked when it was taken, and
+				// every byte copied from it is checked again by the
+				// signature over what is written.
+				lr.pos += i + 1
+				return s, nil
+			}
 			for _, c := range s {
 				if c < 0x20 || c == '\\' {
 					return nil, fmt.Errorf("decode list: %w: %s has an escape or control character", errNotCanonical, what)
