@@ -98,7 +98,7 @@ func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writ
 	flush(false)
 	chunk = append(chunk, '[')
 	ai, ri := 0, 0
-	lr := &listReader{r: old, buf: make([]byte, 0, 64<<10), noHash: true}
+	lr := &listReader{r: old, buf: make([]byte, 0, 64<<10), held: true}
 	lr.entryFn = func(p, site, category []byte) error {
 		pattern := bytesString(p)
 		for ai < len(added) && added[ai].Pattern < pattern {

@@ -120,11 +120,12 @@ type listReader struct {
 
 	checkPatterns bool
 	entryFn       func(pattern, site, category []byte) error
-	// noHash skips hashing the entries and checking the sha256 field, and
-	// the per-byte checks of strings: PatchList reads a body whose every
-	// byte it either drops or checks again, as part of the result,
-	// against the new version's hash and signature.
-	noHash bool
+	// held marks the body a resolver holds, read by PatchList: it was
+	// checked when it was taken, and every byte of it is either dropped
+	// or checked again, as part of the result, against the new version's
+	// hash and signature. So its own hash and the per-byte checks of its
+	// strings are skipped.
+	held bool
 }
 
 // fill reads more input, keeping buf[pos:]. It hashes consumed bytes first.
@@ -193,7 +194,7 @@ func (lr *listReader) str(what string) ([]byte, error) {
 		rest := lr.buf[lr.pos:]
 		if i := bytes.IndexByte(rest, '"'); i >= 0 {
 			s := rest[:i]
-			if lr.noHash {
+			if lr.held {
 				// PatchList's held body: checked when it was taken, and
 				// every byte copied from it is checked again by the
 				// signature over what is written.
@@ -275,7 +276,7 @@ func (lr *listReader) read(fn func(string, bool) error) (ListHeader, ListStats, 
 	if !lr.need(1) || lr.buf[lr.pos] != '[' {
 		return h, st, lr.fail("the entries array")
 	}
-	if !lr.noHash {
+	if !lr.held {
 		lr.h, lr.hashing, lr.hashFrom = sha256.New(), true, lr.pos
 	}
 	lr.pos++
@@ -377,7 +378,7 @@ func (lr *listReader) read(fn func(string, bool) error) (ListHeader, ListStats, 
 	if lr.rerr != nil {
 		return h, st, fmt.Errorf("read list: %w", lr.rerr)
 	}
-	if lr.noHash {
+	if lr.held {
 		return h, st, nil
 	}
 	if got := hex.EncodeToString(lr.h.Sum(nil)); got != h.SHA256 {

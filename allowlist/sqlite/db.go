@@ -281,12 +281,10 @@ func (db *DB) updateLocked(ctx context.Context, actor allowlist.Actor, site stri
 		}
 		db.pending = nil
 	}()
-	var gen int64
-	var stored string
-	if err := tx.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = 'generation'").Scan(&stored); err != nil && err != sql.ErrNoRows {
-		return nil, fmt.Errorf("read generation: %w", err)
+	gen, err := generation(ctx, tx)
+	if err != nil {
+		return nil, err
 	}
-	gen, _ = strconv.ParseInt(stored, 10, 64)
 	if _, err := tx.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES ('generation', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", strconv.FormatInt(gen+1, 10)); err != nil {
 		return nil, fmt.Errorf("store generation: %w", err)
 	}
@@ -317,11 +315,27 @@ func (db *DB) updateLocked(ctx context.Context, actor allowlist.Actor, site stri
 	}
 	committed = true
 	db.sites.gen = gen + 1
+	db.remember(db.pending)
+	return published, nil
+}
+
+// generation reads the write generation (meta key "generation"): 0 while
+// nothing has been written.
+func generation(ctx context.Context, q queryer) (int64, error) {
+	var stored string
+	if err := q.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = 'generation'").Scan(&stored); err != nil && err != sql.ErrNoRows {
+		return 0, fmt.Errorf("read generation: %w", err)
+	}
+	gen, _ := strconv.ParseInt(stored, 10, 64)
+	return gen, nil
+}
+
+// remember adds scopes' latest entries to db.published. db.mu is held.
+func (db *DB) remember(published map[string]publishedEntries) {
 	if db.published == nil {
 		db.published = map[string]publishedEntries{}
 	}
-	maps.Copy(db.published, db.pending)
-	return published, nil
+	maps.Copy(db.published, published)
 }
 
 // isUnique reports a UNIQUE or PRIMARY KEY violation.

@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -376,17 +374,9 @@ func (db *DB) Warm(ctx context.Context) error {
 		return err
 	}
 	defer tx.Rollback()
-	var stored string
-	switch err := tx.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = 'generation'").Scan(&stored); err {
-	case nil:
-	case sql.ErrNoRows:
-		return nil // nothing written yet
-	default:
-		return fmt.Errorf("read generation: %w", err)
-	}
-	gen, _ := strconv.ParseInt(stored, 10, 64)
-	if gen == 0 {
-		return nil
+	gen, err := generation(ctx, tx)
+	if err != nil || gen == 0 { // 0: nothing written yet
+		return err
 	}
 	sites := db.sites.sites
 	if db.sites.gen != gen { // else Open's own publication left them
@@ -418,9 +408,6 @@ func (db *DB) Warm(ctx context.Context) error {
 		}
 	}
 	db.sites = siteCache{gen: gen, sites: sites}
-	if db.published == nil {
-		db.published = map[string]publishedEntries{}
-	}
-	maps.Copy(db.published, published)
+	db.remember(published)
 	return nil
 }
