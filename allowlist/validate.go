@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -20,15 +21,39 @@ type checker struct{ fields []FieldError }
 
 func (c *checker) add(field, msg string) { c.fields = append(c.fields, FieldError{field, msg}) }
 
+// text checks free text that may run over several lines (descriptions,
+// reasons, comments): tabs and line breaks are allowed, other control
+// characters and bidirectional overrides are not.
 func (c *checker) text(field, v string, required bool, max int) {
+	c.free(field, v, required, max, func(r rune) bool { return r == '\n' || r == '\r' || r == '\t' })
+}
+
+// line checks free text shown on one line (names, tool names, roles):
+// no control characters at all, not even tabs or line breaks.
+func (c *checker) line(field, v string, required bool, max int) {
+	c.free(field, v, required, max, func(rune) bool { return false })
+}
+
+func (c *checker) free(field, v string, required bool, max int, allowed func(rune) bool) {
 	switch {
 	case required && strings.TrimSpace(v) == "":
 		c.add(field, "is required")
+	case !utf8.ValidString(v):
+		c.add(field, "is not valid UTF-8")
 	case utf8.RuneCountInString(v) > max:
 		c.add(field, "is longer than "+itoa(max)+" characters")
-	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' }):
-		c.add(field, "contains control characters")
+	case strings.ContainsFunc(v, func(r rune) bool { return unsafeRune(r) && !allowed(r) }):
+		c.add(field, "contains control characters or bidirectional overrides; remove them")
 	}
+}
+
+// unsafeRune is a character that can hide or disguise text where it is
+// shown: C0 and C1 controls, DEL, line and paragraph separators, and the
+// bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+// U+2066-U+2069, as in "Trojan Source", CVE-2021-42574).
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' ||
+		(r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
 }
 
 func (c *checker) email(field, v string, required bool) {
@@ -48,7 +73,7 @@ func (c *checker) url(field, v string) {
 		return
 	}
 	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(v) > 2000 {
+	if err != nil || !utf8.ValidString(v) || strings.ContainsFunc(v, unsafeRune) || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(v) > 2000 {
 		c.add(field, "is not an http(s) URL")
 	}
 }
@@ -68,7 +93,7 @@ func ValidateDepartment(d Department) error {
 	if !ValidDepartmentID(d.ID) {
 		c.add("id", "must be 2 to 32 of a-z, 0-9 and -, and not \"common\"")
 	}
-	c.text("name", d.Name, true, maxName)
+	c.line("name", d.Name, true, maxName)
 	if !contains(DepartmentKinds, d.Kind) {
 		c.add("kind", "must be one of "+strings.Join(DepartmentKinds, ", "))
 	}
@@ -78,9 +103,9 @@ func ValidateDepartment(d Department) error {
 // ValidateContact checks a new contact. EINVALID.
 func ValidateContact(ct Contact) error {
 	var c checker
-	c.text("name", ct.Name, true, maxName)
+	c.line("name", ct.Name, true, maxName)
 	c.email("email", ct.Email, true)
-	c.text("role", ct.Role, false, maxName)
+	c.line("role", ct.Role, false, maxName)
 	return c.err()
 }
 
@@ -91,13 +116,13 @@ func NormalizeSite(in SiteInput) (SiteInput, error) {
 	if !ValidSiteID(in.ID) {
 		c.add("id", "must be 2 to 64 of a-z, 0-9 and -")
 	}
-	c.text("name", in.Name, true, maxName)
+	c.line("name", in.Name, true, maxName)
 	if !ValidCategory(in.Category) {
 		c.add("category", "must be one of "+strings.Join(Categories, ", "))
 	}
 	c.text("description", in.Description, false, maxText)
 	c.url("homepage", in.Homepage)
-	c.text("owner.name", in.Owner.Name, true, maxName)
+	c.line("owner.name", in.Owner.Name, true, maxName)
 	c.email("owner.email", in.Owner.Email, false)
 	if len(in.Domains) > MaxDomainsPerSite {
 		c.add("domains", "at most "+itoa(MaxDomainsPerSite)+" patterns per site")
@@ -129,7 +154,7 @@ func ValidateReason(reason string) error {
 // ValidateRequest checks a staff request. EINVALID.
 func ValidateRequest(r Request) error {
 	var c checker
-	c.text("tool", r.Tool, true, maxName)
+	c.line("tool", r.Tool, true, maxName)
 	c.url("url", r.URL)
 	c.text("reason", r.Reason, true, maxText)
 	if !ValidDepartmentID(r.Department) {
@@ -154,6 +179,6 @@ func ValidateToken(t Token) error {
 	default:
 		c.add("role", "must be admin, owner or reader")
 	}
-	c.text("name", t.Name, true, maxName)
+	c.line("name", t.Name, true, maxName)
 	return c.err()
 }

@@ -77,6 +77,21 @@ func TestBadInputCatalogue(t *testing.T) {
 		badCase{name: "basic auth", method: "GET", path: "/v1/audit", token: "", status: 401, headers: []string{"Authorization", "Basic YWRtaW46YWRtaW4="}},
 		badCase{name: "revoke token id letters", method: "DELETE", path: "/v1/tokens/abc", token: "admin", status: 404},
 	)
+	// Control characters and bidirectional overrides in free text.
+	named := func(name string) map[string]any {
+		return map[string]any{"id": "bad-site", "name": name, "category": "other", "domains": []string{"ok.example.org"}, "owner": map[string]string{"name": "x"}}
+	}
+	for label, v := range map[string]string{"newline": "Zoom\nallowed: yes", "tab": "a\tb", "DEL": "a\x7f", "C1": "a\u009b31m",
+		"RLO": "Zoom \u202eexe.", "isolate": "a\u2066b", "escape": "a\x1b[2J"} {
+		cases = append(cases,
+			badCase{name: "site name with " + label, method: "POST", path: "/v1/sites", token: "a", body: named(label + v), status: 422},
+			badCase{name: "patched name with " + label, method: "PATCH", path: "/v1/sites/zoom", token: "a", body: map[string]string{"name": v}, status: 422},
+			badCase{name: "department name with " + label, method: "POST", path: "/v1/departments", token: "admin", body: map[string]string{"id": "dept-z", "name": v, "kind": "other"}, status: 422},
+			badCase{name: "contact name with " + label, method: "POST", path: "/v1/departments/dept-a/contacts", token: "a", body: map[string]string{"name": v, "email": "c@example.org"}, status: 422},
+			badCase{name: "tool with " + label, method: "POST", path: "/v1/requests", body: map[string]string{"tool": v, "reason": "R", "department": "dept-a"}, status: 422},
+			badCase{name: "token name with " + label, method: "POST", path: "/v1/tokens", token: "admin", body: map[string]string{"role": "reader", "name": v}, status: 422},
+		)
+	}
 	for _, c := range cases {
 		refused(t, e, c)
 	}

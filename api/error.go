@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/labstack/echo/v4"
@@ -80,6 +81,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 			s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
 		}
 	}
+	if p.Status == http.StatusNotFound && s.pageNotFound != nil && !isAPIPath(c.Request().URL.Path) && c.Path() == "" {
+		if err := s.pageNotFound(c); err == nil {
+			return
+		}
+	}
 	p.Title = http.StatusText(p.Status)
 	p.Type = problemType(p.Status)
 	h := c.Response().Header()
@@ -93,3 +99,17 @@ func (s *Server) handleError(err error, c echo.Context) {
 		_ = writeJSON(c.Response(), p)
 	}
 }
+
+// isAPIPath says whether a path is the API's, answered in problem+json
+// whatever happens; other unknown paths are people's, answered as pages.
+func isAPIPath(path string) bool {
+	switch path {
+	case "/v1", "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	return strings.HasPrefix(path, "/v1/")
+}
+
+// SetPageNotFound makes unknown paths outside the API answer with h (the
+// pages' HTML 404) instead of problem+json.
+func (s *Server) SetPageNotFound(h echo.HandlerFunc) { s.pageNotFound = h }

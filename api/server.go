@@ -39,6 +39,7 @@ type Config struct {
 // Server is the REST API.
 type Server struct {
 	failures *failureLimiter
+	requests *middleware.RateLimiterMemoryStore
 	reg      allowlist.Registry
 	cfg      Config
 	log      *slog.Logger
@@ -46,6 +47,8 @@ type Server struct {
 	hub      *hub
 	metrics  *metrics
 	routes   []route
+	// pageNotFound answers unknown paths outside the API (the pages' 404).
+	pageNotFound echo.HandlerFunc
 }
 
 // access says who may call a route.
@@ -140,23 +143,37 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.logRequests, middleware.Recover(), s.authenticate)
+	// One allowance per client address for staff requests, spent by the
+	// API and the pages alike.
+	s.requests = middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+		Rate: rate.Limit(float64(cfg.RequestsPerMinute) / 60), Burst: cfg.RequestsPerMinute, ExpiresIn: 10 * time.Minute,
+	})
 	limiter := middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
-		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
-			Rate: rate.Limit(float64(cfg.RequestsPerMinute) / 60), Burst: cfg.RequestsPerMinute, ExpiresIn: 10 * time.Minute,
-		}),
+		Store:               s.requests,
 		IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
 		DenyHandler: func(c echo.Context, _ string, _ error) error {
-			c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, 60/cfg.RequestsPerMinute)))
+			c.Response().Header().Set("Retry-After", strconv.Itoa(int(s.requestWait()/time.Second)))
 			return errStatus(http.StatusTooManyRequests, "too many requests from this address; try again later")
 		},
 	})
 	s.routes = s.table()
+	explicitHead := map[string]bool{}
+	for _, r := range s.routes {
+		if r.method == http.MethodHead {
+			explicitHead[r.path] = true
+		}
+	}
 	for _, r := range s.routes {
 		mw := []echo.MiddlewareFunc{s.authorize(r)}
 		if r.limited {
 			mw = append([]echo.MiddlewareFunc{limiter}, mw...)
 		}
 		e.Add(r.method, r.path, r.handler, mw...)
+		// HEAD answers wherever GET does: the same handler, whose body
+		// net/http discards for HEAD.
+		if r.method == http.MethodGet && !explicitHead[r.path] {
+			e.Add(http.MethodHead, r.path, r.handler, mw...)
+		}
 	}
 	// Only real clients' addresses count; X-Forwarded-For is trusted only
 	// from loopback (a local reverse proxy).
@@ -164,6 +181,28 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 	s.echo = e
 	return s
 }
+
+// StaffRequestAllowed spends one of ip's staff requests, shared by POST
+// /v1/requests and the request page; when none is left it says how long
+// to wait.
+func (s *Server) StaffRequestAllowed(ip string) (time.Duration, bool) {
+	ok, err := s.requests.Allow(ip)
+	if err != nil || !ok {
+		return s.requestWait(), false
+	}
+	return 0, true
+}
+
+func (s *Server) requestWait() time.Duration {
+	return time.Duration(max(1, 60/s.cfg.RequestsPerMinute)) * time.Second
+}
+
+// SignInBlocked reports whether ip has used up its failed authentications
+// (bearer tokens on the API and sign-ins on the pages count together).
+func (s *Server) SignInBlocked(ip string) (time.Duration, bool) { return s.failures.blocked(ip) }
+
+// SignInFailed records a failed authentication from ip.
+func (s *Server) SignInFailed(ip string) { s.failures.fail(ip) }
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.echo }

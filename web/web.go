@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/rand"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"html/template"
 	"io/fs"
@@ -18,13 +17,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/cross-gov/allowlist/api"
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 )
 
 //go:embed templates/*.html
@@ -33,49 +30,49 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Checker answers staff checks; *api.Server is one.
+// Checker answers staff checks and holds the per-address allowances the
+// pages share with the API; *api.Server is one.
 type Checker interface {
 	Check(ctx context.Context, domain, department string, a allowlist.Actor) (api.CheckResult, error)
 	Quorum() int
+	// StaffRequestAllowed spends one of ip's staff requests.
+	StaffRequestAllowed(ip string) (time.Duration, bool)
+	// SignInBlocked reports whether ip has used up its failed sign-ins.
+	SignInBlocked(ip string) (time.Duration, bool)
+	// SignInFailed records one failed sign-in from ip.
+	SignInFailed(ip string)
 }
 
 // Options configure the pages.
 type Options struct {
 	// SecureCookies marks cookies Secure. Leave it on anywhere but a
-	// loopback address during development.
+	// loopback address during development, and always behind https.
 	SecureCookies bool
-	Logger        *slog.Logger
+	// HSTS sends Strict-Transport-Security (when the public address is https).
+	HSTS   bool
+	Logger *slog.Logger
 }
 
 // Pages is the web front end.
 type Pages struct {
-	reg   allowlist.Registry
-	check Checker
-	opt   Options
-	log   *slog.Logger
-	tmpl  map[string]*template.Template
-
-	mu       sync.Mutex
-	sessions map[string]*session
+	reg      allowlist.Registry
+	check    Checker
+	opt      Options
+	log      *slog.Logger
+	tmpl     map[string]*template.Template
+	sessions *sessions
+	csrfKey  []byte
 }
-
-type session struct {
-	actor   allowlist.Actor
-	expires time.Time
-	flash   string
-}
-
-const (
-	sessionCookie = "allowlist_session"
-	sessionTTL    = 8 * time.Hour
-)
 
 // New parses the templates.
 func New(reg allowlist.Registry, check Checker, opt Options) *Pages {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	p := &Pages{reg: reg, check: check, opt: opt, log: opt.Logger, tmpl: map[string]*template.Template{}, sessions: map[string]*session{}}
+	p := &Pages{reg: reg, check: check, opt: opt, log: opt.Logger, tmpl: map[string]*template.Template{}, sessions: newSessions(), csrfKey: make([]byte, 32)}
+	if _, err := rand.Read(p.csrfKey); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
 	funcs := template.FuncMap{
 		"approvers":    approvers,
 		"statusColour": statusColour,
@@ -92,33 +89,52 @@ func New(reg allowlist.Registry, check Checker, opt Options) *Pages {
 	return p
 }
 
-// Register adds the pages and their assets to the router.
+// NotFound renders the 404 page for a path nobody serves; the API calls it
+// for paths outside /v1/ (see api.Server.SetPageNotFound).
+func (p *Pages) NotFound(c echo.Context) error {
+	return p.secureHeaders(func(c echo.Context) error {
+		return p.render(c, http.StatusNotFound, "error", &page{Title: "Page not found",
+			Message: "If you typed the web address, check it is correct. If you pasted it, check you copied the entire address."})
+	})(c)
+}
+
+// Register adds the pages and their assets to the router: the one table
+// of what the pages serve, each route behind the same guard (guard.go).
+// GET pages answer HEAD too.
 func (p *Pages) Register(e *echo.Echo) {
 	assets, _ := fs.Sub(staticFS, "static/govuk/assets")
-	e.GET("/assets/*", echo.WrapHandler(http.StripPrefix("/assets/", cacheForever(http.FileServer(http.FS(assets))))))
-	g := e.Group("", middleware.CSRFWithConfig(middleware.CSRFConfig{
-		TokenLookup: "form:_csrf", CookieName: "_csrf", CookiePath: "/", CookieHTTPOnly: true,
-		CookieSecure: p.opt.SecureCookies, CookieSameSite: http.SameSiteStrictMode,
-		ErrorHandler: func(err error, c echo.Context) error {
-			return p.render(c, http.StatusForbidden, "error", &page{Title: "Your form has expired",
-				Message: "For your security we could not accept that form. Go back, reload the page and try again."})
-		},
-	}), p.secureHeaders)
-	g.GET("/", p.handleStart)
-	g.GET("/check", p.handleCheck)
-	g.GET("/request", p.handleRequestForm)
-	g.POST("/request", p.handleRequest)
-	g.GET("/catalogue", p.handleCatalogue)
-	g.GET("/lists", p.handleLists)
-	g.GET("/lists/:scope", p.handleScope)
-	g.GET("/dashboard", p.handleDashboard)
-	g.GET("/sign-in", p.handleSignInForm)
-	g.POST("/sign-in", p.handleSignIn)
-	g.POST("/sign-out", p.handleSignOut)
-	g.GET("/owner", p.handleOwner)
-	g.POST("/owner/decide", p.handleDecide)
-	g.GET("/owner/propose", p.handleProposeForm)
-	g.POST("/owner/propose", p.handlePropose)
+	files := echo.WrapHandler(http.StripPrefix("/assets/", cacheForever(http.FileServer(http.FS(assets)))))
+	e.GET("/assets/*", files)
+	e.HEAD("/assets/*", files)
+	if s, ok := p.check.(interface{ SetPageNotFound(echo.HandlerFunc) }); ok {
+		s.SetPageNotFound(p.NotFound)
+	}
+	guard := []echo.MiddlewareFunc{p.secureHeaders, p.limitBody, p.identify, p.checkCSRF}
+	for _, r := range []struct {
+		method, path string
+		h            echo.HandlerFunc
+	}{
+		{"GET", "/", p.handleStart},
+		{"GET", "/check", p.handleCheck},
+		{"GET", "/request", p.handleRequestForm},
+		{"POST", "/request", p.handleRequest},
+		{"GET", "/catalogue", p.handleCatalogue},
+		{"GET", "/lists", p.handleLists},
+		{"GET", "/lists/:scope", p.handleScope},
+		{"GET", "/dashboard", p.handleDashboard},
+		{"GET", "/sign-in", p.handleSignInForm},
+		{"POST", "/sign-in", p.handleSignIn},
+		{"POST", "/sign-out", p.handleSignOut},
+		{"GET", "/owner", p.handleOwner},
+		{"POST", "/owner/decide", p.handleDecide},
+		{"GET", "/owner/propose", p.handleProposeForm},
+		{"POST", "/owner/propose", p.handlePropose},
+	} {
+		e.Add(r.method, r.path, r.h, guard...)
+		if r.method == "GET" {
+			e.Add("HEAD", r.path, r.h, guard...)
+		}
+	}
 }
 
 func cacheForever(h http.Handler) http.Handler {
@@ -138,6 +154,9 @@ func (p *Pages) secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Cache-Control", "no-store")
+		if p.opt.HSTS {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		return next(c)
 	}
 }
@@ -220,7 +239,7 @@ type field struct{ Name, Label, Hint string }
 
 func (p *Pages) render(c echo.Context, status int, name string, pg *page) error {
 	pg.Actor = p.actor(c)
-	pg.CSRF, _ = c.Get(middleware.DefaultCSRFConfig.ContextKey).(string)
+	pg.CSRF, _ = c.Get(ctxCSRF).(string)
 	owner := "/sign-in"
 	if pg.Actor.Role != "" {
 		owner = "/owner"
@@ -231,8 +250,10 @@ func (p *Pages) render(c echo.Context, status int, name string, pg *page) error 
 		n.Active = path == n.Href || (n.Href != "/" && strings.HasPrefix(path, n.Href)) || (n.Href == "/" && path == "/check")
 		pg.Nav = append(pg.Nav, n)
 	}
-	if s := p.session(c); s != nil && s.flash != "" {
-		pg.Flash, s.flash = s.flash, ""
+	if id := sessionID(c); id != "" {
+		pg.Flash = p.sessions.takeFlash(id)
+	} else if ended, _ := c.Get(ctxEnded).(bool); ended && pg.Flash == "" {
+		pg.Flash = "You have been signed out because your token is no longer valid."
 	}
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(status)
@@ -392,6 +413,9 @@ func (p *Pages) handleRequestForm(c echo.Context) error {
 
 func (p *Pages) handleRequest(c echo.Context) error {
 	ctx := c.Request().Context()
+	if wait, ok := p.check.StaffRequestAllowed(c.RealIP()); !ok {
+		return p.tooMany(c, wait, "There have been too many requests from your network. Wait a minute and try again.")
+	}
 	form := map[string]string{}
 	for _, k := range []string{"tool", "url", "reason", "department", "email"} {
 		form[k] = strings.TrimSpace(c.FormValue(k))
@@ -586,32 +610,9 @@ func makeChart(versions []allowlist.Version) chart {
 
 // --- filtering owners ---
 
-func newID() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func (p *Pages) session(c echo.Context) *session {
-	ck, err := c.Cookie(sessionCookie)
-	if err != nil {
-		return nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s := p.sessions[ck.Value]
-	if s == nil || time.Now().After(s.expires) {
-		delete(p.sessions, ck.Value)
-		return nil
-	}
-	return s
-}
-
 func (p *Pages) actor(c echo.Context) allowlist.Actor {
-	if s := p.session(c); s != nil {
-		return s.actor
-	}
-	return allowlist.Actor{}
+	a, _ := c.Get(ctxActor).(allowlist.Actor)
+	return a
 }
 
 func (p *Pages) handleSignInForm(c echo.Context) error {
@@ -619,27 +620,33 @@ func (p *Pages) handleSignInForm(c echo.Context) error {
 }
 
 func (p *Pages) handleSignIn(c echo.Context) error {
-	a, err := p.reg.Authenticate(c.Request().Context(), strings.TrimSpace(c.FormValue("token")))
+	ip := c.RealIP()
+	if wait, blocked := p.check.SignInBlocked(ip); blocked {
+		return p.tooMany(c, wait, "There have been too many failed sign-ins from your network. Wait a few seconds and try again.")
+	}
+	token := strings.TrimSpace(c.FormValue("token"))
+	a, err := p.reg.Authenticate(c.Request().Context(), token)
+	if err != nil && allowlist.ErrorCode(err) != allowlist.EUNAUTHORIZED {
+		return p.fail(c, err)
+	}
 	if err != nil || a.Role != allowlist.RoleOwner {
+		p.check.SignInFailed(ip)
 		pg := &page{Title: "Sign in", Errors: []allowlist.FieldError{{Field: "token", Message: "Enter a valid filtering owner's token"}}}
 		return p.render(c, http.StatusUnauthorized, "signin", pg)
 	}
-	id := newID()
-	p.mu.Lock()
-	p.sessions[id] = &session{actor: a, expires: time.Now().Add(sessionTTL)}
-	p.mu.Unlock()
-	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: p.opt.SecureCookies,
-		SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL / time.Second)})
+	if old := sessionID(c); old != "" {
+		p.sessions.end(old)
+	}
+	id := p.sessions.create(token, time.Now())
+	c.SetCookie(p.cookie(sessionCookie, id, int(sessionTTL/time.Second)))
 	return c.Redirect(http.StatusSeeOther, "/owner")
 }
 
 func (p *Pages) handleSignOut(c echo.Context) error {
-	if ck, err := c.Cookie(sessionCookie); err == nil {
-		p.mu.Lock()
-		delete(p.sessions, ck.Value)
-		p.mu.Unlock()
+	if id := sessionID(c); id != "" {
+		p.sessions.end(id)
 	}
-	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: p.opt.SecureCookies, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	c.SetCookie(p.cookie(sessionCookie, "", -1))
 	return c.Redirect(http.StatusSeeOther, "/")
 }
 
@@ -686,10 +693,8 @@ func (p *Pages) handleOwner(c echo.Context) error {
 }
 
 func (p *Pages) setFlash(c echo.Context, msg string) {
-	if s := p.session(c); s != nil {
-		p.mu.Lock()
-		s.flash = msg
-		p.mu.Unlock()
+	if id := sessionID(c); id != "" {
+		p.sessions.setFlash(id, msg)
 	}
 }
 

@@ -22,12 +22,15 @@ import (
 )
 
 type env struct {
-	url   string
-	db    *sqlite.DB
-	owner string
+	url     string
+	handler http.Handler
+	db      *sqlite.DB
+	owner   string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, web.Options{}) }
+
+func newEnvWith(t *testing.T, opt web.Options) *env {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	var srv *api.Server
 	db, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"), sqlite.Options{Quorum: 2, Key: key, OnPublish: func(v allowlist.Version) {
@@ -40,7 +43,8 @@ func newEnv(t *testing.T) *env {
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv = api.New(db, api.Config{PublicLists: true, Logger: quiet})
-	web.New(db, srv, web.Options{Logger: quiet}).Register(srv.Echo())
+	opt.Logger = quiet
+	web.New(db, srv, opt).Register(srv.Echo())
 	ctx, cancel := context.WithCancel(context.Background())
 	srv.Start(ctx)
 	hs := httptest.NewServer(srv.Handler())
@@ -61,7 +65,7 @@ func newEnv(t *testing.T) *env {
 	db.SetSignoff(ctx, sys, "evil", "dept-b", "approve", "")
 	_, owner, _ := db.CreateToken(ctx, sys, allowlist.Token{Role: "owner", Department: "dept-b", Name: "owner-b"})
 	db.CreateRequest(ctx, allowlist.Actor{}, allowlist.Request{Tool: evil, Reason: evil, Department: "dept-b", Email: "staff@example.org"})
-	return &env{url: hs.URL, db: db, owner: owner}
+	return &env{url: hs.URL, handler: srv.Handler(), db: db, owner: owner}
 }
 
 func get(t *testing.T, c *http.Client, u string) (int, string) {

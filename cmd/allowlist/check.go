@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/cross-gov/allowlist/api"
 )
@@ -63,8 +64,8 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		return &exitError{code: 2, err: fmt.Errorf("unreadable answer: %w", err)}
 	}
 	if r.Allowed {
-		fmt.Fprintf(stdout, "%s is ALLOWED on list %s (version %d)\n", r.Domain, r.Scope, r.Version)
-		fmt.Fprintf(stdout, "  matched %s, site %s (%s, %s)\n", r.Match.Pattern, r.Match.Site.Name, r.Match.Site.ID, r.Match.Site.Category)
+		fmt.Fprintf(stdout, "%s is ALLOWED on list %s (version %d)\n", shown(r.Domain), shown(r.Scope), r.Version)
+		fmt.Fprintf(stdout, "  matched %s, site %s (%s, %s)\n", shown(r.Match.Pattern), shown(r.Match.Site.Name), shown(r.Match.Site.ID), shown(r.Match.Site.Category))
 		var approvers []string
 		for _, so := range r.Signoffs {
 			if so.Decision == "approve" {
@@ -72,12 +73,12 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		if len(approvers) > 0 {
-			fmt.Fprintf(stdout, "  approved by: %s\n", strings.Join(approvers, ", "))
+			fmt.Fprintf(stdout, "  approved by: %s\n", shown(strings.Join(approvers, ", ")))
 		}
 	} else {
-		fmt.Fprintf(stdout, "%s is NOT on list %s (version %d)\n", r.Domain, r.Scope, r.Version)
+		fmt.Fprintf(stdout, "%s is NOT on list %s (version %d)\n", shown(r.Domain), shown(r.Scope), r.Version)
 	}
-	fmt.Fprintf(stdout, "  %s\n", r.HowToRequest)
+	fmt.Fprintf(stdout, "  %s\n", shown(r.HowToRequest))
 	if !r.Allowed {
 		return &exitError{code: 1}
 	}
@@ -89,4 +90,20 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// shown makes text from the registry safe for a terminal: control
+// characters and bidirectional overrides (which the registry refuses on
+// input, but an older database or another server may hold) are printed
+// as escapes, never as themselves.
+func shown(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') || r == '\u2028' || r == '\u2029' {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

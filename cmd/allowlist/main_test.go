@@ -471,3 +471,47 @@ func startUpstream(t *testing.T) string {
 	t.Cleanup(func() { srv.Shutdown() })
 	return pc.LocalAddr().String()
 }
+
+// TestShownEscapesControls: text from a registry cannot move the cursor,
+// start a new line or reverse what a terminal shows.
+func TestShownEscapesControls(t *testing.T) {
+	for in, want := range map[string]string{
+		"Zoom":                 "Zoom",
+		"Zoom\nallowed: yes":   `Zoom\u000aallowed: yes`,
+		"a\x1b[2Jb":            `a\u001b[2Jb`,
+		"evil\u202egpj.exe":    `evil\u202egpj.exe`,
+		"Wiki für alle \u0645": "Wiki für alle \u0645",
+	} {
+		if got := shown(in); got != want {
+			t.Errorf("shown(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestWebOptions: behind an https public address the pages' cookies are
+// Secure and HSTS is sent, even on a loopback listener (the documented
+// deployment behind a TLS proxy).
+func TestWebOptions(t *testing.T) {
+	for _, c := range []struct {
+		listen, public string
+		secure, hsts   bool
+	}{
+		{"127.0.0.1:8080", "", false, false},
+		{"127.0.0.1:8080", "https://allowlist.example.gov.uk", true, true},
+		{"[::1]:8080", "https://allowlist.example.gov.uk", true, true},
+		{"0.0.0.0:8080", "", true, false},
+		{"10.1.2.3:8080", "http://intranet.example", true, false},
+	} {
+		o := webOptions(ServeConfig{Listen: c.listen, PublicURL: c.public}, nil)
+		if o.SecureCookies != c.secure || o.HSTS != c.hsts {
+			t.Errorf("%s %s: secure %v hsts %v", c.listen, c.public, o.SecureCookies, o.HSTS)
+		}
+	}
+	bad := DefaultServeConfig()
+	for _, u := range []string{"ftp://x", "https://", "allowlist.example", "https://user:pw@x.example"} {
+		bad.PublicURL = u
+		if bad.Validate() == nil {
+			t.Errorf("public_url %q accepted", u)
+		}
+	}
+}

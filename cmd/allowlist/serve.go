@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -34,6 +35,9 @@ type ServeConfig struct {
 	LogLevel          string `yaml:"log_level"`
 	Seed              bool   `yaml:"seed"`
 	RequestsPerMinute int    `yaml:"requests_per_minute"`
+	// PublicURL is the address people use, such as https://allowlist.example.gov.uk
+	// behind a TLS proxy: with https, cookies are Secure and pages send HSTS.
+	PublicURL string `yaml:"public_url"`
 }
 
 // DefaultServeConfig is what a missing file or key means.
@@ -57,6 +61,12 @@ func (c ServeConfig) Validate() error {
 	}
 	if c.RequestsPerMinute < 1 {
 		return errors.New("requests_per_minute: must be at least 1")
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			return fmt.Errorf("public_url: %q is not an http(s) address such as https://allowlist.example.gov.uk", c.PublicURL)
+		}
 	}
 	return nil
 }
@@ -94,6 +104,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	keyPath := fs.String("signing-key", "", "Ed25519 signing key (default: DB path + .key, created if missing)")
 	logLevel := fs.String("log-level", def.LogLevel, "debug, info, warn or error")
 	seed := fs.Bool("seed", false, "load the built-in catalogue into an empty registry and print an admin token")
+	publicURL := fs.String("public-url", "", "the address people use (https://... behind a TLS proxy: Secure cookies and HSTS)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -119,6 +130,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			cfg.LogLevel = *logLevel
 		case "seed":
 			cfg.Seed = *seed
+		case "public-url":
+			cfg.PublicURL = *publicURL
 		}
 	})
 	if err := cfg.Validate(); err != nil {
@@ -149,10 +162,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	srv = api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute, Logger: log, Ready: store.Ping})
-	host, _, _ := net.SplitHostPort(cfg.Listen)
-	ip := net.ParseIP(host)
-	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
-	web.New(store, srv, web.Options{SecureCookies: !loopback, Logger: log}).Register(srv.Echo())
+	web.New(store, srv, webOptions(cfg, log)).Register(srv.Echo())
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := srv.Start(runCtx); err != nil {
@@ -197,6 +207,18 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped cleanly")
 	return nil
+}
+
+// webOptions decides how the pages' cookies are marked. Behind https
+// (public_url) they are Secure and pages send HSTS; on a loopback listener
+// with no https public address (development) they cannot be Secure, or
+// the browser would drop them over plain http; anywhere else they are.
+func webOptions(cfg ServeConfig, log *slog.Logger) web.Options {
+	host, _, _ := net.SplitHostPort(cfg.Listen)
+	ip := net.ParseIP(host)
+	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
+	https := strings.HasPrefix(cfg.PublicURL, "https://")
+	return web.Options{SecureCookies: https || !loopback, HSTS: https, Logger: log}
 }
 
 // seedOnce loads the built-in catalogue into a registry that has no

@@ -1,0 +1,57 @@
+package allowlist
+
+import "testing"
+
+// TestFreeTextRefusesHiddenCharacters: every free-text field refuses
+// control characters and bidirectional overrides with a field error;
+// multi-line fields keep their line breaks and tabs.
+func TestFreeTextRefusesHiddenCharacters(t *testing.T) {
+	site := func(f func(*SiteInput)) error {
+		in := SiteInput{ID: "wiki", Name: "Wiki", Category: "wiki", Domains: []string{"wiki.example.org"}, Owner: Owner{Name: "Team"}}
+		f(&in)
+		_, err := NormalizeSite(in)
+		return err
+	}
+	bad := map[string]string{
+		"newline": "a\nb", "tab": "a\tb", "carriage return": "a\rb", "NUL": "a\x00b", "escape": "a\x1b[31mb",
+		"DEL": "a\x7fb", "C1 NEL": "a\u0085b", "C1 CSI": "a\u009bb", "RLO": "evil\u202egpj.exe", "LRE": "a\u202ab",
+		"PDF": "a\u202cb", "RLI": "a\u2067b", "PDI": "a\u2069b", "line separator": "a\u2028b", "invalid UTF-8": "a\xffb",
+	}
+	multiLineOK := map[string]bool{"newline": true, "tab": true, "carriage return": true}
+	fields := map[string]func(string) error{
+		"name":        func(v string) error { return site(func(in *SiteInput) { in.Name = v }) },
+		"owner.name":  func(v string) error { return site(func(in *SiteInput) { in.Owner.Name = v }) },
+		"description": func(v string) error { return site(func(in *SiteInput) { in.Description = v }) },
+		"homepage":    func(v string) error { return site(func(in *SiteInput) { in.Homepage = "https://example.org/" + v }) },
+		"department":  func(v string) error { return ValidateDepartment(Department{ID: "dept", Name: v, Kind: "other"}) },
+		"contact":     func(v string) error { return ValidateContact(Contact{Name: v, Email: "a@example.org"}) },
+		"role":        func(v string) error { return ValidateContact(Contact{Name: "A", Email: "a@example.org", Role: v}) },
+		"comment":     func(v string) error { return ValidateSignoff(DecisionApprove, v) },
+		"reason":      func(v string) error { return ValidateReason(v) },
+		"tool":        func(v string) error { return ValidateRequest(Request{Tool: v, Reason: "r", Department: "dept"}) },
+		"request":     func(v string) error { return ValidateRequest(Request{Tool: "t", Reason: v, Department: "dept"}) },
+		"token":       func(v string) error { return ValidateToken(Token{Role: RoleReader, Name: v}) },
+	}
+	multiLine := map[string]bool{"description": true, "comment": true, "reason": true, "request": true}
+	for field, check := range fields {
+		if err := check("Plain text, with ünïcödé and عربي"); err != nil {
+			t.Errorf("%s: plain text refused: %v", field, err)
+		}
+		for name, v := range bad {
+			err := check(v)
+			if multiLine[field] && multiLineOK[name] {
+				if err != nil {
+					t.Errorf("%s: %s refused in multi-line text: %v", field, name, err)
+				}
+				continue
+			}
+			if ErrorCode(err) != EINVALID {
+				t.Errorf("%s with %s: %v, want EINVALID", field, name, err)
+				continue
+			}
+			if e := err.(*Error); len(e.Fields) != 1 || e.Fields[0].Message == "" {
+				t.Errorf("%s with %s: want one field error, got %+v", field, name, e.Fields)
+			}
+		}
+	}
+}
