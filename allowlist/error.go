@@ -32,12 +32,12 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if len(e.Fields) == 0 {
-		return e.Message
-	}
 	s := e.Message
 	for _, f := range e.Fields {
-		s += fmt.Sprintf("; %s: %s", f.Field, f.Message)
+		// Invalid puts a single field in the message already: say it once.
+		if item := f.Field + ": " + f.Message; item != s {
+			s += "; " + item
+		}
 	}
 	return s
 }

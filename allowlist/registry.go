@@ -198,7 +198,8 @@ type Registry interface {
 
 	// FindAudit lists audit entries after seq, oldest first, at most limit.
 	FindAudit(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
-	// VerifyAudit checks the whole chain; it returns the first broken seq.
+	// VerifyAudit checks the whole chain; it returns the first broken seq,
+	// or the number of entries checked when the chain is intact.
 	VerifyAudit(ctx context.Context) (int64, bool, error)
 
 	// FindScopes lists every scope with its current version.

@@ -107,7 +107,8 @@ func (s *Server) Check(ctx context.Context, raw, department string, a allowlist.
 		}
 		res.HowToRequest = "This tool is on the " + scope + " list. If it is still blocked at work, tell your IT service desk and quote list " + scope + " version " + itoa(cm.list.Version) + "."
 	} else {
-		res.HowToRequest = "Ask for it with POST /v1/requests {\"tool\", \"url\", \"reason\", \"department\"}, or on the start page. Your department's filtering owners review requests; a tool joins the common list once " + itoa(int64(s.cfg.Quorum)) + " departments approve it."
+		form := strings.TrimRight(s.cfg.PublicURL, "/") + "/request?" + url.Values{"url": {p.Name}}.Encode()
+		res.HowToRequest = "To ask for it, fill in the request form at " + form + " and say what you need it for. Your department's filtering owners review requests; a tool joins the common list once " + itoa(int64(s.cfg.Quorum)) + " departments approve it."
 	}
 	return res, nil
 }

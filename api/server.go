@@ -24,6 +24,9 @@ type Config struct {
 	PublicLists bool
 	// Quorum is shown to staff in check answers.
 	Quorum int
+	// PublicURL is the address people reach the registry at, used in
+	// answers that send them to a page (such as the request form).
+	PublicURL string
 	// RequestsPerMinute bounds anonymous staff requests per client address.
 	RequestsPerMinute int
 	// MaxWatch caps the watch timeout a client may ask for.

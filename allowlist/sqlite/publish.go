@@ -334,7 +334,8 @@ func (db *DB) FindAudit(ctx context.Context, after int64, limit int) ([]allowlis
 	return out, rows.Err()
 }
 
-// VerifyAudit walks the whole chain and returns the first broken entry.
+// VerifyAudit walks the whole chain and returns the first broken entry,
+// or, when the chain is intact, the number of entries checked.
 // A gap in sequence numbers counts as a break.
 func (db *DB) VerifyAudit(ctx context.Context) (int64, bool, error) {
 	prev, next := "", int64(1)
@@ -344,7 +345,7 @@ func (db *DB) VerifyAudit(ctx context.Context) (int64, bool, error) {
 			return 0, false, err
 		}
 		if len(batch) == 0 {
-			return 0, true, nil
+			return next - 1, true, nil
 		}
 		for _, e := range batch {
 			if e.Seq != next {

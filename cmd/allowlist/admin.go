@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
@@ -26,7 +27,10 @@ func runTokenCreate(args []string, stdout, stderr io.Writer) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	store, err := openDB(*db, "", sqlite.Options{})
+	if *db == "" {
+		return errors.New("--db is required")
+	}
+	store, undo, err := openOrCreate(*db)
 	if err != nil {
 		return err
 	}
@@ -38,6 +42,7 @@ func runTokenCreate(args []string, stdout, stderr io.Writer) error {
 	}
 	t, secret, err := store.CreateToken(context.Background(), allowlist.System, t)
 	if err != nil {
+		undo()
 		return err
 	}
 	fmt.Fprintf(stderr, "created %s token %d (%s); it is shown once:\n", t.Role, t.ID, t.Name)
@@ -72,8 +77,9 @@ func runTokenRevoke(args []string, stdout, stderr io.Writer) error {
 }
 
 func runImport(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("import", "import FILE.yaml --db PATH", stderr)
+	fs := newFlags("import", "import FILE.yaml --db PATH [--merge]\n\nLoads a catalogue (departments with their contacts, sites with their sign-offs),\nall or nothing. Into a registry that already has some of them, add --merge to\nskip the departments and sites whose ids exist (they are left as they are)", stderr)
 	db := fs.String("db", "var/registry.db", "database path (created if missing)")
+	merge := fs.Bool("merge", false, "skip departments and sites that already exist instead of refusing the file")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -89,16 +95,68 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w (nothing was imported)", pos[0], err)
 	}
-	store, err := openDB(*db, "", sqlite.Options{})
+	store, undo, err := openOrCreate(*db)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if err := store.Import(context.Background(), allowlist.System, c); err != nil {
+	ctx := context.Background()
+	c, skipped, err := skipExisting(ctx, store, c, *merge)
+	if err != nil {
+		undo()
+		return err
+	}
+	if err := store.Import(ctx, allowlist.System, c); err != nil {
+		undo()
 		return explain(b, pos[0], err)
 	}
-	fmt.Fprintf(stdout, "imported %d departments and %d sites\n", len(c.Departments), len(c.Sites))
+	fmt.Fprintf(stdout, "imported %d departments and %d sites", len(c.Departments), len(c.Sites))
+	if skipped != "" {
+		fmt.Fprintf(stdout, "; skipped, as they exist: %s", skipped)
+	}
+	fmt.Fprintln(stdout)
 	return nil
+}
+
+// skipExisting drops from c the departments and sites the registry has
+// already (merge), or refuses c naming the first of them.
+func skipExisting(ctx context.Context, store *sqlite.DB, c allowlist.Catalogue, merge bool) (allowlist.Catalogue, string, error) {
+	depts, err := store.FindDepartments(ctx)
+	if err != nil {
+		return c, "", err
+	}
+	sites, err := store.FindSites(ctx, allowlist.SiteFilter{})
+	if err != nil {
+		return c, "", err
+	}
+	have := map[string]bool{}
+	for _, d := range depts {
+		have["department "+d.ID] = true
+	}
+	for _, s := range sites {
+		have["site "+s.ID] = true
+	}
+	var skipped []string
+	out := allowlist.Catalogue{}
+	for _, d := range c.Departments {
+		if have["department "+d.ID] {
+			skipped = append(skipped, "department "+d.ID)
+			continue
+		}
+		out.Departments = append(out.Departments, d)
+	}
+	for _, s := range c.Sites {
+		if have["site "+s.ID] {
+			skipped = append(skipped, "site "+s.ID)
+			continue
+		}
+		out.Sites = append(out.Sites, s)
+	}
+	if len(skipped) > 0 && !merge {
+		return c, "", fmt.Errorf("the registry already has %s (and %d more departments or sites from this file); nothing was imported. "+
+			"Add --merge to import only what is new, or import into a new --db path", skipped[0], len(skipped)-1)
+	}
+	return out, strings.Join(skipped, ", "), nil
 }
 
 func runExport(args []string, stdout, stderr io.Writer) error {
@@ -142,7 +200,7 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) error {
 	if !ok {
 		return &exitError{code: 1, err: fmt.Errorf("audit chain broken at entry %d", seq)}
 	}
-	fmt.Fprintln(stdout, "audit chain intact")
+	fmt.Fprintf(stdout, "audit chain intact: %d %s checked, each hash covering the one before\n", seq, plural(seq, "entry", "entries"))
 	return nil
 }
 
@@ -193,6 +251,34 @@ func runBackup(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// openOrCreate opens a database, creating it if missing; undo closes it
+// and removes what opening created (the database, its journal files and
+// its signing key), so a command that then fails leaves nothing behind.
+func openOrCreate(path string) (*sqlite.DB, func(), error) {
+	created := []string{}
+	for _, f := range []string{path, path + "-wal", path + "-shm", path + "-journal", keyPathFor(path)} {
+		if _, err := os.Stat(f); errors.Is(err, os.ErrNotExist) {
+			created = append(created, f)
+		}
+	}
+	store, err := openDB(path, "", sqlite.Options{})
+	if err != nil {
+		removeAll(created)
+		return nil, nil, err
+	}
+	undo := func() {
+		store.Close()
+		removeAll(created)
+	}
+	return store, undo, nil
+}
+
+func removeAll(paths []string) {
+	for _, p := range paths {
+		os.Remove(p)
+	}
+}
+
 // openExisting opens a database that must already exist: commands that
 // read one should not create an empty registry by mistake.
 func openExisting(path string) (*sqlite.DB, error) {
@@ -200,4 +286,11 @@ func openExisting(path string) (*sqlite.DB, error) {
 		return nil, err
 	}
 	return openDB(path, "", sqlite.Options{})
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

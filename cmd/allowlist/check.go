@@ -13,11 +13,12 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/cross-gov/allowlist/api"
 )
 
 func runCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", "check DOMAIN [--department ID] [--registry URL]", stderr)
+	fs := newFlags("check", "check DOMAIN|URL|TOOL [--department ID] [--registry URL]\n\nDOMAIN is a host name (meet.jit.si), URL a web address (https://meet.jit.si/x),\nTOOL a tool's name as the catalogue has it (\"Microsoft Teams\")", stderr)
 	dept := fs.String("department", "", "check your department's list instead of common")
 	registry := fs.String("registry", envOr("ALLOWLIST_REGISTRY", "http://127.0.0.1:8080"), "registry URL ($ALLOWLIST_REGISTRY)")
 	token := fs.String("token", os.Getenv("ALLOWLIST_TOKEN"), "optional token ($ALLOWLIST_TOKEN); owners also see contacts")
@@ -29,13 +30,30 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		return &exitError{code: 2, err: err}
 	}
 	if len(pos) != 1 {
-		return &exitError{code: 2, err: errors.New("give one domain")}
+		return &exitError{code: 2, err: errors.New("give one domain, web address or tool name (quote a name with spaces)")}
 	}
-	q := url.Values{"domain": {pos[0]}}
+	base := strings.TrimRight(*registry, "/")
+	target := pos[0]
+	if !strings.Contains(target, ".") || strings.Contains(strings.TrimSpace(target), " ") {
+		site, err := findTool(base, target)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		domains := site.Published
+		if len(domains) == 0 {
+			domains = site.Domains
+		}
+		if len(domains) == 0 {
+			return &exitError{code: 2, err: fmt.Errorf("%s has no domains to check", shown(site.Name))}
+		}
+		target = strings.TrimPrefix(domains[0], "*.")
+		fmt.Fprintf(stdout, "%s (%s): checking %s\n", shown(site.Name), site.Status, shown(target))
+	}
+	q := url.Values{"domain": {target}}
 	if *dept != "" {
 		q.Set("department", *dept)
 	}
-	req, err := http.NewRequest("GET", strings.TrimRight(*registry, "/")+"/v1/check?"+q.Encode(), nil)
+	req, err := http.NewRequest("GET", base+"/v1/check?"+q.Encode(), nil)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -106,4 +124,44 @@ func shown(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// findTool finds a site by name or id in the catalogue, case-insensitively:
+// an exact match, else the only tool whose name contains the text.
+func findTool(base, name string) (allowlist.Site, error) {
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(base + "/v1/sites?" + url.Values{"q": {name}}.Encode())
+	if err != nil {
+		return allowlist.Site{}, err
+	}
+	defer resp.Body.Close()
+	var sites []allowlist.Site
+	if resp.StatusCode != http.StatusOK {
+		return allowlist.Site{}, fmt.Errorf("registry answered HTTP %d looking for the tool", resp.StatusCode)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&sites); err != nil {
+		return allowlist.Site{}, fmt.Errorf("unreadable answer: %w", err)
+	}
+	var partial []allowlist.Site
+	for _, s := range sites {
+		if s.Status == allowlist.StatusWithdrawn {
+			continue
+		}
+		if strings.EqualFold(s.Name, name) || strings.EqualFold(s.ID, name) {
+			return s, nil
+		}
+		if strings.Contains(strings.ToLower(s.Name), strings.ToLower(name)) {
+			partial = append(partial, s)
+		}
+	}
+	switch len(partial) {
+	case 1:
+		return partial[0], nil
+	case 0:
+		return allowlist.Site{}, fmt.Errorf("no tool called %q in the catalogue; try its web address, such as meet.example.org", name)
+	}
+	var names []string
+	for _, s := range partial {
+		names = append(names, shown(s.Name))
+	}
+	return allowlist.Site{}, fmt.Errorf("%q could be any of: %s; give the full name or a web address", name, strings.Join(names, ", "))
 }

@@ -57,6 +57,30 @@ func usage(w io.Writer) {
 	}
 }
 
+// isGroup says whether name is the first word of two-word commands.
+func isGroup(name string) bool {
+	for n := range commands {
+		if strings.HasPrefix(n, name+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+func groupUsage(w io.Writer, group string) {
+	fmt.Fprintf(w, "usage: allowlist %s COMMAND [flags]  (allowlist %s COMMAND --help for its flags)\n\ncommands:\n", group, group)
+	var names []string
+	for n := range commands {
+		if strings.HasPrefix(n, group+" ") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-14s %s\n", n, commands[n].summary)
+	}
+}
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -72,9 +96,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	name := args[0]
 	rest := args[1:]
 	if _, ok := commands[name]; !ok && len(args) > 1 {
-		name, rest = args[0]+" "+args[1], args[2:]
+		if _, ok := commands[args[0]+" "+args[1]]; ok {
+			name, rest = args[0]+" "+args[1], args[2:]
+		}
 	}
 	cmd, ok := commands[name]
+	if !ok && isGroup(name) {
+		// "allowlist token" or "allowlist token --help": the group's commands.
+		help := len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help")
+		w := stderr
+		if help {
+			w = stdout
+		} else if len(rest) > 0 {
+			fmt.Fprintf(stderr, "allowlist: unknown command %q\n", name+" "+rest[0])
+		}
+		groupUsage(w, name)
+		if help {
+			return 0
+		}
+		return 2
+	}
 	if !ok {
 		fmt.Fprintf(stderr, "allowlist: unknown command %q\n", strings.Join(args[:min(2, len(args))], " "))
 		usage(stderr)

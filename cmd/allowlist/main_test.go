@@ -182,8 +182,20 @@ func TestWalkthroughWithRealProcesses(t *testing.T) {
 		t.Errorf("check allowed: %d %s", code, out)
 	}
 	out, _, code = cli(t, "check", "games.example.com", "--registry", r.url)
-	if code != 1 || !strings.Contains(out, "NOT") {
+	if code != 1 || !strings.Contains(out, "NOT") || !strings.Contains(out, r.url+"/request?url=games.example.com") || strings.Contains(out, "POST /v1") {
 		t.Errorf("check not allowed: %d %s", code, out)
+	}
+	// A tool's name, and a web address, as staff would give them.
+	out, _, code = cli(t, "check", "jitsi meet", "--registry", r.url)
+	if code != 0 || !strings.Contains(out, "Jitsi Meet (approved): checking meet.jit.si") || !strings.Contains(out, "ALLOWED") {
+		t.Errorf("check by name: %d %s", code, out)
+	}
+	out, _, code = cli(t, "check", "https://meet.jit.si/SomeRoom", "--registry", r.url)
+	if code != 0 || !strings.Contains(out, "meet.jit.si is ALLOWED") {
+		t.Errorf("check by URL: %d %s", code, out)
+	}
+	if _, errOut, code := cli(t, "check", "No Such Tool", "--registry", r.url); code != 2 || !strings.Contains(errOut, "no tool called") {
+		t.Errorf("check an unknown tool: %d %s", code, errOut)
 	}
 	_, errOut, code := cli(t, "check", "*.com", "--registry", r.url)
 	if code != 2 {
@@ -254,6 +266,30 @@ func TestImportExportAndAuditVerify(t *testing.T) {
 	}
 	if after, _, _ := cli(t, "export", "--db", db2); after != second {
 		t.Error("a refused import changed the registry")
+	}
+	// An export into a live registry is refused, saying how; --merge adds
+	// only what is new.
+	_, errOut, code = cli(t, "import", exported, "--db", db2)
+	if code == 0 || !strings.Contains(errOut, "--merge") || !strings.Contains(errOut, "nothing was imported") {
+		t.Errorf("import into a live registry: %d %s", code, errOut)
+	}
+	extra := filepath.Join(dir, "extra.yaml")
+	os.WriteFile(extra, []byte(first+"  - id: extra-wiki\n    name: Extra wiki\n    category: wiki\n    domains: [wiki.extra.example.org]\n    owner: {name: x}\n"), 0o644)
+	merged, errOut, code := cli(t, "import", extra, "--db", db2, "--merge")
+	if code != 0 || !strings.Contains(merged, "imported 0 departments and 1 sites") || !strings.Contains(merged, "skipped") {
+		t.Errorf("merge: %d %s %s", code, merged, errOut)
+	}
+	second, _, _ = cli(t, "export", "--db", db2)
+	if !strings.Contains(second, "extra-wiki") {
+		t.Error("the merged site is not in the registry")
+	}
+	// A failed first use leaves no database or key behind.
+	typoDB := filepath.Join(dir, "typo.db")
+	if _, _, code := cli(t, "token", "create", "--db", typoDB, "--role", "owner", "--department", "nope", "--name", "x"); code == 0 {
+		t.Error("token for an unknown department created")
+	}
+	if left, _ := filepath.Glob(typoDB + "*"); len(left) > 0 {
+		t.Errorf("a failed command left %v", left)
 	}
 
 	if out, _, code := cli(t, "audit", "verify", "--db", db); code != 0 || !strings.Contains(out, "intact") {

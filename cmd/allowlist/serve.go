@@ -161,7 +161,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	srv = api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute, Logger: log, Ready: store.Ping})
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	pageBase := cfg.PublicURL
+	if pageBase == "" {
+		pageBase = "http://" + ln.Addr().String()
+	}
+	srv = api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute, Logger: log, Ready: store.Ping, PublicURL: pageBase})
 	web.New(store, srv, webOptions(cfg, log)).Register(srv.Echo())
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -178,10 +187,6 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 		log.Info("registry caches warm", "took", time.Since(start).Round(time.Millisecond).String())
 	}()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return err
-	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	// Watch requests may legitimately wait minutes, so there is no
 	// WriteTimeout; each handler bounds its own time.
