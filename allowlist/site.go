@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -150,4 +151,36 @@ func NormalizeDomains(in []string) ([]string, error) {
 
 func fieldIndex(name string, i int) string {
 	return name + "[" + strconv.Itoa(i) + "]"
+}
+
+// PickTool finds the tool a person means by name among sites (as a
+// catalogue search returned them): a site whose name or id is the text,
+// case-insensitively; failing that, the only one whose name contains it.
+// Withdrawn sites are never picked. ENOTFOUND, or EINVALID naming the
+// candidates when the text could mean several.
+func PickTool(sites []Site, name string) (Site, error) {
+	var partial []Site
+	lower := strings.ToLower(strings.TrimSpace(name))
+	for _, s := range sites {
+		if s.Status == StatusWithdrawn {
+			continue
+		}
+		if strings.ToLower(s.Name) == lower || s.ID == lower {
+			return s, nil
+		}
+		if strings.Contains(strings.ToLower(s.Name), lower) {
+			partial = append(partial, s)
+		}
+	}
+	switch len(partial) {
+	case 1:
+		return partial[0], nil
+	case 0:
+		return Site{}, Errorf(ENOTFOUND, "no tool called %q in the catalogue", name)
+	}
+	names := make([]string, len(partial))
+	for i, s := range partial {
+		names[i] = s.Name
+	}
+	return Site{}, Errorf(EINVALID, "%q could be any of: %s", name, strings.Join(names, ", "))
 }

@@ -340,7 +340,11 @@ func (p *Pages) handleCheck(c echo.Context) error {
 	if !strings.Contains(q, ".") || strings.Contains(q, " ") {
 		site, err := p.findTool(ctx, q)
 		if err != nil {
-			pg.Errors = []allowlist.FieldError{{Field: "q", Message: "We could not find a tool called “" + q + "”. Try its web address, such as meet.example.org"}}
+			msg := "We could not find a tool called “" + q + "”. Try its web address, such as meet.example.org"
+			if allowlist.ErrorCode(err) == allowlist.EINVALID {
+				msg = allowlist.ErrorMessage(err) + ". Give the tool's full name, or its web address"
+			}
+			pg.Errors = []allowlist.FieldError{{Field: "q", Message: msg}}
 			return p.render(c, http.StatusUnprocessableEntity, "start", pg)
 		}
 		pg.Site = &site
@@ -388,22 +392,7 @@ func (p *Pages) findTool(ctx context.Context, name string) (allowlist.Site, erro
 	if err != nil {
 		return allowlist.Site{}, err
 	}
-	var partial []allowlist.Site
-	for _, s := range sites {
-		if s.Status == allowlist.StatusWithdrawn {
-			continue
-		}
-		if strings.EqualFold(s.Name, name) || strings.EqualFold(s.ID, name) {
-			return s, nil
-		}
-		if strings.Contains(strings.ToLower(s.Name), strings.ToLower(name)) {
-			partial = append(partial, s)
-		}
-	}
-	if len(partial) >= 1 {
-		return partial[0], nil
-	}
-	return allowlist.Site{}, allowlist.Errorf(allowlist.ENOTFOUND, "no tool called %q", name)
+	return allowlist.PickTool(sites, name)
 }
 
 func (p *Pages) handleRequestForm(c echo.Context) error {

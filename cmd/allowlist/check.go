@@ -141,27 +141,12 @@ func findTool(base, name string) (allowlist.Site, error) {
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&sites); err != nil {
 		return allowlist.Site{}, fmt.Errorf("unreadable answer: %w", err)
 	}
-	var partial []allowlist.Site
-	for _, s := range sites {
-		if s.Status == allowlist.StatusWithdrawn {
-			continue
-		}
-		if strings.EqualFold(s.Name, name) || strings.EqualFold(s.ID, name) {
-			return s, nil
-		}
-		if strings.Contains(strings.ToLower(s.Name), strings.ToLower(name)) {
-			partial = append(partial, s)
-		}
+	site, err := allowlist.PickTool(sites, name)
+	if allowlist.ErrorCode(err) == allowlist.ENOTFOUND {
+		return site, fmt.Errorf("no tool called %q in the catalogue; try its web address, such as meet.example.org", shown(name))
 	}
-	switch len(partial) {
-	case 1:
-		return partial[0], nil
-	case 0:
-		return allowlist.Site{}, fmt.Errorf("no tool called %q in the catalogue; try its web address, such as meet.example.org", name)
+	if err != nil {
+		return site, fmt.Errorf("%s; give the full name or a web address", shown(allowlist.ErrorMessage(err)))
 	}
-	var names []string
-	for _, s := range partial {
-		names = append(names, shown(s.Name))
-	}
-	return allowlist.Site{}, fmt.Errorf("%q could be any of: %s; give the full name or a web address", name, strings.Join(names, ", "))
+	return site, nil
 }
