@@ -5,12 +5,19 @@ DB      ?= var/registry.db
 LISTEN  ?= 127.0.0.1:8080
 PKGS    := ./...
 
-UPSTREAM ?= $(shell awk '/^nameserver/ { if ($$2 ~ /:/) print "[" $$2 "]:53"; else print $$2 ":53"; exit }' /etc/resolv.conf)
+# The resolver (make resolve, make demo). Its config, var/resolver.yaml, is
+# written afresh from these each time; for a config of your own run
+# bin/allowlist resolve --config FILE.
+REGISTRY   ?= http://$(LISTEN)
+DNS_LISTEN ?= 127.0.0.1:5353
+METRICS    ?= 127.0.0.1:9153
+UPSTREAM   ?= $(shell awk '/^nameserver/ { if ($$2 ~ /:/) print "[" $$2 "]:53"; else print $$2 ":53"; exit }' /etc/resolv.conf)
+DEMO_DNS   ?= 127.0.0.1:5300
 
-.PHONY: help assets build run resolve test e2e test-short bench fuzz lint fmt tidy clean
+.PHONY: help assets build run resolve demo test e2e test-short bench bench-go fuzz lint fmt tidy clean
 
 help: ## show this help
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 ASSETS := web/static/govuk/assets/govuk-frontend.min.css
 
@@ -29,16 +36,38 @@ assets: $(ASSETS) ## fetch GOV.UK Frontend and copy it into web/static
 build: $(ASSETS) ## build bin/allowlist (with the GOV.UK Frontend assets embedded)
 	$(GO) build -o $(BIN) ./cmd/allowlist
 
-run: build ## start the registry on 127.0.0.1:8080, seeded on first start
+run: build ## start the registry on LISTEN (127.0.0.1:8080), seeded on first start
 	@mkdir -p var
 	./$(BIN) serve --db $(DB) --listen $(LISTEN) --seed
 
-resolve: build ## start the resolver on 127.0.0.1:5353 for the local registry (UPSTREAM=host:port)
+define resolver_config
 	@mkdir -p var
-	@test -f var/resolver.yaml || sed -e "s|@PUBLIC_KEY@|$$(./$(BIN) keygen --db $(DB))|" -e "s|@UPSTREAM@|$(UPSTREAM)|" data/resolver.example.yaml > var/resolver.yaml
+	@sed -e "s|@PUBLIC_KEY@|$$(./$(BIN) keygen --db $(DB))|" -e "s|@UPSTREAM@|$(1)|" \
+	  -e "s|^listen: [^ ]*|listen: $(DNS_LISTEN)|" -e "s|^registry: [^ ]*|registry: $(REGISTRY)|" \
+	  -e "s|^metrics_listen: [^ ]*|metrics_listen: $(METRICS)|" data/resolver.example.yaml > var/resolver.yaml
+	@echo "wrote var/resolver.yaml: DNS on $(DNS_LISTEN), registry $(REGISTRY), upstream $(1), metrics on $(METRICS)"
+endef
+
+resolve: build ## start the resolver for a running registry (REGISTRY, DNS_LISTEN, UPSTREAM=host:port, METRICS)
+	$(call resolver_config,$(UPSTREAM))
 	./$(BIN) resolve --config var/resolver.yaml
 
-test: build ## run every test (real SQLite, sockets and processes)
+demo: build ## registry + a demo DNS answerer + the resolver, all on loopback; prints what to try (Ctrl-C stops all)
+	$(call resolver_config,$(DEMO_DNS))
+	@mkdir -p var; set -e; pids=""; trap 'kill $$pids 2>/dev/null; wait' EXIT INT TERM; \
+	./$(BIN) serve --db $(DB) --listen $(LISTEN) --seed --log-level warn & pids="$$pids $$!"; \
+	./$(BIN) demo-dns --listen $(DEMO_DNS) & pids="$$pids $$!"; \
+	for i in $$(seq 50); do curl -sf $(REGISTRY)/readyz >/dev/null && break; sleep 0.2; done; \
+	./$(BIN) resolve --config var/resolver.yaml & pids="$$pids $$!"; \
+	sleep 2; h=$${DNS_LISTEN%:*}; p=$${DNS_LISTEN##*:}; \
+	echo; echo "Try, in another terminal:"; \
+	echo "  dig @$$h -p $$p zoom.us          # on the common list: answered (192.0.2.10, from the demo DNS)"; \
+	echo "  dig @$$h -p $$p games.example.com  # not on the list: NXDOMAIN, with the reason in an EDE"; \
+	echo "  curl -s http://$(METRICS)/metrics | grep allowlist_resolver_queries_total"; \
+	echo "  open $(REGISTRY)/ for the pages"; echo; \
+	wait
+
+test: build ## run every test (real SQLite, sockets, processes and the real consumers)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 e2e: build ## end-to-end tests of the pages in headless Chromium (Debian chromium)

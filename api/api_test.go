@@ -547,7 +547,7 @@ func snapshot(e *env) string {
 	return string(b)
 }
 
-// TestErrorStatuses sends each refused request of CONTRACT.md and checks
+// TestErrorStatuses sends each refused request of docs/contract.md and checks
 // the status, the problem+json body, and that nothing changed.
 func TestErrorStatuses(t *testing.T) {
 	e := newEnv(t, api.Config{PublicLists: true, RequestsPerMinute: 3})

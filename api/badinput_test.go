@@ -22,7 +22,7 @@ func TestBadInputCatalogue(t *testing.T) {
 		return map[string]any{"id": "bad-site", "name": "Bad", "category": "other", "domains": []any{domain}, "owner": map[string]string{"name": "x"}}
 	}
 	var cases []badCase
-	// Every invalid domain pattern class of CONTRACT.md.
+	// Every invalid domain pattern class of docs/contract.md.
 	for _, d := range []string{"", " ", "*", "*.", "com", "uk", "gov.uk", "co.uk", "*.com", "*.gov.uk", "*.co.uk",
 		"foo.*.example.org", "*foo.example.org", "**.example.org", "example.org..", ".example.org", "a..b.example.org",
 		strings.Repeat("a", 64) + ".example.org", strings.Repeat("abcdefghi.", 26) + "org",

@@ -33,6 +33,7 @@ func init() {
 		"keygen":       {"create the list-signing key if missing; print its public key", runKeygen},
 		"backup":       {"write a consistent copy of a live database", runBackup},
 		"resolve":      {"run the DNS resolver at a department's edge", runResolve},
+		"demo-dns":     {"answer every DNS name with a documentation address, to try the resolver (make demo); not for production", runDemoDNS},
 	}
 }
 

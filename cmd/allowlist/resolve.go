@@ -17,7 +17,7 @@ import (
 	"github.com/cross-gov/allowlist/resolver"
 )
 
-// ResolveConfig is the resolver's YAML configuration (CONTRACT.md, plus
+// ResolveConfig is the resolver's YAML configuration (docs/contract.md, plus
 // optional tuning keys).
 type ResolveConfig struct {
 	Listen            string   `yaml:"listen"`
