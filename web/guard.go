@@ -185,7 +185,7 @@ func (p *Pages) identify(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		a, err := p.reg.Authenticate(c.Request().Context(), token)
 		switch {
-		case err == nil && a.Role == allowlist.RoleOwner:
+		case err == nil && (a.Role == allowlist.RoleOwner || a.Role == allowlist.RoleAdmin):
 			c.Set(ctxActor, a)
 			c.Set(ctxSession, ck.Value)
 		case err == nil || allowlist.ErrorCode(err) == allowlist.EUNAUTHORIZED:

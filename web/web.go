@@ -74,17 +74,23 @@ func New(reg allowlist.Registry, check Checker, opt Options) *Pages {
 		panic("crypto/rand: " + err.Error())
 	}
 	funcs := template.FuncMap{
-		"approvers":    approvers,
-		"statusColour": statusColour,
-		"scopeName":    p.scopeName,
+		"approvers":     p.approverNames,
+		"statusLabel":   statusLabel,
+		"statusColour":  statusColour,
+		"scopeName":     p.scopeName,
+		"categoryTitle": func(c string) string { return categoryTitles[c] },
+		"decisionForm":  func(csrf string, r siteRow) decisionForm { return decisionForm{CSRF: csrf, Row: r} },
+		"adminInput":    adminInput,
+		"sub":           func(a, b int) int { return a - b },
+		"div":           func(a, b int) int { return a / b },
 	}
 	names, _ := fs.Glob(templateFS, "templates/*.html")
 	for _, n := range names {
 		base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
-		if base == "layout" {
+		if base == "layout" || base == "partials" {
 			continue
 		}
-		p.tmpl[base] = template.Must(template.New(base).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n))
+		p.tmpl[base] = template.Must(template.New(base).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", n))
 	}
 	return p
 }
@@ -113,26 +119,74 @@ func (p *Pages) Register(e *echo.Echo) {
 	for _, r := range []struct {
 		method, path string
 		h            echo.HandlerFunc
+		access       access
 	}{
-		{"GET", "/", p.handleStart},
-		{"GET", "/check", p.handleCheck},
-		{"GET", "/request", p.handleRequestForm},
-		{"POST", "/request", p.handleRequest},
-		{"GET", "/catalogue", p.handleCatalogue},
-		{"GET", "/lists", p.handleLists},
-		{"GET", "/lists/:scope", p.handleScope},
-		{"GET", "/dashboard", p.handleDashboard},
-		{"GET", "/sign-in", p.handleSignInForm},
-		{"POST", "/sign-in", p.handleSignIn},
-		{"POST", "/sign-out", p.handleSignOut},
-		{"GET", "/owner", p.handleOwner},
-		{"POST", "/owner/decide", p.handleDecide},
-		{"GET", "/owner/propose", p.handleProposeForm},
-		{"POST", "/owner/propose", p.handlePropose},
+		{"GET", "/", p.handleStart, anyone},
+		{"GET", "/check", p.handleCheck, anyone},
+		{"GET", "/request", p.handleRequestForm, anyone},
+		{"POST", "/request", p.handleRequest, anyone},
+		{"GET", "/catalogue", p.handleCatalogue, anyone},
+		{"GET", "/lists", p.handleLists, anyone},
+		{"GET", "/lists/:scope", p.handleScope, anyone},
+		{"GET", "/dashboard", p.handleDashboard, anyone},
+		{"GET", "/accessibility", p.handleAccessibility, anyone},
+		{"GET", "/sign-in", p.handleSignInForm, anyone},
+		{"POST", "/sign-in", p.handleSignIn, anyone},
+		{"POST", "/sign-out", p.handleSignOut, anyone},
+
+		{"GET", "/owner", p.handleOwner, ownerOnly},
+		{"GET", "/owner/sites/:id", p.handleOwnerSite, ownerOnly},
+		{"POST", "/owner/decide", p.handleDecide, ownerOnly},
+		{"GET", "/owner/propose", p.handleProposeForm, ownerOnly},
+		{"POST", "/owner/propose", p.handlePropose, ownerOnly},
+		{"GET", "/owner/requests", p.handleOwnerRequests, ownerOnly},
+		{"GET", "/owner/directory", p.handleDirectory, signedIn},
+
+		{"GET", "/admin", p.handleAdmin, adminOnly},
+		{"POST", "/admin/departments", p.handleAdminDepartment, adminOnly},
+		{"POST", "/admin/contacts", p.handleAdminContact, adminOnly},
+		{"POST", "/admin/tokens", p.handleAdminToken, adminOnly},
+		{"POST", "/admin/tokens/revoke", p.handleAdminRevoke, adminOnly},
+		{"POST", "/admin/sites/suspend", p.handleAdminSuspend, adminOnly},
+		{"POST", "/admin/sites/reinstate", p.handleAdminReinstate, adminOnly},
+		{"GET", "/admin/audit", p.handleAdminAudit, adminOnly},
 	} {
-		e.Add(r.method, r.path, r.h, guard...)
+		mw := append(append([]echo.MiddlewareFunc{}, guard...), p.require(r.access))
+		e.Add(r.method, r.path, r.h, mw...)
 		if r.method == "GET" {
-			e.Add("HEAD", r.path, r.h, guard...)
+			e.Add("HEAD", r.path, r.h, mw...)
+		}
+	}
+}
+
+// access says who may use a page.
+type access int
+
+const (
+	anyone    access = iota
+	signedIn         // an owner or an admin
+	ownerOnly        // a filtering owner (bound to a department)
+	adminOnly        // an administrator
+)
+
+// require enforces a page's access rule: anyone not signed in goes to
+// the sign-in page; someone signed in with the wrong role gets a 403 page.
+func (p *Pages) require(need access) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			role := p.actor(c).Role
+			ok := need == anyone ||
+				(need == signedIn && (role == allowlist.RoleOwner || role == allowlist.RoleAdmin)) ||
+				(need == ownerOnly && role == allowlist.RoleOwner) ||
+				(need == adminOnly && role == allowlist.RoleAdmin)
+			switch {
+			case ok:
+				return next(c)
+			case role == "":
+				return c.Redirect(http.StatusSeeOther, "/sign-in")
+			}
+			return p.problem(c, http.StatusForbidden, "You cannot use this page",
+				"This page is for "+map[access]string{ownerOnly: "filtering owners", adminOnly: "administrators"}[need]+". Sign out and sign in with the right token.")
 		}
 	}
 }
@@ -201,6 +255,10 @@ type page struct {
 	Contacts       []allowlist.Contact
 	ProposeFields  []field
 	Categories     []string
+
+	// View is the page's own view, for pages that have one (owner.go,
+	// admin.go): one struct per template rather than more fields here.
+	View any
 }
 
 // FieldError returns the message for a field, for inline errors.
@@ -240,13 +298,16 @@ type field struct{ Name, Label, Hint string }
 func (p *Pages) render(c echo.Context, status int, name string, pg *page) error {
 	pg.Actor = p.actor(c)
 	pg.CSRF, _ = c.Get(ctxCSRF).(string)
-	owner := "/sign-in"
-	if pg.Actor.Role != "" {
-		owner = "/owner"
+	last := navItem{"/sign-in", "Sign in", false}
+	switch pg.Actor.Role {
+	case allowlist.RoleOwner:
+		last = navItem{"/owner", "Your decisions", false}
+	case allowlist.RoleAdmin:
+		last = navItem{"/admin", "Administration", false}
 	}
 	path := c.Request().URL.Path
 	for _, n := range []navItem{{"/", "Check a tool", false}, {"/catalogue", "Catalogue", false}, {"/lists", "Lists", false},
-		{"/dashboard", "Dashboard", false}, {owner, "Filtering owners", false}} {
+		{"/dashboard", "Dashboard", false}, last} {
 		n.Active = path == n.Href || (n.Href != "/" && strings.HasPrefix(path, n.Href)) || (n.Href == "/" && path == "/check")
 		pg.Nav = append(pg.Nav, n)
 	}
@@ -293,14 +354,41 @@ func (p *Pages) scopeName(scope string) string {
 	return scope
 }
 
-func approvers(s allowlist.Site) []string {
+// approverNames names the organisations that approved a site.
+func (p *Pages) approverNames(s allowlist.Site) []string {
 	var out []string
 	for _, so := range s.Signoffs {
 		if so.Decision == allowlist.DecisionApprove {
-			out = append(out, so.Department)
+			out = append(out, p.scopeName(so.Department))
 		}
 	}
 	return out
+}
+
+// statusLabel says where a site stands in words people use: a proposed
+// site that some organisations approved is already on their own lists.
+func statusLabel(s allowlist.Site) string {
+	switch s.Status {
+	case allowlist.StatusApproved:
+		return "On the common list"
+	case allowlist.StatusSuspended:
+		return "Suspended"
+	case allowlist.StatusWithdrawn:
+		return "Withdrawn"
+	}
+	n := 0
+	for _, so := range s.Signoffs {
+		if so.Decision == allowlist.DecisionApprove && so.Revision == s.Revision {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return "Proposed"
+	case 1:
+		return "Proposed: on 1 organisation's list"
+	}
+	return "Proposed: on " + strconv.Itoa(n) + " organisations' lists"
 }
 
 func statusColour(status string) string {
@@ -396,7 +484,7 @@ func (p *Pages) findTool(ctx context.Context, name string) (allowlist.Site, erro
 }
 
 func (p *Pages) handleRequestForm(c echo.Context) error {
-	return p.render(c, http.StatusOK, "request", &page{Title: "Request a tool", Departments: p.departments(c.Request().Context()),
+	return p.render(c, http.StatusOK, "request", &page{Title: "Request a tool", Departments: p.departments(c.Request().Context()), Department: c.QueryParam("department"),
 		Form: map[string]string{"tool": c.QueryParam("tool"), "url": c.QueryParam("url")}})
 }
 
@@ -521,15 +609,26 @@ func (p *Pages) entries(ctx context.Context, scope string, n int64) ([]allowlist
 	return l.Entries, err
 }
 
+// chart is a bar chart of the common list's size by version, drawn as
+// SVG with labelled axes; the same figures are given as a table.
 type chart struct {
-	Width, Height, First, Last int
-	Bars                       []bar
+	Width, Height, Left, Bottom, Top int
+	First, Last                      int
+	Bars                             []bar
+	YTicks                           []tick
+	FirstVersion, LastVersion        int64
+	Versions                         []allowlist.Version
 }
 
 type bar struct {
 	X, Y, W, H float64
 	Version    int64
 	Entries    int
+}
+
+type tick struct {
+	Y     float64
+	Label string
 }
 
 func (p *Pages) handleDashboard(c echo.Context) error {
@@ -575,26 +674,46 @@ func (p *Pages) handleDashboard(c echo.Context) error {
 	return p.render(c, http.StatusOK, "dashboard", pg)
 }
 
-// makeChart draws one bar per version (the latest 200), scaled to the
-// largest list.
+// makeChart draws one bar per version (the latest 200), scaled to a
+// round number above the largest list, with ticks on the entries axis.
 func makeChart(versions []allowlist.Version) chart {
 	if len(versions) > 200 {
 		versions = versions[len(versions)-200:]
 	}
-	ch := chart{Width: 600, Height: 200}
+	ch := chart{Width: 640, Height: 240, Left: 56, Bottom: 36, Top: 10, Versions: versions}
 	peak := 1
 	for _, v := range versions {
 		peak = max(peak, v.Entries)
 	}
-	w := float64(ch.Width) / float64(max(1, len(versions)))
+	step := niceStep(peak)
+	top := ((peak + step - 1) / step) * step
+	plotH := float64(ch.Height - ch.Bottom - ch.Top)
+	plotW := float64(ch.Width - ch.Left - 10)
+	for y := 0; y <= top; y += step {
+		ch.YTicks = append(ch.YTicks, tick{Y: float64(ch.Top) + plotH - float64(y)/float64(top)*plotH, Label: strconv.Itoa(y)})
+	}
+	w := plotW / float64(max(1, len(versions)))
 	for i, v := range versions {
-		h := float64(v.Entries) / float64(peak) * float64(ch.Height-10)
-		ch.Bars = append(ch.Bars, bar{X: float64(i)*w + w*0.1, Y: float64(ch.Height) - h, W: w * 0.8, H: h, Version: v.Version, Entries: v.Entries})
+		h := float64(v.Entries) / float64(top) * plotH
+		ch.Bars = append(ch.Bars, bar{X: float64(ch.Left) + float64(i)*w + w*0.1, Y: float64(ch.Top) + plotH - h, W: w * 0.8, H: h, Version: v.Version, Entries: v.Entries})
 	}
 	if len(versions) > 0 {
 		ch.First, ch.Last = versions[0].Entries, versions[len(versions)-1].Entries
+		ch.FirstVersion, ch.LastVersion = versions[0].Version, versions[len(versions)-1].Version
 	}
 	return ch
+}
+
+// niceStep is a tick interval of 1, 2 or 5 times a power of ten giving
+// at most five intervals up to peak.
+func niceStep(peak int) int {
+	for base := 1; ; base *= 10 {
+		for _, m := range []int{1, 2, 5} {
+			if peak <= 5*m*base {
+				return m * base
+			}
+		}
+	}
 }
 
 // --- filtering owners ---
@@ -618,16 +737,24 @@ func (p *Pages) handleSignIn(c echo.Context) error {
 	if err != nil && allowlist.ErrorCode(err) != allowlist.EUNAUTHORIZED {
 		return p.fail(c, err)
 	}
-	if err != nil || a.Role != allowlist.RoleOwner {
-		p.check.SignInFailed(ip)
-		pg := &page{Title: "Sign in", Errors: []allowlist.FieldError{{Field: "token", Message: "Enter a valid filtering owner's token"}}}
-		return p.render(c, http.StatusUnauthorized, "signin", pg)
-	}
+	// Signing in replaces whatever session this browser had, even when it
+	// fails: the page after a failed attempt shows nobody signed in.
 	if old := sessionID(c); old != "" {
 		p.sessions.end(old)
+		c.Set(ctxActor, allowlist.Actor{})
+		c.Set(ctxSession, "")
+		c.SetCookie(p.cookie(sessionCookie, "", -1))
+	}
+	if err != nil || (a.Role != allowlist.RoleOwner && a.Role != allowlist.RoleAdmin) {
+		p.check.SignInFailed(ip)
+		pg := &page{Title: "Sign in", Errors: []allowlist.FieldError{{Field: "token", Message: "Enter a valid filtering owner's or administrator's token"}}}
+		return p.render(c, http.StatusUnauthorized, "signin", pg)
 	}
 	id := p.sessions.create(token, time.Now())
 	c.SetCookie(p.cookie(sessionCookie, id, int(sessionTTL/time.Second)))
+	if a.Role == allowlist.RoleAdmin {
+		return c.Redirect(http.StatusSeeOther, "/admin")
+	}
 	return c.Redirect(http.StatusSeeOther, "/owner")
 }
 
@@ -637,69 +764,6 @@ func (p *Pages) handleSignOut(c echo.Context) error {
 	}
 	c.SetCookie(p.cookie(sessionCookie, "", -1))
 	return c.Redirect(http.StatusSeeOther, "/")
-}
-
-// owner returns the signed-in owner, or redirects to sign in.
-func (p *Pages) owner(c echo.Context) (allowlist.Actor, bool) {
-	a := p.actor(c)
-	return a, a.Role == allowlist.RoleOwner
-}
-
-func (p *Pages) handleOwner(c echo.Context) error {
-	a, ok := p.owner(c)
-	if !ok {
-		return c.Redirect(http.StatusSeeOther, "/sign-in")
-	}
-	ctx := c.Request().Context()
-	sites, err := p.reg.FindSites(ctx, allowlist.SiteFilter{})
-	if err != nil {
-		return p.fail(c, err)
-	}
-	pg := &page{Title: "Sites waiting for your decision", DepartmentName: p.scopeName(a.Department)}
-	for _, s := range sites {
-		if s.Status == allowlist.StatusSuspended || s.Status == allowlist.StatusWithdrawn {
-			continue
-		}
-		decided := false
-		for _, so := range s.Signoffs {
-			decided = decided || (so.Department == a.Department && so.Revision == s.Revision)
-		}
-		if !decided {
-			pg.Queue = append(pg.Queue, s)
-		}
-	}
-	if pg.Requests, err = p.reg.FindRequests(ctx, a.Department); err != nil {
-		return p.fail(c, err)
-	}
-	for _, d := range p.departments(ctx) {
-		cs, err := p.reg.FindContacts(ctx, d.ID)
-		if err != nil {
-			return p.fail(c, err)
-		}
-		pg.Contacts = append(pg.Contacts, cs...)
-	}
-	return p.render(c, http.StatusOK, "owner", pg)
-}
-
-func (p *Pages) setFlash(c echo.Context, msg string) {
-	if id := sessionID(c); id != "" {
-		p.sessions.setFlash(id, msg)
-	}
-}
-
-func (p *Pages) handleDecide(c echo.Context) error {
-	a, ok := p.owner(c)
-	if !ok {
-		return c.Redirect(http.StatusSeeOther, "/sign-in")
-	}
-	decision := c.FormValue("decision")
-	site, err := p.reg.SetSignoff(c.Request().Context(), a, c.FormValue("site"), a.Department, decision, c.FormValue("comment"))
-	if err != nil {
-		return p.fail(c, err)
-	}
-	verb := map[string]string{"approve": "approved", "object": "objected to"}[decision]
-	p.setFlash(c, "You "+verb+" "+site.Name+" for "+p.scopeName(a.Department)+". Its status is now "+site.Status+".")
-	return c.Redirect(http.StatusSeeOther, "/owner")
 }
 
 var proposeFields = []field{
@@ -713,19 +777,13 @@ var proposeFields = []field{
 }
 
 func (p *Pages) handleProposeForm(c echo.Context) error {
-	a, ok := p.owner(c)
-	if !ok {
-		return c.Redirect(http.StatusSeeOther, "/sign-in")
-	}
+	a, _ := p.owner(c)
 	return p.render(c, http.StatusOK, "propose", &page{Title: "Propose a site", ProposeFields: proposeFields, Categories: allowlist.Categories,
 		Form: map[string]string{}, DepartmentName: p.scopeName(a.Department)})
 }
 
 func (p *Pages) handlePropose(c echo.Context) error {
-	a, ok := p.owner(c)
-	if !ok {
-		return c.Redirect(http.StatusSeeOther, "/sign-in")
-	}
+	a, _ := p.owner(c)
 	ctx := c.Request().Context()
 	form := map[string]string{}
 	for _, f := range proposeFields {

@@ -89,7 +89,8 @@ func TestUserTextIsEscaped(t *testing.T) {
 	c := &http.Client{Jar: jar}
 	signIn(t, e, c)
 	for _, p := range []string{"/", "/check?q=x.evil.example.org", "/check?q=Evil", "/check?q=" + url.QueryEscape("<script>x</script>"),
-		"/catalogue", "/lists", "/lists/common?from=0&to=1", "/dashboard", "/owner", "/request?tool=" + url.QueryEscape("<script>")} {
+		"/catalogue", "/lists", "/lists/common?from=0&to=1", "/dashboard", "/owner", "/owner/sites/evil", "/owner/requests", "/owner/directory",
+		"/request?tool=" + url.QueryEscape("<script>"), "/accessibility"} {
 		code, body := get(t, c, e.url+p)
 		if code >= 500 {
 			t.Errorf("%s: %d", p, code)
@@ -172,10 +173,16 @@ func TestOwnerSeesQueueRequestsAndContacts(t *testing.T) {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
 	signIn(t, e, c)
-	_, body := get(t, c, e.url+"/owner")
-	for _, want := range []string{"Department dept-b", "staff@example.org", "owner.dept-a@example.org"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("owner page lacks %q", want)
+	for page, wants := range map[string][]string{
+		"/owner":           {"Department dept-b", "1 request from staff"},
+		"/owner/requests":  {"staff@example.org"},
+		"/owner/directory": {"owner.dept-a@example.org", "Department dept-a"},
+	} {
+		_, body := get(t, c, e.url+page)
+		for _, want := range wants {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s lacks %q", page, want)
+			}
 		}
 	}
 	for _, ck := range jar.Cookies(mustURL(e.url)) {

@@ -1,0 +1,226 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/labstack/echo/v4"
+)
+
+// The administrator's pages: departments and their contacts, tokens
+// (created and shown once, revoked), suspension and reinstatement with a
+// reason, and the audit log with its verification.
+
+type adminView struct {
+	Departments []adminDepartment
+	Tokens      []adminToken
+	Sites       []siteRow
+	Kinds       []string
+	Roles       []string
+	NewToken    string // shown once, just after it is created
+	NewTokenFor string
+	Form        map[string]string
+	Section     string // the form whose errors are shown
+}
+
+type adminDepartment struct {
+	allowlist.Department
+	Contacts []allowlist.Contact
+}
+
+type adminToken struct {
+	allowlist.Token
+	DepartmentName string
+	State          string
+}
+
+func (p *Pages) adminPage(c echo.Context, status int, v *adminView, errs []allowlist.FieldError) error {
+	ctx := c.Request().Context()
+	for _, d := range p.departments(ctx) {
+		cs, err := p.reg.FindContacts(ctx, d.ID)
+		if err != nil {
+			return p.fail(c, err)
+		}
+		v.Departments = append(v.Departments, adminDepartment{Department: d, Contacts: cs})
+	}
+	tokens, err := p.reg.FindTokens(ctx)
+	if err != nil {
+		return p.fail(c, err)
+	}
+	now := time.Now()
+	for _, t := range tokens {
+		state := "active"
+		switch {
+		case t.RevokedAt != nil:
+			state = "revoked"
+		case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
+			state = "expired"
+		}
+		v.Tokens = append(v.Tokens, adminToken{Token: t, DepartmentName: p.deptName(ctx, t.Department), State: state})
+	}
+	sites, err := p.reg.FindSites(ctx, allowlist.SiteFilter{})
+	if err != nil {
+		return p.fail(c, err)
+	}
+	for _, s := range sites {
+		if s.Status != allowlist.StatusWithdrawn {
+			v.Sites = append(v.Sites, p.row(ctx, s, ""))
+		}
+	}
+	v.Kinds = allowlist.DepartmentKinds
+	v.Roles = []string{allowlist.RoleOwner, allowlist.RoleReader, allowlist.RoleAdmin}
+	if v.Form == nil {
+		v.Form = map[string]string{}
+	}
+	return p.render(c, status, "admin", &page{Title: "Administration", Errors: errs, View: v})
+}
+
+func (p *Pages) handleAdmin(c echo.Context) error {
+	return p.adminPage(c, http.StatusOK, &adminView{}, nil)
+}
+
+// adminDone finishes a form: on success a message and back to the page,
+// on a fixable error the page again with the fields marked.
+func (p *Pages) adminDone(c echo.Context, err error, section, done string, form map[string]string) error {
+	if err == nil {
+		p.setFlash(c, done)
+		return c.Redirect(http.StatusSeeOther, "/admin#"+section)
+	}
+	var ae *allowlist.Error
+	if errors.As(err, &ae) && (ae.Code == allowlist.EINVALID || ae.Code == allowlist.ECONFLICT || ae.Code == allowlist.ENOTFOUND) {
+		fields := []allowlist.FieldError{}
+		for _, f := range ae.Fields {
+			fields = append(fields, allowlist.FieldError{Field: section + "-" + f.Field, Message: capital(f.Field) + " " + f.Message})
+		}
+		if len(fields) == 0 {
+			fields = []allowlist.FieldError{{Field: section, Message: ae.Message}}
+		}
+		return p.adminPage(c, http.StatusUnprocessableEntity, &adminView{Form: form, Section: section}, fields)
+	}
+	return p.fail(c, err)
+}
+
+func capital(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func formOf(c echo.Context, keys ...string) map[string]string {
+	f := map[string]string{}
+	for _, k := range keys {
+		f[k] = strings.TrimSpace(c.FormValue(k))
+	}
+	return f
+}
+
+func (p *Pages) handleAdminDepartment(c echo.Context) error {
+	f := formOf(c, "id", "name", "kind")
+	_, err := p.reg.CreateDepartment(c.Request().Context(), p.actor(c), allowlist.Department{ID: f["id"], Name: f["name"], Kind: f["kind"]})
+	return p.adminDone(c, err, "departments", "Added "+f["name"]+".", f)
+}
+
+func (p *Pages) handleAdminContact(c echo.Context) error {
+	f := formOf(c, "department", "name", "email", "role")
+	_, err := p.reg.CreateContact(c.Request().Context(), p.actor(c), allowlist.Contact{Department: f["department"], Name: f["name"], Email: f["email"], Role: f["role"]})
+	return p.adminDone(c, err, "contacts", "Added "+f["name"]+" to "+p.deptName(c.Request().Context(), f["department"])+"'s contacts.", f)
+}
+
+func (p *Pages) handleAdminToken(c echo.Context) error {
+	ctx := c.Request().Context()
+	f := formOf(c, "role", "department", "name", "days")
+	t := allowlist.Token{Role: f["role"], Department: f["department"], Name: f["name"]}
+	if t.Role != allowlist.RoleOwner {
+		t.Department = ""
+	}
+	if f["days"] != "" {
+		days, err := strconv.Atoi(f["days"])
+		if err != nil || days < 1 || days > 3650 {
+			return p.adminPage(c, http.StatusUnprocessableEntity, &adminView{Form: f, Section: "tokens"},
+				[]allowlist.FieldError{{Field: "tokens-days", Message: "Enter a number of days from 1 to 3650, or leave it empty for no expiry"}})
+		}
+		e := time.Now().Add(time.Duration(days) * 24 * time.Hour)
+		t.ExpiresAt = &e
+	}
+	t, secret, err := p.reg.CreateToken(ctx, p.actor(c), t)
+	if err != nil {
+		return p.adminDone(c, err, "tokens", "", f)
+	}
+	// The token is shown on this answer only (no-store); it is not kept.
+	return p.adminPage(c, http.StatusCreated, &adminView{NewToken: secret, NewTokenFor: t.Name + " (" + t.Role + ")"}, nil)
+}
+
+func (p *Pages) handleAdminRevoke(c echo.Context) error {
+	id, err := strconv.ParseInt(c.FormValue("id"), 10, 64)
+	if err != nil {
+		return p.fail(c, allowlist.Errorf(allowlist.ENOTFOUND, "no such token"))
+	}
+	err = p.reg.RevokeToken(c.Request().Context(), p.actor(c), id)
+	return p.adminDone(c, err, "tokens", "Revoked token "+strconv.FormatInt(id, 10)+". It stops working at once, on the API and the pages.", nil)
+}
+
+func (p *Pages) handleAdminSuspend(c echo.Context) error {
+	f := formOf(c, "site", "reason")
+	s, err := p.reg.SuspendSite(c.Request().Context(), p.actor(c), f["site"], f["reason"])
+	return p.adminDone(c, err, "sites", "Suspended "+s.Name+": it leaves every list in the next version.", f)
+}
+
+func (p *Pages) handleAdminReinstate(c echo.Context) error {
+	s, err := p.reg.ReinstateSite(c.Request().Context(), p.actor(c), c.FormValue("site"))
+	return p.adminDone(c, err, "sites", "Reinstated "+s.Name+".", nil)
+}
+
+type auditView struct {
+	Entries  []allowlist.AuditEntry
+	Intact   bool
+	Checked  int64
+	BrokenAt int64
+}
+
+func (p *Pages) handleAdminAudit(c echo.Context) error {
+	ctx := c.Request().Context()
+	seq, ok, err := p.reg.VerifyAudit(ctx)
+	if err != nil {
+		return p.fail(c, err)
+	}
+	v := &auditView{Intact: ok}
+	if ok {
+		v.Checked = seq
+	} else {
+		v.BrokenAt = seq
+	}
+	// The latest 200 entries, newest first.
+	after := max(0, v.Checked-200)
+	entries, err := p.reg.FindAudit(ctx, after, 200)
+	if err != nil {
+		return p.fail(c, err)
+	}
+	for i := len(entries) - 1; i >= 0; i-- {
+		v.Entries = append(v.Entries, entries[i])
+	}
+	return p.render(c, http.StatusOK, "audit", &page{Title: "Audit log", View: v})
+}
+
+// inputView is one text field of an administration form.
+type inputView struct {
+	ID, Name, Label, Hint, Value, Error string
+}
+
+// adminInput builds a field of the form named section from the page.
+func adminInput(pg *page, section, name, label, hint string) inputView {
+	v, _ := pg.View.(*adminView)
+	in := inputView{ID: section + "-" + name, Name: name, Label: label, Hint: hint, Error: pg.FieldError(section + "-" + name)}
+	if v != nil && v.Section == section {
+		in.Value = v.Form[name]
+	}
+	return in
+}
+
+func (p *Pages) handleAccessibility(c echo.Context) error {
+	return p.render(c, http.StatusOK, "accessibility", &page{Title: "Accessibility statement"})
+}

@@ -1,0 +1,158 @@
+package web_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cross-gov/allowlist/allowlist"
+)
+
+func signInWith(t *testing.T, e *env, c *http.Client, token, wantPath string) {
+	t.Helper()
+	csrf := formToken(t, c, e.url+"/sign-in")
+	resp, err := c.PostForm(e.url+"/sign-in", url.Values{"_csrf": {csrf}, "token": {token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Request.URL.Path != wantPath {
+		t.Fatalf("sign-in ended at %s, want %s", resp.Request.URL, wantPath)
+	}
+}
+
+// TestOwnerQueue: what awaits my department comes first, sites it already
+// decided and sites on the common list do not; names, not slugs; the
+// message after a decision says where the site now is.
+func TestOwnerQueue(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a := allowlist.Actor{Role: "owner", Department: "dept-a", Name: "a"}
+	for _, id := range []string{"pending-wiki", "other-wiki"} {
+		if _, err := e.db.CreateSite(ctx, a, allowlist.SiteInput{ID: id, Name: strings.ToUpper(id[:1]) + id[1:], Category: "project-management",
+			Domains: []string{id + ".example.org"}, Owner: allowlist.Owner{Name: "x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.db.SetSignoff(ctx, allowlist.System, "pending-wiki", "dept-a", "approve", "")
+	e.db.SetSignoff(ctx, allowlist.System, "other-wiki", "dept-b", "object", "not for us")
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	signIn(t, e, c)
+	_, body := get(t, c, e.url+"/owner")
+	awaiting := body[strings.Index(body, "Awaiting your decision"):strings.Index(body, `id="all-sites"`)]
+	if !strings.Contains(awaiting, "Pending-wiki") || !strings.Contains(awaiting, "Awaiting your decision (1)") {
+		t.Errorf("pending-wiki is not awaiting dept-b's decision:\n%s", awaiting)
+	}
+	for _, not := range []string{"Other-wiki", "Evil"} {
+		if strings.Contains(awaiting, not) {
+			t.Errorf("%s is in the awaiting part (decided, or on common)", not)
+		}
+	}
+	if !strings.Contains(awaiting, "Department dept-a") || !strings.Contains(awaiting, "Project management") || strings.Contains(awaiting, ">project-management<") {
+		t.Error("the queue shows slugs instead of names")
+	}
+	_, filtered := get(t, c, e.url+"/owner?status=proposed")
+	all := filtered[strings.Index(filtered, `id="all-sites"`):]
+	if !strings.Contains(all, "Other-wiki") || strings.Contains(all, ">Evil") {
+		t.Error("the status filter does not filter")
+	}
+	csrf := formToken(t, c, e.url+"/owner/sites/pending-wiki")
+	resp, err := c.PostForm(e.url+"/owner/decide", url.Values{"_csrf": {csrf}, "site": {"pending-wiki"}, "decision": {"approve"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	after := string(b) // the page the decision redirected to
+	if !strings.Contains(after, "You approved Pending-wiki for Department dept-b. It is on Department dept-b&#39;s list and on the common list.") || strings.Contains(after, "Its status is now") {
+		i := strings.Index(after, "notification-banner__heading")
+		t.Errorf("no true message after the decision: %q", after[max(0, i):min(len(after), max(0, i)+300)])
+	}
+}
+
+// TestAdminPages: an admin signs in, adds a department and a contact,
+// creates a token (shown once) and revokes it, suspends and reinstates a
+// site, and reads the verified audit log. Owners cannot open them.
+func TestAdminPages(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, admin, _ := e.db.CreateToken(ctx, allowlist.System, allowlist.Token{Role: "admin", Name: "root"})
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	signInWith(t, e, c, admin, "/admin")
+	post := func(path string, form url.Values) (int, string) {
+		t.Helper()
+		form.Set("_csrf", formToken(t, c, e.url+"/admin"))
+		resp, err := c.PostForm(e.url+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post("/admin/departments", url.Values{"id": {"dept-z"}, "name": {"Zed Office"}, "kind": {"other"}}); code != 200 || !strings.Contains(body, "Added Zed Office") {
+		t.Errorf("add department: %d", code)
+	}
+	if code, body := post("/admin/departments", url.Values{"id": {"Bad Id"}, "name": {"X"}, "kind": {"other"}}); code != 422 || !strings.Contains(body, `href="#departments-id"`) {
+		t.Errorf("bad department: %d", code)
+	}
+	if code, _ := post("/admin/contacts", url.Values{"department": {"dept-z"}, "name": {"Zoe"}, "email": {"zoe@example.org"}}); code != 200 {
+		t.Errorf("add contact: %d", code)
+	}
+	code, body := post("/admin/tokens", url.Values{"name": {"zed-owner"}, "role": {"owner"}, "department": {"dept-z"}})
+	tok := regexp.MustCompile(`id="new-token"[^>]*>(alt_[A-Za-z0-9_-]+)<`).FindStringSubmatch(body)
+	if code != http.StatusCreated || tok == nil {
+		t.Fatalf("create token: %d", code)
+	}
+	if a, err := e.db.Authenticate(ctx, tok[1]); err != nil || a.Department != "dept-z" {
+		t.Errorf("the shown token does not work: %v", err)
+	}
+	if _, again := get(t, c, e.url+"/admin"); strings.Contains(again, tok[1]) {
+		t.Error("the token is shown a second time")
+	}
+	if code, _ := post("/admin/tokens/revoke", url.Values{"id": {strconv.FormatInt(tokenID(t, e, "zed-owner"), 10)}}); code != 200 {
+		t.Errorf("revoke: %d", code)
+	}
+	if _, err := e.db.Authenticate(ctx, tok[1]); err == nil {
+		t.Error("the revoked token still works")
+	}
+	if code, _ := post("/admin/sites/suspend", url.Values{"site": {"evil"}, "reason": {""}}); code != 422 {
+		t.Errorf("suspend without a reason: %d", code)
+	}
+	if code, _ := post("/admin/sites/suspend", url.Values{"site": {"evil"}, "reason": {"phishing reported"}}); code != 200 {
+		t.Errorf("suspend: %d", code)
+	}
+	if s, _ := e.db.FindSite(ctx, "evil"); s.Status != allowlist.StatusSuspended {
+		t.Errorf("status after suspension: %s", s.Status)
+	}
+	if code, _ := post("/admin/sites/reinstate", url.Values{"site": {"evil"}}); code != 200 {
+		t.Errorf("reinstate: %d", code)
+	}
+	if _, audit := get(t, c, e.url+"/admin/audit"); !strings.Contains(audit, "The chain is intact") || !strings.Contains(audit, "site.suspend") {
+		t.Error("audit page lacks the verification or the suspension")
+	}
+	// An owner is refused the admin pages; anonymous visitors are sent to sign in.
+	oc := &http.Client{Jar: must(cookiejar.New(nil))}
+	signIn(t, e, oc)
+	if code, _ := get(t, oc, e.url+"/admin"); code != http.StatusForbidden {
+		t.Errorf("owner on /admin: %d", code)
+	}
+	if code, _ := get(t, noRedirects(&http.Client{}), e.url+"/admin/audit"); code != http.StatusSeeOther {
+		t.Errorf("anonymous on /admin/audit: %d", code)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
