@@ -90,9 +90,11 @@ test('staff check a tool, request one; owners propose and approve it; the list m
   await page.getByLabel('Token').fill(token('dsit'));
   await page.getByRole('button', { name: 'Sign in' }).click();
   assert.match(await page.locator('h1').innerText(), /Sites waiting for your decision/);
-  assert.match(await page.locator('main').innerText(), /Calls with colleagues in other departments/);
   await shot(page, 'owner-queue', false);
-  await page.getByRole('link', { name: 'Propose a new site' }).click();
+  await page.getByRole('link', { name: /1 request from staff/ }).click();
+  assert.match(await page.locator('main').innerText(), /Calls with colleagues in other departments/);
+  await shot(page, 'owner-requests');
+  await page.getByRole('link', { name: 'Propose a site' }).click();
   await page.getByLabel('Name of the tool').fill('Jitsi Meet');
   await page.getByLabel('Short identifier').fill('jitsi-meet');
   await page.getByLabel('Category').selectOption('video-conferencing');
@@ -110,7 +112,7 @@ test('staff check a tool, request one; owners propose and approve it; the list m
   await page.getByLabel('Token').fill(token('hmrc'));
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('button', { name: 'Approve Jitsi Meet' }).click();
-  assert.match(await page.locator('.govuk-notification-banner').innerText(), /approved Jitsi Meet/);
+  assert.match(await page.locator('.govuk-notification-banner').innerText(), /approved Jitsi Meet for HM Revenue .* on the common list/);
 
   // The common list moved, and staff now get a yes.
   assert.equal(await commonVersion(page), before + 1);

@@ -98,6 +98,10 @@ func TestUserTextIsEscaped(t *testing.T) {
 		if rawMarkup.MatchString(body) {
 			t.Errorf("%s: user text rendered as markup:\n%s", p, rawMarkup.FindString(body))
 		}
+		// The CSP (style-src 'self') ignores inline styles: none may be relied on.
+		if strings.Contains(body, ` style="`) {
+			t.Errorf("%s: an inline style attribute, which the CSP blocks", p)
+		}
 	}
 }
 
