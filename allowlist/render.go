@@ -150,28 +150,79 @@ func renderSquid(w *bytes.Buffer, l List, _ []byte) {
 	}
 }
 
+// RPZOwners returns the owner names, relative to the zone's origin, of
+// the rpz-passthru records that allow exactly the names the entries allow,
+// without duplicates, sorted by name with a wildcard after its name. A subtree needs two records, one for its
+// name and one for the wildcard below it.
+//
+// An entry that a wildcard entry covers (an exact name at or below a
+// listed subtree, or a narrower subtree) is left out. Inside a policy
+// zone the ordinary DNS rules apply: a name that exists below "*.w" hides
+// the wildcard for itself and for the names below it (which then match
+// nothing in this zone and fall through to the blocking zone), and the
+// names between it and w become empty non-terminals, which match nothing
+// either. With the covered entries gone, no owner lies below a wildcard.
+//
+// The zone-file renderer and zone transfers both call it, so a transfer
+// serves the same records as ?format=rpz.
+func RPZOwners(entries []Entry) []string {
+	wild := map[string]bool{}
+	for _, e := range entries {
+		if name, ok := cutWildcard(e.Pattern); ok {
+			wild[name] = true
+		}
+	}
+	seen := map[string]bool{}
+	var owners []string
+	add := func(o string) {
+		if !seen[o] {
+			seen[o] = true
+			owners = append(owners, o)
+		}
+	}
+	for _, e := range entries {
+		name, ok := cutWildcard(e.Pattern)
+		if coveredByAncestor(name, wild) || (!ok && wild[name]) {
+			continue
+		}
+		add(name)
+		if ok {
+			add("*." + name)
+		}
+	}
+	// Each name, then its wildcard.
+	sort.Slice(owners, func(i, j int) bool {
+		a, aw := cutWildcard(owners[i])
+		b, bw := cutWildcard(owners[j])
+		if a != b {
+			return a < b
+		}
+		return !aw && bw
+	})
+	return owners
+}
+
 // renderRPZ writes a response policy zone whose records are rpz-passthru:
-// listed names are resolved normally. A subtree needs two records, one for
-// the name and one for the wildcard below it. The SOA serial is the version.
+// listed names are resolved normally, and the zone must come before a
+// blocking zone that catches everything else. The SOA serial is the
+// version.
 func renderRPZ(w *bytes.Buffer, l List, _ []byte) {
 	header(w, ";", l, "rpz")
-	fmt.Fprintf(w, "; Load as a response policy zone, e.g. zone \"%s.allowlist.rpz\".\n", l.Scope)
+	fmt.Fprintf(w, `; A passthru-only policy zone: it blocks nothing by itself. For
+; default-deny, list it FIRST in the server's policy order and a blocking
+; catch-all zone (one record: "* CNAME .") AFTER it; the first zone that
+; matches a name decides. See docs/formats.md. For example, in BIND:
+;   response-policy { zone "%[1]s.allowlist.rpz"; zone "catchall.rpz"; };
+; Unbound: an rpz: clause for this zone, then one for the catch-all zone.
+; PowerDNS Recursor: rpzFile() for this zone, then for the catch-all zone.
+; Entries below a wildcard entry are left out: the wildcard allows them,
+; and a record below it would hide it by the DNS wildcard rules.
+`, l.Scope)
 	w.WriteString("$TTL 300\n")
 	fmt.Fprintf(w, "@ IN SOA localhost. hostmaster.localhost. %d 3600 600 86400 300\n", uint32(l.Version))
 	w.WriteString("@ IN NS localhost.\n")
-	seen := map[string]bool{}
-	for _, e := range l.Entries {
-		name, wild := cutWildcard(e.Pattern)
-		owners := []string{name}
-		if wild {
-			owners = append(owners, "*."+name)
-		}
-		for _, o := range owners {
-			if !seen[o] {
-				seen[o] = true
-				fmt.Fprintf(w, "%s CNAME rpz-passthru.\n", o)
-			}
-		}
+	for _, o := range RPZOwners(l.Entries) {
+		fmt.Fprintf(w, "%s CNAME rpz-passthru.\n", o)
 	}
 }
 
