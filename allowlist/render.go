@@ -5,7 +5,10 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"net/netip"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -15,22 +18,38 @@ type Format struct {
 	ContentType string
 	// For says which consumer the format is for, in a few words.
 	For string
+	// Params names the query parameters the format takes beside format.
+	Params []string
 	// render writes the list; body is its signed JSON form.
-	render func(w *bytes.Buffer, l List, body []byte)
+	render func(w *bytes.Buffer, l List, body []byte, o formatOptions) error
+	opts   formatOptions
+}
+
+// formatOptions are a format's parameters, as Configure read them.
+type formatOptions struct {
+	upstreams []string // dnsmasq server addresses: IP or IP#PORT
 }
 
 // Formats are the published formats, in the order documentation lists them.
 var Formats = []Format{
-	{"json", "application/json", "the signed canonical form; the resolver and scripts", func(w *bytes.Buffer, _ List, body []byte) { w.Write(body) }},
-	{"txt", "text/plain; charset=utf-8", "one pattern per line, for scripts and humans", renderTxt},
-	{"squid", "text/plain; charset=utf-8", "Squid dstdomain ACL file (acl allowed dstdomain \"/path\")", renderSquid},
-	{"rpz", "text/plain; charset=utf-8", "DNS Response Policy Zone of rpz-passthru records (BIND, Unbound, PowerDNS, Knot)", renderRPZ},
-	{"unbound", "text/plain; charset=utf-8", "Unbound transparent local-zones, to include in unbound.conf", renderUnbound},
-	{"dnsmasq", "text/plain; charset=utf-8", "dnsmasq server=/name/# lines, forwarded to the usual upstreams", renderDnsmasq},
-	{"hosts", "text/plain; charset=utf-8", "hosts-file syntax, for tools that import host lists", renderHosts},
-	{"pac", "application/x-ns-proxy-autoconfig", "a proxy auto-config script: DIRECT for listed names", renderPAC},
-	{"csv", "text/csv; charset=utf-8", "pattern,site,category with a header row, for spreadsheets", renderCSV},
+	{Name: "json", ContentType: "application/json", For: "the signed canonical form; the resolver and scripts", render: func(w *bytes.Buffer, _ List, body []byte, _ formatOptions) error {
+		w.Write(body)
+		return nil
+	}},
+	{Name: "txt", ContentType: textPlain, For: "one pattern per line, for scripts and humans", render: renderTxt},
+	{Name: "squid", ContentType: textPlain, For: "Squid dstdomain ACL file (acl allowed dstdomain \"/path\")", render: renderSquid},
+	{Name: "rpz", ContentType: textPlain, For: "DNS Response Policy Zone of rpz-passthru records, listed before a catch-all blocking zone (BIND, Unbound, PowerDNS Recursor)", render: renderRPZ},
+	{Name: "unbound", ContentType: textPlain, For: "Unbound transparent local-zones, to include in unbound.conf beside local-zone: \".\" always_nxdomain", render: renderUnbound},
+	{Name: "dnsmasq", ContentType: textPlain, For: "dnsmasq configuration; with upstream=IP[#PORT] a complete default-deny (server= per name, address=/#/)", Params: []string{"upstream"}, render: renderDnsmasq},
+	{Name: "hosts", ContentType: textPlain, For: "hosts-file syntax, for tools that import host lists", render: renderHosts},
+	{Name: "pac", ContentType: "application/x-ns-proxy-autoconfig", For: "a proxy auto-config script: DIRECT for listed names", render: renderPAC},
+	{Name: "csv", ContentType: "text/csv; charset=utf-8", For: "pattern,site,category with a header row, for spreadsheets", render: renderCSV},
+	{Name: "adblock", ContentType: textPlain, For: "allow rules (@@||name^, @@|host^) for AdGuard Home and other adblock-syntax filters", render: renderAdblock},
+	{Name: "edl", ContentType: textPlain, For: "external domain list for Palo Alto Networks and Fortinet firewalls", render: renderEDL},
+	{Name: "chrome", ContentType: "application/json", For: "Chrome/Edge managed policy: URLBlocklist [\"*\"] and the URLAllowlist (at most 1000 entries)", render: renderChrome},
 }
+
+const textPlain = "text/plain; charset=utf-8"
 
 // FindFormat returns the named format, or an EINVALID error listing the
 // known ones.
@@ -48,11 +67,86 @@ func FindFormat(name string) (Format, error) {
 	return Format{}, Invalid(FieldError{Field: "format", Message: "unknown format; one of " + strings.Join(names, ", ")})
 }
 
-// Render returns the list in format f. body must be the list's signed JSON.
-func (f Format) Render(l List, body []byte) []byte {
+// maxUpstreams bounds the upstream parameter: each one adds a line for
+// every name.
+const maxUpstreams = 4
+
+// Configure returns f with its parameters read by param (a URL query's
+// Get). A parameter the format does not take is refused, so that a
+// mistyped request never quietly yields a file other than the one asked
+// for.
+func (f Format) Configure(param func(string) string) (Format, error) {
+	up := strings.TrimSpace(param("upstream"))
+	if up == "" {
+		return f, nil
+	}
+	if !slices.Contains(f.Params, "upstream") {
+		return f, Invalid(FieldError{Field: "upstream", Message: "only format=dnsmasq takes an upstream"})
+	}
+	var ups []string
+	for _, s := range strings.Split(up, ",") {
+		u, err := parseUpstream(strings.TrimSpace(s))
+		if err != nil {
+			return f, err
+		}
+		if !slices.Contains(ups, u) {
+			ups = append(ups, u)
+		}
+	}
+	if len(ups) > maxUpstreams {
+		return f, Invalid(FieldError{Field: "upstream", Message: fmt.Sprintf("at most %d upstreams", maxUpstreams)})
+	}
+	f.opts.upstreams = ups
+	return f, nil
+}
+
+// parseUpstream reads one resolver address, an IP address with an
+// optional port (IP, IP#PORT as dnsmasq writes it, IPv4:PORT or
+// [IPv6]:PORT), into dnsmasq's form.
+func parseUpstream(s string) (string, error) {
+	bad := Invalid(FieldError{Field: "upstream", Message: "want a resolver's IP address with an optional port: 192.0.2.53, 192.0.2.53#5353, 192.0.2.53:5353 or [2001:db8::53]:5353"})
+	var ap netip.AddrPort
+	if a, err := netip.ParseAddr(s); err == nil {
+		ap = netip.AddrPortFrom(a, 53)
+	} else if i := strings.LastIndexByte(s, '#'); i > 0 {
+		a, err1 := netip.ParseAddr(s[:i])
+		p, err2 := strconv.ParseUint(s[i+1:], 10, 16)
+		if err1 != nil || err2 != nil {
+			return "", bad
+		}
+		ap = netip.AddrPortFrom(a, uint16(p))
+	} else if ap, err = netip.ParseAddrPort(s); err != nil {
+		return "", bad
+	}
+	a := ap.Addr()
+	if a.Zone() != "" || a.IsUnspecified() || a.IsMulticast() || ap.Port() == 0 {
+		return "", bad
+	}
+	a = a.Unmap()
+	if ap.Port() == 53 {
+		return a.String(), nil
+	}
+	return a.String() + "#" + strconv.Itoa(int(ap.Port())), nil
+}
+
+// Key names f with its parameters: formats with the same key render a
+// version to the same bytes.
+func (f Format) Key() string {
+	if len(f.opts.upstreams) == 0 {
+		return f.Name
+	}
+	return f.Name + ";upstream=" + strings.Join(f.opts.upstreams, "+")
+}
+
+// Render returns the list in format f. body must be the list's signed
+// JSON. It fails, with an EINVALID error, only when the format cannot
+// hold the list (a browser policy past its entry cap).
+func (f Format) Render(l List, body []byte) ([]byte, error) {
 	var w bytes.Buffer
-	f.render(&w, l, body)
-	return w.Bytes()
+	if err := f.render(&w, l, body, f.opts); err != nil {
+		return nil, err
+	}
+	return w.Bytes(), nil
 }
 
 func header(w *bytes.Buffer, c string, l List, f string) {
@@ -61,12 +155,13 @@ func header(w *bytes.Buffer, c string, l List, f string) {
 	fmt.Fprintf(w, "%s sha256=%s (of the canonical entries; verify the JSON form's signature)\n", c, l.SHA256)
 }
 
-func renderTxt(w *bytes.Buffer, l List, _ []byte) {
+func renderTxt(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 	header(w, "#", l, "txt")
 	for _, e := range l.Entries {
 		w.WriteString(e.Pattern)
 		w.WriteByte('\n')
 	}
+	return nil
 }
 
 // subtrees reduces the list to the set of names whose whole subtree is
@@ -109,6 +204,41 @@ func coveredByAncestor(name string, set map[string]bool) bool {
 	}
 }
 
+// reduced is a list without the entries that a wildcard entry covers: an
+// exact name at or below a listed subtree, or a subtree below another.
+// What is left allows the same names, and no name in it lies at or below
+// a subtree it lists, which formats with "most specific rule wins" or DNS
+// wildcard semantics need. Names are sorted and unique.
+type reduced struct {
+	names []string        // every name left, exact or subtree
+	wild  map[string]bool // which of them are subtrees
+}
+
+func reduce(entries []Entry) reduced {
+	r := reduced{wild: map[string]bool{}}
+	for _, e := range entries {
+		if name, ok := cutWildcard(e.Pattern); ok {
+			r.wild[name] = true
+		}
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		name, ok := cutWildcard(e.Pattern)
+		if coveredByAncestor(name, r.wild) || (!ok && r.wild[name]) || seen[name] {
+			continue
+		}
+		seen[name] = true
+		r.names = append(r.names, name)
+	}
+	for n := range r.wild {
+		if !seen[n] {
+			delete(r.wild, n) // covered by a wider subtree
+		}
+	}
+	sort.Strings(r.names)
+	return r
+}
+
 func widenedNote(w *bytes.Buffer, c string, widened []string) {
 	if len(widened) == 0 {
 		return
@@ -123,37 +253,31 @@ func widenedNote(w *bytes.Buffer, c string, widened []string) {
 // renderSquid writes a dstdomain file: ".example.org" for a subtree and
 // "host.example.org" for one host. Squid warns about, and ignores, an entry
 // that overlaps another, so entries below a listed subtree are left out.
-func renderSquid(w *bytes.Buffer, l List, _ []byte) {
+func renderSquid(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 	header(w, "#", l, "squid")
-	wild := map[string]bool{}
-	for _, e := range l.Entries {
-		if name, ok := cutWildcard(e.Pattern); ok {
-			wild[name] = true
+	w.WriteString("# Load as: acl allowed dstdomain \"/path/to/this/file\"\n")
+	w.WriteString("#          http_access allow allowed\n#          http_access deny all\n")
+	r := reduce(l.Entries)
+	lines := make([]string, 0, len(r.names))
+	for _, n := range r.names {
+		if r.wild[n] {
+			n = "." + n
 		}
-	}
-	var lines []string
-	for _, e := range l.Entries {
-		name, ok := cutWildcard(e.Pattern)
-		if coveredByAncestor(name, wild) || (!ok && wild[name]) {
-			continue
-		}
-		if ok {
-			lines = append(lines, "."+name)
-		} else {
-			lines = append(lines, name)
-		}
+		lines = append(lines, n)
 	}
 	sort.Strings(lines)
 	for _, s := range lines {
 		w.WriteString(s)
 		w.WriteByte('\n')
 	}
+	return nil
 }
 
 // RPZOwners returns the owner names, relative to the zone's origin, of
 // the rpz-passthru records that allow exactly the names the entries allow,
-// without duplicates, sorted by name with a wildcard after its name. A subtree needs two records, one for its
-// name and one for the wildcard below it.
+// without duplicates, sorted by name with a wildcard after its name. A
+// subtree needs two records, one for its name and one for the wildcard
+// below it.
 //
 // An entry that a wildcard entry covers (an exact name at or below a
 // listed subtree, or a narrower subtree) is left out. Inside a policy
@@ -166,39 +290,14 @@ func renderSquid(w *bytes.Buffer, l List, _ []byte) {
 // The zone-file renderer and zone transfers both call it, so a transfer
 // serves the same records as ?format=rpz.
 func RPZOwners(entries []Entry) []string {
-	wild := map[string]bool{}
-	for _, e := range entries {
-		if name, ok := cutWildcard(e.Pattern); ok {
-			wild[name] = true
+	r := reduce(entries)
+	owners := make([]string, 0, len(r.names)+len(r.wild))
+	for _, n := range r.names {
+		owners = append(owners, n)
+		if r.wild[n] {
+			owners = append(owners, "*."+n)
 		}
 	}
-	seen := map[string]bool{}
-	var owners []string
-	add := func(o string) {
-		if !seen[o] {
-			seen[o] = true
-			owners = append(owners, o)
-		}
-	}
-	for _, e := range entries {
-		name, ok := cutWildcard(e.Pattern)
-		if coveredByAncestor(name, wild) || (!ok && wild[name]) {
-			continue
-		}
-		add(name)
-		if ok {
-			add("*." + name)
-		}
-	}
-	// Each name, then its wildcard.
-	sort.Slice(owners, func(i, j int) bool {
-		a, aw := cutWildcard(owners[i])
-		b, bw := cutWildcard(owners[j])
-		if a != b {
-			return a < b
-		}
-		return !aw && bw
-	})
 	return owners
 }
 
@@ -206,12 +305,12 @@ func RPZOwners(entries []Entry) []string {
 // listed names are resolved normally, and the zone must come before a
 // blocking zone that catches everything else. The SOA serial is the
 // version.
-func renderRPZ(w *bytes.Buffer, l List, _ []byte) {
+func renderRPZ(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 	header(w, ";", l, "rpz")
 	fmt.Fprintf(w, `; A passthru-only policy zone: it blocks nothing by itself. For
 ; default-deny, list it FIRST in the server's policy order and a blocking
 ; catch-all zone (one record: "* CNAME .") AFTER it; the first zone that
-; matches a name decides. See docs/formats.md. For example, in BIND:
+; matches a name decides. For example, in BIND:
 ;   response-policy { zone "%[1]s.allowlist.rpz"; zone "catchall.rpz"; };
 ; Unbound: an rpz: clause for this zone, then one for the catch-all zone.
 ; PowerDNS Recursor: rpzFile() for this zone, then for the catch-all zone.
@@ -224,35 +323,75 @@ func renderRPZ(w *bytes.Buffer, l List, _ []byte) {
 	for _, o := range RPZOwners(l.Entries) {
 		fmt.Fprintf(w, "%s CNAME rpz-passthru.\n", o)
 	}
+	return nil
 }
 
-func renderUnbound(w *bytes.Buffer, l List, _ []byte) {
+func renderUnbound(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 	header(w, "#", l, "unbound")
 	names, widened := subtrees(l)
 	widenedNote(w, "#", widened)
-	w.WriteString("# Listed zones resolve normally; pair with a default such as\n")
-	w.WriteString("#   local-zone: \".\" always_nxdomain\n")
+	w.WriteString("# Listed zones resolve normally. For default-deny, include this file in\n")
+	w.WriteString("# unbound.conf beside a default that refuses everything else:\n")
+	w.WriteString("#   server:\n#     local-zone: \".\" always_nxdomain\n#   include: \"/path/to/this/file\"\n")
+	w.WriteString("# (the rpz format allows exact hosts exactly, in Unbound too).\n")
 	w.WriteString("server:\n")
 	for _, n := range names {
 		fmt.Fprintf(w, "    local-zone: \"%s.\" transparent\n", n)
 	}
+	return nil
 }
 
-func renderDnsmasq(w *bytes.Buffer, l List, _ []byte) {
+// renderDnsmasq writes dnsmasq configuration. With upstreams it is a
+// complete default-deny: no-resolv, each listed name forwarded to the
+// upstreams, the names below an exact entry answered NXDOMAIN
+// (address=/*.host/), and address=/#/ answering NXDOMAIN, for every query
+// type, for every other name. dnsmasq picks the most specific domain
+// rule. Without upstreams it keeps the old form, server=/name/#, which
+// routes listed names but cannot deny the rest; its header says so.
+func renderDnsmasq(w *bytes.Buffer, l List, _ []byte, o formatOptions) error {
 	header(w, "#", l, "dnsmasq")
-	names, widened := subtrees(l)
-	widenedNote(w, "#", widened)
-	w.WriteString("# Each line sends a subtree to the usual upstreams (#); pair with a\n")
-	w.WriteString("# default such as address=/#/ to refuse everything else.\n")
-	for _, n := range names {
-		fmt.Fprintf(w, "server=/%s/#\n", n)
+	if len(o.upstreams) == 0 {
+		names, widened := subtrees(l)
+		widenedNote(w, "#", widened)
+		w.WriteString(`# NOT a default-deny file: it was fetched without an upstream. Each line
+# sends a subtree to dnsmasq's standard servers (#), and dnsmasq sends
+# every other name to those same servers, so nothing is refused.
+# For default-deny, fetch it again with upstream=IP or upstream=IP#PORT
+# (your recursive resolver) added to the URL, and load that file alone.
+`)
+		for _, n := range names {
+			fmt.Fprintf(w, "server=/%s/#\n", n)
+		}
+		return nil
 	}
+	fmt.Fprintf(w, `# Default-deny for every query type, forwarding listed names to %[1]s.
+# Load it as dnsmasq's whole forwarding configuration:
+#   dnsmasq --conf-file=/path/to/this/file   (or conf-file= in dnsmasq.conf)
+# and keep other server=, address=, local= and resolv-file= lines out of
+# your configuration: a server= line without a domain makes dnsmasq
+# forward every unlisted name, and address=/#/ then refuses nothing.
+# Names in /etc/hosts and DHCP leases still answer (add no-hosts to stop).
+# An exact entry allows that name only: address=/*.name/ answers NXDOMAIN
+# below it. Every other name gets NXDOMAIN from address=/#/.
+no-resolv
+`, strings.Join(o.upstreams, ", "))
+	r := reduce(l.Entries)
+	for _, n := range r.names {
+		for _, u := range o.upstreams {
+			fmt.Fprintf(w, "server=/%s/%s\n", n, u)
+		}
+		if !r.wild[n] {
+			fmt.Fprintf(w, "address=/*.%s/\n", n)
+		}
+	}
+	w.WriteString("address=/#/\n")
+	return nil
 }
 
 // renderHosts writes hosts-file lines. Hosts files cannot express a
 // subtree, so a wildcard entry is listed by its base name only; the
 // header names those narrowed entries.
-func renderHosts(w *bytes.Buffer, l List, _ []byte) {
+func renderHosts(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 	header(w, "#", l, "hosts")
 	var narrowed []string
 	seen := map[string]bool{}
@@ -278,9 +417,10 @@ func renderHosts(w *bytes.Buffer, l List, _ []byte) {
 	for _, n := range names {
 		fmt.Fprintf(w, "0.0.0.0 %s\n", n)
 	}
+	return nil
 }
 
-func renderPAC(w *bytes.Buffer, l List, _ []byte) {
+func renderPAC(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 	header(w, "//", l, "pac")
 	exact, wild := map[string]int{}, map[string]int{}
 	for _, e := range l.Entries {
@@ -309,13 +449,90 @@ var OTHERWISE = "PROXY proxy.invalid:3128";
   }
 }
 `)
+	return nil
 }
 
-func renderCSV(w *bytes.Buffer, l List, _ []byte) {
+func renderCSV(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 	c := csv.NewWriter(w)
 	c.Write([]string{"pattern", "site", "category"})
 	for _, e := range l.Entries {
 		c.Write([]string{e.Pattern, e.Site, e.Category})
 	}
 	c.Flush()
+	return c.Error()
+}
+
+// renderAdblock writes allow (exception) rules in the adblock syntax that
+// AdGuard Home's filter engine reads: @@||name^ allows a name and every
+// name below it, @@|host^ that host alone. The file blocks nothing: the
+// blocking rule for everything else is the subscriber's, one line.
+func renderAdblock(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
+	header(w, "!", l, "adblock")
+	fmt.Fprintf(w, "! Title: Cross-government allow-list (%s)\n! Version: %d\n", l.Scope, l.Version)
+	w.WriteString(`! Allow rules only. For default-deny, add this blocking rule of your own
+! (AdGuard Home: Filters > Custom filtering rules):
+!   /.*/
+! and subscribe to this file as a filter list (or a DNS allowlist).
+`)
+	r := reduce(l.Entries)
+	for _, n := range r.names {
+		if r.wild[n] {
+			fmt.Fprintf(w, "@@||%s^\n", n)
+		} else {
+			fmt.Fprintf(w, "@@|%s^\n", n)
+		}
+	}
+	return nil
+}
+
+// renderEDL writes an external domain list as Palo Alto Networks and
+// Fortinet firewalls read it: one name per line, "*.name" for the names
+// below it. There "*.name" does not include name itself, so a subtree
+// takes both lines. The file has no comments: not every firewall skips
+// them.
+func renderEDL(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
+	r := reduce(l.Entries)
+	for _, n := range r.names {
+		w.WriteString(n)
+		w.WriteByte('\n')
+		if r.wild[n] {
+			fmt.Fprintf(w, "*.%s\n", n)
+		}
+	}
+	return nil
+}
+
+// ChromeMaxEntries is the most entries Chrome and Edge read from
+// URLAllowlist; they ignore the rest.
+const ChromeMaxEntries = 1000
+
+// renderChrome writes a managed browser policy: URLBlocklist ["*"] and a
+// URLAllowlist where "name" allows a name and every name below it, and
+// ".host" (a leading dot) that host alone, on any scheme, port and path.
+// A list that needs more entries than the browser reads is refused: a
+// file the browser would silently cut would allow less than the list.
+func renderChrome(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
+	r := reduce(l.Entries)
+	if len(r.names) > ChromeMaxEntries {
+		return Invalid(FieldError{Field: "format", Message: fmt.Sprintf(
+			"the chrome format holds at most %d entries (Chrome and Edge ignore the rest of URLAllowlist) and this list needs %d; use a proxy format (pac, squid) or a DNS format instead",
+			ChromeMaxEntries, len(r.names))})
+	}
+	allow := make([]string, 0, len(r.names))
+	for _, n := range r.names {
+		if !r.wild[n] {
+			n = "." + n
+		}
+		allow = append(allow, n)
+	}
+	out, err := json.MarshalIndent(struct {
+		Blocklist []string `json:"URLBlocklist"`
+		Allowlist []string `json:"URLAllowlist"`
+	}{[]string{"*"}, allow}, "", "  ")
+	if err != nil {
+		return err
+	}
+	w.Write(out)
+	w.WriteByte('\n')
+	return nil
 }

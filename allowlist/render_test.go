@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,12 +30,41 @@ func sampleList() (List, []byte) {
 	})
 }
 
+// mustRender renders the list in f, failing the test on an error.
+func mustRender(t *testing.T, f Format, l List, body []byte) []byte {
+	t.Helper()
+	out, err := f.Render(l, body)
+	if err != nil {
+		t.Fatalf("render %s: %v", f.Key(), err)
+	}
+	return out
+}
+
+// configured returns the named format with URL query parameters.
+func configured(t *testing.T, name string, params map[string]string) Format {
+	t.Helper()
+	f, err := FindFormat(name)
+	if err == nil {
+		f, err = f.Configure(func(k string) string { return params[k] })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func TestRenderGolden(t *testing.T) {
 	l, body := sampleList()
-	for _, f := range Formats {
-		t.Run(f.Name, func(t *testing.T) {
-			got := f.Render(l, body)
-			path := filepath.Join("testdata", "list."+f.Name)
+	formats := append([]Format(nil), Formats...)
+	formats = append(formats, configured(t, "dnsmasq", map[string]string{"upstream": "192.0.2.53, [2001:db8::53]:5353"}))
+	for _, f := range formats {
+		file := f.Name
+		if f.Key() != f.Name {
+			file += "-upstream"
+		}
+		t.Run(file, func(t *testing.T) {
+			got := mustRender(t, f, l, body)
+			path := filepath.Join("testdata", "list."+file)
 			if *update {
 				if err := os.WriteFile(path, got, 0o644); err != nil {
 					t.Fatal(err)
@@ -60,11 +90,83 @@ func TestFindFormat(t *testing.T) {
 	}
 }
 
+func TestFormatConfigure(t *testing.T) {
+	dnsmasq, _ := FindFormat("dnsmasq")
+	for in, want := range map[string]string{
+		"192.0.2.53":              "192.0.2.53",
+		"192.0.2.53#5353":         "192.0.2.53#5353",
+		"192.0.2.53:5353":         "192.0.2.53#5353",
+		"192.0.2.53:53":           "192.0.2.53",
+		"2001:db8::53":            "2001:db8::53",
+		"[2001:db8::53]:5353":     "2001:db8::53#5353",
+		"2001:db8::53#5353":       "2001:db8::53#5353",
+		" 127.0.0.1 , 127.0.0.1 ": "127.0.0.1",
+		"10.0.0.1,10.0.0.2#54":    "10.0.0.1,10.0.0.2#54",
+		"::ffff:192.0.2.1":        "192.0.2.1",
+	} {
+		f, err := dnsmasq.Configure(func(k string) string { return map[string]string{"upstream": in}[k] })
+		if err != nil || f.Key() != "dnsmasq;upstream="+strings.ReplaceAll(want, ",", "+") {
+			t.Errorf("upstream=%q: key %q, %v; want %q", in, f.Key(), err, want)
+		}
+	}
+	for _, in := range []string{"resolver.example", "192.0.2.53#", "192.0.2.53:0", "192.0.2.53#99999", "0.0.0.0", "224.0.0.1",
+		"fe80::1%eth0", "192.0.2.1/24", "1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4,5.5.5.5", "192.0.2.53\nserver=/#/6.6.6.6", ",", "192.0.2.53 # x"} {
+		if f, err := dnsmasq.Configure(func(k string) string { return map[string]string{"upstream": in}[k] }); ErrorCode(err) != EINVALID {
+			t.Errorf("upstream=%q accepted as %q (%v)", in, f.Key(), err)
+		}
+	}
+	squid, _ := FindFormat("squid")
+	if _, err := squid.Configure(func(k string) string { return map[string]string{"upstream": "192.0.2.53"}[k] }); ErrorCode(err) != EINVALID {
+		t.Errorf("squid took an upstream: %v", err)
+	}
+	if f, err := squid.Configure(func(string) string { return "" }); err != nil || f.Key() != "squid" {
+		t.Errorf("squid without parameters: %q, %v", f.Key(), err)
+	}
+}
+
+// TestRenderChromeCap: a list the browser would cut is refused, not cut.
+func TestRenderChromeCap(t *testing.T) {
+	var entries []Entry
+	for i := 0; i < ChromeMaxEntries; i++ {
+		entries = append(entries, Entry{Pattern: "h" + strconv.Itoa(i) + ".example.org", Site: "s", Category: "other"})
+	}
+	f, _ := FindFormat("chrome")
+	l, body := NewList("common", 1, time.Unix(0, 0), entries)
+	if _, err := f.Render(l, body); err != nil {
+		t.Fatalf("%d entries: %v", len(entries), err)
+	}
+	// One more below a wildcard costs nothing; one more beside it does.
+	l, body = NewList("common", 2, time.Unix(0, 0), append(entries, Entry{Pattern: "*.h1.example.org", Site: "s", Category: "other"}))
+	if _, err := f.Render(l, body); err != nil {
+		t.Fatalf("covered entry counted: %v", err)
+	}
+	l, body = NewList("common", 3, time.Unix(0, 0), append(entries, Entry{Pattern: "extra.example.net", Site: "s", Category: "other"}))
+	out, err := f.Render(l, body)
+	if ErrorCode(err) != EINVALID || out != nil || !strings.Contains(err.Error(), "1001") {
+		t.Fatalf("1001 entries: %q, %v", out, err)
+	}
+}
+
+func TestRPZOwnersLeaveOutCovered(t *testing.T) {
+	got := RPZOwners([]Entry{
+		{Pattern: "*.wiki.example.org"}, {Pattern: "files.wiki.example.org"}, {Pattern: "api.eu.wiki.example.org"},
+		{Pattern: "*.a.wiki.example.org"}, {Pattern: "wiki.example.org"}, {Pattern: "meet.example.org"},
+		{Pattern: "x.meet.example.org"}, {Pattern: "meet.example.org"},
+	})
+	want := []string{"meet.example.org", "wiki.example.org", "*.wiki.example.org", "x.meet.example.org"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("RPZOwners = %q, want %q", got, want)
+	}
+	if got := RPZOwners(nil); len(got) != 0 {
+		t.Errorf("RPZOwners(nil) = %q", got)
+	}
+}
+
 func TestRenderSquidHasNoOverlaps(t *testing.T) {
 	l, body := sampleList()
 	out, _ := FindFormat("squid")
 	lines := map[string]bool{}
-	for _, line := range strings.Split(string(out.Render(l, body)), "\n") {
+	for _, line := range strings.Split(string(mustRender(t, out, l, body)), "\n") {
 		if line != "" && !strings.HasPrefix(line, "#") {
 			lines[line] = true
 		}
@@ -86,7 +188,7 @@ func TestRenderSquidHasNoOverlaps(t *testing.T) {
 func TestRenderCSVParses(t *testing.T) {
 	l, body := sampleList()
 	f, _ := FindFormat("csv")
-	recs, err := csv.NewReader(bytes.NewReader(f.Render(l, body))).ReadAll()
+	recs, err := csv.NewReader(bytes.NewReader(mustRender(t, f, l, body))).ReadAll()
 	if err != nil || len(recs) != len(l.Entries)+1 {
 		t.Fatalf("csv: %d records, %v", len(recs), err)
 	}
@@ -101,7 +203,7 @@ func renderTo(t *testing.T, format string) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "list."+format)
-	if err := os.WriteFile(path, f.Render(l, body), 0o644); err != nil {
+	if err := os.WriteFile(path, mustRender(t, f, l, body), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path

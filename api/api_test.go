@@ -287,7 +287,7 @@ func TestEveryFormat(t *testing.T) {
 	e.do("GET", "/v1/keys", "", nil).want(200).decode(&keys)
 	pub, _ := base64.StdEncoding.DecodeString(keys.Keys[0].PublicKey)
 	jsonBody := e.do("GET", "/v1/lists/common?format=json", "", nil).want(200)
-	types := map[string]string{"json": "application/json", "pac": "application/x-ns-proxy-autoconfig", "csv": "text/csv; charset=utf-8"}
+	types := map[string]string{"json": "application/json", "chrome": "application/json", "pac": "application/x-ns-proxy-autoconfig", "csv": "text/csv; charset=utf-8"}
 	for _, f := range allowlist.Formats {
 		r := e.do("GET", "/v1/lists/common?format="+f.Name, "", nil).want(200)
 		want := types[f.Name]
@@ -309,6 +309,18 @@ func TestEveryFormat(t *testing.T) {
 		}
 	}
 	e.do("GET", "/v1/lists/common?format=xml", "", nil).want(400)
+	// dnsmasq takes the resolver listed names go to; each upstream has its
+	// own bytes and ETag. A bad one, or one given to another format, is 400.
+	d1 := e.do("GET", "/v1/lists/common?format=dnsmasq&upstream=192.0.2.53%235353", "", nil).want(200)
+	d2 := e.do("GET", "/v1/lists/common?format=dnsmasq&upstream=192.0.2.54", "", nil).want(200)
+	if !strings.Contains(string(d1.body), "server=/zoom.us/192.0.2.53#5353\n") || !strings.Contains(string(d1.body), "address=/#/\n") ||
+		!strings.Contains(string(d2.body), "server=/zoom.us/192.0.2.54\n") || d1.h.Get("ETag") == d2.h.Get("ETag") {
+		t.Errorf("dnsmasq with upstreams:\n%s\n%s", d1.body, d2.body)
+	}
+	e.do("GET", "/v1/lists/common?format=dnsmasq&upstream=192.0.2.53", "", nil, "If-None-Match", d1.h.Get("ETag")).want(200)
+	e.do("GET", "/v1/lists/common?format=dnsmasq&upstream=192.0.2.53%235353", "", nil, "If-None-Match", d1.h.Get("ETag")).want(304)
+	e.do("GET", "/v1/lists/common?format=dnsmasq&upstream=resolver.example", "", nil).want(400)
+	e.do("GET", "/v1/lists/common?format=squid&upstream=192.0.2.53", "", nil).want(400)
 }
 
 func TestListCachingAndHistory(t *testing.T) {

@@ -151,14 +151,14 @@ func (h *hub) get(ctx context.Context, scope string, version int64, f allowlist.
 	if err != nil {
 		return nil, err
 	}
-	key := renderKey{scope, version, f.Name}
+	key := renderKey{scope, version, f.Key()}
 	h.mu.Lock()
 	r, ok := h.rendered[key]
 	h.mu.Unlock()
 	if ok {
 		return r, nil
 	}
-	out, err, _ := h.flight.Do("render/"+scope+"/"+strconv.FormatInt(version, 10)+"/"+f.Name, func() (any, error) {
+	out, err, _ := h.flight.Do("render/"+scope+"/"+strconv.FormatInt(version, 10)+"/"+f.Key(), func() (any, error) {
 		return h.render(context.WithoutCancel(ctx), scope, version, f)
 	})
 	if err != nil {
@@ -168,7 +168,7 @@ func (h *hub) get(ctx context.Context, scope string, version int64, f allowlist.
 }
 
 func (h *hub) render(ctx context.Context, scope string, version int64, f allowlist.Format) (*rendered, error) {
-	key := renderKey{scope, version, f.Name}
+	key := renderKey{scope, version, f.Key()}
 	// JSON is the stored bytes themselves: nothing to decode or copy.
 	// This is what a watching resolver waits for after a publication.
 	v, err := h.reg.FindVersion(ctx, scope, version)
@@ -181,7 +181,11 @@ func (h *hub) render(ctx context.Context, scope string, version int64, f allowli
 		if err != nil {
 			return nil, err
 		}
-		parts = [][]byte{f.Render(l, v.Whole())}
+		out, err := f.Render(l, v.Whole())
+		if err != nil {
+			return nil, err
+		}
+		parts = [][]byte{out}
 	}
 	r := newRendered(v, f, parts)
 	h.mu.Lock()
@@ -201,7 +205,7 @@ func newRendered(v allowlist.Version, f allowlist.Format, parts [][]byte) *rende
 		generatedAt: v.CreatedAt.UTC().Format(time.RFC3339Nano),
 		// The ETag names the exact bytes: scope, version, format and the
 		// content hash, which never change for a version.
-		etag: `"` + v.Scope + "-" + strconv.FormatInt(v.Version, 10) + "-" + f.Name + "-" + v.SHA256[:16] + `"`,
+		etag: `"` + v.Scope + "-" + strconv.FormatInt(v.Version, 10) + "-" + f.Key() + "-" + v.SHA256[:16] + `"`,
 	}
 }
 

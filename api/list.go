@@ -21,6 +21,9 @@ func (s *Server) handleScopes(c echo.Context) error {
 
 func format(c echo.Context) (allowlist.Format, error) {
 	f, err := allowlist.FindFormat(c.QueryParam("format"))
+	if err == nil {
+		f, err = f.Configure(c.QueryParam)
+	}
 	if err != nil {
 		return f, errStatus(http.StatusBadRequest, err.Error())
 	}
