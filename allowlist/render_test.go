@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"flag"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -194,97 +193,6 @@ func TestRenderCSVParses(t *testing.T) {
 	}
 }
 
-// renderTo writes a format of the sample list to a temp file.
-func renderTo(t *testing.T, format string) string {
-	t.Helper()
-	l, body := sampleList()
-	f, err := FindFormat(format)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "list."+format)
-	if err := os.WriteFile(path, mustRender(t, f, l, body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// tool returns the path of a real consumer, skipping the test when it is
-// not installed (CI installs them all, see .ci/run).
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed; .ci/run should install it", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-	return string(out)
-}
-
-func TestRenderAcceptedBySquid(t *testing.T) {
-	squid := tool(t, "squid")
-	list := renderTo(t, "squid")
-	dir := filepath.Dir(list)
-	conf := filepath.Join(dir, "squid.conf")
-	os.WriteFile(conf, []byte("http_port 127.0.0.1:39128\npid_filename none\ncache_log /dev/null\naccess_log none\n"+
-		"acl allowed dstdomain \""+list+"\"\nhttp_access allow allowed\nhttp_access deny all\n"), 0o644)
-	out := run(t, squid, "-k", "parse", "-f", conf)
-	for _, bad := range []string{"WARNING", "ERROR", "FATAL"} {
-		if strings.Contains(out, bad) {
-			t.Errorf("squid -k parse complained:\n%s", out)
-		}
-	}
-}
-
-func TestRenderAcceptedByNamedCheckzone(t *testing.T) {
-	checkzone := tool(t, "named-checkzone")
-	out := run(t, checkzone, "-k", "fail", "-n", "fail", "common.allowlist.rpz", renderTo(t, "rpz"))
-	if !strings.Contains(out, "OK") {
-		t.Errorf("named-checkzone: %s", out)
-	}
-}
-
-func TestRenderAcceptedByUnbound(t *testing.T) {
-	checkconf := tool(t, "unbound-checkconf")
-	list := renderTo(t, "unbound")
-	conf := filepath.Join(filepath.Dir(list), "unbound.conf")
-	os.WriteFile(conf, []byte("server:\n    chroot: \"\"\n    username: \"\"\n    directory: \""+filepath.Dir(list)+"\"\n    pidfile: \"\"\n    local-zone: \".\" always_nxdomain\ninclude: \""+list+"\"\n"), 0o644)
-	out := run(t, checkconf, conf)
-	if !strings.Contains(out, "no errors") {
-		t.Errorf("unbound-checkconf: %s", out)
-	}
-}
-
-func TestRenderAcceptedByDnsmasq(t *testing.T) {
-	dnsmasq := tool(t, "dnsmasq")
-	out := run(t, dnsmasq, "--test", "--conf-file="+renderTo(t, "dnsmasq"))
-	if !strings.Contains(out, "syntax check OK") {
-		t.Errorf("dnsmasq --test: %s", out)
-	}
-}
-
-// TestRenderPACRuns evaluates the PAC script in Node, as a browser would.
-func TestRenderPACRuns(t *testing.T) {
-	node := tool(t, "node")
-	script := renderTo(t, "pac")
-	probe := `const fs=require("fs"); eval(fs.readFileSync(process.argv[1],"utf8"));
-const cases={"zoom.us":"DIRECT","a.b.zoom.us":"DIRECT","meet.example.org":"DIRECT","MEET.Example.org.":"DIRECT",
-"x.meet.example.org":"PROXY proxy.invalid:3128","example.org":"PROXY proxy.invalid:3128","a.example.net":"DIRECT","badzoom.us":"PROXY proxy.invalid:3128"};
-for (const [h,w] of Object.entries(cases)) { const g=FindProxyForURL("https://"+h+"/", h); if (g!==w) { console.log("FAIL",h,g,w); process.exit(1);} }
-console.log("ok");`
-	out := run(t, node, "-e", probe, script)
-	if !strings.Contains(out, "ok") {
-		t.Errorf("pac: %s", out)
-	}
-}
+// The real consumers (Squid, Unbound, BIND, PowerDNS Recursor, dnsmasq,
+// pactester, Chromium, AdGuard's filter engine) load every format in
+// e2e/consumers, the consumer matrix.
