@@ -174,3 +174,15 @@ func output(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
 }
+
+// newEnv makes the suite's temp dir. Squid and dnsmasq drop root: they
+// must reach their files, so it is opened to all (it holds no secret).
+func newEnv(t *testing.T) *env {
+	e := &env{dir: t.TempDir()}
+	for _, d := range []string{filepath.Dir(e.dir), e.dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}

@@ -19,17 +19,17 @@ import (
 // columns are the consumers of the matrix, in the order of the table.
 func columns() []column {
 	return []column{
-		{name: "Squid 5 (squid)", format: "squid", ask: askSquid, how: "a running proxy: GET through it, 403 TCP_DENIED or 200 from the origin"},
-		{name: "pactester (pac)", format: "pac", ask: askPAC, how: "pactester -p FILE -u URL: DIRECT or the proxy"},
-		{name: "Chromium (chrome)", format: "chrome", ask: askChromium, how: "headless Chromium with the file as its managed policy, loading http://NAME:PORT/"},
+		{name: "Squid", format: "squid", ask: askSquid, how: "a running proxy: GET through it, 403 TCP_DENIED or 200 from the origin"},
+		{name: "pactester", format: "pac", ask: askPAC, how: "pactester -p FILE -u URL: DIRECT or the proxy"},
+		{name: "Chromium", format: "chrome", ask: askChromium, how: "headless Chromium with the file as its managed policy, loading http://NAME:PORT/"},
 		{name: "Unbound (unbound)", format: "unbound", sem: widened, ask: askUnboundZones, how: "include: beside local-zone: \".\" always_nxdomain"},
 		{name: "Unbound (rpz)", format: "rpz", ask: askUnboundRPZ, how: "rpz: our zone, then rpz: a catch-all zone"},
-		{name: "BIND 9 (rpz)", format: "rpz", ask: askBIND, how: "response-policy { our zone; catch-all; }"},
-		{name: "PowerDNS Recursor (rpz)", format: "rpz", ask: askPDNS, how: "rpzFile(our zone), then rpzFile(catch-all)"},
-		{name: "dnsmasq (dnsmasq&upstream=)", format: "dnsmasq", params: map[string]string{"upstream": "UPSTREAM"}, ask: askDnsmasq, how: "dnsmasq --conf-file=FILE, nothing else"},
-		{name: "dnsmasq addn-hosts (hosts)", format: "hosts", sem: narrowed, ask: askHosts, how: "dnsmasq --addn-hosts=FILE: is the name in its hosts table"},
-		{name: "AdGuard urlfilter (adblock)", format: "adblock", ask: askAdblock, how: "AdGuard's DNS filter engine with the file and the blocking rule /.*/"},
-		{name: "EDL rules (edl)", format: "edl", ask: askEDL, how: "the vendors' documented matching (no firewall runs here)"},
+		{name: "BIND (rpz)", format: "rpz", ask: askBIND, how: "response-policy { our zone; catch-all; }"},
+		{name: "PowerDNS (rpz)", format: "rpz", ask: askPDNS, how: "rpzFile(our zone), then rpzFile(catch-all)"},
+		{name: "dnsmasq", format: "dnsmasq", params: map[string]string{"upstream": "UPSTREAM"}, ask: askDnsmasq, how: "dnsmasq --conf-file=FILE, nothing else"},
+		{name: "hosts (dnsmasq)", format: "hosts", sem: narrowed, ask: askHosts, how: "dnsmasq --addn-hosts=FILE: is the name in its hosts table"},
+		{name: "adblock (AdGuard)", format: "adblock", ask: askAdblock, how: "AdGuard's DNS filter engine with the file and the blocking rule /.*/"},
+		{name: "edl (rules)", format: "edl", ask: askEDL, how: "the vendors' documented matching (no firewall runs here)"},
 	}
 }
 
