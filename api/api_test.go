@@ -323,6 +323,29 @@ func TestEveryFormat(t *testing.T) {
 	e.do("GET", "/v1/lists/common?format=squid&upstream=192.0.2.53", "", nil).want(400)
 }
 
+// TestChromeCap: a list past the browsers' 1000-entry URLAllowlist cap is
+// refused with 422 naming the count, never served cut short; the other
+// formats of the same version still serve.
+func TestChromeCap(t *testing.T) {
+	e := newEnv(t, api.Config{PublicLists: true})
+	for s := 0; s < 6; s++ {
+		var domains []string
+		for i := 0; i < 200; i++ {
+			domains = append(domains, fmt.Sprintf("h%d.s%d.example.org", i, s))
+		}
+		id := fmt.Sprintf("many-%d", s)
+		e.do("POST", "/v1/sites", e.tok["a"], map[string]any{"id": id, "name": "Many " + id, "category": "other",
+			"domains": domains, "owner": map[string]string{"name": "x"}}).want(201)
+		e.do("PUT", "/v1/sites/"+id+"/signoffs/dept-a", e.tok["a"], map[string]string{"decision": "approve"}).want(200)
+	}
+	r := e.do("GET", "/v1/lists/dept-a?format=chrome", "", nil).want(422)
+	if !strings.Contains(string(r.body), "1200") || !strings.Contains(string(r.body), "1000") {
+		t.Errorf("chrome past the cap: %s", r.body)
+	}
+	e.do("GET", "/v1/lists/dept-a?format=squid", "", nil).want(200)
+	e.do("GET", "/v1/lists/common?format=chrome", "", nil).want(200)
+}
+
 func TestListCachingAndHistory(t *testing.T) {
 	e := newEnv(t, api.Config{PublicLists: true})
 	r0 := e.do("GET", "/v1/lists/common", "", nil).want(200)
