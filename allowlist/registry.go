@@ -214,6 +214,9 @@ type Registry interface {
 	FindChanges(ctx context.Context, scope string, version int64) (Changes, bool, error)
 	// PublicKey is the key that verifies list signatures.
 	PublicKey() ed25519.PublicKey
+	// SignTimestamp signs a freshness statement with the list key (see
+	// Timestamp). EINVALID for a statement that is not well formed.
+	SignTimestamp(t Timestamp) (string, error)
 
 	// Import adds a catalogue in one transaction, or nothing. EINVALID,
 	// ECONFLICT (field paths such as "sites[3].domains[1]").

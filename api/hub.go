@@ -30,6 +30,10 @@ type hub struct {
 	renderedBytes int
 	matchers      map[string]*compiled
 	diffs         map[diffKey][]byte
+	// stamps holds each scope's last signed timestamp, made again once
+	// older than stampEvery (see timestamp.go).
+	stamps     map[string]signedTimestamp
+	stampEvery time.Duration
 }
 
 type diffKey struct {
@@ -76,7 +80,8 @@ const (
 
 func newHub(reg allowlist.Registry) *hub {
 	return &hub{reg: reg, current: map[string]int64{}, changed: map[string]chan struct{}{},
-		rendered: map[renderKey]*rendered{}, matchers: map[string]*compiled{}, diffs: map[diffKey][]byte{}}
+		rendered: map[renderKey]*rendered{}, matchers: map[string]*compiled{}, diffs: map[diffKey][]byte{},
+		stamps: map[string]signedTimestamp{}, stampEvery: 10 * time.Second}
 }
 
 // refresh reads every scope's version from the store and wakes watchers

@@ -92,6 +92,7 @@ func (s *Server) handleList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.hub.setTimestamp(c, r.scope, r.version, r.sha256)
 	return serveList(c, r, cacheLatest)
 }
 
@@ -195,12 +196,15 @@ func (s *Server) handleWatch(c echo.Context) error {
 			if err != nil {
 				return err
 			}
+			s.hub.setTimestamp(c, r.scope, r.version, r.sha256)
 			return serveList(c, r, "no-store")
 		}
 		select {
 		case <-changed:
 		case <-timer.C:
-			c.Response().Header().Set("X-Allowlist-Version", strconv.FormatInt(cur, 10))
+			// Nothing new: say which version is current, and since when
+			// the registry vouches for it (the timestamp).
+			s.hub.setCurrent(c.Request().Context(), c, scope, cur)
 			c.Response().Header().Set("Cache-Control", "no-store")
 			return c.NoContent(http.StatusNotModified)
 		case <-c.Request().Context().Done():

@@ -34,7 +34,11 @@ type Config struct {
 	// RefreshEvery is how often the server re-reads scope versions written
 	// by other processes.
 	RefreshEvery time.Duration
-	Logger       *slog.Logger
+	// TimestampEvery is how often each scope's freshness timestamp is
+	// signed again (default 10s): a client's list never looks fresher
+	// than this, nor, while it can reach the registry, much staler.
+	TimestampEvery time.Duration
+	Logger         *slog.Logger
 	// Ready reports whether the store is usable (for /readyz).
 	Ready func(context.Context) error
 }
@@ -135,6 +139,9 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 	if cfg.RefreshEvery <= 0 {
 		cfg.RefreshEvery = 2 * time.Second
 	}
+	if cfg.TimestampEvery <= 0 {
+		cfg.TimestampEvery = 10 * time.Second
+	}
 	if cfg.RequestsPerMinute <= 0 {
 		cfg.RequestsPerMinute = 10
 	}
@@ -142,6 +149,7 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 		cfg.Quorum = 2
 	}
 	s := &Server{reg: reg, cfg: cfg, log: cfg.Logger, hub: newHub(reg), metrics: newMetrics(), failures: newFailureLimiter()}
+	s.hub.stampEvery = cfg.TimestampEvery
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError

@@ -184,6 +184,15 @@ func (db *DB) Ping(ctx context.Context) error {
 // PublicKey returns the key that verifies list signatures.
 func (db *DB) PublicKey() ed25519.PublicKey { return db.opts.Key.Public().(ed25519.PublicKey) }
 
+// SignTimestamp signs a freshness statement with the list key.
+func (db *DB) SignTimestamp(t allowlist.Timestamp) (string, error) {
+	sig, err := allowlist.SignTimestamp(db.opts.Key, t)
+	if err != nil {
+		return "", allowlist.Errorf(allowlist.EINVALID, "%v", err)
+	}
+	return sig, nil
+}
+
 func (db *DB) migrate(ctx context.Context) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
