@@ -270,7 +270,7 @@ func (r *Resolver) tailFor(p *policy) *blockedTail {
 // for a name to forward that is not in the cache, the result to count and
 // the upstream group to ask (nil: the ordinary path decides).
 func (r *Resolver) fast(b []byte, q *wireQuery, out []byte) ([]byte, string, *group) {
-	p := r.policy.Load()
+	p := r.enforced()
 	if p == nil {
 		return nil, "", nil
 	}

@@ -50,12 +50,12 @@ func (r *Resolver) answer(req *dns.Msg) (*dns.Msg, string) {
 	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
 		return reply(req, dns.RcodeRefused, edeNotSupported, "zone transfers are not served"), resultRefused
 	}
-	p := r.policy.Load()
+	p := r.enforced()
 	if p == nil {
 		// Without a verified list, never allow everything.
 		switch r.opt.Mode {
 		case ModeEnforce:
-			return reply(req, dns.RcodeRefused, edeNotReady, "the allow-list resolver has no verified list yet"), resultNotReady
+			return reply(req, dns.RcodeRefused, edeNotReady, r.notReadyText()), resultNotReady
 		case ModeRoute:
 			return r.forward(req, r.filtered, true), resultNotReady
 		default: // monitor never blocks

@@ -40,6 +40,7 @@ type metrics struct {
 	listUpdates   *prometheus.CounterVec
 	patchFailures *prometheus.CounterVec
 	handler       http.Handler
+	reg           *prometheus.Registry          // for metrics registered elsewhere (freshness.go)
 	byResult      map[string]prometheus.Counter // resolved once: no label hashing per query
 }
 
@@ -66,11 +67,11 @@ func newMetrics(listAge, cacheLen func() float64) *metrics {
 		listBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "list_bytes",
 			Help: "Memory held by the compiled list (table and names)."}),
 		listAge: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "list_age_seconds",
-			Help: "Seconds since the registry last confirmed the list is current (-1: never)."}, listAge),
+			Help: "Seconds since the registry last signed that the list held is current: its newest timestamp for that version, or the list's generated_at (-1: no list)."}, listAge),
 		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "last_sync_timestamp_seconds",
 			Help: "Unix time of the last successful contact with the registry."}),
 		syncErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "sync_errors_total",
-			Help: "List sync failures by reason: fetch, signature, invalid, rollback, scope, cache_write, cache_invalid."}, []string{"reason"}),
+			Help: "List sync failures by reason: fetch, signature, invalid, rollback, scope, equivocation, timestamp (a freshness timestamp that does not verify), cache_write, cache_invalid."}, []string{"reason"}),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "cache_hits_total",
 			Help: "Answers served from the answer cache."}),
 		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "cache_misses_total",
@@ -101,5 +102,6 @@ func newMetrics(listAge, cacheLen func() float64) *metrics {
 		m.cacheMisses, m.cacheEntries, m.upstreamErrs, m.upstreamTime, m.fwdFallbacks, m.ready, m.reloadSeconds, m.listUpdates, m.patchFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	m.reg = reg
 	return m
 }

@@ -41,21 +41,22 @@ var (
 // head waits, as the watch does, for a version after held, and returns its
 // identity; nil when the wait ended with nothing new. An answer without
 // the headers a patch needs is errNoHead.
-func (f *fetcher) head(ctx context.Context, held int64, wait time.Duration) (*announced, error) {
+func (f *fetcher) head(ctx context.Context, held int64, wait time.Duration) (*announced, stampHeaders, error) {
 	u := f.base + "/v1/lists/" + url.PathEscape(f.scope) + "/watch?after=" + strconv.FormatInt(held, 10) + "&timeout=" + wait.String()
 	resp, err := f.do(ctx, "HEAD", u)
 	if err != nil {
-		return nil, err
+		return nil, stampHeaders{}, err
 	}
 	resp.Body.Close()
+	stamp := stampOf(resp.Header)
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotModified:
-		return nil, nil
+		return nil, stamp, nil
 	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
-		return nil, errNoHead
+		return nil, stampHeaders{}, errNoHead
 	default:
-		return nil, fmt.Errorf("%w (HTTP %d)", errHeadStatus, resp.StatusCode)
+		return nil, stampHeaders{}, fmt.Errorf("%w (HTTP %d)", errHeadStatus, resp.StatusCode)
 	}
 	h := resp.Header
 	v, verr := strconv.ParseInt(h.Get("X-Allowlist-Version"), 10, 64)
@@ -63,9 +64,9 @@ func (f *fetcher) head(ctx context.Context, held int64, wait time.Duration) (*an
 	a := &announced{hdr: allowlist.ListHeader{Scope: f.scope, Version: v, GeneratedAt: at, SHA256: h.Get("X-Allowlist-SHA256")},
 		signature: h.Get("X-Allowlist-Signature")}
 	if verr != nil || terr != nil || a.hdr.SHA256 == "" || a.signature == "" {
-		return nil, fmt.Errorf("%w (headers missing)", errNoHead)
+		return nil, stampHeaders{}, fmt.Errorf("%w (headers missing)", errNoHead)
 	}
-	return a, nil
+	return a, stamp, nil
 }
 
 // do sends a request with the reader token.
@@ -182,7 +183,7 @@ func (r *Resolver) patch(ctx context.Context, held int64, a *announced) error {
 		}
 	} else {
 		p = &policy{scope: a.hdr.Scope, version: a.hdr.Version, sha256: a.hdr.SHA256, entries: res.Stats.Entries,
-			matcher: cur.matcher.Patch(res.Remove, res.Add)}
+			matcher: cur.matcher.Patch(res.Remove, res.Add), generated: a.hdr.GeneratedAt}
 	}
 	r.log.Debug("list patched", "version", a.hdr.Version, "diff", fetched.Sub(start), "rebuild_and_verify", verified.Sub(fetched), "matcher", time.Since(verified))
 	r.enforce(p, sp, "patch", "registry (patched: +"+strconv.Itoa(len(d.Added))+" -"+strconv.Itoa(len(d.Removed))+")", start)

@@ -60,9 +60,16 @@ type Options struct {
 	// RequestURL is where staff ask for a tool; it goes in the blocked
 	// answer's Extended DNS Error text.
 	RequestURL string
-	// MaxListAge: warn when the registry has not confirmed the list for
-	// this long.
-	MaxListAge      time.Duration
+	// MaxListAge: warn when the registry has not vouched (signed) that
+	// the list held is current for this long.
+	MaxListAge time.Duration
+	// ListExpiry: past this age, OnExpiry decides: OnExpiryServe keeps
+	// enforcing the list (loudly), OnExpiryFail answers as with no list.
+	ListExpiry time.Duration
+	OnExpiry   string
+	// CAFile: PEM certificates that an https registry's must chain to,
+	// instead of the system's roots.
+	CAFile          string
 	UpstreamTimeout time.Duration
 	CacheSize       int
 	// WatchTimeout is how long one watch long-poll waits.
@@ -88,11 +95,10 @@ type Resolver struct {
 	tail      atomic.Pointer[blockedTail]
 	udp       []*net.UDPConn
 	policy    atomic.Pointer[policy]
-	confirmed atomic.Int64 // unix nanos of the registry's last confirmation
+	freshness ageState // the list's signed age (freshness.go)
 	// spoolInMemory is set once the cache directory could not take a
 	// spooled list: later lists load in memory.
 	spoolInMemory atomic.Bool
-	warned        atomic.Bool
 	// noHead is set once the registry showed it does not answer HEAD on
 	// a watch: lists are then always taken whole.
 	noHead atomic.Bool
@@ -124,6 +130,9 @@ func New(opt Options) (*Resolver, error) {
 	}
 	if opt.MaxListAge <= 0 {
 		opt.MaxListAge = 24 * time.Hour
+	}
+	if err := checkFreshnessOptions(&opt); err != nil {
+		return nil, err
 	}
 	if opt.Block == "" {
 		opt.Block = BlockNXDOMAIN
@@ -160,24 +169,20 @@ func New(opt Options) (*Resolver, error) {
 	}
 	r := &Resolver{opt: opt, log: opt.Logger, cache: newCache(opt.CacheSize), packed: newPackedCache(opt.CacheSize), addrs: map[string]string{}}
 	r.m = newMetrics(r.listAge, func() float64 { return r.cache.len() + r.packed.len() })
+	r.registerFreshnessMetrics()
 	r.up = &group{addrs: opt.Upstreams, timeout: opt.UpstreamTimeout, m: r.m}
 	r.filtered = &group{addrs: opt.FilteredUpstreams, timeout: opt.UpstreamTimeout, m: r.m}
 	r.fwd = newForwarder(r)
-	r.fetch = &fetcher{base: strings.TrimRight(opt.Registry, "/"), scope: opt.Scope, token: opt.Token,
-		client: &http.Client{Timeout: opt.WatchTimeout + 15*time.Second}}
+	client, err := registryClient(opt, opt.WatchTimeout+15*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	r.fetch = &fetcher{base: strings.TrimRight(opt.Registry, "/"), scope: opt.Scope, token: opt.Token, client: client}
 	return r, nil
 }
 
-func (r *Resolver) listAge() float64 {
-	c := r.confirmed.Load()
-	if c == 0 {
-		return -1
-	}
-	return time.Since(time.Unix(0, c)).Seconds()
-}
-
 // Ready reports whether a verified list is being enforced.
-func (r *Resolver) Ready() bool { return r.policy.Load() != nil }
+func (r *Resolver) Ready() bool { return r.enforced() != nil }
 
 // Version returns the version being enforced, or -1.
 func (r *Resolver) Version() int64 {
@@ -198,6 +203,7 @@ func (r *Resolver) Addr(which string) string {
 // policy they loaded; new ones see the new one. Nothing stalls.
 func (r *Resolver) install(p *policy, from string) {
 	r.policy.Store(p)
+	r.installed(p)
 	r.m.listVersion.Set(float64(p.version))
 	r.m.listEntries.Set(float64(p.entries))
 	r.m.listBytes.Set(float64(p.matcher.Bytes()))
@@ -234,17 +240,29 @@ func (r *Resolver) loadCache() {
 		return
 	}
 	r.install(p, "cache")
+	r.loadStamp()
 }
 
 // sync keeps the list current until ctx ends: a watch long-poll while the
 // registry answers, plain fetches with backoff when it does not.
 func (r *Resolver) sync(ctx context.Context) {
+	go r.watchAge(ctx)
 	failures := 0
 	for ctx.Err() == nil {
 		held := r.Version()
+		began := time.Now()
 		err := r.syncOnce(ctx, held, held >= 0 && failures == 0)
 		if err == nil {
 			failures = 0
+			// A registry waits out a watch; whatever answers "nothing
+			// new" at once in its name (a proxy replaying 304s) must
+			// not make this loop spin.
+			if wait := minSyncGap - time.Since(began); r.Version() == held && wait > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(wait):
+				}
+			}
 			continue
 		}
 		if ctx.Err() != nil {
@@ -257,9 +275,7 @@ func (r *Resolver) sync(ctx context.Context) {
 		}
 		r.m.syncErrors.WithLabelValues(reason).Inc()
 		r.log.Warn("list sync failed", "reason", reason, "err", err, "enforcing_version", held)
-		if age := r.listAge(); age > r.opt.MaxListAge.Seconds() && !r.warned.Swap(true) {
-			r.log.Warn("list is older than max_list_age: the registry has not confirmed it", "age_seconds", int64(age), "max", r.opt.MaxListAge.String())
-		}
+		r.checkAge()
 		wait := backoff(failures, r.opt.PollInterval)
 		failures++
 		select {
@@ -275,7 +291,7 @@ func (r *Resolver) sync(ctx context.Context) {
 // whole, from the watch (watch) or at once.
 func (r *Resolver) syncOnce(ctx context.Context, held int64, watch bool) error {
 	if watch && !r.noHead.Load() {
-		a, err := r.fetch.head(ctx, held, r.opt.WatchTimeout)
+		a, stamp, err := r.fetch.head(ctx, held, r.opt.WatchTimeout)
 		switch {
 		case errors.Is(err, errNoHead):
 			r.noHead.Store(true)
@@ -286,9 +302,11 @@ func (r *Resolver) syncOnce(ctx context.Context, held int64, watch bool) error {
 			return err
 		case a == nil:
 			r.confirm()
+			r.takeStamp(stamp)
 			return nil
 		default:
 			r.confirm()
+			r.takeStamp(stamp)
 			err := r.patch(ctx, held, a)
 			if err == nil || ctx.Err() != nil {
 				return err
@@ -307,11 +325,12 @@ func (r *Resolver) syncOnce(ctx context.Context, held int64, watch bool) error {
 			watch = false
 		}
 	}
-	body, sig, err := r.fetch.fetch(ctx, held, watch, r.opt.WatchTimeout)
+	body, sig, stamp, err := r.fetch.fetch(ctx, held, watch, r.opt.WatchTimeout)
 	if err != nil {
 		return err
 	}
 	r.confirm()
+	r.takeStamp(stamp)
 	if body == nil {
 		return nil
 	}
@@ -319,11 +338,10 @@ func (r *Resolver) syncOnce(ctx context.Context, held int64, watch bool) error {
 	return r.accept(body, sig, held)
 }
 
-// confirm records that the registry answered.
+// confirm records that the registry (or whatever answers in its name)
+// answered. That says nothing about the list's age: see takeStamp.
 func (r *Resolver) confirm() {
-	r.confirmed.Store(time.Now().UnixNano())
 	r.m.lastSync.SetToCurrentTime()
-	r.warned.Store(false)
 }
 
 // accept reads a fetched list as it arrives, verifies it, compiles it,

@@ -30,6 +30,9 @@ type policy struct {
 	sha256  string
 	entries int
 	matcher *allowlist.Matcher
+	// generated is the list's generated_at: the registry signed that it
+	// was current then.
+	generated time.Time
 }
 
 // SyncError says why a list was refused; Reason is the metric label.
@@ -133,7 +136,7 @@ func compileStream(body io.Reader, info listInfo) (*policy, error) {
 	if err != nil || hdr.Scope != info.hdr.Scope || hdr.Version != info.hdr.Version || hdr.SHA256 != info.hdr.SHA256 || st != info.st {
 		return nil, syncErr("invalid", "the spooled list changed between verifying and compiling (%v)", err)
 	}
-	return &policy{scope: hdr.Scope, version: hdr.Version, sha256: hdr.SHA256, entries: st.Entries, matcher: b.Matcher()}, nil
+	return &policy{scope: hdr.Scope, version: hdr.Version, sha256: hdr.SHA256, entries: st.Entries, matcher: b.Matcher(), generated: hdr.GeneratedAt}, nil
 }
 
 // verify is both passes over a body held in memory.
@@ -324,35 +327,39 @@ type fetcher struct {
 
 // fetch gets the current list (watch=false), or waits for one after
 // version held (watch=true). It returns the body as a stream, bounded by
-// maxListBytes, for the caller to read and close; nil on 304.
-func (f *fetcher) fetch(ctx context.Context, held int64, watch bool, wait time.Duration) (io.ReadCloser, string, error) {
+// maxListBytes, for the caller to read and close (nil on 304), its
+// signature, and the freshness timestamp the answer carried.
+func (f *fetcher) fetch(ctx context.Context, held int64, watch bool, wait time.Duration) (io.ReadCloser, string, stampHeaders, error) {
 	u := f.base + "/v1/lists/" + url.PathEscape(f.scope)
 	if watch {
 		u += "/watch?after=" + strconv.FormatInt(held, 10) + "&timeout=" + wait.String()
 	}
 	resp, err := f.do(ctx, "GET", u)
 	if err != nil {
-		return nil, "", err
+		return nil, "", stampHeaders{}, err
+	}
+	stamp := stampOf(resp.Header)
+	fail := func(err error) (io.ReadCloser, string, stampHeaders, error) {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		resp.Body.Close()
+		return nil, "", stampHeaders{}, err
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotModified:
 		resp.Body.Close()
-		return nil, "", nil
+		return nil, "", stamp, nil
 	default:
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		resp.Body.Close()
-		return nil, "", syncErr("fetch", "registry answered HTTP %d for %s", resp.StatusCode, u)
+		return fail(syncErr("fetch", "registry answered HTTP %d for %s", resp.StatusCode, u))
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		resp.Body.Close()
-		return nil, "", syncErr("invalid", "registry sent %q, not JSON", ct)
+		return fail(syncErr("invalid", "registry sent %q, not JSON", ct))
 	}
 	if resp.ContentLength > maxListBytes {
 		resp.Body.Close()
-		return nil, "", syncErr("invalid", "list of %d bytes is larger than %d", resp.ContentLength, maxListBytes)
+		return nil, "", stampHeaders{}, syncErr("invalid", "list of %d bytes is larger than %d", resp.ContentLength, maxListBytes)
 	}
-	return &capReader{rc: resp.Body, left: maxListBytes}, resp.Header.Get("X-Allowlist-Signature"), nil
+	return &capReader{rc: resp.Body, left: maxListBytes}, resp.Header.Get("X-Allowlist-Signature"), stamp, nil
 }
 
 // capReader fails a body that goes on past its limit.

@@ -36,6 +36,10 @@ type ResolveConfig struct {
 	SinkholeIPv6    string        `yaml:"sinkhole_ipv6"`
 	RequestURL      string        `yaml:"request_url"`
 	MaxListAge      time.Duration `yaml:"max_list_age"`
+	ListExpiry      time.Duration `yaml:"list_expiry"`
+	OnExpiry        string        `yaml:"on_expiry"`
+	CAFile          string        `yaml:"ca_file"`
+	WatchTimeout    time.Duration `yaml:"watch_timeout"`
 	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`
 	CacheSize       int           `yaml:"cache_size"`
 	PollInterval    time.Duration `yaml:"poll_interval"`
@@ -46,7 +50,8 @@ type ResolveConfig struct {
 func DefaultResolveConfig() ResolveConfig {
 	return ResolveConfig{Listen: "127.0.0.1:5353", Registry: "http://127.0.0.1:8080", Scope: "common", CacheDir: "./var/resolver",
 		Mode: resolver.ModeEnforce, Upstreams: []string{"127.0.0.1:53"}, Block: resolver.BlockNXDOMAIN, MetricsListen: "127.0.0.1:9153",
-		SinkholeIPv4: "0.0.0.0", SinkholeIPv6: "::", MaxListAge: 24 * time.Hour, UpstreamTimeout: 2 * time.Second,
+		SinkholeIPv4: "0.0.0.0", SinkholeIPv6: "::", MaxListAge: 24 * time.Hour, ListExpiry: 7 * 24 * time.Hour, OnExpiry: resolver.OnExpiryServe,
+		WatchTimeout: 30 * time.Second, UpstreamTimeout: 2 * time.Second,
 		CacheSize: 100_000, PollInterval: 30 * time.Second, LogLevel: "info"}
 }
 
@@ -63,9 +68,13 @@ func (c ResolveConfig) options(log *slog.Logger) (resolver.Options, error) {
 	if v6 == nil {
 		return resolver.Options{}, fmt.Errorf("sinkhole_ipv6: %q is not an IPv6 address", c.SinkholeIPv6)
 	}
+	if c.WatchTimeout < time.Second || c.WatchTimeout > 5*time.Minute {
+		return resolver.Options{}, fmt.Errorf("watch_timeout: %v is not between 1s and 5m (the registry's limit)", c.WatchTimeout)
+	}
 	return resolver.Options{Listen: c.Listen, Registry: c.Registry, Scope: c.Scope, Token: c.Token, PublicKey: key,
 		CacheDir: c.CacheDir, Mode: c.Mode, Upstreams: c.Upstreams, FilteredUpstreams: c.FilteredUpstreams, Block: c.Block,
 		SinkholeV4: v4.To4(), SinkholeV6: v6, MetricsListen: c.MetricsListen, RequestURL: c.RequestURL, MaxListAge: c.MaxListAge,
+		ListExpiry: c.ListExpiry, OnExpiry: c.OnExpiry, CAFile: c.CAFile, WatchTimeout: c.WatchTimeout,
 		UpstreamTimeout: c.UpstreamTimeout, CacheSize: c.CacheSize, PollInterval: c.PollInterval, Logger: log}, nil
 }
 

@@ -38,11 +38,19 @@ type ServeConfig struct {
 	// PublicURL is the address people use, such as https://allowlist.example.gov.uk
 	// behind a TLS proxy: with https, cookies are Secure and pages send HSTS.
 	PublicURL string `yaml:"public_url"`
+	// TLSCert and TLSKey (PEM files) make the registry serve https
+	// itself; both or neither.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// TimestampInterval is how often each scope's freshness timestamp is
+	// signed again.
+	TimestampInterval time.Duration `yaml:"timestamp_interval"`
 }
 
 // DefaultServeConfig is what a missing file or key means.
 func DefaultServeConfig() ServeConfig {
-	return ServeConfig{Listen: "127.0.0.1:8080", DB: "var/registry.db", Quorum: 2, PublicLists: true, LogLevel: "info", RequestsPerMinute: 10}
+	return ServeConfig{Listen: "127.0.0.1:8080", DB: "var/registry.db", Quorum: 2, PublicLists: true, LogLevel: "info", RequestsPerMinute: 10,
+		TimestampInterval: 10 * time.Second}
 }
 
 // Validate names the first bad key.
@@ -67,6 +75,12 @@ func (c ServeConfig) Validate() error {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 			return fmt.Errorf("public_url: %q is not an http(s) address such as https://allowlist.example.gov.uk", c.PublicURL)
 		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls_cert, tls_key: give both (PEM files) or neither")
+	}
+	if c.TimestampInterval < time.Second || c.TimestampInterval > 10*time.Minute {
+		return fmt.Errorf("timestamp_interval: %v is not between 1s and 10m", c.TimestampInterval)
 	}
 	return nil
 }
@@ -105,6 +119,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", def.LogLevel, "debug, info, warn or error")
 	seed := fs.Bool("seed", false, "load the built-in catalogue into an empty registry and print an admin token")
 	publicURL := fs.String("public-url", "", "the address people use (https://... behind a TLS proxy: Secure cookies and HSTS)")
+	tlsCert := fs.String("tls-cert", "", "serve https with this PEM certificate (chain); needs --tls-key")
+	tlsKey := fs.String("tls-key", "", "the PEM private key of --tls-cert")
+	stampEvery := fs.Duration("timestamp-interval", def.TimestampInterval, "how often lists' freshness timestamps are signed again")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -132,6 +149,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			cfg.Seed = *seed
 		case "public-url":
 			cfg.PublicURL = *publicURL
+		case "tls-cert":
+			cfg.TLSCert = *tlsCert
+		case "tls-key":
+			cfg.TLSKey = *tlsKey
+		case "timestamp-interval":
+			cfg.TimestampInterval = *stampEvery
 		}
 	})
 	if err := cfg.Validate(); err != nil {
@@ -139,6 +162,13 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	level, _ := parseLevel(cfg.LogLevel)
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var certs *certFiles
+	if cfg.TLSCert != "" {
+		var err error
+		if certs, err = newCertFiles(cfg.TLSCert, cfg.TLSKey, log); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
 
 	var srv *api.Server
 	store, err := openDB(cfg.DB, cfg.SigningKey, sqlite.Options{
@@ -169,8 +199,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	pageBase := cfg.PublicURL
 	if pageBase == "" {
 		pageBase = "http://" + ln.Addr().String()
+		if certs != nil {
+			pageBase = "https://" + ln.Addr().String()
+		}
 	}
-	srv = api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute, Logger: log, Ready: store.Ping, PublicURL: pageBase})
+	srv = api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute,
+		TimestampEvery: cfg.TimestampInterval, Logger: log, Ready: store.Ping, PublicURL: pageBase})
 	web.New(store, srv, webOptions(cfg, log)).Register(srv.Echo())
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -191,9 +225,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	// Watch requests may legitimately wait minutes, so there is no
 	// WriteTimeout; each handler bounds its own time.
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("registry listening", "addr", ln.Addr().String(), "db", cfg.DB, "quorum", store.Quorum(), "public_lists", cfg.PublicLists)
-	fmt.Fprintf(stdout, "registry listening on http://%s\n", ln.Addr())
+	scheme := "http"
+	if certs != nil {
+		scheme = "https"
+		hs.TLSConfig = certs.tlsConfig()
+		go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
+	log.Info("registry listening", "addr", ln.Addr().String(), "scheme", scheme, "db", cfg.DB, "quorum", store.Quorum(), "public_lists", cfg.PublicLists)
+	fmt.Fprintf(stdout, "registry listening on %s://%s\n", scheme, ln.Addr())
 	select {
 	case err := <-errc:
 		return err
@@ -222,7 +263,7 @@ func webOptions(cfg ServeConfig, log *slog.Logger) web.Options {
 	host, _, _ := net.SplitHostPort(cfg.Listen)
 	ip := net.ParseIP(host)
 	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
-	https := strings.HasPrefix(cfg.PublicURL, "https://")
+	https := strings.HasPrefix(cfg.PublicURL, "https://") || cfg.TLSCert != ""
 	return web.Options{SecureCookies: https || !loopback, HSTS: https, Logger: log}
 }
 
