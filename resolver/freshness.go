@@ -194,6 +194,11 @@ func (r *Resolver) checkAge() {
 	stale := age > r.opt.MaxListAge.Seconds()
 	expired := age > r.opt.ListExpiry.Seconds()
 	r.freshness.failClosed.Store(expired && r.opt.OnExpiry == OnExpiryFail)
+	if r.Ready() {
+		r.m.ready.Set(1)
+	} else {
+		r.m.ready.Set(0)
+	}
 	since := time.Unix(0, r.freshness.signedAt.Load()).UTC().Format(time.RFC3339)
 	if was := r.freshness.stale.Swap(stale); stale && !was {
 		r.log.Warn("list is older than max_list_age: the registry has not vouched for it since "+since,

@@ -207,7 +207,6 @@ func (r *Resolver) install(p *policy, from string) {
 	r.m.listVersion.Set(float64(p.version))
 	r.m.listEntries.Set(float64(p.entries))
 	r.m.listBytes.Set(float64(p.matcher.Bytes()))
-	r.m.ready.Set(1)
 	// Verifying a list makes garbage several times its size (the body,
 	// the decoded entries, the canonical form). Return it to the OS now
 	// rather than whenever the scavenger gets to it: a resolver's memory

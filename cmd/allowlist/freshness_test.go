@@ -138,7 +138,7 @@ func waitMetric(t *testing.T, addr, what string, within time.Duration, cond func
 func freshnessLines(m map[string]float64) string {
 	var b strings.Builder
 	for _, k := range []string{"allowlist_resolver_list_version", "allowlist_resolver_list_age_seconds", "allowlist_resolver_list_signed_timestamp_seconds",
-		"allowlist_resolver_last_sync_timestamp_seconds", "allowlist_resolver_list_stale", "allowlist_resolver_list_expired", "allowlist_resolver_failing_closed"} {
+		"allowlist_resolver_last_sync_timestamp_seconds", "allowlist_resolver_list_stale", "allowlist_resolver_list_expired", "allowlist_resolver_failing_closed", "allowlist_resolver_ready"} {
 		fmt.Fprintf(&b, "%s %v\n", k, m[k])
 	}
 	return b.String()
@@ -241,7 +241,7 @@ func TestFrozenRegistryIsNoticed(t *testing.T) {
 		return m["allowlist_resolver_failing_closed"] == 1
 	})
 	t.Logf("frozen: expired after %v", time.Since(frozeAt).Round(100*time.Millisecond))
-	if expired["allowlist_resolver_list_age_seconds"] < 4 || expired["allowlist_resolver_list_expired"] != 1 {
+	if expired["allowlist_resolver_list_age_seconds"] < 4 || expired["allowlist_resolver_list_expired"] != 1 || expired["allowlist_resolver_ready"] != 0 {
 		t.Errorf("failing closed, but:\n%s", freshnessLines(expired))
 	}
 	// The replayed timestamp moved nothing (stale was read 2 s after the
