@@ -19,21 +19,12 @@ func registryClient(opt Options, timeout time.Duration) (*http.Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("registry: %q is not an http:// or https:// URL", opt.Registry)
 	}
+	if opt.CAFile != "" && u.Scheme != "https" {
+		return nil, fmt.Errorf("ca_file: set, but the registry %q is not https://", opt.Registry)
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	if opt.CAFile != "" {
-		if u.Scheme != "https" {
-			return nil, fmt.Errorf("ca_file: set, but the registry %q is not https://", opt.Registry)
-		}
-		pem, err := os.ReadFile(opt.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file: %s holds no PEM certificate", opt.CAFile)
-		}
-		tr.TLSClientConfig.RootCAs = pool
+	if tr.TLSClientConfig, err = RegistryTLS(opt.CAFile); err != nil {
+		return nil, fmt.Errorf("ca_file: %w", err)
 	}
 	if u.Scheme == "http" && !loopbackHost(u.Hostname()) && opt.Logger != nil {
 		opt.Logger.Warn("the registry is plain http:// over the network: anyone on the path can read the token and hold back lists "+
@@ -48,4 +39,23 @@ func loopbackHost(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// RegistryTLS is the TLS configuration for reaching a registry: TLS 1.2
+// at least, and the system's CA certificates or, when caFile is set, the
+// PEM certificates in it alone.
+func RegistryTLS(caFile string) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return c, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	c.RootCAs = x509.NewCertPool()
+	if !c.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	return c, nil
 }

@@ -15,13 +15,15 @@ import (
 
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/cross-gov/allowlist/api"
+	"github.com/cross-gov/allowlist/resolver"
 )
 
 func runCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", "check DOMAIN|URL|TOOL [--department ID] [--registry URL]\n\nDOMAIN is a host name (meet.jit.si), URL a web address (https://meet.jit.si/x),\nTOOL a tool's name as the catalogue has it (\"Microsoft Teams\")", stderr)
+	fs := newFlags("check", "check DOMAIN|URL|TOOL [--department ID] [--registry URL] [--ca-file PEM]\n\nDOMAIN is a host name (meet.jit.si), URL a web address (https://meet.jit.si/x),\nTOOL a tool's name as the catalogue has it (\"Microsoft Teams\")", stderr)
 	dept := fs.String("department", "", "check your department's list instead of common")
 	registry := fs.String("registry", envOr("ALLOWLIST_REGISTRY", "http://127.0.0.1:8080"), "registry URL ($ALLOWLIST_REGISTRY)")
 	token := fs.String("token", os.Getenv("ALLOWLIST_TOKEN"), "optional token ($ALLOWLIST_TOKEN); owners also see contacts")
+	caFile := fs.String("ca-file", os.Getenv("ALLOWLIST_CA_FILE"), "https registry: trust only these PEM CA certificates ($ALLOWLIST_CA_FILE)")
 	pos, err := parse(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return err
@@ -32,10 +34,17 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 1 {
 		return &exitError{code: 2, err: errors.New("give one domain, web address or tool name (quote a name with spaces)")}
 	}
+	tlsConfig, err := resolver.RegistryTLS(*caFile)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--ca-file: %w", err)}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsConfig
+	client := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	base := strings.TrimRight(*registry, "/")
 	target := pos[0]
 	if !strings.Contains(target, ".") || strings.Contains(strings.TrimSpace(target), " ") {
-		site, err := findTool(base, target)
+		site, err := findTool(client, base, target)
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
@@ -60,7 +69,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	if *token != "" {
 		req.Header.Set("Authorization", "Bearer "+*token)
 	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -128,8 +137,8 @@ func shown(s string) string {
 
 // findTool finds a site by name or id in the catalogue, case-insensitively:
 // an exact match, else the only tool whose name contains the text.
-func findTool(base, name string) (allowlist.Site, error) {
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(base + "/v1/sites?" + url.Values{"q": {name}}.Encode())
+func findTool(client *http.Client, base, name string) (allowlist.Site, error) {
+	resp, err := client.Get(base + "/v1/sites?" + url.Values{"q": {name}}.Encode())
 	if err != nil {
 		return allowlist.Site{}, err
 	}

@@ -117,6 +117,14 @@ func TestTLSRegistryAndResolver(t *testing.T) {
 		t.Error("TLS 1.1 accepted")
 	}
 
+	// allowlist check, with and without the CA.
+	if out, errOut, code := cli(t, "check", "us02web.zoom.us", "--registry", reg.url, "--ca-file", caPath); code != 0 {
+		t.Errorf("check over https with --ca-file: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, errOut, code := cli(t, "check", "us02web.zoom.us", "--registry", reg.url); code != 2 || !strings.Contains(errOut, "certificate") {
+		t.Errorf("check over https without the CA: exit %d, %q", code, errOut)
+	}
+
 	out, _, _ := cli(t, "keygen", "--db", db)
 	pub := strings.TrimSpace(out)
 	up := startUpstream(t)
