@@ -77,3 +77,25 @@ func TestTimestampCannotPassForAList(t *testing.T) {
 		t.Fatalf("message %q", msg)
 	}
 }
+
+// BenchmarkSignTimestamp is the registry's cost per scope per
+// timestamp_interval; BenchmarkParseTimestamp a resolver's per answer.
+func BenchmarkSignTimestamp(b *testing.B) {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	ts := Timestamp{Scope: "common", Version: 42, SHA256: strings.Repeat("ab", 32), Time: time.Now()}
+	for b.Loop() {
+		SignTimestamp(key, ts)
+	}
+}
+
+func BenchmarkParseTimestamp(b *testing.B) {
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	at := time.Now().UTC().Truncate(time.Second)
+	sha := strings.Repeat("ab", 32)
+	sig, _ := SignTimestamp(key, Timestamp{Scope: "common", Version: 42, SHA256: sha, Time: at})
+	for b.Loop() {
+		if _, err := ParseTimestamp(pub, "common", "42", sha, at.Format(TimestampFormat), sig); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
