@@ -58,6 +58,7 @@ type freshness struct {
 	version int64
 	sha256  string
 	at      time.Time
+	stamp   stampHeaders // the timestamp's headers, to keep; none for a generated_at
 }
 
 // vouch records that version (with entries hashing to sha) was current at
@@ -66,15 +67,15 @@ type freshness struct {
 // fresh for longer than it is. For the list held, the newest such time is
 // its age's start; a timestamp for another version is kept for when that
 // version is installed (a timestamp comes with the list it vouches for).
-// It reports whether the list held is the one vouched for.
-func (r *Resolver) vouch(version int64, sha string, at time.Time) bool {
+// It reports whether it moved the held list's signed time forward.
+func (r *Resolver) vouch(version int64, sha string, at time.Time, s stampHeaders) bool {
 	if now := time.Now(); at.After(now) {
 		at = now
 	}
 	a := &r.freshness
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	f := freshness{version: version, sha256: sha, at: at}
+	f := freshness{version: version, sha256: sha, at: at, stamp: s}
 	if p := r.policy.Load(); p == nil || p.version != version || p.sha256 != sha {
 		if a.next.version != version || a.next.sha256 != sha || at.After(a.next.at) {
 			a.next = f
@@ -84,12 +85,14 @@ func (r *Resolver) vouch(version int64, sha string, at time.Time) bool {
 	if a.fresh.version != version || a.fresh.sha256 != sha || at.After(a.fresh.at) {
 		a.fresh = f
 		a.signedAt.Store(at.UnixNano())
+		return true
 	}
-	return true
+	return false
 }
 
 // installed starts the age of a list just installed: from its signed
-// generated_at, or a newer timestamp that came with it.
+// generated_at, or a newer timestamp that came with it (which is then
+// kept).
 func (r *Resolver) installed(p *policy) {
 	a := &r.freshness
 	a.mu.Lock()
@@ -98,11 +101,14 @@ func (r *Resolver) installed(p *policy) {
 		f.at = now
 	}
 	if n := a.next; n.version == p.version && n.sha256 == p.sha256 && n.at.After(f.at) {
-		f.at = n.at
+		f = n
 	}
 	a.fresh = f
 	a.signedAt.Store(f.at.UnixNano())
 	a.mu.Unlock()
+	if f.stamp.sig != "" {
+		r.saveStamp(f.stamp)
+	}
 	r.checkAge()
 }
 
@@ -148,8 +154,9 @@ func (r *Resolver) takeStamp(s stampHeaders) {
 			"version", ts.Version, "held_sha256", cur.sha256, "timestamp_sha256", ts.SHA256)
 		return
 	}
-	r.vouch(ts.Version, ts.SHA256, ts.Time)
-	r.saveStamp(s)
+	if r.vouch(ts.Version, ts.SHA256, ts.Time, s) {
+		r.saveStamp(s)
+	}
 	r.checkAge()
 }
 
@@ -168,8 +175,8 @@ func (r *Resolver) saveStamp(s stampHeaders) {
 	}
 }
 
-// loadStamp takes the saved timestamp, if it verifies (it counts only if
-// it is for the list loaded from the cache).
+// loadStamp takes the saved timestamp, if it verifies and is for the list
+// loaded from the cache.
 func (r *Resolver) loadStamp() {
 	b, err := os.ReadFile(stampPath(r.opt.CacheDir))
 	if err != nil {
@@ -181,7 +188,7 @@ func (r *Resolver) loadStamp() {
 	}
 	ts, err := allowlist.ParseTimestamp(r.opt.PublicKey, r.opt.Scope, f[0], f[1], f[2], f[3])
 	if err == nil {
-		r.vouch(ts.Version, ts.SHA256, ts.Time)
+		r.vouch(ts.Version, ts.SHA256, ts.Time, stampHeaders{})
 	}
 }
 

@@ -257,6 +257,12 @@ func TestFrozenRegistryIsNoticed(t *testing.T) {
 	if expired["allowlist_resolver_sync_errors_total{reason=\"timestamp\"}"] != 0 {
 		t.Error("a genuine old timestamp was counted as a bad one")
 	}
+	// What is kept for a restart is the newest genuine timestamp, not the
+	// replayed one.
+	saved, _ := os.ReadFile(filepath.Join(dir, "cache-fail", "timestamp"))
+	if f := strings.Split(string(saved), "\n"); len(f) < 3 || f[2] != time.Unix(int64(before["allowlist_resolver_list_signed_timestamp_seconds"]), 0).UTC().Format(time.RFC3339) {
+		t.Errorf("kept timestamp %q, signed time %v", saved, before["allowlist_resolver_list_signed_timestamp_seconds"])
+	}
 	r := askA(t, res, "us02web.zoom.us")
 	if r.Rcode != dns.RcodeRefused || !strings.Contains(edeText(r), "expired") {
 		t.Fatalf("failing closed, an allowed name got rcode %d, EDE %q", r.Rcode, edeText(r))
