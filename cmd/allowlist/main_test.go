@@ -526,19 +526,20 @@ func TestShownEscapesControls(t *testing.T) {
 
 // TestWebOptions: behind an https public address the pages' cookies are
 // Secure and HSTS is sent, even on a loopback listener (the documented
-// deployment behind a TLS proxy).
+// deployment behind a TLS proxy), and so when it serves TLS itself.
 func TestWebOptions(t *testing.T) {
 	for _, c := range []struct {
-		listen, public string
-		secure, hsts   bool
+		listen, public, cert string
+		secure, hsts         bool
 	}{
-		{"127.0.0.1:8080", "", false, false},
-		{"127.0.0.1:8080", "https://allowlist.example.gov.uk", true, true},
-		{"[::1]:8080", "https://allowlist.example.gov.uk", true, true},
-		{"0.0.0.0:8080", "", true, false},
-		{"10.1.2.3:8080", "http://intranet.example", true, false},
+		{"127.0.0.1:8080", "", "", false, false},
+		{"127.0.0.1:8080", "https://allowlist.example.gov.uk", "", true, true},
+		{"[::1]:8080", "https://allowlist.example.gov.uk", "", true, true},
+		{"0.0.0.0:8080", "", "", true, false},
+		{"10.1.2.3:8080", "http://intranet.example", "", true, false},
+		{"127.0.0.1:8443", "", "registry.crt", true, true},
 	} {
-		o := webOptions(ServeConfig{Listen: c.listen, PublicURL: c.public}, nil)
+		o := webOptions(ServeConfig{Listen: c.listen, PublicURL: c.public, TLSCert: c.cert, TLSKey: c.cert}, nil)
 		if o.SecureCookies != c.secure || o.HSTS != c.hsts {
 			t.Errorf("%s %s: secure %v hsts %v", c.listen, c.public, o.SecureCookies, o.HSTS)
 		}
