@@ -107,6 +107,7 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/sites/:id/reinstate", handler: s.handleSiteReinstate, access: adminOnly},
 
 		{method: "GET", path: "/v1/check", handler: s.handleCheck, access: public},
+		{method: "GET", path: "/v1/common-ground", handler: s.handleCommonGround, access: public},
 		{method: "POST", path: "/v1/requests", handler: s.handleRequestCreate, access: public, limited: true},
 		{method: "GET", path: "/v1/requests", handler: s.handleRequestList, access: ownerAny},
 
