@@ -34,6 +34,8 @@ func init() {
 		"backup":       {"write a consistent copy of a live database", runBackup},
 		"resolve":      {"run the DNS resolver at a department's edge", runResolve},
 		"demo-dns":     {"answer every DNS name with a documentation address, to try the resolver (make demo); not for production", runDemoDNS},
+
+		"common-ground": {"which tools can these departments all use?", runCommonGround},
 	}
 }
 
