@@ -123,6 +123,7 @@ func (p *Pages) Register(e *echo.Echo) {
 	}{
 		{"GET", "/", p.handleStart, anyone},
 		{"GET", "/check", p.handleCheck, anyone},
+		{"GET", "/common-ground", p.handleCommonGround, anyone},
 		{"GET", "/request", p.handleRequestForm, anyone},
 		{"POST", "/request", p.handleRequest, anyone},
 		{"GET", "/catalogue", p.handleCatalogue, anyone},
