@@ -26,8 +26,8 @@ const (
 )
 
 // GroundList is the published list a department's column is read from:
-// the department's own scope, or common for a department with no
-// decisions of its own (see GroundScope).
+// the department's own scope, or common for a department whose list is
+// common's (see GroundScope).
 type GroundList struct {
 	Department Department
 	Scope      string
@@ -91,18 +91,16 @@ type Ground struct {
 	Others []GroundSite `json:"others"`
 }
 
-// GroundScope returns the scope a department's column is read from: its
-// own when it has made a decision on any site, and common otherwise (a
-// department with no decisions of its own publishes what common does).
-func GroundScope(department string, sites []Site) string {
-	for _, s := range sites {
-		for _, so := range s.Signoffs {
-			if so.Department == department {
-				return department
-			}
-		}
+// GroundScope returns the scope a department's column is read from, given
+// the content hashes (sha256) of its published list and of common's: a
+// department whose list is common's, entry for entry (it made no decision
+// that changes it), runs no list of its own and is read from common;
+// otherwise from its own scope.
+func GroundScope(department, ownSHA256, commonSHA256 string) string {
+	if ownSHA256 == commonSHA256 {
+		return ScopeCommon
 	}
-	return ScopeCommon
+	return department
 }
 
 // CommonGround judges each site of category ("" for all) against each
@@ -122,15 +120,23 @@ func CommonGround(sites []Site, lists []GroundList, category string, quorum int)
 			wanted[s.ID] = true
 		}
 	}
-	carried := make([]map[string][]string, len(lists)) // per list: site -> patterns
+	// Per list, the patterns it carries for each site asked about; columns
+	// read from the same list (common, usually) share one index.
+	carried := make([]map[string][]string, len(lists))
+	indexed := map[GroundColumn]map[string][]string{}
 	for i, l := range lists {
 		g.Departments[i] = GroundColumn{ID: l.Department.ID, Name: l.Department.Name, Scope: l.Scope, Version: l.Version}
+		key := GroundColumn{Scope: l.Scope, Version: l.Version}
+		if carried[i] = indexed[key]; carried[i] != nil {
+			continue
+		}
 		carried[i] = map[string][]string{}
 		for _, e := range l.Entries {
 			if wanted[e.Site] {
 				carried[i][e.Site] = append(carried[i][e.Site], e.Pattern)
 			}
 		}
+		indexed[key] = carried[i]
 	}
 	for _, s := range sites {
 		if !wanted[s.ID] {

@@ -10,12 +10,13 @@ import (
 
 // groundLists publishes sites with the real rules (Scopes) and returns the
 // lists CommonGround reads for the departments asked about, as the API
-// picks them (GroundScope), each at version 7.
+// picks them (GroundScope: common for a department whose list is common's),
+// each at version 7.
 func groundLists(sites []Site, all, asked []string, quorum int) []GroundList {
 	scopes := Scopes(sites, all, quorum)
 	out := []GroundList{}
 	for _, d := range asked {
-		scope := GroundScope(d, sites)
+		scope := GroundScope(d, EntriesSHA256(scopes[d]), EntriesSHA256(scopes[ScopeCommon]))
 		out = append(out, GroundList{Department: Department{ID: d, Name: "Dept " + d}, Scope: scope, Version: 7, Entries: scopes[scope]})
 	}
 	return out
@@ -63,10 +64,10 @@ func TestCommonGround(t *testing.T) {
 			[]Site{site("w", StatusProposed, v1)}, []string{"dept-a", "dept-b"}, "",
 			[]string{}, []string{}, []string{"w(0)[dept-a=awaiting-decision dept-b=awaiting-decision]"},
 			[]string{"common", "common"}},
-		{"on common: allowed for all, departments without decisions read common", 2,
+		{"on common: allowed for all; lists that are common's are read from common", 2,
 			[]Site{site("w", StatusApproved, v1, ok("dept-a", 1), ok("dept-b", 1))}, []string{"dept-a", "dept-b", "dept-c"}, "",
 			[]string{"w(3)[dept-a=ok:*.wiki.example.org dept-b=ok:*.wiki.example.org dept-c=ok:*.wiki.example.org]"}, []string{}, []string{},
-			[]string{"dept-a", "dept-b", "common"}},
+			[]string{"common", "common", "common"}},
 		{"one approval below quorum: one decision away from the other", 2,
 			[]Site{site("w", StatusProposed, v1, ok("dept-a", 1))}, []string{"dept-a", "dept-b"}, "",
 			[]string{}, []string{"w(1)->dept-b[dept-a=ok:*.wiki.example.org dept-b=awaiting-decision]"}, []string{},
@@ -78,27 +79,27 @@ func TestCommonGround(t *testing.T) {
 		{"an objection is not one decision away", 2,
 			[]Site{site("w", StatusApproved, v1, ok("dept-a", 1), ok("dept-b", 1), no("dept-c", 1))}, []string{"dept-a", "dept-b", "dept-c"}, "",
 			[]string{}, []string{}, []string{"w(2)[dept-a=ok:*.wiki.example.org dept-b=ok:*.wiki.example.org dept-c=objected]"},
-			[]string{"dept-a", "dept-b", "dept-c"}},
+			[]string{"common", "common", "dept-c"}},
 		{"an objection only stops the objector", 2,
 			[]Site{site("w", StatusApproved, v1, ok("dept-a", 1), ok("dept-b", 1), no("dept-c", 1))}, []string{"dept-a", "dept-d"}, "",
 			[]string{"w(2)[dept-a=ok:*.wiki.example.org dept-d=ok:*.wiki.example.org]"}, []string{}, []string{},
-			[]string{"dept-a", "common"}},
+			[]string{"common", "common"}},
 		{"suspended: on no list, whoever approved", 2,
 			[]Site{suspended}, []string{"dept-a", "dept-c"}, "",
 			[]string{}, []string{}, []string{"s(0)[dept-a=suspended dept-c=suspended]"},
-			[]string{"dept-a", "common"}},
+			[]string{"common", "common"}},
 		{"withdrawn: not proposed", 1,
 			[]Site{site("w", StatusWithdrawn, v1, ok("dept-a", 1))}, []string{"dept-a", "dept-b"}, "",
 			[]string{}, []string{}, []string{"w(0)[dept-a=not-proposed dept-b=not-proposed]"},
-			[]string{"dept-a", "common"}},
+			[]string{"common", "common"}},
 		{"widened domains waiting for quorum: judged on the published ones", 2,
 			[]Site{site("w", StatusApproved, widened, ok("dept-a", 2), ok("dept-b", 1))}, []string{"dept-a", "dept-b", "dept-c"}, "",
 			[]string{"w(3)[dept-a=ok:*.wiki.example.org,files.example.net dept-b=ok:*.wiki.example.org dept-c=ok:*.wiki.example.org]"}, []string{}, []string{},
-			[]string{"dept-a", "dept-b", "common"}},
+			[]string{"dept-a", "common", "common"}},
 		{"widened domains of a site not yet on common: the approver's list has the new ones", 2,
 			[]Site{site("w", StatusProposed, widened, ok("dept-a", 1), ok("dept-b", 2), no("dept-d", 2))}, []string{"dept-a", "dept-b", "dept-c", "dept-d"}, "",
 			[]string{}, []string{}, []string{"w(3)[dept-a=ok:*.wiki.example.org dept-b=ok:*.wiki.example.org,files.example.net dept-c=ok:*.wiki.example.org dept-d=objected]"},
-			[]string{"dept-a", "dept-b", "common", "dept-d"}},
+			[]string{"common", "dept-b", "common", "dept-d"}},
 		{"two departments undecided: further than one decision", 2,
 			[]Site{site("w", StatusProposed, v1, ok("dept-a", 1))}, []string{"dept-a", "dept-b", "dept-c"}, "",
 			[]string{}, []string{}, []string{"w(1)[dept-a=ok:*.wiki.example.org dept-b=awaiting-decision dept-c=awaiting-decision]"},

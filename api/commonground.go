@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/labstack/echo/v4"
@@ -85,13 +86,21 @@ func (s *Server) CommonGround(ctx context.Context, departments []string, categor
 		e.Message += ": " + strings.Join(unknown, ", ")
 		return allowlist.Ground{}, e
 	}
-	sites, err := s.reg.FindSites(ctx, allowlist.SiteFilter{})
+	sites, err := s.ground.load(ctx, s.reg)
 	if err != nil {
 		return allowlist.Ground{}, err
 	}
+	scopes, err := s.reg.FindScopes(ctx)
+	if err != nil {
+		return allowlist.Ground{}, err
+	}
+	hashes := make(map[string]string, len(scopes))
+	for _, sc := range scopes {
+		hashes[sc.Scope] = sc.SHA256
+	}
 	lists := make([]allowlist.GroundList, 0, len(departments))
 	for _, id := range departments {
-		scope := allowlist.GroundScope(id, sites)
+		scope := allowlist.GroundScope(id, hashes[id], hashes[allowlist.ScopeCommon])
 		cm, err := s.hub.matcher(ctx, scope)
 		if err != nil {
 			return allowlist.Ground{}, err
@@ -99,6 +108,75 @@ func (s *Server) CommonGround(ctx context.Context, departments []string, categor
 		lists = append(lists, allowlist.GroundList{Department: byID[id], Scope: scope, Version: cm.list.Version, Entries: cm.list.Entries})
 	}
 	return allowlist.CommonGround(sites, lists, category, s.cfg.Quorum), nil
+}
+
+// groundSites keeps the registry's sites between questions. Reading them
+// is most of an answer (10,000 sites take the store about half a second),
+// and the question is anonymous; they are read again only when the audit
+// log has grown since, for every change commits with its audit entry, in
+// whichever registry process made it. One read at a time: callers that
+// arrive during one wait for it.
+type groundSites struct {
+	mu     sync.Mutex
+	loaded bool
+	seq    int64 // the newest audit entry when sites were read
+	sites  []allowlist.Site
+}
+
+func (g *groundSites) load(ctx context.Context, reg allowlist.Registry) ([]allowlist.Site, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	seq, err := newestAudit(ctx, reg, g.seq)
+	if err != nil {
+		return nil, err
+	}
+	if g.loaded && seq == g.seq {
+		return g.sites, nil
+	}
+	sites, err := reg.FindSites(ctx, allowlist.SiteFilter{})
+	if err != nil {
+		return nil, err
+	}
+	g.loaded, g.seq, g.sites = true, seq, sites
+	return sites, nil
+}
+
+// newestAudit returns the seq of the newest audit entry, given one that is
+// not newer (from). Sequence numbers have no gaps (a gap is a broken
+// chain), so FindAudit(x, 1) says whether x is older than the newest: an
+// unchanged registry costs one indexed query, and a change of n entries
+// about 2·log2(n).
+func newestAudit(ctx context.Context, reg allowlist.Registry, from int64) (int64, error) {
+	older := func(x int64) (bool, error) {
+		e, err := reg.FindAudit(ctx, x, 1)
+		return len(e) > 0, err
+	}
+	lo, step := from, int64(1) // lo is never newer than the newest
+	for {
+		more, err := older(lo)
+		if err != nil || !more {
+			return lo, err
+		}
+		hi := lo + step
+		if more, err = older(hi); err != nil {
+			return 0, err
+		}
+		if !more { // the newest is in (lo, hi]
+			for lo+1 < hi {
+				mid := lo + (hi-lo)/2
+				if more, err = older(mid); err != nil {
+					return 0, err
+				}
+				if more {
+					lo = mid
+				} else {
+					hi = mid
+				}
+			}
+			return hi, nil
+		}
+		lo, step = hi, step*2
+	}
 }
 
 // quote writes an id the caller sent, shortened, in double quotes.

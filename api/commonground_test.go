@@ -1,12 +1,19 @@
 package api_test
 
 import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/sqlite"
 	"github.com/cross-gov/allowlist/api"
 )
 
@@ -108,6 +115,12 @@ func TestCommonGround(t *testing.T) {
 	if len(g.AllowedForAll) != 2 || g.AllowedForAll[0].ID != "webex" && g.AllowedForAll[0].ID != "zoom" {
 		t.Errorf("allowed for a and b: %+v", g.AllowedForAll)
 	}
+	// A decision shows in the next answer (the sites are read again).
+	e.do("PUT", "/v1/sites/jitsi/signoffs/dept-b", e.tok["b"], map[string]string{"decision": "object", "comment": "not yet"}).want(200)
+	e.do("GET", "/v1/common-ground?departments=dept-a,dept-b&category=video-conferencing", "", nil).want(200).decode(&g)
+	if got, s := groundSite(g, "jitsi"); got != "others" || s.Departments[1].Reason != "objected" {
+		t.Errorf("jitsi after dept-b objected: %s %+v", got, s)
+	}
 	// Owners get the same answer: no contacts for anyone.
 	anon := e.do("GET", "/v1/common-ground?departments=dept-a,dept-b", "", nil).want(200)
 	owner := e.do("GET", "/v1/common-ground?departments=dept-a,dept-b", e.tok["a"], nil).want(200)
@@ -134,5 +147,67 @@ func TestCommonGround(t *testing.T) {
 	}
 	if r := e.do("GET", "/v1/common-ground?departments="+strings.Join(many, ","), "", nil).want(422); !strings.Contains(string(r.body), "at most 50") {
 		t.Errorf("too many departments: %s", r.body)
+	}
+}
+
+// BenchmarkCommonGround compares an answer for three departments with a
+// check (its peer: the other anonymous look-up) over a registry of n
+// sites with ten patterns each: most on common, some on one department's
+// list only, a few objected to.
+func BenchmarkCommonGround(b *testing.B) {
+	for _, n := range []int{1_000, 10_000} {
+		b.Run(fmt.Sprintf("sites=%d", n), func(b *testing.B) {
+			_, key, _ := ed25519.GenerateKey(rand.Reader)
+			db, err := sqlite.Open(filepath.Join(b.TempDir(), "r.db"), sqlite.Options{Quorum: 2, Key: key})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			depts := []string{"bench-a", "bench-b", "bench-c"}
+			c := allowlist.Catalogue{}
+			for _, d := range depts {
+				c.Departments = append(c.Departments, allowlist.CatalogueDepartment{ID: d, Name: d, Kind: "other"})
+			}
+			for s := 0; s < n; s++ {
+				site := allowlist.CatalogueSite{ID: fmt.Sprintf("site-%d", s), Name: fmt.Sprintf("Site %d", s), Category: allowlist.Categories[s%len(allowlist.Categories)],
+					Owner: allowlist.Owner{Name: "x"}, Signoffs: []allowlist.CatalogueSignoff{{Department: "bench-a", Decision: "approve"}}}
+				switch s % 10 {
+				case 0: // on bench-a's list only
+				case 1:
+					site.Signoffs = append(site.Signoffs, allowlist.CatalogueSignoff{Department: "bench-b", Decision: "approve"}, allowlist.CatalogueSignoff{Department: "bench-c", Decision: "object"})
+				default:
+					site.Signoffs = append(site.Signoffs, allowlist.CatalogueSignoff{Department: "bench-b", Decision: "approve"})
+				}
+				for d := 0; d < 10; d++ {
+					site.Domains = append(site.Domains, fmt.Sprintf("*.svc%d.tool%d.example.net", d, s))
+				}
+				c.Sites = append(c.Sites, site)
+			}
+			ctx := context.Background()
+			if err := db.Import(ctx, allowlist.System, c); err != nil {
+				b.Fatal(err)
+			}
+			srv := api.New(db, api.Config{PublicLists: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err := srv.Start(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.Run("check", func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					if _, err := srv.Check(ctx, fmt.Sprintf("x.svc1.tool%d.example.net", i%n), "bench-c", allowlist.Actor{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			for _, category := range []string{"", "wiki"} {
+				b.Run("common-ground/category="+category, func(b *testing.B) {
+					for i := 0; i < b.N; i++ {
+						g, err := srv.CommonGround(ctx, depts, category)
+						if err != nil || len(g.AllowedForAll) == 0 {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		})
 	}
 }

@@ -56,6 +56,7 @@ type Server struct {
 	routes   []route
 	// pageNotFound answers unknown paths outside the API (the pages' 404).
 	pageNotFound echo.HandlerFunc
+	ground       groundSites // common-ground's sites, between changes
 }
 
 // access says who may call a route.

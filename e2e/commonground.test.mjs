@@ -85,7 +85,8 @@ test('staff find the video tools three organisations can all use, share the answ
   const ground = await (await fetch(`${base}/v1${answerPath}`)).json();
   assert.deepEqual([...ground.allowed_for_all, ...ground.one_decision_away, ...ground.others].map((s) => s.id), expected.map((t) => t.id));
   for (const col of ground.departments) {
-    assert.equal(await page.locator(`[data-list-read="${col.id}"]`).innerText(), `Its own list, version ${col.version}`);
+    const read = col.scope === 'common' ? `The common list, version ${col.version} (its own list is the same)` : `Its own list, version ${col.version}`;
+    assert.equal(await page.locator(`[data-list-read="${col.id}"]`).innerText(), read);
   }
   // The link to send is the address of this answer.
   assert.equal(await page.locator('[data-share-link]').innerText(), base + answerPath);

@@ -36,7 +36,7 @@ type option struct{ Value, Text string }
 
 type groundColumn struct {
 	allowlist.GroundColumn
-	Common bool // read from common: the department has no decisions of its own
+	Common bool // read from common: the department's list is common's
 }
 
 type groundCategory struct {

@@ -97,7 +97,7 @@ func printGround(w io.Writer, g allowlist.Ground) {
 	for _, d := range g.Departments {
 		from := "its own list"
 		if d.Scope == allowlist.ScopeCommon {
-			from = "the common list (no decisions of its own)"
+			from = "the common list (its own list is the same)"
 		}
 		fmt.Fprintf(w, "  %s: %s, version %d (%s)\n", d.ID, from, d.Version, d.Name)
 	}

@@ -80,9 +80,9 @@ func TestCommonGroundWithRealProcesses(t *testing.T) {
 		t.Errorf("after the decisions: %v, want %v", got, want)
 	}
 	// Webex reached common (quorum 2) with DSIT and GLA: allowed for all.
-	// Among DSIT, HMRC and a department with no decisions of its own, a
-	// tool only DSIT approved is one HMRC decision away... and HMRC's
-	// column reads its own list, the new department's reads common.
+	// Between DSIT and a new department (whose list is common's), a tool
+	// only DSIT approved is one decision of the new department away; DSIT's
+	// column is read from its own list, the new department's from common.
 	if code, b := r.call(t, "POST", "/v1/departments", r.admin, `{"id":"met-office","name":"Met Office","kind":"arms-length-body"}`); code != 201 {
 		t.Fatalf("department: %d %s", code, b)
 	}
@@ -95,7 +95,7 @@ func TestCommonGroundWithRealProcesses(t *testing.T) {
 	}
 	out, errOut, code = ask("dsit", "met-office", "--category", "video-conferencing")
 	if code != 0 || !strings.Contains(out, "One decision away (1):") || !strings.Contains(out, "Whereby (whereby)") ||
-		!strings.Contains(out, "waiting for Met Office to decide") || !strings.Contains(out, "met-office: the common list (no decisions of its own), version") {
+		!strings.Contains(out, "waiting for Met Office to decide") || !strings.Contains(out, "met-office: the common list (its own list is the same), version") {
 		t.Errorf("one decision away: exit %d\n%s%s", code, out, errOut)
 	}
 	_, body = r.call(t, "GET", "/v1/common-ground?departments=dsit,met-office&category=video-conferencing", "", "")
