@@ -48,7 +48,7 @@ func TestHeadAndMethodNotAllowedEverywhere(t *testing.T) {
 		}
 		ops := item.Operations()
 		if _, ok := ops["GET"]; ok && !strings.HasSuffix(path, "/watch") {
-			q := map[string]string{"/v1/check": "?domain=zoom.us", "/v1/lists/{scope}/diff": "?from=0"}[tmpl]
+			q := map[string]string{"/v1/check": "?domain=zoom.us", "/v1/lists/{scope}/diff": "?from=0", "/v1/common-ground": "?departments=dept-a,dept-b"}[tmpl]
 			g, gb := send("GET", path+q)
 			h, hb := send("HEAD", path+q)
 			if h.StatusCode != g.StatusCode || len(hb) != 0 {
