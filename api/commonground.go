@@ -110,6 +110,10 @@ func (s *Server) CommonGround(ctx context.Context, departments []string, categor
 	return allowlist.CommonGround(sites, lists, category, s.cfg.Quorum), nil
 }
 
+// PublicURL is the address people reach the registry at, without a
+// trailing slash, or "" when none is configured.
+func (s *Server) PublicURL() string { return strings.TrimRight(s.cfg.PublicURL, "/") }
+
 // groundSites keeps the registry's sites between questions. Reading them
 // is most of an answer (10,000 sites take the store about half a second),
 // and the question is anonymous; they are read again only when the audit

@@ -17,6 +17,10 @@ import (
 // grounder answers the meeting's question; *api.Server is one.
 type grounder interface {
 	CommonGround(ctx context.Context, departments []string, category string) (allowlist.Ground, error)
+	// PublicURL is where people reach the pages ("" if not configured):
+	// the base of the link to send, rather than whatever Host the asker
+	// sent (the link is quoted in requests that owners read).
+	PublicURL() string
 }
 
 // groundView is what the "Find a tool you can all use" page shows: the
@@ -129,7 +133,11 @@ func (p *Pages) handleCommonGround(c echo.Context) error {
 		}
 		return p.render(c, http.StatusUnprocessableEntity, "commonground", pg)
 	}
-	v.Link = c.Scheme() + "://" + c.Request().Host + groundPath(ids, category)
+	base := gr.PublicURL()
+	if base == "" {
+		base = c.Scheme() + "://" + c.Request().Host
+	}
+	v.Link = base + groundPath(ids, category)
 	fillGround(v, g)
 	pg.Title = "Tools " + joinNames(v.Columns) + " can all use"
 	return p.render(c, http.StatusOK, "commonground", pg)

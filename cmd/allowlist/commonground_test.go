@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -121,6 +123,20 @@ func TestCommonGroundWithRealProcesses(t *testing.T) {
 	if len(g.Departments) != 2 || g.Departments[0].Scope != "dsit" || g.Departments[1].Scope != "common" ||
 		len(g.OneDecisionAway) != 1 || g.OneDecisionAway[0].WaitingFor != "met-office" {
 		t.Errorf("answer: %s", body)
+	}
+
+	// The page's link to send is built on the registry's address, not on
+	// the Host a caller sends (it is quoted in requests owners read).
+	req, _ := http.NewRequest("GET", r.url+"/common-ground?departments=dsit,met-office", nil)
+	req.Host = "evil.example.net"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), r.url+"/common-ground?departments=dsit,met-office") || strings.Contains(string(page), "evil.example.net") {
+		t.Errorf("page with a forged Host: %d\n%s", resp.StatusCode, page)
 	}
 
 	// HMRC objects to Teams and Meet too: no video tool for all, exit 1.
