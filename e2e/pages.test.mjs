@@ -1,0 +1,125 @@
+// Every page, as each kind of user sees it, checked with axe-core in
+// Debian's headless Chromium; the staff and filtering owner journeys done
+// with the keyboard alone; and, with UPDATE_SCREENSHOTS=1, the README's
+// screenshots taken afresh.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startRegistry, ownerToken, launchChromium, expectAccessible, artifacts, bin, root } from './lib.mjs';
+
+let registry, base, browser;
+
+before(async () => {
+  registry = await startRegistry();
+  base = registry.base;
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  registry?.proc.kill('SIGTERM');
+});
+
+function adminToken(db) {
+  const out = execFileSync(bin, ['token', 'create', '--db', db, '--role', 'admin', '--name', 'admin-e2e']);
+  return out.toString().trim().split('\n').pop();
+}
+
+async function signIn(page, token) {
+  await page.goto(`${base}/sign-in`);
+  await page.getByLabel('Token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+const totals = {};
+
+async function audit(page, path) {
+  const res = await page.goto(base + path);
+  assert.ok(res.status() < 500, `${path}: ${res.status()}`);
+  const counts = await expectAccessible(page, path);
+  for (const [impact, n] of Object.entries(counts)) totals[impact] = (totals[impact] || 0) + n;
+  return counts;
+}
+
+test('every page has no serious or critical accessibility violation', async () => {
+  const anonymous = ['/', '/check?q=Zoom', '/check?q=games.example.com', '/check?q=', '/request', '/catalogue',
+    '/catalogue?status=proposed', '/lists', '/lists/common', '/dashboard', '/sign-in', '/accessibility',
+    '/common-ground', '/common-ground?departments=dsit,hmrc', '/no-such-page'];
+  const owner = ['/owner', '/owner?status=approved', '/owner/sites/zoom', '/owner/requests', '/owner/directory', '/owner/propose'];
+  const admin = ['/admin', '/admin/audit', '/owner/directory'];
+  let pages = 0;
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  for (const p of anonymous) { await audit(page, p); pages++; }
+  await signIn(page, ownerToken(registry.db, 'dsit'));
+  for (const p of owner) { await audit(page, p); pages++; }
+  const ctx = await browser.newContext();
+  const adminPage = await ctx.newPage();
+  await signIn(adminPage, adminToken(registry.db));
+  for (const p of admin) { await audit(adminPage, p); pages++; }
+  console.log(`axe-core: ${pages} pages, violations by impact: ${JSON.stringify(totals)} (serious and critical: 0)`);
+  await ctx.close();
+  await page.close();
+});
+
+// tabTo presses Tab until the focused element matches, as a keyboard user
+// would, and fails if it never gets there.
+async function tabTo(page, describe, matches) {
+  for (let i = 0; i < 80; i++) {
+    await page.keyboard.press('Tab');
+    const here = await page.evaluate(() => {
+      const el = document.activeElement;
+      return { tag: el.tagName, text: (el.innerText || el.value || '').trim(), label: el.labels?.[0]?.innerText?.trim() || el.getAttribute('aria-label') || '' };
+    });
+    if (matches(here)) return;
+  }
+  assert.fail(`could not reach ${describe} with the Tab key`);
+}
+
+test('staff and filtering owners can do their work with the keyboard alone', async () => {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  // Staff: skip link, check a tool, ask for it.
+  await page.goto(`${base}/`);
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.innerText.trim()), 'Skip to main content');
+  await tabTo(page, 'the tool field', (e) => e.label.startsWith('Name or web address'));
+  await page.keyboard.type('games.example.com');
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\/check\?/);
+  assert.match(await page.locator('h1').innerText(), /is not on the/);
+  await tabTo(page, 'the reason field', (e) => e.label.startsWith('Why do you need it'));
+  await page.keyboard.type('Workshops with another department');
+  await tabTo(page, 'the organisation', (e) => e.label === 'Your organisation');
+  await page.keyboard.press('ArrowDown');
+  await tabTo(page, 'the send button', (e) => e.tag === 'BUTTON' && e.text === 'Send request');
+  await Promise.all([page.waitForURL(/\/request$/), page.keyboard.press('Enter')]);
+  assert.match(await page.locator('h1').innerText(), /Request sent/);
+
+  // A filtering owner: sign in, open the first site awaiting a decision, approve it.
+  await page.goto(`${base}/sign-in`);
+  await tabTo(page, 'the token field', (e) => e.label === 'Token');
+  await page.keyboard.type(ownerToken(registry.db, 'hmrc'));
+  await Promise.all([page.waitForURL(/\/owner$/), page.keyboard.press('Enter')]);
+  const first = await page.locator('#awaiting ~ .govuk-summary-card h3').first().innerText();
+  await tabTo(page, `the approve button for ${first}`, (e) => e.tag === 'BUTTON' && e.text.startsWith('Approve'));
+  await Promise.all([page.waitForResponse((r) => r.url().endsWith('/owner/decide')), page.keyboard.press('Enter')]);
+  await page.waitForURL(/\/owner$/);
+  assert.match(await page.locator('.govuk-notification-banner').innerText(), new RegExp(`You approved ${first}`));
+  await page.close();
+});
+
+test('README screenshots', { skip: process.env.UPDATE_SCREENSHOTS !== '1' && 'set UPDATE_SCREENSHOTS=1 to take them' }, async () => {
+  const page = await browser.newPage({ viewport: { width: 1000, height: 760 } });
+  await page.goto(`${base}/`);
+  await page.screenshot({ path: join(artifacts, 'readme-start.png') });
+  await signIn(page, ownerToken(registry.db, 'dsit'));
+  await page.screenshot({ path: join(artifacts, 'readme-owner-queue.png') });
+  await page.goto(`${base}/common-ground?departments=dsit,hmrc,gla&category=video-conferencing#answer`);
+  await page.locator('#answer').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(artifacts, 'readme-common-ground.png') });
+  for (const [from, to] of [['readme-start', 'start'], ['readme-owner-queue', 'owner-queue'], ['readme-common-ground', 'common-ground']]) {
+    copyFileSync(join(artifacts, `${from}.png`), join(root, 'docs', 'screenshots', `${to}.png`));
+  }
+  await page.close();
+});
