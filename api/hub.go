@@ -84,20 +84,6 @@ func newHub(reg allowlist.Registry) *hub {
 		stamps: map[string]signedTimestamp{}, stampEvery: 10 * time.Second}
 }
 
-// refresh reads every scope's version from the store and wakes watchers
-// of those that moved. It catches changes made by another process (the
-// CLI); changes made here arrive through notify at once.
-func (h *hub) refresh(ctx context.Context) error {
-	scopes, err := h.reg.FindScopes(ctx)
-	if err != nil {
-		return err
-	}
-	for _, s := range scopes {
-		h.notify(s.Scope, s.Version)
-	}
-	return nil
-}
-
 // notify records that scope is at version and wakes its watchers.
 func (h *hub) notify(scope string, version int64) {
 	h.mu.Lock()

@@ -122,12 +122,6 @@ func (s *sessions) takeFlash(id string) string {
 	return msg
 }
 
-func (s *sessions) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.m)
-}
-
 // Context keys set by the guard.
 const (
 	ctxActor   = "web.actor"
