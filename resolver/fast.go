@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -393,7 +394,7 @@ func listenUDP(addr string, n int) ([]*net.UDPConn, error) {
 	}}
 	var conns []*net.UDPConn
 	for i := 0; i < n; i++ {
-		pc, err := lc.ListenPacket(nil, "udp", addr)
+		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
 		if err != nil {
 			for _, c := range conns {
 				c.Close()
