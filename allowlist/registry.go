@@ -79,6 +79,16 @@ type Request struct {
 	Department string    `json:"department"`
 	Email      string    `json:"email,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
+	// Tracking: Reference is shown once, when the request is made (only
+	// its hash is stored); the owners' answer, the site it is linked to.
+	Reference  string     `json:"reference,omitempty"`
+	Status     string     `json:"status"`
+	Answer     string     `json:"answer"`
+	Site       string     `json:"site,omitempty"`
+	AnsweredBy string     `json:"answered_by,omitempty"`
+	AnsweredAt *time.Time `json:"answered_at,omitempty"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	Group      string     `json:"group"`
 }
 
 // Version is one published version of a scope. Body is the exact signed

@@ -175,7 +175,7 @@ func PublishedDomains(s Site, quorum int) []string {
 				count++
 			}
 		}
-		if count >= quorum {
+		if count >= quorum || consensus(s, domains) {
 			return domains
 		}
 	}
@@ -192,6 +192,20 @@ func SiteStatus(s Site, quorum int) string {
 		return StatusApproved
 	}
 	return StatusProposed
+}
+
+// consensus reports whether lazy consensus puts domains on common: the
+// revision that reached it covers them and nobody objects.
+func consensus(s Site, domains []string) bool {
+	if s.Consensus == 0 || !covers(s.History[s.Consensus], domains) {
+		return false
+	}
+	for _, so := range s.Signoffs {
+		if so.Decision == DecisionObject {
+			return false
+		}
+	}
+	return true
 }
 
 func live(s Site) bool { return s.Status != StatusSuspended && s.Status != StatusWithdrawn }

@@ -103,8 +103,11 @@ type Site struct {
 	Published   []string  `json:"published_domains"`
 	Signoffs    []Signoff `json:"signoffs"`
 	Reason      string    `json:"suspended_reason,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	// Consensus is the revision that joined common by lazy consensus
+	// (0: none). It counts while no department objects.
+	Consensus int       `json:"consensus_revision,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 
 	History map[int][]string `json:"-"`
 }

@@ -1,0 +1,440 @@
+package allowlist
+
+import (
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Staff request statuses. A request is received until an owner of its
+// department answers it or links it to a site (in review), and ends
+// allowed (the linked site reached the department's list, or an owner
+// said so) or declined (with a reason).
+const (
+	RequestReceived = "received"
+	RequestInReview = "in-review"
+	RequestAllowed  = "allowed"
+	RequestDeclined = "declined"
+)
+
+// RequestStatuses lists the statuses in the order a request moves through
+// them.
+var RequestStatuses = []string{RequestReceived, RequestInReview, RequestAllowed, RequestDeclined}
+
+// RequestAnswer is what an owner does with a staff request: Status is
+// in-review, allowed or declined (a decline needs Answer, the reason);
+// Site links the request to a site, after which it becomes allowed by
+// itself once the site reaches the request's department list.
+type RequestAnswer struct {
+	Status string `json:"status"`
+	Answer string `json:"answer"`
+	Site   string `json:"site"`
+}
+
+// ValidateRequestAnswer checks an owner's answer. EINVALID.
+func ValidateRequestAnswer(in RequestAnswer) error {
+	var fields []FieldError
+	switch in.Status {
+	case "", RequestInReview, RequestAllowed:
+	case RequestDeclined:
+		if strings.TrimSpace(in.Answer) == "" {
+			fields = append(fields, FieldError{Field: "answer", Message: "a decline needs a reason the requester can read"})
+		}
+	default:
+		fields = append(fields, FieldError{Field: "status", Message: "must be in-review, allowed or declined"})
+	}
+	if len(in.Answer) > 2000 || !printable(in.Answer) {
+		fields = append(fields, FieldError{Field: "answer", Message: "must be printable text of at most 2000 characters"})
+	}
+	if in.Site != "" && !ValidSiteID(in.Site) {
+		fields = append(fields, FieldError{Field: "site", Message: "is not a site id"})
+	}
+	if in.Status == "" && in.Answer == "" && in.Site == "" {
+		fields = append(fields, FieldError{Field: "status", Message: "give a status, an answer or a site"})
+	}
+	if len(fields) > 0 {
+		return Invalid(fields...)
+	}
+	return nil
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if r < 0x20 && r != '\n' && r != '\r' && r != '\t' || r == 0x7f || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
+			return false
+		}
+	}
+	return true
+}
+
+// Policy is the registry's governance configuration. Zero values turn each
+// rule off; every process sharing a database must use the same policy.
+type Policy struct {
+	// Quorum is the number of approvals that put a site on common.
+	Quorum int
+	// ConsensusSponsors and ConsensusAfter are lazy consensus: a site
+	// approved by at least ConsensusSponsors departments, with no
+	// objection for ConsensusAfter, joins common without a quorum.
+	// Off while ConsensusAfter is zero.
+	ConsensusSponsors int
+	ConsensusAfter    time.Duration
+	// DecisionSLA is how long a decision may wait for a department before
+	// it is overdue. Off while zero.
+	DecisionSLA time.Duration
+	// ApprovalMaxAge is how long an approval counts before it must be
+	// renewed; ApprovalWarning is how long before that its department is
+	// told. An approval never expires sooner than ApprovalWarning after
+	// that notice was sent. Off while ApprovalMaxAge is zero.
+	ApprovalMaxAge  time.Duration
+	ApprovalWarning time.Duration
+}
+
+// Rule names recorded in the audit log for changes the registry makes by
+// itself.
+const (
+	RuleLazyConsensus  = "lazy-consensus"
+	RuleApprovalExpiry = "approval-expiry"
+)
+
+// Sponsors returns the departments whose approval covers the site's
+// current domains, ordered by when they approved.
+func Sponsors(s Site) []Signoff {
+	var out []Signoff
+	for _, so := range s.Signoffs {
+		if so.Decision == DecisionApprove && covers(s.History[so.Revision], s.Domains) {
+			out = append(out, so)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out
+}
+
+// Objections returns the objections on a site.
+func Objections(s Site) []Signoff {
+	var out []Signoff
+	for _, so := range s.Signoffs {
+		if so.Decision == DecisionObject {
+			out = append(out, so)
+		}
+	}
+	return out
+}
+
+// ConsensusDue returns when a site joins common by lazy consensus: the
+// moment its ConsensusSponsors-th sponsor approved its current domains,
+// plus ConsensusAfter. It is false while the rule is off, the site is not
+// live, common already lists its current domains, it has fewer sponsors,
+// or any department objects (an objection stops the clock; the clock
+// starts again from the latest decision once it is withdrawn).
+func ConsensusDue(s Site, p Policy) (time.Time, bool) {
+	if p.ConsensusAfter <= 0 || !live(s) || s.Consensus == s.Revision {
+		return time.Time{}, false
+	}
+	if len(Objections(s)) > 0 {
+		return time.Time{}, false
+	}
+	if slices.Equal(PublishedDomains(s, p.Quorum), s.Domains) {
+		return time.Time{}, false
+	}
+	n := max(p.ConsensusSponsors, 1)
+	sp := Sponsors(s)
+	if len(sp) < n {
+		return time.Time{}, false
+	}
+	start := sp[n-1].At
+	for _, so := range s.Signoffs {
+		if so.At.After(start) {
+			start = so.At // the latest decision on the site
+		}
+	}
+	return start.Add(p.ConsensusAfter), true
+}
+
+// Approval states.
+const (
+	ApprovalCurrent  = "current"
+	ApprovalExpiring = "expiring" // inside the warning period
+	ApprovalExpired  = "expired"
+)
+
+// ApprovalClock is when an approval was given or last renewed, and when
+// its department was warned that it is about to expire (zero if not yet).
+type ApprovalClock struct {
+	Since    time.Time
+	WarnedAt time.Time
+}
+
+// ApprovalTimes returns when an approval's department is to be warned and
+// when the approval expires. An approval never expires before its warning
+// was sent and ApprovalWarning has passed since: expires is zero while no
+// warning was sent. ok is false when expiry is off.
+func ApprovalTimes(c ApprovalClock, p Policy) (warn, expires time.Time, ok bool) {
+	if p.ApprovalMaxAge <= 0 {
+		return time.Time{}, time.Time{}, false
+	}
+	end := c.Since.Add(p.ApprovalMaxAge)
+	warn = end.Add(-p.ApprovalWarning)
+	if c.WarnedAt.IsZero() || c.WarnedAt.Before(c.Since) {
+		return warn, time.Time{}, true
+	}
+	expires = end
+	if late := c.WarnedAt.Add(p.ApprovalWarning); late.After(expires) {
+		expires = late
+	}
+	return warn, expires, true
+}
+
+// ApprovalState says whether an approval still counts at now.
+func ApprovalState(c ApprovalClock, now time.Time, p Policy) string {
+	warn, expires, ok := ApprovalTimes(c, p)
+	switch {
+	case !ok || now.Before(warn):
+		return ApprovalCurrent
+	case !expires.IsZero() && !now.Before(expires):
+		return ApprovalExpired
+	default:
+		return ApprovalExpiring
+	}
+}
+
+// FallsBelowQuorum reports whether common stops listing some of the site's
+// published domains once dept's decision no longer counts.
+func FallsBelowQuorum(s Site, dept string, quorum int) bool {
+	before := PublishedDomains(s, quorum)
+	if len(before) == 0 {
+		return false
+	}
+	t := s
+	t.Signoffs = slices.DeleteFunc(slices.Clone(s.Signoffs), func(so Signoff) bool { return so.Department == dept })
+	return !slices.Equal(PublishedDomains(t, quorum), before)
+}
+
+// AwaitsDecision reports whether a site waits for dept's decision: it is
+// live, common does not list its current domains yet, and dept has not
+// decided on them.
+func AwaitsDecision(s Site, dept string, quorum int) bool {
+	if !live(s) || slices.Equal(PublishedDomains(s, quorum), s.Domains) {
+		return false
+	}
+	for _, so := range s.Signoffs {
+		if so.Department == dept && covers(s.History[so.Revision], s.Domains) {
+			return false
+		}
+	}
+	return true
+}
+
+// Overdue reports whether something waiting since since has waited longer
+// than the decision SLA at now.
+func Overdue(since, now time.Time, p Policy) bool {
+	return p.DecisionSLA > 0 && now.Sub(since) > p.DecisionSLA
+}
+
+// QueueItem is one thing waiting for a department: a site to decide on or
+// a staff request to answer.
+type QueueItem struct {
+	Kind    string    `json:"kind"` // "site" or "request"
+	ID      string    `json:"id"`
+	Title   string    `json:"title"`
+	Since   time.Time `json:"since"`
+	Overdue bool      `json:"overdue"`
+}
+
+// SortQueue puts overdue items first, then the longest waiting.
+func SortQueue(items []QueueItem) {
+	sort.SliceStable(items, func(i, j int) bool {
+		if items[i].Overdue != items[j].Overdue {
+			return items[i].Overdue
+		}
+		if !items[i].Since.Equal(items[j].Since) {
+			return items[i].Since.Before(items[j].Since)
+		}
+		return items[i].ID < items[j].ID
+	})
+}
+
+// InScope reports whether a department's list carries the site: common
+// lists it and the department did not object, or the department approved
+// some revision of it itself.
+func InScope(s Site, dept string, quorum int) bool {
+	if !live(s) {
+		return false
+	}
+	for _, so := range s.Signoffs {
+		if so.Department != dept {
+			continue
+		}
+		if so.Decision == DecisionObject {
+			return false
+		}
+		if len(latestCovered(s, s.History[so.Revision])) > 0 {
+			return true
+		}
+	}
+	return len(PublishedDomains(s, quorum)) > 0
+}
+
+// RequestGroup is the staff requests for one tool in one department.
+type RequestGroup struct {
+	Department string    `json:"department"`
+	Key        string    `json:"key"`
+	Tool       string    `json:"tool"`
+	Count      int       `json:"count"`
+	Open       int       `json:"open"`
+	First      time.Time `json:"first_at"`
+	Last       time.Time `json:"last_at"`
+	Requests   []int64   `json:"requests"`
+}
+
+// GroupKey names the tool a request asks for, so that requests for the
+// same tool group together: the host of its URL without "www.", or else
+// its name in lower case with spaces collapsed.
+func GroupKey(tool, rawURL string) string {
+	if rawURL != "" {
+		u, err := url.Parse(strings.TrimSpace(rawURL))
+		if err == nil && u.Hostname() != "" {
+			return strings.TrimPrefix(strings.TrimSuffix(strings.ToLower(u.Hostname()), "."), "www.")
+		}
+	}
+	return strings.Join(strings.Fields(strings.ToLower(tool)), " ")
+}
+
+// GroupRequests groups requests by department and GroupKey: the most
+// asked-for first (by open requests, then all), then by key.
+func GroupRequests(rs []Request) []RequestGroup {
+	index := map[[2]string]int{}
+	var out []RequestGroup
+	for _, r := range rs {
+		k := [2]string{r.Department, GroupKey(r.Tool, r.URL)}
+		i, ok := index[k]
+		if !ok {
+			i = len(out)
+			index[k] = i
+			out = append(out, RequestGroup{Department: k[0], Key: k[1], Tool: r.Tool, First: r.CreatedAt, Last: r.CreatedAt})
+		}
+		g := &out[i]
+		g.Count++
+		if r.Status == RequestReceived || r.Status == RequestInReview {
+			g.Open++
+		}
+		if r.CreatedAt.Before(g.First) {
+			g.First = r.CreatedAt
+		}
+		if !r.CreatedAt.Before(g.Last) {
+			g.Last, g.Tool = r.CreatedAt, r.Tool
+		}
+		g.Requests = append(g.Requests, r.ID)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Open != b.Open {
+			return a.Open > b.Open
+		}
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		if a.Department != b.Department {
+			return a.Department < b.Department
+		}
+		return a.Key < b.Key
+	})
+	return out
+}
+
+// Reasons a name is not allowed, in WhyNot's answer.
+const (
+	WhyNotListed     = "not-in-catalogue"
+	WhyProposed      = "proposed"
+	WhyObjected      = "objected"
+	WhySuspended     = "suspended"
+	WhyWithdrawn     = "withdrawn"
+	WhyExpired       = "approval-expired"
+	WhyChangePending = "change-pending"
+)
+
+// Explanation says why a name is not on a list, in plain English, with
+// the facts behind it.
+type Explanation struct {
+	Reason    string    `json:"reason"`
+	Message   string    `json:"message"`
+	Site      string    `json:"site,omitempty"`
+	Approvals []string  `json:"approvals"`
+	Needed    int       `json:"needed"`
+	Objection *Signoff  `json:"objection,omitempty"`
+	Expired   []Signoff `json:"expired,omitempty"`
+	// RequestURL is the page where staff ask for a tool.
+	RequestURL string `json:"request_url"`
+}
+
+// WhyNot explains why a name is not on scope's list (ScopeCommon or a
+// department): site is the catalogue site holding the name (nil when none
+// does) and expired its approvals that expired. requestURL is the page
+// where staff ask for a tool.
+func WhyNot(site *Site, scope string, expired []Signoff, p Policy, requestURL string) Explanation {
+	e := Explanation{Approvals: []string{}, RequestURL: requestURL}
+	ask := " Ask for it at " + requestURL + "."
+	if site == nil {
+		e.Reason = WhyNotListed
+		e.Message = "This tool is not in the catalogue. Nobody has proposed it yet." + ask + " Your organisation's filtering owners will review your request."
+		return e
+	}
+	s := *site
+	e.Site = s.ID
+	for _, so := range Sponsors(s) {
+		e.Approvals = append(e.Approvals, so.Department)
+	}
+	e.Needed = max(p.Quorum-len(e.Approvals), 0)
+	if scope != ScopeCommon {
+		for _, so := range s.Signoffs {
+			if so.Department == scope && so.Decision == DecisionObject {
+				o := so
+				e.Objection = &o
+			}
+		}
+	}
+	switch {
+	case s.Status == StatusSuspended:
+		e.Reason = WhySuspended
+		e.Message = s.Name + " is suspended: " + s.Reason + "."
+	case s.Status == StatusWithdrawn:
+		e.Reason = WhyWithdrawn
+		e.Message = s.Name + " was withdrawn from the catalogue." + ask
+	case e.Objection != nil:
+		e.Reason = WhyObjected
+		e.Message = "Your organisation objected to " + s.Name + " on " + e.Objection.At.UTC().Format("2 January 2006")
+		if e.Objection.Comment != "" {
+			e.Message += ": " + e.Objection.Comment
+		}
+		e.Message += ". Ask your filtering owners if you think this should change."
+	case len(expired) > 0 && e.Needed > 0:
+		e.Reason = WhyExpired
+		e.Expired = expired
+		var ds []string
+		for _, so := range expired {
+			ds = append(ds, so.Department)
+		}
+		e.Message = s.Name + " left the list because the approval of " + strings.Join(ds, ", ") + " expired and was not renewed; " + countNeeded(e.Needed) + " more to return."
+	case len(PublishedDomains(s, p.Quorum)) > 0:
+		// Common lists some revision of it, just not this name.
+		e.Reason = WhyChangePending
+		e.Message = s.Name + " is listed, but this address was added recently and waits for " + countNeeded(e.Needed) + "."
+	default:
+		e.Reason = WhyProposed
+		e.Message = s.Name + " is proposed"
+		if len(e.Approvals) > 0 {
+			e.Message += ", approved by " + strings.Join(e.Approvals, ", ")
+		}
+		e.Message += "; it needs " + countNeeded(e.Needed) + " more to join the common list."
+	}
+	return e
+}
+
+func countNeeded(n int) string {
+	if n == 1 {
+		return "1 approval"
+	}
+	return strconv.Itoa(n) + " approvals"
+}
