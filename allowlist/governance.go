@@ -1,6 +1,7 @@
 package allowlist
 
 import (
+	"context"
 	"net/url"
 	"slices"
 	"sort"
@@ -32,42 +33,31 @@ type RequestAnswer struct {
 	Status string `json:"status"`
 	Answer string `json:"answer"`
 	Site   string `json:"site"`
+	// Group applies the answer to every open request for the same tool
+	// in the same department.
+	Group bool `json:"group"`
 }
 
 // ValidateRequestAnswer checks an owner's answer. EINVALID.
 func ValidateRequestAnswer(in RequestAnswer) error {
-	var fields []FieldError
+	var c checker
 	switch in.Status {
 	case "", RequestInReview, RequestAllowed:
 	case RequestDeclined:
 		if strings.TrimSpace(in.Answer) == "" {
-			fields = append(fields, FieldError{Field: "answer", Message: "a decline needs a reason the requester can read"})
+			c.add("answer", "a decline needs a reason the requester can read")
 		}
 	default:
-		fields = append(fields, FieldError{Field: "status", Message: "must be in-review, allowed or declined"})
+		c.add("status", "must be in-review, allowed or declined")
 	}
-	if len(in.Answer) > 2000 || !printable(in.Answer) {
-		fields = append(fields, FieldError{Field: "answer", Message: "must be printable text of at most 2000 characters"})
-	}
+	c.text("answer", in.Answer, false, maxText)
 	if in.Site != "" && !ValidSiteID(in.Site) {
-		fields = append(fields, FieldError{Field: "site", Message: "is not a site id"})
+		c.add("site", "is not a site id")
 	}
 	if in.Status == "" && in.Answer == "" && in.Site == "" {
-		fields = append(fields, FieldError{Field: "status", Message: "give a status, an answer or a site"})
+		c.add("status", "give a status, an answer or a site")
 	}
-	if len(fields) > 0 {
-		return Invalid(fields...)
-	}
-	return nil
-}
-
-func printable(s string) bool {
-	for _, r := range s {
-		if r < 0x20 && r != '\n' && r != '\r' && r != '\t' || r == 0x7f || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
-			return false
-		}
-	}
-	return true
+	return c.err()
 }
 
 // Policy is the registry's governance configuration. Zero values turn each
@@ -437,4 +427,99 @@ func countNeeded(n int) string {
 		return "1 approval"
 	}
 	return strconv.Itoa(n) + " approvals"
+}
+
+// Webhook is where a department's notifications are POSTed. The secret
+// that signs them is shown once, when the webhook is set.
+type Webhook struct {
+	Department string    `json:"department"`
+	URL        string    `json:"url"`
+	CreatedAt  time.Time `json:"created_at"`
+	CreatedBy  string    `json:"created_by"`
+}
+
+// Delivery is one notification to one place (a webhook, or one contact's
+// e-mail address), with what became of it.
+type Delivery struct {
+	ID          int64      `json:"id"`
+	Department  string     `json:"department"`
+	Event       string     `json:"event"`
+	Channel     string     `json:"channel"` // "webhook" or "email"
+	Target      string     `json:"target"`
+	Subject     string     `json:"subject"`
+	Payload     []byte     `json:"-"`
+	Status      string     `json:"status"` // pending, delivered, failed
+	Attempts    int        `json:"attempts"`
+	LastError   string     `json:"last_error"`
+	NextAt      time.Time  `json:"next_at"`
+	CreatedAt   time.Time  `json:"created_at"`
+	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
+}
+
+// Notification events.
+const (
+	EventSiteAwaiting     = "site.awaiting-decision"
+	EventRequest          = "request.received"
+	EventSiteSuspended    = "site.suspended"
+	EventApprovalExpiring = "approval.expiring"
+	EventSiteLeaving      = "site.leaving-list"
+	EventConsensus        = "site.lazy-consensus"
+)
+
+// Backoff returns how long to wait before retrying a delivery that failed
+// attempts times: base doubled for each failure, at most a day.
+func Backoff(attempts int, base time.Duration) time.Duration {
+	d := base
+	for i := 1; i < attempts && d < 24*time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, 24*time.Hour)
+}
+
+// Governance is the part of the store that moves decisions along: staff
+// requests tracked to an answer, timers, and notifications.
+// Implementations: allowlist/sqlite.
+type Governance interface {
+	// FindRequestByReference returns a request by its reference, without
+	// the requester's e-mail. ENOTFOUND.
+	FindRequestByReference(ctx context.Context, reference string) (Request, error)
+	// FindRequest returns a request by id. ENOTFOUND.
+	FindRequest(ctx context.Context, id int64) (Request, error)
+	// AnswerRequest records an owner's answer. EINVALID, ENOTFOUND,
+	// EFORBIDDEN (an owner of another department).
+	AnswerRequest(ctx context.Context, a Actor, id int64, in RequestAnswer) (Request, error)
+	// FindRequestGroups groups a department's requests ("" for all).
+	FindRequestGroups(ctx context.Context, department string) ([]RequestGroup, error)
+	// Queue lists what waits for a department's decision, overdue first.
+	Queue(ctx context.Context, department string, now time.Time) ([]QueueItem, error)
+	// FindSiteByName returns the site whose domains (of any revision)
+	// cover a host name. ENOTFOUND.
+	FindSiteByName(ctx context.Context, host string) (Site, error)
+	// FindExpiredSignoffs lists the approvals of a site that expired.
+	FindExpiredSignoffs(ctx context.Context, site string) ([]Signoff, error)
+	// FindApprovalClocks returns when each approval of a site was given
+	// or renewed and when it was warned, by department.
+	FindApprovalClocks(ctx context.Context, site string) (map[string]ApprovalClock, error)
+	// RenewSignoff restarts the clock of a department's approval.
+	// EINVALID (not an approval), ENOTFOUND.
+	RenewSignoff(ctx context.Context, a Actor, site, department string) (Site, error)
+	// SetWebhook sets a department's webhook and returns its new signing
+	// secret, once. EINVALID, ENOTFOUND.
+	SetWebhook(ctx context.Context, a Actor, department, url string) (Webhook, string, error)
+	// FindWebhook returns a department's webhook. ENOTFOUND.
+	FindWebhook(ctx context.Context, department string) (Webhook, error)
+	// DeleteWebhook removes it. ENOTFOUND.
+	DeleteWebhook(ctx context.Context, a Actor, department string) error
+	// FindDeliveries lists a department's latest deliveries, newest first.
+	FindDeliveries(ctx context.Context, department string, limit int) ([]Delivery, error)
+}
+
+// ValidateWebhookURL checks a webhook address. EINVALID.
+func ValidateWebhookURL(v string) error {
+	var c checker
+	if v == "" {
+		c.add("url", "is required")
+	}
+	c.url("url", v)
+	return c.err()
 }

@@ -43,6 +43,9 @@ type Options struct {
 	OnPublish func(v allowlist.Version)
 	// Now returns the current time; tests may fix it.
 	Now func() time.Time
+	// Policy holds the governance rules (lazy consensus, decision SLA,
+	// approval expiry); its Quorum is ignored (see Quorum above).
+	Policy allowlist.Policy
 }
 
 // DB is the registry store.

@@ -92,6 +92,9 @@ func loadSites(ctx context.Context, q queryer, id string, f *allowlist.SiteFilte
 			sites[i].Signoffs = append(sites[i].Signoffs, so)
 		}
 	}
+	if err := loadConsensus(ctx, q, dwhere, dargs, sites, index); err != nil {
+		return nil, err
+	}
 	for i := range sites {
 		sites[i].Domains = sites[i].History[sites[i].Revision]
 		if sites[i].Domains == nil {
