@@ -523,3 +523,37 @@ func ValidateWebhookURL(v string) error {
 	c.url("url", v)
 	return c.err()
 }
+
+// NotifyOptions say how notifications are addressed.
+type NotifyOptions struct {
+	// Email sends each event to the department's contacts as well.
+	Email bool
+	// BaseURL is the registry's public address, for links.
+	BaseURL string
+}
+
+// Claimed is a delivery a process has taken on, with the webhook secret
+// to sign it.
+type Claimed struct {
+	Delivery
+	Secret string
+}
+
+// Timers is the part of a store that runs the registry's timers and its
+// notification outbox. Each method is safe to call from several
+// processes sharing one database: what is due is done once.
+type Timers interface {
+	// Schedule stores the due times the policy calls for.
+	Schedule(ctx context.Context) (int, error)
+	// RunDueJobs runs the timers that are due.
+	RunDueJobs(ctx context.Context) (int, error)
+	// SettleRequests makes allowed the requests whose linked site is
+	// listed for their department.
+	SettleRequests(ctx context.Context) (int, error)
+	// EnqueueNotifications queues deliveries for new events.
+	EnqueueNotifications(ctx context.Context, opts NotifyOptions) (int, error)
+	// ClaimDeliveries takes due deliveries for a lease.
+	ClaimDeliveries(ctx context.Context, lease time.Duration, limit int) ([]Claimed, error)
+	// FinishDelivery records an attempt's outcome.
+	FinishDelivery(ctx context.Context, id int64, errText string, maxAttempts int, base time.Duration) error
+}

@@ -545,14 +545,6 @@ func (db *DB) runJob(ctx context.Context, tx *sql.Tx, now time.Time, kind, id, d
 	return "", "", nil, fmt.Errorf("unknown job kind %q", kind)
 }
 
-// NotifyOptions say how notifications are addressed.
-type NotifyOptions struct {
-	// Email sends each event to the department's contacts as well.
-	Email bool
-	// BaseURL is the registry's public address, for links.
-	BaseURL string
-}
-
 // notice is one event for one department.
 type notice struct {
 	dept, event, subject, message, link string
@@ -563,7 +555,7 @@ type notice struct {
 // with the cursor that marks them done: each entry is notified once,
 // whichever process gets there. The first call starts after the entries
 // already in the log. It returns how many deliveries it queued.
-func (db *DB) EnqueueNotifications(ctx context.Context, opts NotifyOptions) (int, error) {
+func (db *DB) EnqueueNotifications(ctx context.Context, opts allowlist.NotifyOptions) (int, error) {
 	queued := 0
 	err := db.record(ctx, governor, func(tx *sql.Tx) (string, string, any, error) {
 		var cursor sql.NullString
@@ -713,18 +705,11 @@ func enqueue(ctx context.Context, tx *sql.Tx, now time.Time, seq int64, n notice
 	return len(targets), nil
 }
 
-// Claimed is a delivery a process has taken on, with the webhook secret
-// to sign it.
-type Claimed struct {
-	allowlist.Delivery
-	Secret string
-}
-
 // ClaimDeliveries takes up to limit due deliveries for lease: another
 // process does not take them until the lease ends (a crash mid-send means
 // the receiver may see one twice; the payload's id tells).
-func (db *DB) ClaimDeliveries(ctx context.Context, lease time.Duration, limit int) ([]Claimed, error) {
-	var out []Claimed
+func (db *DB) ClaimDeliveries(ctx context.Context, lease time.Duration, limit int) ([]allowlist.Claimed, error) {
+	var out []allowlist.Claimed
 	now := db.opts.Now()
 	err := db.record(ctx, governor, func(tx *sql.Tx) (string, string, any, error) {
 		rows, err := tx.QueryContext(ctx, "SELECT "+deliveryColumns+` FROM deliveries WHERE status = 'pending' AND next_at <= ?
@@ -738,7 +723,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, lease time.Duration, limit in
 				rows.Close()
 				return "", "", nil, err
 			}
-			out = append(out, Claimed{Delivery: d})
+			out = append(out, allowlist.Claimed{Delivery: d})
 		}
 		rows.Close()
 		for i := range out {

@@ -143,7 +143,7 @@ func TestApprovalExpiryWarnsThenRemoves(t *testing.T) {
 	if got := version(t, db, "common"); got != 1 {
 		t.Fatalf("common at %d, want 1", got)
 	}
-	if _, err := db.EnqueueNotifications(ctx, NotifyOptions{}); err != nil { // start the cursor
+	if _, err := db.EnqueueNotifications(ctx, allowlist.NotifyOptions{}); err != nil { // start the cursor
 		t.Fatal(err)
 	}
 	must[allowlist.Webhook](t)(func() (allowlist.Webhook, error) {
@@ -155,7 +155,7 @@ func TestApprovalExpiryWarnsThenRemoves(t *testing.T) {
 	if n := tick(t, dbs); n != 1 {
 		t.Fatalf("%d jobs at the warning, want 1 (the warning)", n)
 	}
-	if n := must[int](t)(db.EnqueueNotifications(ctx, NotifyOptions{})); n != 1 {
+	if n := must[int](t)(db.EnqueueNotifications(ctx, allowlist.NotifyOptions{})); n != 1 {
 		t.Fatalf("%d deliveries queued, want 1 (dept-c hears that the site may leave)", n)
 	}
 	ds := must[[]allowlist.Delivery](t)(db.FindDeliveries(ctx, "dept-c", 10))

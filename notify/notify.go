@@ -1,0 +1,218 @@
+// Package notify runs the registry's timers and delivers its
+// notifications: each department's webhook (an HMAC-SHA256 signed JSON
+// body) and e-mail to its contacts over SMTP. It knows the store only
+// through allowlist.Timers, whose methods are safe with several registry
+// processes sharing one database.
+package notify
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cross-gov/allowlist/allowlist"
+)
+
+// Config configures a Runner.
+type Config struct {
+	// Interval is how often timers and the outbox are looked at.
+	Interval time.Duration
+	// ScheduleEvery is how often every timer's due time is computed again
+	// (at every Interval while something changed, at least this often).
+	ScheduleEvery time.Duration
+	// BaseURL is the registry's public address, for links in messages.
+	BaseURL string
+	// SMTP sends e-mail when its Addr is set.
+	SMTP SMTP
+	// WebhookTimeout bounds one webhook call.
+	WebhookTimeout time.Duration
+	// MaxAttempts is how many times a delivery is tried before it fails.
+	MaxAttempts int
+	// Backoff is the wait after the first failure; it doubles each time.
+	Backoff time.Duration
+	// AllowPrivateWebhooks lets webhooks reach loopback and private
+	// addresses (off: an owner could otherwise make the registry call
+	// services on its own network).
+	AllowPrivateWebhooks bool
+	Logger               *slog.Logger
+}
+
+// Runner runs timers and delivers notifications until its context ends.
+type Runner struct {
+	store        allowlist.Timers
+	cfg          Config
+	log          *slog.Logger
+	client       *http.Client
+	lastSchedule time.Time
+	dirty        atomic.Bool
+}
+
+// New returns a Runner over a store.
+func New(store allowlist.Timers, cfg Config) *Runner {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.ScheduleEvery <= 0 {
+		cfg.ScheduleEvery = time.Minute
+	}
+	if cfg.WebhookTimeout <= 0 {
+		cfg.WebhookTimeout = 10 * time.Second
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 8
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	dialer := &net.Dialer{Timeout: cfg.WebhookTimeout, Control: func(_, address string, _ syscall.RawConn) error {
+		if cfg.AllowPrivateWebhooks {
+			return nil
+		}
+		host, _, _ := net.SplitHostPort(address)
+		if ip := net.ParseIP(host); ip == nil || !publicIP(ip) {
+			return fmt.Errorf("webhook address %s is not public (allow_private_webhooks is off)", host)
+		}
+		return nil
+	}}
+	client := &http.Client{
+		Timeout:   cfg.WebhookTimeout,
+		Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: http.ProxyFromEnvironment, MaxIdleConns: 10, IdleConnTimeout: time.Minute},
+		// A redirect is an answer, not a delivery.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	r := &Runner{store: store, cfg: cfg, log: cfg.Logger, client: client}
+	r.dirty.Store(true)
+	return r
+}
+
+func publicIP(ip net.IP) bool {
+	return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified())
+}
+
+// Run ticks until ctx ends.
+func (r *Runner) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		if err := r.Tick(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("governance timers", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Changed tells the runner that decisions changed (wire it to the
+// store's OnPublish), so that the next tick computes due times again.
+func (r *Runner) Changed() { r.dirty.Store(true) }
+
+// Tick does one round: store new due times, run due timers, settle linked
+// requests, queue notifications for new events, and deliver what is due.
+func (r *Runner) Tick(ctx context.Context) error {
+	now := time.Now()
+	if r.dirty.Swap(false) || now.Sub(r.lastSchedule) >= r.cfg.ScheduleEvery {
+		r.lastSchedule = now
+		if _, err := r.store.Schedule(ctx); err != nil {
+			return fmt.Errorf("schedule: %w", err)
+		}
+	}
+	ran, err := r.store.RunDueJobs(ctx)
+	if err != nil {
+		return fmt.Errorf("run timers: %w", err)
+	}
+	if ran > 0 {
+		r.dirty.Store(true)
+		r.log.Info("governance timers ran", "changes", ran)
+	}
+	if _, err := r.store.SettleRequests(ctx); err != nil {
+		return fmt.Errorf("settle requests: %w", err)
+	}
+	if _, err := r.store.EnqueueNotifications(ctx, allowlist.NotifyOptions{Email: r.cfg.SMTP.Addr != "", BaseURL: r.cfg.BaseURL}); err != nil {
+		return fmt.Errorf("queue notifications: %w", err)
+	}
+	return r.deliver(ctx)
+}
+
+func (r *Runner) deliver(ctx context.Context) error {
+	lease := 2*r.cfg.WebhookTimeout + time.Minute
+	for {
+		batch, err := r.store.ClaimDeliveries(ctx, lease, 10)
+		if err != nil || len(batch) == 0 {
+			return err
+		}
+		for _, d := range batch {
+			var err error
+			switch d.Channel {
+			case "webhook":
+				err = r.postWebhook(ctx, d)
+			case "email":
+				err = r.cfg.SMTP.Send(d.Target, d.Subject, string(d.Payload))
+			default:
+				err = fmt.Errorf("unknown channel %q", d.Channel)
+			}
+			msg := ""
+			if err != nil {
+				msg = err.Error()
+				r.log.Warn("notification not delivered", "delivery", d.ID, "department", d.Department, "channel", d.Channel, "attempt", d.Attempts, "err", msg)
+			}
+			if err := r.store.FinishDelivery(ctx, d.ID, msg, r.cfg.MaxAttempts, r.cfg.Backoff); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Signature returns the X-Allowlist-Signature value for a body sent at
+// timestamp (Unix seconds): "t=TIMESTAMP,sha256=HEX", where HEX is the
+// HMAC-SHA256, keyed with the webhook's secret, of "TIMESTAMP." followed
+// by the exact body bytes.
+func Signature(secret string, timestamp int64, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	ts := strconv.FormatInt(timestamp, 10)
+	m.Write([]byte(ts + "."))
+	m.Write(body)
+	return "t=" + ts + ",sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+func (r *Runner) postWebhook(ctx context.Context, d allowlist.Claimed) error {
+	if d.Secret == "" {
+		return errors.New("the department has no webhook any more")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Target, bytes.NewReader(d.Payload))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "allowlist-registry")
+	req.Header.Set("X-Allowlist-Event", d.Event)
+	req.Header.Set("X-Allowlist-Delivery", strconv.FormatInt(d.ID, 10))
+	req.Header.Set("X-Allowlist-Signature", Signature(d.Secret, time.Now().Unix(), d.Payload))
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("webhook answered HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
