@@ -21,6 +21,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 	e.do("POST", "/v1/sites", e.tok["b"], map[string]any{"id": "site-b", "name": "B", "category": "wiki", "domains": []string{"*.b.example.org"}, "owner": map[string]string{"name": "B", "email": "owner-b@example.org"}}).want(201)
 	e.do("PUT", "/v1/sites/site-a/signoffs/dept-a", e.tok["a"], map[string]string{"decision": "approve"}).want(200)
 	e.do("PUT", "/v1/sites/site-a/signoffs/dept-b", e.tok["b"], map[string]string{"decision": "approve"}).want(200)
+	var reqA struct {
+		ID        int64
+		Reference string
+	}
+	e.do("POST", "/v1/requests", "", map[string]string{"tool": "T", "reason": "R", "department": "dept-a", "email": "staff@example.org"}).want(201).decode(&reqA)
+	e.do("PUT", "/v1/departments/dept-a/webhook", e.tok["a"], map[string]string{"url": "https://hooks.example.org/a"}).want(200)
 
 	var seq atomic.Int64
 	uniq := func() string { return fmt.Sprint(seq.Add(1)) }
@@ -76,6 +82,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 			return map[string]string{"tool": "T", "reason": "R", "department": "dept-a", "email": "staff@example.org"}
 		}, all},
 		{"GET", static("/v1/requests"), none, owners},
+		{"GET", static("/v1/requests/groups"), none, owners},
+		{"GET", func() string { return "/v1/requests/" + reqA.Reference }, none, all},
+		{"POST", func() string { return fmt.Sprintf("/v1/requests/%d/answer", reqA.ID) }, func() any { return map[string]string{"answer": "a" + uniq()} }, []string{"a", "admin"}},
+		{"GET", static("/v1/departments/dept-a/queue"), none, []string{"a", "admin"}},
+		{"PUT", static("/v1/departments/dept-b/webhook"), func() any { return map[string]string{"url": "https://hooks.example.org/b" + uniq()} }, []string{"b", "admin"}},
+		{"GET", static("/v1/departments/dept-a/webhook"), none, []string{"a", "admin"}},
+		{"DELETE", static("/v1/departments/dept-b/webhook"), none, []string{"b", "admin"}},
+		{"GET", static("/v1/departments/dept-a/deliveries"), none, []string{"a", "admin"}},
+		{"POST", static("/v1/sites/site-a/signoffs/dept-a/renew"), none, []string{"a", "admin"}},
 		{"GET", static("/v1/audit"), none, []string{"admin"}},
 		{"GET", static("/v1/lists"), none, all},
 		{"GET", static("/v1/lists/common"), none, all},

@@ -34,6 +34,10 @@ type CheckResult struct {
 	Signoffs     []allowlist.Signoff `json:"signoffs"`
 	HowToRequest string              `json:"how_to_request"`
 	Contacts     *CheckContacts      `json:"contacts,omitempty"`
+	// WhyNot explains, when the name is not allowed, what stands in the
+	// way: not in the catalogue, proposed, objected to, suspended, or an
+	// approval expired.
+	WhyNot *allowlist.Explanation `json:"why_not,omitempty"`
 }
 
 // CheckContacts are shown to owners and admins only.
@@ -109,6 +113,9 @@ func (s *Server) Check(ctx context.Context, raw, department string, a allowlist.
 	} else {
 		form := strings.TrimRight(s.cfg.PublicURL, "/") + "/request?" + url.Values{"url": {p.Name}}.Encode()
 		res.HowToRequest = "To ask for it, fill in the request form at " + form + " and say what you need it for. Your department's filtering owners review requests; a tool joins the common list once " + itoa(int64(s.cfg.Quorum)) + " departments approve it."
+		if res.WhyNot, err = s.whyNot(ctx, p.Name, scope); err != nil {
+			return CheckResult{}, err
+		}
 	}
 	return res, nil
 }

@@ -18,6 +18,7 @@ import (
 func TestHeadAndMethodNotAllowedEverywhere(t *testing.T) {
 	e := newEnv(t, api.Config{PublicLists: true})
 	e.do("POST", "/v1/sites", e.tok["a"], zoom()).want(201)
+	e.do("PUT", "/v1/departments/dept-a/webhook", e.tok["a"], map[string]string{"url": "https://hooks.example.org/allowlist"}).want(200)
 	var req struct{ Reference string }
 	e.do("POST", "/v1/requests", "", map[string]string{"tool": "T", "reason": "r", "department": "dept-a"}).want(201).decode(&req)
 	values := map[string]string{"{id}": "zoom", "{department}": "dept-a", "{scope}": "common", "{n}": "0", "{reference}": req.Reference}

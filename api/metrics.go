@@ -21,6 +21,7 @@ type metrics struct {
 	requestsIn  prometheus.Counter
 	watchers    prometheus.Gauge
 	handler     http.Handler
+	registry    *prometheus.Registry
 }
 
 func newMetrics() *metrics {
@@ -45,6 +46,7 @@ func newMetrics() *metrics {
 	reg.MustRegister(m.requests, m.latency, m.listVersion, m.signoffs, m.proposals, m.requestsIn, m.watchers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	m.registry = reg
 	return m
 }
 

@@ -41,6 +41,8 @@ type Config struct {
 	Logger         *slog.Logger
 	// Ready reports whether the store is usable (for /readyz).
 	Ready func(context.Context) error
+	// Now is the registry's clock (default time.Now).
+	Now func() time.Time
 }
 
 // Server is the REST API.
@@ -48,6 +50,7 @@ type Server struct {
 	failures *failureLimiter
 	requests *middleware.RateLimiterMemoryStore
 	reg      allowlist.Registry
+	gov      allowlist.Governance // nil when the store has none
 	cfg      Config
 	log      *slog.Logger
 	echo     *echo.Echo
@@ -111,6 +114,15 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/common-ground", handler: s.handleCommonGround, access: public},
 		{method: "POST", path: "/v1/requests", handler: s.handleRequestCreate, access: public, limited: true},
 		{method: "GET", path: "/v1/requests", handler: s.handleRequestList, access: ownerAny},
+		{method: "GET", path: "/v1/requests/groups", handler: s.handleRequestGroups, access: ownerAny},
+		{method: "GET", path: "/v1/requests/:reference", handler: s.handleRequestStatus, access: public},
+		{method: "POST", path: "/v1/requests/:reference/answer", handler: s.handleRequestAnswer, access: ownerAny},
+		{method: "GET", path: "/v1/departments/:id/queue", handler: s.handleQueue, access: ownerParam, param: "id"},
+		{method: "PUT", path: "/v1/departments/:id/webhook", handler: s.handleWebhookSet, access: ownerParam, param: "id"},
+		{method: "GET", path: "/v1/departments/:id/webhook", handler: s.handleWebhookGet, access: ownerParam, param: "id"},
+		{method: "DELETE", path: "/v1/departments/:id/webhook", handler: s.handleWebhookDelete, access: ownerParam, param: "id"},
+		{method: "GET", path: "/v1/departments/:id/deliveries", handler: s.handleDeliveries, access: ownerParam, param: "id"},
+		{method: "POST", path: "/v1/sites/:id/signoffs/:department/renew", handler: s.handleSignoffRenew, access: ownerParam, param: "department"},
 
 		{method: "GET", path: "/v1/audit", handler: s.handleAudit, access: adminOnly},
 
@@ -152,6 +164,10 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 	}
 	s := &Server{reg: reg, cfg: cfg, log: cfg.Logger, hub: newHub(reg), metrics: newMetrics(), failures: newFailureLimiter()}
 	s.hub.stampEvery = cfg.TimestampEvery
+	s.gov, _ = reg.(allowlist.Governance)
+	if qs, ok := reg.(queueStats); ok {
+		s.metrics.registry.MustRegister(newQueueCollector(s, qs))
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
