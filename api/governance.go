@@ -24,8 +24,8 @@ func (s *Server) governance() (allowlist.Governance, error) {
 	return s.gov, nil
 }
 
-// now is the registry's clock (tests and drills may move it).
-func (s *Server) now() time.Time {
+// Now is the registry's clock (tests and drills may move it).
+func (s *Server) Now() time.Time {
 	if s.cfg.Now != nil {
 		return s.cfg.Now()
 	}
@@ -163,7 +163,7 @@ func (s *Server) handleQueue(c echo.Context) error {
 	if _, err := s.reg.FindDepartment(c.Request().Context(), c.Param("id")); err != nil {
 		return err
 	}
-	q, err := g.Queue(c.Request().Context(), c.Param("id"), s.now())
+	q, err := g.Queue(c.Request().Context(), c.Param("id"), s.Now())
 	if err != nil {
 		return err
 	}
@@ -300,7 +300,7 @@ func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- q.waiting;
 func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	waiting, overdue, err := q.stats.QueueStats(ctx, q.s.now())
+	waiting, overdue, err := q.stats.QueueStats(ctx, q.s.Now())
 	if err != nil {
 		q.s.log.Warn("queue metrics", "err", err)
 		return

@@ -83,6 +83,7 @@ func New(reg allowlist.Registry, check Checker, opt Options) *Pages {
 		"adminInput":    adminInput,
 		"sub":           func(a, b int) int { return a - b },
 		"div":           func(a, b int) int { return a / b },
+		"requestColour": requestColour,
 	}
 	names, _ := fs.Glob(templateFS, "templates/*.html")
 	for _, n := range names {
@@ -126,6 +127,8 @@ func (p *Pages) Register(e *echo.Echo) {
 		{"GET", "/common-ground", p.handleCommonGround, anyone},
 		{"GET", "/request", p.handleRequestForm, anyone},
 		{"POST", "/request", p.handleRequest, anyone},
+		{"GET", "/requests", p.handleRequestLookup, anyone},
+		{"GET", "/requests/:reference", p.handleRequestStatus, anyone},
 		{"GET", "/catalogue", p.handleCatalogue, anyone},
 		{"GET", "/lists", p.handleLists, anyone},
 		{"GET", "/lists/:scope", p.handleScope, anyone},
@@ -141,6 +144,8 @@ func (p *Pages) Register(e *echo.Echo) {
 		{"GET", "/owner/propose", p.handleProposeForm, ownerOnly},
 		{"POST", "/owner/propose", p.handlePropose, ownerOnly},
 		{"GET", "/owner/requests", p.handleOwnerRequests, ownerOnly},
+		{"GET", "/owner/waiting", p.handleOwnerWaiting, ownerOnly},
+		{"POST", "/owner/requests/answer", p.handleOwnerAnswer, ownerOnly},
 		{"GET", "/owner/directory", p.handleDirectory, signedIn},
 
 		{"GET", "/admin", p.handleAdmin, adminOnly},
@@ -523,7 +528,7 @@ func (p *Pages) handleRequest(c echo.Context) error {
 		}
 		return p.fail(c, err)
 	}
-	return p.render(c, http.StatusCreated, "requested", &page{Title: "Request sent", Reference: "REQ-" + strconv.FormatInt(r.ID, 10), Label: r.Tool, Quorum: p.check.Quorum()})
+	return p.render(c, http.StatusCreated, "requested", &page{Title: "Request sent", Reference: r.Reference, Label: r.Tool, Quorum: p.check.Quorum()})
 }
 
 // --- catalogue, lists, dashboard ---

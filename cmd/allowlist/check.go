@@ -104,6 +104,9 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		}
 	} else {
 		fmt.Fprintf(stdout, "%s is NOT on list %s (version %d)\n", shown(r.Domain), shown(r.Scope), r.Version)
+		if w := r.WhyNot; w != nil {
+			fmt.Fprintf(stdout, "  why not: %s\n", shown(w.Message))
+		}
 	}
 	fmt.Fprintf(stdout, "  %s\n", shown(r.HowToRequest))
 	if !r.Allowed {

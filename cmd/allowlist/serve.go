@@ -21,6 +21,7 @@ import (
 	"github.com/cross-gov/allowlist/allowlist/sqlite"
 	"github.com/cross-gov/allowlist/api"
 	"github.com/cross-gov/allowlist/data"
+	"github.com/cross-gov/allowlist/notify"
 	"github.com/cross-gov/allowlist/web"
 	"gopkg.in/yaml.v3"
 )
@@ -45,6 +46,9 @@ type ServeConfig struct {
 	// TimestampInterval is how often each scope's freshness timestamp is
 	// signed again.
 	TimestampInterval time.Duration `yaml:"timestamp_interval"`
+	// Governance and Notifications: see docs/operations.md.
+	Governance    GovernanceConfig    `yaml:"governance"`
+	Notifications NotificationsConfig `yaml:"notifications"`
 }
 
 // DefaultServeConfig is what a missing file or key means.
@@ -69,6 +73,12 @@ func (c ServeConfig) Validate() error {
 	}
 	if c.RequestsPerMinute < 1 {
 		return errors.New("requests_per_minute: must be at least 1")
+	}
+	if err := c.Governance.Validate(); err != nil {
+		return err
+	}
+	if _, err := c.Notifications.runner(c.PublicURL); err != nil {
+		return err
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
@@ -122,6 +132,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	tlsCert := fs.String("tls-cert", "", "serve https with this PEM certificate (chain); needs --tls-key")
 	tlsKey := fs.String("tls-key", "", "the PEM private key of --tls-cert")
 	stampEvery := fs.Duration("timestamp-interval", def.TimestampInterval, "how often lists' freshness timestamps are signed again")
+	clockFile := fs.String("clock-offset-file", "", "for drills and tests only: a file holding a duration (such as 336h) added to the registry's clock")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -171,6 +182,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 
 	var srv *api.Server
+	var timers *notify.Runner
+	now := time.Now
+	if *clockFile != "" {
+		now = (&offsetClock{path: *clockFile}).Now
+	}
 	store, err := openDB(cfg.DB, cfg.SigningKey, sqlite.Options{
 		Quorum: cfg.Quorum,
 		OnPublish: func(v allowlist.Version) {
@@ -178,7 +194,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			if srv != nil {
 				srv.Published(v)
 			}
+			if timers != nil {
+				timers.Changed()
+			}
 		},
+		Now:    now,
+		Policy: cfg.Governance.Policy(),
 	})
 	if err != nil {
 		return err
@@ -204,13 +225,17 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	srv = api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute,
-		TimestampEvery: cfg.TimestampInterval, Logger: log, Ready: store.Ping, PublicURL: pageBase})
+		TimestampEvery: cfg.TimestampInterval, Logger: log, Ready: store.Ping, PublicURL: pageBase, Now: now})
 	web.New(store, srv, webOptions(cfg, log)).Register(srv.Echo())
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := srv.Start(runCtx); err != nil {
 		return err
 	}
+	ncfg, _ := cfg.Notifications.runner(cfg.PublicURL) // validated above
+	ncfg.Logger = log
+	timers = notify.New(store, ncfg)
+	go timers.Run(runCtx)
 	// Load what the first write would otherwise load itself (seconds at a
 	// million entries); writes wait for it, reads do not.
 	go func() {
