@@ -104,6 +104,22 @@ func publicIP(ip net.IP) bool {
 	return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified())
 }
 
+// Start queues the notifications for events so far (on a new database:
+// marks where notifications begin) before returning, then runs in the
+// background until ctx ends. Call it before serving requests, so that no
+// event falls before the start of notifications.
+func (r *Runner) Start(ctx context.Context) error {
+	if _, err := r.store.EnqueueNotifications(ctx, r.notifyOptions()); err != nil {
+		return fmt.Errorf("queue notifications: %w", err)
+	}
+	go r.Run(ctx)
+	return nil
+}
+
+func (r *Runner) notifyOptions() allowlist.NotifyOptions {
+	return allowlist.NotifyOptions{Email: r.cfg.SMTP.Addr != "", BaseURL: r.cfg.BaseURL}
+}
+
 // Run ticks until ctx ends.
 func (r *Runner) Run(ctx context.Context) {
 	t := time.NewTicker(r.cfg.Interval)
@@ -145,7 +161,7 @@ func (r *Runner) Tick(ctx context.Context) error {
 	if _, err := r.store.SettleRequests(ctx); err != nil {
 		return fmt.Errorf("settle requests: %w", err)
 	}
-	if _, err := r.store.EnqueueNotifications(ctx, allowlist.NotifyOptions{Email: r.cfg.SMTP.Addr != "", BaseURL: r.cfg.BaseURL}); err != nil {
+	if _, err := r.store.EnqueueNotifications(ctx, r.notifyOptions()); err != nil {
 		return fmt.Errorf("queue notifications: %w", err)
 	}
 	return r.deliver(ctx)

@@ -235,7 +235,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	ncfg, _ := cfg.Notifications.runner(cfg.PublicURL) // validated above
 	ncfg.Logger = log
 	timers = notify.New(store, ncfg)
-	go timers.Run(runCtx)
+	if err := timers.Start(runCtx); err != nil {
+		return err
+	}
 	// Load what the first write would otherwise load itself (seconds at a
 	// million entries); writes wait for it, reads do not.
 	go func() {
