@@ -500,6 +500,9 @@ type Governance interface {
 	// FindApprovalClocks returns when each approval of a site was given
 	// or renewed and when it was warned, by department.
 	FindApprovalClocks(ctx context.Context, site string) (map[string]ApprovalClock, error)
+	// FindDepartmentApprovals returns, by site, the clock of each
+	// approval a department gave.
+	FindDepartmentApprovals(ctx context.Context, department string) (map[string]ApprovalClock, error)
 	// RenewSignoff restarts the clock of a department's approval.
 	// EINVALID (not an approval), ENOTFOUND.
 	RenewSignoff(ctx context.Context, a Actor, site, department string) (Site, error)

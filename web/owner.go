@@ -23,6 +23,7 @@ type queueView struct {
 	Pages    []pageLink
 	Total    int
 	Requests int
+	Overdue  map[string]bool // sites whose decision is overdue (requests.go)
 }
 
 // siteRow is a site as the owner's pages show it: names, not slugs.
@@ -120,6 +121,7 @@ func (p *Pages) handleOwner(c echo.Context) error {
 		}
 	}
 	sort.SliceStable(v.Awaiting, func(i, j int) bool { return v.Awaiting[i].CreatedAt.Before(v.Awaiting[j].CreatedAt) })
+	v.Overdue = p.overdueFirst(ctx, a.Department, v.Awaiting)
 	sort.SliceStable(rest, func(i, j int) bool { return rest[i].Name < rest[j].Name })
 	v.Total = len(rest)
 	at, _ := strconv.Atoi(c.QueryParam("page"))

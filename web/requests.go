@@ -1,7 +1,9 @@
 package web
 
 import (
+	"context"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -11,8 +13,9 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// The "check your request" pages for staff, and the owners' page where
-// requests are answered and overdue decisions come first.
+// The "check your request" pages for staff; the owners' page of what
+// waits for them (overdue first), where requests are answered and
+// approvals renewed; the backlog on the dashboard.
 
 func requestColour(status string) string {
 	switch status {
@@ -32,6 +35,14 @@ func (p *Pages) governance() (allowlist.Governance, error) {
 		return nil, allowlist.Errorf(allowlist.ENOTFOUND, "this registry does not track requests")
 	}
 	return g, nil
+}
+
+// now is the registry's clock, which drills may move.
+func (p *Pages) now() time.Time {
+	if clock, ok := p.check.(interface{ Now() time.Time }); ok {
+		return clock.Now()
+	}
+	return time.Now()
 }
 
 // handleRequestLookup asks for a reference, and sends a given one to its
@@ -71,11 +82,20 @@ func (p *Pages) handleRequestStatus(c echo.Context) error {
 }
 
 // waitingView is what waits for an owner's organisation: its queue,
-// overdue first, the demand for each tool, and its requests to answer.
+// overdue first, approvals to renew, the demand for each tool, and its
+// requests to answer.
 type waitingView struct {
 	Waiting       []allowlist.QueueItem
+	Renewals      []renewal
 	RequestGroups []allowlist.RequestGroup
 	Requests      []allowlist.Request
+}
+
+// renewal is one of a department's approvals that will expire.
+type renewal struct {
+	Site           string
+	Since, Expires time.Time
+	Soon           bool
 }
 
 func (p *Pages) handleOwnerWaiting(c echo.Context) error {
@@ -86,11 +106,10 @@ func (p *Pages) handleOwnerWaiting(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	v := &waitingView{}
-	now := time.Now()
-	if clock, ok := p.check.(interface{ Now() time.Time }); ok {
-		now = clock.Now() // the registry's clock, which drills may move
+	if v.Waiting, err = g.Queue(ctx, a.Department, p.now()); err != nil {
+		return p.fail(c, err)
 	}
-	if v.Waiting, err = g.Queue(ctx, a.Department, now); err != nil {
+	if v.Renewals, err = p.renewals(ctx, g, a.Department); err != nil {
 		return p.fail(c, err)
 	}
 	if v.RequestGroups, err = g.FindRequestGroups(ctx, a.Department); err != nil {
@@ -100,6 +119,31 @@ func (p *Pages) handleOwnerWaiting(c echo.Context) error {
 		return p.fail(c, err)
 	}
 	return p.render(c, http.StatusOK, "waiting", &page{Title: "Waiting for you", DepartmentName: p.scopeName(a.Department), View: v})
+}
+
+// renewals lists a department's approvals with their expiry, soonest
+// first, when approval expiry is on.
+func (p *Pages) renewals(ctx context.Context, g allowlist.Governance, dept string) ([]renewal, error) {
+	pol, ok := p.reg.(interface{ Policy() allowlist.Policy })
+	if !ok || pol.Policy().ApprovalMaxAge <= 0 {
+		return nil, nil
+	}
+	policy := pol.Policy()
+	clocks, err := g.FindDepartmentApprovals(ctx, dept)
+	if err != nil {
+		return nil, err
+	}
+	now := p.now()
+	var out []renewal
+	for site, c := range clocks {
+		warn, expires, _ := allowlist.ApprovalTimes(c, policy)
+		if expires.IsZero() {
+			expires = c.Since.Add(policy.ApprovalMaxAge)
+		}
+		out = append(out, renewal{Site: site, Since: c.Since, Expires: expires, Soon: !now.Before(warn)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Expires.Before(out[j].Expires) })
+	return out, nil
 }
 
 func (p *Pages) handleOwnerAnswer(c echo.Context) error {
@@ -120,4 +164,77 @@ func (p *Pages) handleOwnerAnswer(c echo.Context) error {
 	}
 	p.setFlash(c, "Request "+strconv.FormatInt(r.ID, 10)+" for "+r.Tool+" is now "+r.Status+".")
 	return c.Redirect(http.StatusSeeOther, "/owner/waiting")
+}
+
+func (p *Pages) handleRenew(c echo.Context) error {
+	a, _ := p.owner(c)
+	g, err := p.governance()
+	if err != nil {
+		return p.fail(c, err)
+	}
+	site, err := g.RenewSignoff(c.Request().Context(), a, c.FormValue("site"), a.Department)
+	if err != nil {
+		return p.fail(c, err)
+	}
+	p.setFlash(c, "You renewed your approval of "+site.Name+".")
+	return c.Redirect(http.StatusSeeOther, "/owner/waiting")
+}
+
+// backlogView is what waits for each organisation, for the dashboard.
+type backlogView struct{ Rows []backlog }
+
+type backlog struct {
+	Name             string
+	Waiting, Overdue int
+}
+
+// backlog counts, per organisation with anything waiting, what waits for
+// its decision and what of it is overdue, the most overdue first.
+func (p *Pages) backlog(ctx context.Context) *backlogView {
+	qs, ok := p.reg.(interface {
+		QueueStats(ctx context.Context, now time.Time) (waiting, overdue map[string]int, err error)
+	})
+	if !ok {
+		return nil
+	}
+	waiting, overdue, err := qs.QueueStats(ctx, p.now())
+	if err != nil {
+		p.log.Warn("backlog", "err", err)
+		return nil
+	}
+	v := &backlogView{}
+	for d, n := range waiting {
+		if n > 0 {
+			v.Rows = append(v.Rows, backlog{Name: p.scopeName(d), Waiting: n, Overdue: overdue[d]})
+		}
+	}
+	sort.Slice(v.Rows, func(i, j int) bool {
+		if v.Rows[i].Overdue != v.Rows[j].Overdue {
+			return v.Rows[i].Overdue > v.Rows[j].Overdue
+		}
+		return v.Rows[i].Name < v.Rows[j].Name
+	})
+	return v
+}
+
+// overdueFirst puts the sites whose decision is overdue for dept first in
+// queue (keeping the order otherwise) and returns which they are.
+func (p *Pages) overdueFirst(ctx context.Context, dept string, queue []siteRow) map[string]bool {
+	g, err := p.governance()
+	if err != nil {
+		return nil
+	}
+	items, err := g.Queue(ctx, dept, p.now())
+	if err != nil {
+		p.log.Warn("queue", "err", err)
+		return nil
+	}
+	overdue := map[string]bool{}
+	for _, it := range items {
+		if it.Kind == "site" && it.Overdue {
+			overdue[it.ID] = true
+		}
+	}
+	sort.SliceStable(queue, func(i, j int) bool { return overdue[queue[i].ID] && !overdue[queue[j].ID] })
+	return overdue
 }

@@ -2,16 +2,25 @@ package web_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/sqlite"
+	"github.com/cross-gov/allowlist/api"
+	"github.com/cross-gov/allowlist/web"
 )
 
 // TestCheckYourRequest: a request sent from the page gets a reference,
@@ -77,5 +86,80 @@ func TestCheckYourRequest(t *testing.T) {
 	r, _ := e.db.FindRequestByReference(context.Background(), ref[1])
 	if r.Status != allowlist.RequestDeclined {
 		t.Fatalf("stored %+v", r)
+	}
+}
+
+// TestOwnerSeesOverdueAndRenews: with an SLA and approval expiry on, the
+// owner's queue puts the overdue site first and tags it, the dashboard
+// counts it, and an approval can be renewed from the page.
+func TestOwnerSeesOverdueAndRenews(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	var srv *api.Server
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"), sqlite.Options{Quorum: 2, Key: key, Now: clock,
+		Policy: allowlist.Policy{DecisionSLA: 5 * 24 * time.Hour, ApprovalMaxAge: 365 * 24 * time.Hour, ApprovalWarning: 30 * 24 * time.Hour},
+		OnPublish: func(v allowlist.Version) {
+			if srv != nil {
+				srv.Published(v)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv = api.New(db, api.Config{PublicLists: true, Logger: quiet, Now: clock})
+	web.New(db, srv, web.Options{Logger: quiet}).Register(srv.Echo())
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	sys := allowlist.System
+	for _, d := range []string{"dept-a", "dept-b"} {
+		db.CreateDepartment(ctx, sys, allowlist.Department{ID: d, Name: "Department " + d, Kind: "other"})
+	}
+	mk := func(id string) {
+		if _, err := db.CreateSite(ctx, allowlist.Actor{Role: "owner", Department: "dept-a", Name: "a"}, allowlist.SiteInput{ID: id, Name: "Site " + id,
+			Category: "wiki", Domains: []string{id + ".example.org"}, Owner: allowlist.Owner{Name: "x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("old-one")
+	now = now.Add(10 * 24 * time.Hour)
+	mk("new-one")
+	if _, err := db.SetSignoff(ctx, sys, "new-one", "dept-b", "approve", ""); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(340 * 24 * time.Hour) // dept-b's approval is 340 days old
+	mk("fresh")                         // waiting, not overdue; first by id
+	_, owner, _ := db.CreateToken(ctx, sys, allowlist.Token{Role: "owner", Department: "dept-b", Name: "owner-b"})
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	signIn(t, &env{url: hs.URL, owner: owner}, c)
+	_, body := get(t, c, hs.URL+"/owner")
+	i, j := strings.Index(body, "Site old-one"), strings.Index(body, "Site fresh")
+	if i < 0 || j < 0 || !strings.Contains(body[i:i+80], "Overdue") || strings.Contains(body[j:j+60], "Overdue") {
+		t.Fatalf("overdue site not tagged:\n%s", body)
+	}
+	if j < i {
+		t.Fatal("the overdue site is not first")
+	}
+	_, dash := get(t, c, hs.URL+"/dashboard")
+	if !strings.Contains(dash, `id="backlog"`) || !strings.Contains(dash, "Department dept-b") {
+		t.Fatalf("dashboard lacks the backlog:\n%s", dash)
+	}
+	_, page := get(t, c, hs.URL+"/owner/waiting")
+	if !strings.Contains(page, `id="renewals"`) || !strings.Contains(page, "Soon") {
+		t.Fatalf("no renewal offered:\n%s", page)
+	}
+	csrf := regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindStringSubmatch(page)
+	resp, err := c.PostForm(hs.URL+"/owner/renew", url.Values{"_csrf": {csrf[1]}, "site": {"new-one"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	clocks, _ := db.FindApprovalClocks(ctx, "new-one")
+	if !clocks["dept-b"].Since.Equal(now) {
+		t.Fatalf("not renewed: %+v", clocks)
 	}
 }

@@ -146,6 +146,7 @@ func (p *Pages) Register(e *echo.Echo) {
 		{"GET", "/owner/requests", p.handleOwnerRequests, ownerOnly},
 		{"GET", "/owner/waiting", p.handleOwnerWaiting, ownerOnly},
 		{"POST", "/owner/requests/answer", p.handleOwnerAnswer, ownerOnly},
+		{"POST", "/owner/renew", p.handleRenew, ownerOnly},
 		{"GET", "/owner/directory", p.handleDirectory, signedIn},
 
 		{"GET", "/admin", p.handleAdmin, adminOnly},
@@ -677,6 +678,7 @@ func (p *Pages) handleDashboard(c echo.Context) error {
 		return p.fail(c, err)
 	}
 	pg.Chart = makeChart(versions)
+	pg.View = p.backlog(ctx) // requests.go
 	return p.render(c, http.StatusOK, "dashboard", pg)
 }
 

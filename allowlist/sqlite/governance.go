@@ -115,12 +115,30 @@ func (db *DB) FindApprovalClocks(ctx context.Context, site string) (map[string]a
 	return out, nil
 }
 
-// approvalClocks reads the clocks of every approval (of one site, if
-// set), keyed by site and department.
-func approvalClocks(ctx context.Context, q queryer, site string) (map[[2]string]allowlist.ApprovalClock, error) {
+// FindDepartmentApprovals returns, by site, the clock of each approval a
+// department gave.
+func (db *DB) FindDepartmentApprovals(ctx context.Context, dept string) (map[string]allowlist.ApprovalClock, error) {
+	all, err := approvalClocks(ctx, db.read, "", dept)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]allowlist.ApprovalClock{}
+	for k, c := range all {
+		out[k[0]] = c
+	}
+	return out, nil
+}
+
+// approvalClocks reads the clocks of every approval (of one site, or by
+// one department, if set), keyed by site and department.
+func approvalClocks(ctx context.Context, q queryer, site string, dept ...string) (map[[2]string]allowlist.ApprovalClock, error) {
+	d := ""
+	if len(dept) > 0 {
+		d = dept[0]
+	}
 	rows, err := q.QueryContext(ctx, `SELECT s.site, s.department, s.at, c.renewed_at, c.warned_at FROM signoffs s
 		LEFT JOIN approval_clocks c ON c.site = s.site AND c.department = s.department
-		WHERE s.decision = 'approve' AND (? = '' OR s.site = ?)`, site, site)
+		WHERE s.decision = 'approve' AND (? = '' OR s.site = ?) AND (? = '' OR s.department = ?)`, site, site, d, d)
 	if err != nil {
 		return nil, fmt.Errorf("approval clocks: %w", err)
 	}
