@@ -206,15 +206,25 @@ func FallsBelowQuorum(s Site, dept string, quorum int) bool {
 // live, common does not list its current domains yet, and dept has not
 // decided on them.
 func AwaitsDecision(s Site, dept string, quorum int) bool {
+	return len(Undecided(s, []string{dept}, quorum)) == 1
+}
+
+// Undecided returns the departments of depts whose decision the site
+// awaits (see AwaitsDecision).
+func Undecided(s Site, depts []string, quorum int) []string {
 	if !live(s) || slices.Equal(PublishedDomains(s, quorum), s.Domains) {
-		return false
+		return nil
 	}
-	for _, so := range s.Signoffs {
-		if so.Department == dept && covers(s.History[so.Revision], s.Domains) {
-			return false
+	var out []string
+	for _, d := range depts {
+		decided := slices.ContainsFunc(s.Signoffs, func(so Signoff) bool {
+			return so.Department == d && covers(s.History[so.Revision], s.Domains)
+		})
+		if !decided {
+			out = append(out, d)
 		}
 	}
-	return true
+	return out
 }
 
 // Overdue reports whether something waiting since since has waited longer

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
@@ -286,6 +287,11 @@ type queueCollector struct {
 	s                *Server
 	stats            queueStats
 	waiting, overdue *prometheus.Desc
+	// The counts read every site (about a second at 100,000 entries):
+	// scrapes within a minute of each other share them.
+	mu     sync.Mutex
+	at     time.Time
+	counts [2]map[string]int
 }
 
 func newQueueCollector(s *Server, stats queueStats) *queueCollector {
@@ -298,13 +304,19 @@ func newQueueCollector(s *Server, stats queueStats) *queueCollector {
 func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- q.waiting; ch <- q.overdue }
 
 func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	waiting, overdue, err := q.stats.QueueStats(ctx, q.s.Now())
-	if err != nil {
-		q.s.log.Warn("queue metrics", "err", err)
-		return
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if time.Since(q.at) > time.Minute {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		waiting, overdue, err := q.stats.QueueStats(ctx, q.s.Now())
+		if err != nil {
+			q.s.log.Warn("queue metrics", "err", err)
+			return
+		}
+		q.at, q.counts = time.Now(), [2]map[string]int{waiting, overdue}
 	}
+	waiting, overdue := q.counts[0], q.counts[1]
 	for d, n := range waiting {
 		ch <- prometheus.MustNewConstMetric(q.waiting, prometheus.GaugeValue, float64(n), d)
 		ch <- prometheus.MustNewConstMetric(q.overdue, prometheus.GaugeValue, float64(overdue[d]), d)

@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"testing"
@@ -64,4 +66,81 @@ func publishSizes() []int {
 		return []int{1_000, 100_000, 1_000_000}
 	}
 	return []int{1_000, 100_000}
+}
+
+// BenchmarkGovernance measures what the governance timers add at each
+// tick and scrape, beside the cost of one publication (an approval that
+// changes one department's scope) in the same run: computing every due
+// time (after each change, with lazy consensus and expiry on), a tick
+// with nothing due, and the per-department queue counts a metrics scrape
+// makes. Ten patterns per site, as in BenchmarkPublish.
+func BenchmarkGovernance(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		_, key := mustKey(b)
+		db, err := Open(b.TempDir()+"/r.db", Options{Quorum: 2, Key: key, Policy: allowlist.Policy{ConsensusSponsors: 1, ConsensusAfter: 14 * 24 * time.Hour,
+			DecisionSLA: 10 * 24 * time.Hour, ApprovalMaxAge: 365 * 24 * time.Hour, ApprovalWarning: 30 * 24 * time.Hour}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := allowlist.Catalogue{Departments: []allowlist.CatalogueDepartment{{ID: "bench-a", Name: "A", Kind: "other"}, {ID: "bench-b", Name: "B", Kind: "other"}}}
+		for s := 0; s*10 < n; s++ {
+			site := allowlist.CatalogueSite{ID: fmt.Sprintf("site-%d", s), Name: "S", Category: "other", Owner: allowlist.Owner{Name: "x"},
+				Signoffs: []allowlist.CatalogueSignoff{{Department: "bench-a", Decision: "approve"}}}
+			if s%2 == 0 {
+				site.Signoffs = append(site.Signoffs, allowlist.CatalogueSignoff{Department: "bench-b", Decision: "approve"})
+			}
+			for d := 0; d < 10; d++ {
+				site.Domains = append(site.Domains, fmt.Sprintf("*.svc%d.tool%d.example.net", d, s))
+			}
+			c.Sites = append(c.Sites, site)
+		}
+		if err := db.Import(ctx, allowlist.System, c); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.Schedule(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("entries=%d/publish-peer", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				id := fmt.Sprintf("site-%d", (i*2+1)%(n/10))
+				decision := []string{"object", "approve"}[i%2]
+				if _, err := db.SetSignoff(ctx, owner("bench-b"), id, "bench-b", decision, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("entries=%d/schedule", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := db.Schedule(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("entries=%d/idle-tick", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := db.RunDueJobs(ctx); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := db.SettleRequests(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("entries=%d/queue-stats", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, _, err := db.QueueStats(ctx, time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		db.Close()
+	}
+}
+
+func mustKey(tb testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pub, key
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -320,10 +321,8 @@ func (db *DB) queues(ctx context.Context, now time.Time) (map[string][]allowlist
 	p := db.policy()
 	out := map[string][]allowlist.QueueItem{}
 	for _, s := range sites {
-		for _, d := range depts {
-			if allowlist.AwaitsDecision(s, d, p.Quorum) {
-				out[d] = append(out[d], allowlist.QueueItem{Kind: "site", ID: s.ID, Title: s.Name, Since: s.UpdatedAt, Overdue: allowlist.Overdue(s.UpdatedAt, now, p)})
-			}
+		for _, d := range allowlist.Undecided(s, depts, p.Quorum) {
+			out[d] = append(out[d], allowlist.QueueItem{Kind: "site", ID: s.ID, Title: s.Name, Since: s.UpdatedAt, Overdue: allowlist.Overdue(s.UpdatedAt, now, p)})
 		}
 	}
 	open, err := findRequests(ctx, db.read, "status IN ('received') ORDER BY id")
@@ -408,6 +407,23 @@ func (db *DB) Schedule(ctx context.Context) (int, error) {
 			}
 		}
 	}
+	// Most due times are stored already: write only the new ones, and
+	// take the write lock only when there are some.
+	stored := map[job]bool{}
+	rows, err := db.read.QueryContext(ctx, "SELECT kind, subject, due_at FROM jobs WHERE done_at IS NULL")
+	if err != nil {
+		return 0, fmt.Errorf("jobs: %w", err)
+	}
+	for rows.Next() {
+		var j job
+		if err := rows.Scan(&j.kind, &j.subject, &j.due); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		stored[j] = true
+	}
+	rows.Close()
+	jobs = slices.DeleteFunc(jobs, func(j job) bool { return stored[j] })
 	if len(jobs) == 0 {
 		return 0, nil
 	}
