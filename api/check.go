@@ -113,7 +113,7 @@ func (s *Server) Check(ctx context.Context, raw, department string, a allowlist.
 	} else {
 		form := strings.TrimRight(s.cfg.PublicURL, "/") + "/request?" + url.Values{"url": {p.Name}}.Encode()
 		res.HowToRequest = "To ask for it, fill in the request form at " + form + " and say what you need it for. Your department's filtering owners review requests; a tool joins the common list once " + itoa(int64(s.cfg.Quorum)) + " departments approve it."
-		if res.WhyNot, err = s.whyNot(ctx, p.Name, scope); err != nil {
+		if res.WhyNot, err = s.whyNot(ctx, p.Name, scope, form); err != nil {
 			return CheckResult{}, err
 		}
 	}

@@ -125,7 +125,7 @@ func (s *Server) handleRequestCreate(c echo.Context) error {
 		return err
 	}
 	s.metrics.requestsIn.Inc()
-	return c.JSON(http.StatusCreated, RequestCreated{ID: r.ID, Reference: r.Reference, Status: r.Status, StatusURL: s.pageURL("/requests/" + r.Reference)})
+	return c.JSON(http.StatusCreated, RequestCreated{ID: r.ID, Reference: r.Reference, Status: r.Status, StatusURL: s.PublicURL() + "/requests/" + r.Reference})
 }
 
 // handleRequestList shows an owner their own department's requests, and

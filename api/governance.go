@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -31,12 +30,6 @@ func (s *Server) Now() time.Time {
 		return s.cfg.Now()
 	}
 	return time.Now()
-}
-
-// pageURL is an absolute address of a page when the public address is
-// known, else a path on this server.
-func (s *Server) pageURL(path string) string {
-	return strings.TrimRight(s.cfg.PublicURL, "/") + path
 }
 
 // RequestCreated answers POST /v1/requests: the number of the contract's
@@ -253,11 +246,12 @@ func (s *Server) handleDeliveries(c echo.Context) error {
 	return c.JSON(http.StatusOK, ds)
 }
 
-// whyNot explains a name that is not on scope's list.
-func (s *Server) whyNot(ctx context.Context, host, scope string) (*allowlist.Explanation, error) {
+// whyNot explains a name that is not on scope's list; form is the
+// request page that asks for it.
+func (s *Server) whyNot(ctx context.Context, host, scope, form string) (*allowlist.Explanation, error) {
 	p := allowlist.Policy{Quorum: s.cfg.Quorum}
 	if s.gov == nil {
-		e := allowlist.WhyNot(nil, scope, nil, p, s.pageURL("/request"))
+		e := allowlist.WhyNot(nil, scope, nil, p, form)
 		return &e, nil
 	}
 	var site *allowlist.Site
@@ -272,7 +266,7 @@ func (s *Server) whyNot(ctx context.Context, host, scope string) (*allowlist.Exp
 	case allowlist.ErrorCode(err) != allowlist.ENOTFOUND:
 		return nil, err
 	}
-	e := allowlist.WhyNot(site, scope, expired, p, s.pageURL("/request"))
+	e := allowlist.WhyNot(site, scope, expired, p, form)
 	return &e, nil
 }
 

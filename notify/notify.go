@@ -120,13 +120,20 @@ func (r *Runner) notifyOptions() allowlist.NotifyOptions {
 	return allowlist.NotifyOptions{Email: r.cfg.SMTP.Addr != "", BaseURL: r.cfg.BaseURL}
 }
 
-// Run ticks until ctx ends.
+// Run ticks until ctx ends: timers and the queueing of notifications in
+// one loop, deliveries in another, so that a slow mail server or webhook
+// never holds a timer back.
 func (r *Runner) Run(ctx context.Context) {
+	go r.loop(ctx, "deliver notifications", r.Deliver)
+	r.loop(ctx, "governance timers", r.Timers)
+}
+
+func (r *Runner) loop(ctx context.Context, what string, step func(context.Context) error) {
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
 	for {
-		if err := r.Tick(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn("governance timers", "err", err)
+		if err := step(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn(what, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -140,9 +147,17 @@ func (r *Runner) Run(ctx context.Context) {
 // store's OnPublish), so that the next tick computes due times again.
 func (r *Runner) Changed() { r.dirty.Store(true) }
 
-// Tick does one round: store new due times, run due timers, settle linked
-// requests, queue notifications for new events, and deliver what is due.
+// Tick does one round of Timers, then of Deliver.
 func (r *Runner) Tick(ctx context.Context) error {
+	if err := r.Timers(ctx); err != nil {
+		return err
+	}
+	return r.Deliver(ctx)
+}
+
+// Timers does one round: store new due times, run due timers, settle
+// linked requests, and queue notifications for new events.
+func (r *Runner) Timers(ctx context.Context) error {
 	// Due times are computed again after a change, but at most every 5 s:
 	// it reads every site (about a second at 100,000 entries), and a due
 	// time days away does not mind the wait.
@@ -168,10 +183,11 @@ func (r *Runner) Tick(ctx context.Context) error {
 	if _, err := r.store.EnqueueNotifications(ctx, r.notifyOptions()); err != nil {
 		return fmt.Errorf("queue notifications: %w", err)
 	}
-	return r.deliver(ctx)
+	return nil
 }
 
-func (r *Runner) deliver(ctx context.Context) error {
+// Deliver sends the deliveries that are due, until none is left.
+func (r *Runner) Deliver(ctx context.Context) error {
 	lease := 2*r.cfg.WebhookTimeout + time.Minute
 	for {
 		batch, err := r.store.ClaimDeliveries(ctx, lease, 10)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -167,6 +168,18 @@ notifications:
 	}
 	// (The seed's other sites with one sponsor and no objection join too,
 	// each in a version of its own.)
+	defer func() {
+		if t.Failed() {
+			sdb, _ := sql.Open("sqlite3", db)
+			rows, _ := sdb.Query("SELECT kind, subject, due_at, coalesce(done_at,''), result FROM jobs")
+			for rows != nil && rows.Next() {
+				var a, b, c, d, e string
+				rows.Scan(&a, &b, &c, &d, &e)
+				t.Logf("job %s %s %s %s %s", a, b, c, d, e)
+			}
+			t.Logf("now %s", time.Now().UTC())
+		}
+	}()
 	eventually(t, "a common version with excalidraw.com", 20*time.Second, func() bool {
 		json.Unmarshal(call("GET", "/v1/lists/common", "", "", 200), &after)
 		return strings.Contains(fmt.Sprint(after.Entries), "excalidraw.com")
