@@ -162,6 +162,7 @@ notifications:
 
 	// Fourteen days and an hour later, on the registry's clock.
 	os.WriteFile(clock, []byte("337h\n"), 0o644)
+	moved := time.Now()
 	var after struct {
 		Version int64
 		Entries []struct{ Pattern string }
@@ -190,6 +191,7 @@ notifications:
 	eventually(t, "the request to be allowed", 20*time.Second, func() bool {
 		return strings.Contains(string(call("GET", "/v1/requests/"+req.Reference, "", "", 200)), `"status":"allowed"`)
 	})
+	t.Logf("from moving the clock to the request showing allowed: %s (common %d -> %d)", time.Since(moved).Round(time.Millisecond), before.Version, after.Version)
 	_, page := r.call(t, "GET", "/requests/"+req.Reference, "", "")
 	if !strings.Contains(string(page), `id="status">allowed<`) || strings.Contains(string(page), "staff.member@hmrc.example.org") {
 		t.Fatalf("status page after consensus:\n%s", page)
