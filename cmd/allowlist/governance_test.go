@@ -104,6 +104,9 @@ notifications:
     from: registry@allowlist.test
 `, exim.Addr)), 0o644)
 	r := startRegistry(t, db, "--seed", "--config", conf, "--clock-offset-file", clock)
+	// A second registry process on the same database runs the same timers
+	// and outbox: each due time and each delivery must still happen once.
+	startRegistry(t, db, "--config", conf, "--clock-offset-file", clock)
 	token := func(dept string) string {
 		out, _, code := cli(t, "token", "create", "--db", db, "--role", "owner", "--department", dept, "--name", "owner-"+dept)
 		if code != 0 {
@@ -219,7 +222,20 @@ notifications:
 	if hook.bad > 0 {
 		t.Errorf("%d deliveries with a bad signature", hook.bad)
 	}
+	counts := map[string]int{}
+	for _, e := range hook.got {
+		counts[e]++
+	}
 	hook.mu.Unlock()
+	if counts["request.received"] != 1 {
+		t.Errorf("the request's webhook came %d times with two registry processes, want once", counts["request.received"])
+	}
+	if n := strings.Count(audit, `"object":"site/excalidraw","detail":"{\"no_objection_for_days\"`); n != 1 {
+		t.Errorf("%d lazy consensus entries for excalidraw with two registry processes, want 1", n)
+	}
+	if box := exim.WaitFor(t, 5*time.Second, "Subject: A member of staff asks for Excalidraw"); strings.Count(box, "Subject: A member of staff asks for Excalidraw") != 1 {
+		t.Errorf("the request's e-mail arrived %d times", strings.Count(box, "Subject: A member of staff asks for Excalidraw"))
+	}
 	_, metrics := r.call(t, "GET", "/metrics", "", "")
 	if !strings.Contains(string(metrics), `allowlist_decisions_waiting{department="hmrc"}`) || !strings.Contains(string(metrics), `allowlist_decisions_overdue{department="hmrc"}`) {
 		t.Errorf("metrics lack the queue gauges")
