@@ -47,7 +47,12 @@ test('every page has no serious or critical accessibility violation', async () =
   const anonymous = ['/', '/check?q=Zoom', '/check?q=games.example.com', '/check?q=', '/request', '/catalogue',
     '/catalogue?status=proposed', '/lists', '/lists/common', '/dashboard', '/sign-in', '/accessibility',
     '/common-ground', '/common-ground?departments=dsit,hmrc', '/no-such-page'];
-  const owner = ['/owner', '/owner?status=approved', '/owner/sites/zoom', '/owner/requests', '/owner/directory', '/owner/propose'];
+  // A staff request to follow by its reference (governance pages).
+  const sent = await fetch(`${base}/v1/requests`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ tool: 'Excalidraw', url: 'https://excalidraw.com', reason: 'Sketching', department: 'dsit' }) });
+  const { reference } = await sent.json();
+  anonymous.push('/requests', '/requests?reference=', `/requests/${reference}`, '/requests/req_unknown');
+  const owner = ['/owner', '/owner?status=approved', '/owner/sites/zoom', '/owner/requests', '/owner/waiting', '/owner/directory', '/owner/propose'];
   const admin = ['/admin', '/admin/audit', '/owner/directory'];
   let pages = 0;
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
