@@ -115,11 +115,12 @@ func Objections(s Site) []Signoff {
 
 // ConsensusDue returns when a site joins common by lazy consensus: the
 // moment its ConsensusSponsors-th sponsor approved its current domains,
-// plus ConsensusAfter. It is false while the rule is off, the site is not
-// live, common already lists its current domains, it has fewer sponsors,
-// or any department objects (an objection stops the clock; the clock
-// starts again from the latest decision once it is withdrawn).
-func ConsensusDue(s Site, p Policy) (time.Time, bool) {
+// or the latest decision on the site, or withdrawn (when a decision on it
+// was last withdrawn), whichever is latest, plus ConsensusAfter. It is
+// false while the rule is off, the site is not live, common already lists
+// its current domains, it has fewer sponsors, or any department objects:
+// an objection stops the clock, and its withdrawal starts it again.
+func ConsensusDue(s Site, p Policy, withdrawn time.Time) (time.Time, bool) {
 	if p.ConsensusAfter <= 0 || !live(s) || s.Consensus == s.Revision {
 		return time.Time{}, false
 	}
@@ -139,6 +140,9 @@ func ConsensusDue(s Site, p Policy) (time.Time, bool) {
 		if so.At.After(start) {
 			start = so.At // the latest decision on the site
 		}
+	}
+	if withdrawn.After(start) {
+		start = withdrawn
 	}
 	return start.Add(p.ConsensusAfter), true
 }

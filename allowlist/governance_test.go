@@ -28,28 +28,31 @@ func TestConsensusDue(t *testing.T) {
 	widened := map[int][]string{1: {"wiki.example.org"}, 2: {"wiki.example.org", "files.example.org"}}
 	lazy := Policy{Quorum: 2, ConsensusSponsors: 1, ConsensusAfter: 14 * 24 * time.Hour}
 	tests := []struct {
-		name   string
-		site   Site
-		policy Policy
-		due    time.Time
-		ok     bool
+		name      string
+		site      Site
+		policy    Policy
+		due       time.Time
+		ok        bool
+		withdrawn time.Time
 	}{
-		{"off by default", site("w", StatusProposed, v1, okAt("a", 1, 0)), Policy{Quorum: 2}, time.Time{}, false},
-		{"one sponsor, no objection: 14 days after the approval", site("w", StatusProposed, v1, okAt("a", 1, 3)), lazy, day(17), true},
-		{"no sponsor: no clock", site("w", StatusProposed, v1), lazy, time.Time{}, false},
-		{"an objection stops the clock", site("w", StatusProposed, v1, okAt("a", 1, 0), noAt("b", 1, 5, "no")), lazy, time.Time{}, false},
+		{"off by default", site("w", StatusProposed, v1, okAt("a", 1, 0)), Policy{Quorum: 2}, time.Time{}, false, time.Time{}},
+		{"one sponsor, no objection: 14 days after the approval", site("w", StatusProposed, v1, okAt("a", 1, 3)), lazy, day(17), true, time.Time{}},
+		{"no sponsor: no clock", site("w", StatusProposed, v1), lazy, time.Time{}, false, time.Time{}},
+		{"an objection stops the clock", site("w", StatusProposed, v1, okAt("a", 1, 0), noAt("b", 1, 5, "no")), lazy, time.Time{}, false, time.Time{}},
 		{"two sponsors needed: the clock starts at the second", site("w", StatusProposed, v1, okAt("a", 1, 0), okAt("b", 1, 4)),
-			Policy{Quorum: 3, ConsensusSponsors: 2, ConsensusAfter: 10 * 24 * time.Hour}, day(14), true},
+			Policy{Quorum: 3, ConsensusSponsors: 2, ConsensusAfter: 10 * 24 * time.Hour}, day(14), true, time.Time{}},
 		{"two sponsors needed, one given", site("w", StatusProposed, v1, okAt("a", 1, 0)),
-			Policy{Quorum: 3, ConsensusSponsors: 2, ConsensusAfter: 10 * 24 * time.Hour}, time.Time{}, false},
-		{"already on common by quorum", site("w", StatusApproved, v1, okAt("a", 1, 0), okAt("b", 1, 0)), lazy, time.Time{}, false},
-		{"suspended sites wait", site("w", StatusSuspended, v1, okAt("a", 1, 0)), lazy, time.Time{}, false},
-		{"a widened site needs a sponsor for its new domains", site("w", StatusProposed, widened, okAt("a", 1, 0)), lazy, time.Time{}, false},
-		{"a later decision restarts the clock", site("w", StatusProposed, widened, okAt("a", 2, 1), okAt("c", 1, 6)), lazy, day(20), true},
+			Policy{Quorum: 3, ConsensusSponsors: 2, ConsensusAfter: 10 * 24 * time.Hour}, time.Time{}, false, time.Time{}},
+		{"already on common by quorum", site("w", StatusApproved, v1, okAt("a", 1, 0), okAt("b", 1, 0)), lazy, time.Time{}, false, time.Time{}},
+		{"suspended sites wait", site("w", StatusSuspended, v1, okAt("a", 1, 0)), lazy, time.Time{}, false, time.Time{}},
+		{"a widened site needs a sponsor for its new domains", site("w", StatusProposed, widened, okAt("a", 1, 0)), lazy, time.Time{}, false, time.Time{}},
+		{"a later decision restarts the clock", site("w", StatusProposed, widened, okAt("a", 2, 1), okAt("c", 1, 6)), lazy, day(20), true, time.Time{}},
+		{"a withdrawn objection restarts it", site("w", StatusProposed, v1, okAt("a", 1, 0)), lazy, day(44), true, day(30)},
+		{"an older withdrawal does not", site("w", StatusProposed, v1, okAt("a", 1, 5)), lazy, day(19), true, day(2)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			due, ok := ConsensusDue(tt.site, tt.policy)
+			due, ok := ConsensusDue(tt.site, tt.policy, tt.withdrawn)
 			if ok != tt.ok || !due.Equal(tt.due) {
 				t.Errorf("got %v %v, want %v %v", due, ok, tt.due, tt.ok)
 			}

@@ -55,6 +55,35 @@ func loadConsensus(ctx context.Context, q queryer, where string, args []any, sit
 	return rows.Err()
 }
 
+// recordWithdrawal notes that a decision on site was withdrawn at now.
+func recordWithdrawal(ctx context.Context, tx *sql.Tx, site string, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO decision_withdrawals (site, at) VALUES (?, ?)
+		ON CONFLICT (site) DO UPDATE SET at = excluded.at`, site, ts(now))
+	if err != nil {
+		return fmt.Errorf("record withdrawal: %w", err)
+	}
+	return nil
+}
+
+// withdrawals returns when a decision on each site (or on one, if set)
+// was last withdrawn.
+func withdrawals(ctx context.Context, q queryer, site string) (map[string]time.Time, error) {
+	rows, err := q.QueryContext(ctx, "SELECT site, at FROM decision_withdrawals WHERE ? = '' OR site = ?", site, site)
+	if err != nil {
+		return nil, fmt.Errorf("withdrawals: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var s, at string
+		if err := rows.Scan(&s, &at); err != nil {
+			return nil, err
+		}
+		out[s] = parseTS(at)
+	}
+	return out, rows.Err()
+}
+
 // FindSiteByName returns the site whose domains, in any revision, cover
 // host: an exact pattern or a wildcard over it. ENOTFOUND.
 func (db *DB) FindSiteByName(ctx context.Context, host string) (allowlist.Site, error) {
@@ -384,10 +413,14 @@ func (db *DB) Schedule(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	withdrawn, err := withdrawals(ctx, db.read, "")
+	if err != nil {
+		return 0, err
+	}
 	type job struct{ kind, subject, due string }
 	var jobs []job
 	for _, s := range sites {
-		if t, ok := allowlist.ConsensusDue(s, p); ok {
+		if t, ok := allowlist.ConsensusDue(s, p, withdrawn[s.ID]); ok {
 			jobs = append(jobs, job{jobConsensus, s.ID, due(t)})
 		}
 		for _, so := range s.Signoffs {
@@ -521,7 +554,11 @@ func (db *DB) runJob(ctx context.Context, tx *sql.Tx, now time.Time, kind, id, d
 	p := db.policy()
 	switch kind {
 	case jobConsensus:
-		t, ok := allowlist.ConsensusDue(s, p)
+		withdrawn, err := withdrawals(ctx, tx, s.ID)
+		if err != nil {
+			return "", "", nil, err
+		}
+		t, ok := allowlist.ConsensusDue(s, p, withdrawn[s.ID])
 		if !ok || t.After(now) {
 			return "", "", nil, nil
 		}

@@ -129,6 +129,17 @@ func TestLazyConsensusObjectionStopsClock(t *testing.T) {
 	if n := tick(t, dbs); n != 0 || version(t, dbs[0], "common") != 0 {
 		t.Fatalf("consensus despite an objection: %d jobs", n)
 	}
+	// Withdrawing the objection (day 23) starts the clock again: not at
+	// once, though the approval is 23 days old, but 14 days later.
+	must[allowlist.Site](t)(dbs[0].DeleteSignoff(ctx, owner("dept-b"), "wiki", "dept-b"))
+	clock.Add(13 * days)
+	if n := tick(t, dbs); n != 0 || version(t, dbs[0], "common") != 0 {
+		t.Fatalf("consensus %d jobs 13 days after the withdrawal", n)
+	}
+	clock.Add(days + time.Second)
+	if n := tick(t, dbs); n != 1 || version(t, dbs[0], "common") != 1 {
+		t.Fatalf("no consensus 14 days after the withdrawal: %d jobs", n)
+	}
 }
 
 func TestApprovalExpiryWarnsThenRemoves(t *testing.T) {

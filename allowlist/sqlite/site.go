@@ -317,6 +317,9 @@ func (db *DB) DeleteSignoff(ctx context.Context, a allowlist.Actor, site, dept s
 		if n, _ := res.RowsAffected(); n == 0 {
 			return "", "", nil, allowlist.Errorf(allowlist.ENOTFOUND, "no sign-off by %q on site %q", dept, site)
 		}
+		if err := recordWithdrawal(ctx, tx, site, db.opts.Now()); err != nil {
+			return "", "", nil, err
+		}
 		return "signoff.delete", "site/" + site + "/signoffs/" + dept, nil, nil
 	})
 	if err != nil {

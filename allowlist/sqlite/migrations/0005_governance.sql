@@ -20,6 +20,13 @@ CREATE TABLE site_consensus (
     at       TEXT NOT NULL
 );
 
+-- When a decision on a site was last withdrawn: lazy consensus counts its
+-- quiet time from there, so withdrawing an objection restarts the clock.
+CREATE TABLE decision_withdrawals (
+    site TEXT PRIMARY KEY REFERENCES sites(id),
+    at   TEXT NOT NULL
+);
+
 -- When an approval was last renewed, and when its department was warned
 -- that it is about to expire. An approval's age runs from the later of its
 -- decision and its renewal.
