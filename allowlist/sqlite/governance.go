@@ -781,10 +781,13 @@ func enqueue(ctx context.Context, tx *sql.Tx, now time.Time, seq int64, n notice
 // the receiver may see one twice; the payload's id tells).
 func (db *DB) ClaimDeliveries(ctx context.Context, lease time.Duration, limit int) ([]allowlist.Claimed, error) {
 	var out []allowlist.Claimed
-	now := db.opts.Now()
+	// Due times follow the registry's clock (which drills may move);
+	// leases follow the real one, so that moving the registry's clock
+	// never ends a lease while its holder is still sending.
+	now, real := db.opts.Now(), time.Now()
 	err := db.record(ctx, governor, func(tx *sql.Tx) (string, string, any, error) {
 		rows, err := tx.QueryContext(ctx, "SELECT "+deliveryColumns+` FROM deliveries WHERE status = 'pending' AND next_at <= ?
-			AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_at, id LIMIT ?`, due(now), due(now), limit)
+			AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_at, id LIMIT ?`, due(now), due(real), limit)
 		if err != nil {
 			return "", "", nil, fmt.Errorf("due deliveries: %w", err)
 		}
@@ -798,7 +801,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, lease time.Duration, limit in
 		}
 		rows.Close()
 		for i := range out {
-			if _, err := tx.ExecContext(ctx, "UPDATE deliveries SET lease_until = ?, attempts = attempts + 1 WHERE id = ?", due(now.Add(lease)), out[i].ID); err != nil {
+			if _, err := tx.ExecContext(ctx, "UPDATE deliveries SET lease_until = ?, attempts = attempts + 1 WHERE id = ?", due(real.Add(lease)), out[i].ID); err != nil {
 				return "", "", nil, err
 			}
 			out[i].Attempts++
