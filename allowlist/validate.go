@@ -48,13 +48,26 @@ func (c *checker) free(field, v string, required bool, max int, allowed func(run
 }
 
 // unsafeRune is a character that can hide or disguise text where it is
-// shown: C0 and C1 controls, DEL, line and paragraph separators, and the
+// shown: C0 and C1 controls, DEL, line and paragraph separators, the
 // bidirectional embeddings, overrides and isolates (U+202A-U+202E,
-// U+2066-U+2069, as in "Trojan Source", CVE-2021-42574).
+// U+2066-U+2069, as in "Trojan Source", CVE-2021-42574), the invisible
+// directional marks (U+200E, U+200F, U+061C), the zero-width space and
+// byte-order mark (U+200B, U+FEFF) and the tag characters (U+E0000-U+E007F).
+// The zero-width joiner and non-joiner stay allowed: Persian, the Indic
+// scripts and emoji need them.
 func unsafeRune(r rune) bool {
-	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' ||
-		(r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
+	switch r {
+	case '\u2028', '\u2029', '\u200b', '\u200e', '\u200f', '\u061c', '\ufeff':
+		return true
+	}
+	return unicode.IsControl(r) || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') ||
+		(r >= 0xe0000 && r <= 0xe007f)
 }
+
+// UnsafeText says whether s holds a character that can hide or disguise
+// text where it is shown (see unsafeRune); for fields checked outside
+// this file's validators.
+func UnsafeText(s string) bool { return strings.ContainsFunc(s, unsafeRune) }
 
 func (c *checker) email(field, v string, required bool) {
 	if v == "" {
@@ -63,7 +76,7 @@ func (c *checker) email(field, v string, required bool) {
 		}
 		return
 	}
-	if a, err := mail.ParseAddress(v); err != nil || a.Address != v || len(v) > 254 {
+	if a, err := mail.ParseAddress(v); err != nil || a.Address != v || len(v) > 254 || strings.ContainsFunc(v, unsafeRune) {
 		c.add(field, "is not an email address")
 	}
 }

@@ -16,6 +16,7 @@ func TestFreeTextRefusesHiddenCharacters(t *testing.T) {
 		"newline": "a\nb", "tab": "a\tb", "carriage return": "a\rb", "NUL": "a\x00b", "escape": "a\x1b[31mb",
 		"DEL": "a\x7fb", "C1 NEL": "a\u0085b", "C1 CSI": "a\u009bb", "RLO": "evil\u202egpj.exe", "LRE": "a\u202ab",
 		"PDF": "a\u202cb", "RLI": "a\u2067b", "PDI": "a\u2069b", "line separator": "a\u2028b", "invalid UTF-8": "a\xffb",
+		"RLM": "Ev\u200fe", "LRM": "Zo\u200eom", "ALM": "a\u061cb", "zero-width space": "Zo\u200bom", "BOM": "a\ufeffb", "tag": "a\U000e0041b",
 	}
 	multiLineOK := map[string]bool{"newline": true, "tab": true, "carriage return": true}
 	fields := map[string]func(string) error{
@@ -31,10 +32,16 @@ func TestFreeTextRefusesHiddenCharacters(t *testing.T) {
 		"tool":        func(v string) error { return ValidateRequest(Request{Tool: v, Reason: "r", Department: "dept"}) },
 		"request":     func(v string) error { return ValidateRequest(Request{Tool: "t", Reason: v, Department: "dept"}) },
 		"token":       func(v string) error { return ValidateToken(Token{Role: RoleReader, Name: v}) },
+		"email":       func(v string) error { return ValidateContact(Contact{Name: "A", Email: "ev" + v + "e@example.org"}) },
+		"owner email": func(v string) error { return site(func(in *SiteInput) { in.Owner.Email = "a" + v + "@example.org" }) },
 	}
 	multiLine := map[string]bool{"description": true, "comment": true, "reason": true, "request": true}
 	for field, check := range fields {
-		if err := check("Plain text, with ünïcödé and عربي"); err != nil {
+		plain := "Plain text, with ünïcödé, عربي and می\u200cخواهم"
+		if field == "email" || field == "owner email" {
+			plain = "" // ev.e@example.org below
+		}
+		if err := check(plain); err != nil {
 			t.Errorf("%s: plain text refused: %v", field, err)
 		}
 		for name, v := range bad {

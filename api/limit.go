@@ -58,3 +58,35 @@ func (f *failureLimiter) fail(ip string) {
 	}
 	l.AllowN(now, 1)
 }
+
+// watchLimiter bounds the watches one client address may hold open at
+// once: a watch holds a connection for minutes for one small request, so
+// without a bound one client could hold every file descriptor.
+type watchLimiter struct {
+	mu    sync.Mutex
+	max   int
+	count map[string]int
+}
+
+func newWatchLimiter(max int) *watchLimiter {
+	return &watchLimiter{max: max, count: map[string]int{}}
+}
+
+// take reserves a watch for ip; release gives it back.
+func (w *watchLimiter) take(ip string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.count[ip] >= w.max {
+		return false
+	}
+	w.count[ip]++
+	return true
+}
+
+func (w *watchLimiter) release(ip string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.count[ip]--; w.count[ip] <= 0 {
+		delete(w.count, ip)
+	}
+}

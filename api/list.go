@@ -185,6 +185,12 @@ func (s *Server) handleWatch(c echo.Context) error {
 	if _, err := s.hub.scopeVersion(scope, allowlist.Latest); err != nil {
 		return err
 	}
+	ip := c.RealIP()
+	if !s.watches.take(ip) {
+		c.Response().Header().Set("Retry-After", "5")
+		return errStatus(http.StatusTooManyRequests, "too many watches open from this address; close some, or poll")
+	}
+	defer s.watches.release(ip)
 	s.metrics.watchers.Inc()
 	defer s.metrics.watchers.Dec()
 	timer := time.NewTimer(timeout)

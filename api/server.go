@@ -31,6 +31,9 @@ type Config struct {
 	RequestsPerMinute int
 	// MaxWatch caps the watch timeout a client may ask for.
 	MaxWatch time.Duration
+	// WatchesPerAddress caps the watches one client address may hold open
+	// at once (default 64: a department's resolvers behind one NAT).
+	WatchesPerAddress int
 	// RefreshEvery is how often the server re-reads scope versions written
 	// by other processes.
 	RefreshEvery time.Duration
@@ -48,6 +51,7 @@ type Config struct {
 // Server is the REST API.
 type Server struct {
 	failures *failureLimiter
+	watches  *watchLimiter
 	requests *middleware.RateLimiterMemoryStore
 	reg      allowlist.Registry
 	gov      allowlist.Governance // nil when the store has none
@@ -159,10 +163,13 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 	if cfg.RequestsPerMinute <= 0 {
 		cfg.RequestsPerMinute = 10
 	}
+	if cfg.WatchesPerAddress <= 0 {
+		cfg.WatchesPerAddress = 64
+	}
 	if cfg.Quorum <= 0 {
 		cfg.Quorum = 2
 	}
-	s := &Server{reg: reg, cfg: cfg, log: cfg.Logger, hub: newHub(reg), metrics: newMetrics(), failures: newFailureLimiter()}
+	s := &Server{reg: reg, cfg: cfg, log: cfg.Logger, hub: newHub(reg), metrics: newMetrics(), failures: newFailureLimiter(), watches: newWatchLimiter(cfg.WatchesPerAddress)}
 	s.hub.stampEvery = cfg.TimestampEvery
 	s.gov, _ = reg.(allowlist.Governance)
 	if qs, ok := reg.(queueStats); ok {

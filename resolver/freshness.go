@@ -57,7 +57,8 @@ type ageState struct {
 type freshness struct {
 	version int64
 	sha256  string
-	at      time.Time
+	at      time.Time    // when the list was last vouched for: the signed time, or its first arrival if that was earlier
+	signed  time.Time    // the time as signed, to tell a newer timestamp from a replayed one
 	stamp   stampHeaders // the timestamp's headers, to keep; none for a generated_at
 }
 
@@ -68,21 +69,33 @@ type freshness struct {
 // its age's start; a timestamp for another version is kept for when that
 // version is installed (a timestamp comes with the list it vouches for).
 // It reports whether it moved the held list's signed time forward.
-func (r *Resolver) vouch(version int64, sha string, at time.Time, s stampHeaders) bool {
-	if now := time.Now(); at.After(now) {
-		at = now
+//
+// Timestamps are compared by their signed times, so a replayed copy of a
+// future-dated one (same signed time) never moves the age again: only its
+// first arrival counted as now. arrived caps the time for one read back
+// after a restart (the file's time), for the same reason.
+func (r *Resolver) vouch(version int64, sha string, signed time.Time, s stampHeaders, arrived time.Time) bool {
+	at := signed
+	if at.After(arrived) {
+		at = arrived
 	}
 	a := &r.freshness
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	f := freshness{version: version, sha256: sha, at: at, stamp: s}
+	f := freshness{version: version, sha256: sha, at: at, signed: signed, stamp: s}
+	// Newer: another list, or another signed time that vouches later. A
+	// copy of a timestamp already seen has the same signed time and does
+	// not count again, even if, dated ahead, it would count as "now".
+	newer := func(cur freshness) bool {
+		return cur.version != version || cur.sha256 != sha || (!signed.Equal(cur.signed) && at.After(cur.at))
+	}
 	if p := r.policy.Load(); p == nil || p.version != version || p.sha256 != sha {
-		if a.next.version != version || a.next.sha256 != sha || at.After(a.next.at) {
+		if newer(a.next) {
 			a.next = f
 		}
 		return false
 	}
-	if a.fresh.version != version || a.fresh.sha256 != sha || at.After(a.fresh.at) {
+	if newer(a.fresh) {
 		a.fresh = f
 		a.signedAt.Store(at.UnixNano())
 		return true
@@ -96,7 +109,7 @@ func (r *Resolver) vouch(version int64, sha string, at time.Time, s stampHeaders
 func (r *Resolver) installed(p *policy) {
 	a := &r.freshness
 	a.mu.Lock()
-	f := freshness{version: p.version, sha256: p.sha256, at: p.generated}
+	f := freshness{version: p.version, sha256: p.sha256, at: p.generated, signed: p.generated}
 	if now := time.Now(); f.at.After(now) {
 		f.at = now
 	}
@@ -154,7 +167,7 @@ func (r *Resolver) takeStamp(s stampHeaders) {
 			"version", ts.Version, "held_sha256", cur.sha256, "timestamp_sha256", ts.SHA256)
 		return
 	}
-	if r.vouch(ts.Version, ts.SHA256, ts.Time, s) {
+	if r.vouch(ts.Version, ts.SHA256, ts.Time, s, time.Now()) {
 		r.saveStamp(s)
 	}
 	r.checkAge()
@@ -182,13 +195,17 @@ func (r *Resolver) loadStamp() {
 	if err != nil {
 		return
 	}
+	arrived := time.Now()
+	if fi, err := os.Stat(stampPath(r.opt.CacheDir)); err == nil && fi.ModTime().Before(arrived) {
+		arrived = fi.ModTime() // written when the timestamp was taken
+	}
 	f := strings.Split(string(b), "\n")
 	if len(f) < 4 {
 		return
 	}
 	ts, err := allowlist.ParseTimestamp(r.opt.PublicKey, r.opt.Scope, f[0], f[1], f[2], f[3])
 	if err == nil {
-		r.vouch(ts.Version, ts.SHA256, ts.Time, stampHeaders{})
+		r.vouch(ts.Version, ts.SHA256, ts.Time, stampHeaders{}, arrived)
 	}
 }
 

@@ -203,3 +203,28 @@ func within(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestReplayedFutureTimestampCountsOnce: a timestamp dated ahead of the
+// resolver's clock counts as "now" when it first arrives, never again when
+// it is replayed, and after a restart no later than when it was saved.
+func TestReplayedFutureTimestampCountsOnce(t *testing.T) {
+	r := &Resolver{}
+	p := &policy{version: 3, sha256: "abc", generated: time.Now().Add(-time.Hour)}
+	r.policy.Store(p)
+	r.freshness.fresh = freshness{version: 3, sha256: "abc", at: p.generated, signed: p.generated}
+	ahead := time.Now().Add(time.Hour)
+	first := time.Now().Add(-10 * time.Minute)
+	if !r.vouch(3, "abc", ahead, stampHeaders{}, first) {
+		t.Fatal("the first arrival did not count")
+	}
+	if r.vouch(3, "abc", ahead, stampHeaders{}, time.Now()) {
+		t.Error("a replay of the same timestamp moved the age")
+	}
+	if got := time.Unix(0, r.freshness.signedAt.Load()); !got.Equal(first) {
+		t.Errorf("vouched at %v, want its first arrival %v", got, first)
+	}
+	// A genuine later timestamp (signed now) still counts.
+	if !r.vouch(3, "abc", time.Now(), stampHeaders{}, time.Now()) {
+		t.Error("a genuine newer timestamp did not count")
+	}
+}

@@ -194,8 +194,12 @@ func (p *Pages) handleAdminAudit(c echo.Context) error {
 	} else {
 		v.BrokenAt = seq
 	}
-	// The latest 200 entries, newest first.
+	// The latest 200 entries, newest first; or, when the chain is broken,
+	// those around the break.
 	after := max(0, v.Checked-200)
+	if !ok {
+		after = max(0, v.BrokenAt-100)
+	}
 	entries, err := p.reg.FindAudit(ctx, after, 200)
 	if err != nil {
 		return p.fail(c, err)

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -160,6 +161,9 @@ func (p *Pages) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return p.problem(c, http.StatusBadRequest, "Your form could not be read", "Go back, reload the page and try again.")
 		}
+		// A form's fields come from its body only: values in the query
+		// string of a post (a token, a decision) are not read.
+		r.Form = r.PostForm
 		return next(c)
 	}
 }
@@ -197,38 +201,66 @@ func (p *Pages) identify(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// checkCSRF gives each browser a random cookie and each form a token that
-// is an HMAC of that cookie and the session, and refuses a post whose
-// body does not carry it or that another site sent.
+// checkCSRF gives each browser a random cookie, issued and MACed by this
+// process, and each form a token that is an HMAC of that cookie and the
+// session; it refuses a post whose body does not carry the token, whose
+// cookie this process did not issue, or that another site (or a sibling
+// subdomain) sent.
 func (p *Pages) checkCSRF(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		browser := ""
-		if ck, err := c.Cookie(csrfCookie); err == nil && len(ck.Value) == 64 {
+		if ck, err := c.Cookie(p.csrfCookieName()); err == nil && p.issued(ck.Value) {
 			browser = ck.Value
 		}
 		safe := r.Method == http.MethodGet || r.Method == http.MethodHead
 		if !safe {
 			sent := r.PostForm.Get(csrfField)
 			want := p.csrfToken(browser, sessionID(c))
-			crossSite := r.Header.Get("Sec-Fetch-Site") == "cross-site"
-			if browser == "" || crossSite || !hmac.Equal([]byte(sent), []byte(want)) {
+			site := r.Header.Get("Sec-Fetch-Site")
+			foreign := site != "" && site != "same-origin" && site != "none"
+			if browser == "" || foreign || !hmac.Equal([]byte(sent), []byte(want)) {
 				return p.problem(c, http.StatusForbidden, "Your form has expired",
 					"For your security we could not accept that form. Go back, reload the page and try again.")
 			}
 		}
 		if browser == "" {
-			browser = randomID()
-			c.SetCookie(p.cookie(csrfCookie, browser, 0))
+			browser = p.issueBrowserID()
+			c.SetCookie(p.cookie(p.csrfCookieName(), browser, 0))
 		}
 		c.Set(ctxCSRF, p.csrfToken(browser, sessionID(c)))
 		return next(c)
 	}
 }
 
+// csrfCookieName is __Host- prefixed whenever cookies are Secure, so that
+// a sibling subdomain cannot set it.
+func (p *Pages) csrfCookieName() string {
+	if p.opt.SecureCookies {
+		return "__Host-" + csrfCookie
+	}
+	return csrfCookie
+}
+
+// issueBrowserID makes a browser id this process can recognise: random
+// bytes and their MAC.
+func (p *Pages) issueBrowserID() string {
+	id := randomID()[:32]
+	return id + "." + p.mac("browser", id)[:32]
+}
+
+func (p *Pages) issued(v string) bool {
+	id, tag, ok := strings.Cut(v, ".")
+	return ok && len(id) == 32 && hmac.Equal([]byte(tag), []byte(p.mac("browser", id)[:32]))
+}
+
 func (p *Pages) csrfToken(browser, session string) string {
+	return p.mac("allowlist web form", browser+"\x00"+session)
+}
+
+func (p *Pages) mac(purpose, data string) string {
 	m := hmac.New(sha256.New, p.csrfKey)
-	m.Write([]byte("allowlist web form\x00" + browser + "\x00" + session))
+	m.Write([]byte(purpose + "\x00" + data))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 

@@ -257,8 +257,26 @@ func TestCSRFTiedToBodyAndSession(t *testing.T) {
 	if code := post(oc, e.url+"/request", withToken); code != http.StatusForbidden {
 		t.Errorf("another browser's token: %d", code)
 	}
-	if code := post(c, e.url+"/request", withToken, "Sec-Fetch-Site", "cross-site"); code != http.StatusForbidden {
-		t.Errorf("cross-site post: %d", code)
+	for _, site := range []string{"cross-site", "same-site"} {
+		if code := post(c, e.url+"/request", withToken, "Sec-Fetch-Site", site); code != http.StatusForbidden {
+			t.Errorf("%s post: %d", site, code)
+		}
+	}
+	// A cookie the registry did not issue is not a browser id (login CSRF
+	// by planting a cookie of one's own choosing).
+	forged, _ := cookiejar.New(nil)
+	forged.SetCookies(mustURL(e.url), []*http.Cookie{{Name: "allowlist_csrf", Value: strings.Repeat("a", 64), Path: "/"}})
+	fc := &http.Client{Jar: forged}
+	formToken(t, fc, e.url+"/sign-in")
+	for _, ck := range forged.Cookies(mustURL(e.url)) {
+		if ck.Name == "allowlist_csrf" && ck.Value == strings.Repeat("a", 64) {
+			t.Error("a planted cookie was kept as the browser id")
+		}
+	}
+	// The sign-in token is read from the form body only.
+	nc := noRedirects(c)
+	if code := post(nc, e.url+"/sign-in?token="+url.QueryEscape(e.owner), url.Values{"_csrf": {formToken(t, c, e.url+"/sign-in")}}); code != http.StatusUnauthorized {
+		t.Errorf("token in the query string signed in: %d", code)
 	}
 	if code := post(c, e.url+"/request", withToken); code != http.StatusCreated {
 		t.Errorf("the right token: %d", code)
@@ -327,6 +345,9 @@ func TestSecureCookiesAndHSTS(t *testing.T) {
 		t.Fatal("no cookie set")
 	}
 	for _, ck := range cookies {
+		if ck.Name == "allowlist_csrf" {
+			t.Error("the CSRF cookie lacks the __Host- prefix behind https")
+		}
 		if !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode {
 			t.Errorf("cookie %s: secure %v httponly %v samesite %v", ck.Name, ck.Secure, ck.HttpOnly, ck.SameSite)
 		}

@@ -123,6 +123,9 @@ func importSite(ctx context.Context, tx *sql.Tx, db *DB, a allowlist.Actor, s al
 		by := so.By
 		if by == "" {
 			by = a.String()
+		} else if len(by) > 200 || allowlist.UnsafeText(by) {
+			return prefixed(fmt.Sprintf("signoffs[%d]", i), allowlist.Invalid(allowlist.FieldError{Field: "by",
+				Message: "must be at most 200 characters, without control characters or bidirectional overrides"}))
 		}
 		rev := revOf[i]
 		if rev == 0 {
@@ -140,6 +143,11 @@ func importSite(ctx context.Context, tx *sql.Tx, db *DB, a allowlist.Actor, s al
 	switch s.Status {
 	case "", allowlist.StatusProposed, allowlist.StatusApproved:
 	case allowlist.StatusSuspended, allowlist.StatusWithdrawn:
+		if s.Reason != "" {
+			if err := allowlist.ValidateReason(s.Reason); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, "UPDATE sites SET status = ?, reason = ? WHERE id = ?", s.Status, s.Reason, in.ID); err != nil {
 			return fmt.Errorf("import status: %w", err)
 		}

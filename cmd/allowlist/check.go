@@ -11,7 +11,6 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/cross-gov/allowlist/api"
@@ -82,7 +81,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 			for _, f := range p.Errors {
 				msg = f.Field + ": " + f.Message
 			}
-			return &exitError{code: 2, err: fmt.Errorf("%s (HTTP %d)", msg, resp.StatusCode)}
+			return &exitError{code: 2, err: fmt.Errorf("%s (HTTP %d)", shown(msg), resp.StatusCode)}
 		}
 		return &exitError{code: 2, err: fmt.Errorf("registry answered HTTP %d", resp.StatusCode)}
 	}
@@ -129,7 +128,7 @@ func envOr(k, def string) string {
 func shown(s string) string {
 	var b strings.Builder
 	for _, r := range s {
-		if unicode.IsControl(r) || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') || r == '\u2028' || r == '\u2029' {
+		if allowlist.UnsafeText(string(r)) {
 			fmt.Fprintf(&b, "\\u%04x", r)
 			continue
 		}

@@ -99,7 +99,7 @@ func printGround(w io.Writer, g allowlist.Ground) {
 		if d.Scope == allowlist.ScopeCommon {
 			from = "the common list (its own list is the same)"
 		}
-		fmt.Fprintf(w, "  %s: %s, version %d (%s)\n", d.ID, from, d.Version, d.Name)
+		fmt.Fprintf(w, "  %s: %s, version %d (%s)\n", shown(d.ID), from, d.Version, shown(d.Name))
 	}
 	groups := []struct {
 		title string
@@ -127,7 +127,7 @@ func printGround(w io.Writer, g allowlist.Ground) {
 			if len(why) > 0 {
 				detail += "; " + strings.Join(why, "; ")
 			}
-			fmt.Fprintf(tw, "  %s (%s)\t%s\t%s\n", s.Name, s.ID, s.Category, detail)
+			fmt.Fprintf(tw, "  %s (%s)\t%s\t%s\n", shown(s.Name), shown(s.ID), shown(s.Category), shown(detail))
 		}
 		tw.Flush()
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/cross-gov/allowlist/data"
 	"github.com/cross-gov/allowlist/notify"
 	"github.com/cross-gov/allowlist/web"
+	"golang.org/x/net/netutil"
 	"gopkg.in/yaml.v3"
 )
 
@@ -36,6 +37,11 @@ type ServeConfig struct {
 	LogLevel          string `yaml:"log_level"`
 	Seed              bool   `yaml:"seed"`
 	RequestsPerMinute int    `yaml:"requests_per_minute"`
+	// MaxConnections caps open client connections (0: what the process's
+	// file limit allows, less a reserve for the database and logs), and
+	// WatchesPerAddress the watches one client address may hold.
+	MaxConnections    int `yaml:"max_connections"`
+	WatchesPerAddress int `yaml:"watches_per_address"`
 	// PublicURL is the address people use, such as https://allowlist.example.gov.uk
 	// behind a TLS proxy: with https, cookies are Secure and pages send HSTS.
 	PublicURL string `yaml:"public_url"`
@@ -73,6 +79,9 @@ func (c ServeConfig) Validate() error {
 	}
 	if c.RequestsPerMinute < 1 {
 		return errors.New("requests_per_minute: must be at least 1")
+	}
+	if c.MaxConnections < 0 || c.WatchesPerAddress < 0 {
+		return errors.New("max_connections and watches_per_address: must not be negative")
 	}
 	if err := c.Governance.Validate(); err != nil {
 		return err
@@ -224,7 +233,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			pageBase = "https://" + ln.Addr().String()
 		}
 	}
-	srv = api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute,
+	srv = api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute, WatchesPerAddress: cfg.WatchesPerAddress,
 		TimestampEvery: cfg.TimestampInterval, Logger: log, Ready: store.Ping, PublicURL: pageBase, Now: now})
 	web.New(store, srv, webOptions(cfg, log)).Register(srv.Echo())
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -248,6 +257,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 		log.Info("registry caches warm", "took", time.Since(start).Round(time.Millisecond).String())
 	}()
+	// Past this many open connections new ones wait in the kernel's
+	// backlog instead of failing the process's accept with "too many open
+	// files" (which would stop every page, API call and watch).
+	maxConns := connectionLimit(cfg.MaxConnections)
+	ln = netutil.LimitListener(ln, maxConns)
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	// Watch requests may legitimately wait minutes, so there is no
 	// WriteTimeout; each handler bounds its own time.
@@ -260,7 +274,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	} else {
 		go func() { errc <- hs.Serve(ln) }()
 	}
-	log.Info("registry listening", "addr", ln.Addr().String(), "scheme", scheme, "db", cfg.DB, "quorum", store.Quorum(), "public_lists", cfg.PublicLists)
+	log.Info("registry listening", "addr", ln.Addr().String(), "scheme", scheme, "max_connections", maxConns, "db", cfg.DB, "quorum", store.Quorum(), "public_lists", cfg.PublicLists)
 	fmt.Fprintf(stdout, "registry listening on %s://%s\n", scheme, ln.Addr())
 	select {
 	case err := <-errc:
@@ -280,6 +294,19 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped cleanly")
 	return nil
+}
+
+// connectionLimit is the configured cap, or the process's open-file limit
+// less 256 for the database, logs and outgoing connections.
+func connectionLimit(configured int) int {
+	if configured > 0 {
+		return configured
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur < 512 {
+		return 256
+	}
+	return int(min(rl.Cur-256, 1<<20))
 }
 
 // webOptions decides how the pages' cookies are marked. Behind https
