@@ -21,6 +21,9 @@ type List struct {
 	GeneratedAt time.Time `json:"generated_at"`
 	SHA256      string    `json:"sha256"`
 	Entries     []Entry   `json:"entries"`
+	// Endpoints are the networks and handling of the scope's sites
+	// (schema 2 only; see WithEndpoints).
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
 }
 
 // CanonicalEntries returns the canonical JSON of entries: sorted by

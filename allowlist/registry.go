@@ -43,23 +43,34 @@ type Token struct {
 
 // SiteInput is a new site as a proposer describes it.
 type SiteInput struct {
-	ID          string   `json:"id"`
-	Name        string   `json:"name"`
-	Category    string   `json:"category"`
-	Description string   `json:"description"`
-	Homepage    string   `json:"homepage"`
-	Domains     []string `json:"domains"`
-	Owner       Owner    `json:"owner"`
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Category    string    `json:"category"`
+	Description string    `json:"description"`
+	Homepage    string    `json:"homepage"`
+	Domains     []string  `json:"domains"`
+	Networks    []Network `json:"networks"`
+	Handling    Handling  `json:"handling"`
+	Notes       string    `json:"notes"`
+	Owner       Owner     `json:"owner"`
+}
+
+// Endpoints returns the input's networks and handling.
+func (in SiteInput) Endpoints() Endpoints {
+	return Endpoints{Networks: in.Networks, Handling: in.Handling}
 }
 
 // SitePatch changes some fields of a site; nil fields stay as they are.
 type SitePatch struct {
-	Name        *string   `json:"name"`
-	Category    *string   `json:"category"`
-	Description *string   `json:"description"`
-	Homepage    *string   `json:"homepage"`
-	Domains     *[]string `json:"domains"`
-	Owner       *Owner    `json:"owner"`
+	Name        *string    `json:"name"`
+	Category    *string    `json:"category"`
+	Description *string    `json:"description"`
+	Homepage    *string    `json:"homepage"`
+	Domains     *[]string  `json:"domains"`
+	Networks    *[]Network `json:"networks"`
+	Handling    *Handling  `json:"handling"`
+	Notes       *string    `json:"notes"`
+	Owner       *Owner     `json:"owner"`
 }
 
 // SiteFilter narrows FindSites. Empty fields match everything; Q matches
@@ -111,6 +122,11 @@ type Version struct {
 	Head, Content []byte `json:"-"`
 	// Changes against the version before, when known (see FindChanges).
 	Changes *Changes `json:"-"`
+	// Endpoints is the version's endpoint records as canonical JSON (nil:
+	// none), and EndpointsSignature signs its schema-2 body (see
+	// WithEndpoints).
+	Endpoints          []byte `json:"-"`
+	EndpointsSignature string `json:"-"`
 }
 
 // Parts returns the version's bytes in order, without copying them.
@@ -142,6 +158,8 @@ func (v Version) Whole() []byte {
 // before it, each a canonical JSON array of entries (EncodeEntryArray).
 type Changes struct {
 	Added, Removed []byte
+	// Endpoints is the JSON of the EndpointChanges, nil when none.
+	Endpoints []byte
 }
 
 // ScopeInfo is a scope and its current version.
@@ -253,17 +271,23 @@ type CatalogueDepartment struct {
 // CatalogueSite is a site in a catalogue. Status is only set for
 // suspended or withdrawn sites; otherwise the decisions decide it.
 type CatalogueSite struct {
-	ID          string             `yaml:"id"`
-	Name        string             `yaml:"name"`
-	Category    string             `yaml:"category"`
-	Description string             `yaml:"description,omitempty"`
-	Homepage    string             `yaml:"homepage,omitempty"`
-	Domains     []string           `yaml:"domains"`
-	Owner       Owner              `yaml:"owner"`
-	ProposedBy  string             `yaml:"proposed_by,omitempty"`
-	Status      string             `yaml:"status,omitempty"`
-	Reason      string             `yaml:"reason,omitempty"`
-	Signoffs    []CatalogueSignoff `yaml:"signoffs,omitempty"`
+	ID          string    `yaml:"id"`
+	Name        string    `yaml:"name"`
+	Category    string    `yaml:"category"`
+	Description string    `yaml:"description,omitempty"`
+	Homepage    string    `yaml:"homepage,omitempty"`
+	Domains     []string  `yaml:"domains"`
+	Networks    []Network `yaml:"networks,omitempty"`
+	Handling    *Handling `yaml:"handling,omitempty"`
+	Notes       string    `yaml:"notes,omitempty"`
+	// Sources say where the networks were read and when (free text,
+	// one line each: "URL (read YYYY-MM-DD)").
+	Sources    []string           `yaml:"sources,omitempty"`
+	Owner      Owner              `yaml:"owner"`
+	ProposedBy string             `yaml:"proposed_by,omitempty"`
+	Status     string             `yaml:"status,omitempty"`
+	Reason     string             `yaml:"reason,omitempty"`
+	Signoffs   []CatalogueSignoff `yaml:"signoffs,omitempty"`
 }
 
 // CatalogueSignoff is a decision in a catalogue.
@@ -275,4 +299,7 @@ type CatalogueSignoff struct {
 	// Domains is set when the decision was made on other domains than
 	// the site's current ones (a change still waiting for its quorum).
 	Domains []string `yaml:"domains,omitempty"`
+	// Endpoints is set likewise when the decision was made on other
+	// networks or handling than the site's current ones.
+	Endpoints *Endpoints `yaml:"endpoints,omitempty"`
 }

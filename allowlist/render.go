@@ -28,11 +28,13 @@ type Format struct {
 // formatOptions are a format's parameters, as Configure read them.
 type formatOptions struct {
 	upstreams []string // dnsmasq server addresses: IP or IP#PORT
+	schema    int      // json: 2 adds the endpoints (see WithEndpoints)
+	proxy     string   // pac: HOST:PORT for what is not proxy: direct
 }
 
 // Formats are the published formats, in the order documentation lists them.
 var Formats = []Format{
-	{Name: "json", ContentType: "application/json", For: "the signed canonical form; the resolver and scripts", render: func(w *bytes.Buffer, _ List, body []byte, _ formatOptions) error {
+	{Name: "json", ContentType: "application/json", For: "the signed canonical form; the resolver and scripts (schema=2 adds the endpoints)", Params: []string{"schema"}, render: func(w *bytes.Buffer, _ List, body []byte, _ formatOptions) error {
 		w.Write(body)
 		return nil
 	}},
@@ -42,11 +44,15 @@ var Formats = []Format{
 	{Name: "unbound", ContentType: textPlain, For: "Unbound transparent local-zones, to include in unbound.conf beside local-zone: \".\" always_nxdomain", render: renderUnbound},
 	{Name: "dnsmasq", ContentType: textPlain, For: "dnsmasq configuration; with upstream=IP[#PORT] a complete default-deny (server= per name, address=/#/)", Params: []string{"upstream"}, render: renderDnsmasq},
 	{Name: "hosts", ContentType: textPlain, For: "hosts-file syntax, for tools that import host lists", render: renderHosts},
-	{Name: "pac", ContentType: "application/x-ns-proxy-autoconfig", For: "a proxy auto-config script: DIRECT for listed names", render: renderPAC},
+	{Name: "pac", ContentType: "application/x-ns-proxy-autoconfig", For: "a proxy auto-config script: DIRECT for listed names; with proxy=HOST:PORT, DIRECT only for proxy: direct sites and the proxy for the rest", Params: []string{"proxy"}, render: renderPAC},
 	{Name: "csv", ContentType: "text/csv; charset=utf-8", For: "pattern,site,category with a header row, for spreadsheets", render: renderCSV},
 	{Name: "adblock", ContentType: textPlain, For: "allow rules (@@||name^, @@|host^) for AdGuard Home and other adblock-syntax filters", render: renderAdblock},
 	{Name: "edl", ContentType: textPlain, For: "external domain list for Palo Alto Networks and Fortinet firewalls", render: renderEDL},
 	{Name: "chrome", ContentType: "application/json", For: "Chrome/Edge managed policy: URLBlocklist [\"*\"] and the URLAllowlist (at most 1000 entries)", render: renderChrome},
+	{Name: "edl-ip", ContentType: textPlain, For: "external IP list for Palo Alto Networks and Fortinet firewalls: one prefix a line, the site and ports after it", render: renderEDLIP},
+	{Name: "nft", ContentType: textPlain, For: "an nftables table: sets of prefix . protocol . port for IPv4 and IPv6, and a chain that accepts them", render: renderNft},
+	{Name: "squid-tls-bypass", ContentType: textPlain, For: "Squid ssl::server_name ACL file of the sites whose TLS is not to be inspected (ssl_bump splice)", render: renderSquidBypass},
+	{Name: "endpoints", ContentType: "application/json", For: "one record per site for firewall tooling: domains, networks, handling, notes", render: renderEndpoints},
 }
 
 const textPlain = "text/plain; charset=utf-8"
@@ -76,6 +82,10 @@ const maxUpstreams = 4
 // mistyped request never quietly yields a file other than the one asked
 // for.
 func (f Format) Configure(param func(string) string) (Format, error) {
+	f, err := f.configureEndpoints(param)
+	if err != nil {
+		return f, err
+	}
 	up := strings.TrimSpace(param("upstream"))
 	if up == "" {
 		return f, nil
@@ -132,10 +142,17 @@ func parseUpstream(s string) (string, error) {
 // Key names f with its parameters: formats with the same key render a
 // version to the same bytes.
 func (f Format) Key() string {
-	if len(f.opts.upstreams) == 0 {
-		return f.Name
+	k := f.Name
+	if len(f.opts.upstreams) > 0 {
+		k += ";upstream=" + strings.Join(f.opts.upstreams, "+")
 	}
-	return f.Name + ";upstream=" + strings.Join(f.opts.upstreams, "+")
+	if f.opts.schema == 2 {
+		k += ";schema=2"
+	}
+	if f.opts.proxy != "" {
+		k += ";proxy=" + f.opts.proxy
+	}
+	return k
 }
 
 // Render returns the list in format f. body must be the list's signed
@@ -420,7 +437,10 @@ func renderHosts(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 	return nil
 }
 
-func renderPAC(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
+func renderPAC(w *bytes.Buffer, l List, _ []byte, o formatOptions) error {
+	if o.proxy != "" {
+		return renderPACProxy(w, l, o.proxy)
+	}
 	header(w, "//", l, "pac")
 	exact, wild := map[string]int{}, map[string]int{}
 	for _, e := range l.Entries {
@@ -430,12 +450,20 @@ func renderPAC(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 			exact[name] = 1
 		}
 	}
+	w.WriteString("// Listed names go DIRECT. Set OTHERWISE to your department's proxy.\n")
+	writePAC(w, "DIRECT", "PROXY proxy.invalid:3128", exact, wild)
+	return nil
+}
+
+// writePAC writes a PAC script's variables and its FindProxyForURL: the
+// names in exact, and those at or below a name in wild, get allowed;
+// everything else gets otherwise.
+func writePAC(w *bytes.Buffer, allowed, otherwise string, exact, wild map[string]int) {
+	aj, _ := json.Marshal(allowed)
+	oj, _ := json.Marshal(otherwise)
 	ej, _ := json.Marshal(exact)
 	wj, _ := json.Marshal(wild)
-	w.WriteString(`// Listed names go DIRECT. Set OTHERWISE to your department's proxy.
-var ALLOWED = "DIRECT";
-var OTHERWISE = "PROXY proxy.invalid:3128";
-`)
+	fmt.Fprintf(w, "var ALLOWED = %s;\nvar OTHERWISE = %s;\n", aj, oj)
 	fmt.Fprintf(w, "var exact = %s;\nvar wild = %s;\n", ej, wj)
 	w.WriteString(`function FindProxyForURL(url, host) {
   var h = host.toLowerCase();
@@ -449,7 +477,6 @@ var OTHERWISE = "PROXY proxy.invalid:3128";
   }
 }
 `)
-	return nil
 }
 
 func renderCSV(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {

@@ -17,6 +17,20 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 // sampleList has the awkward cases: a host beside a wildcard on the same
 // name, a host below a wildcard, an IDN, and plain hosts.
 func sampleList() (List, []byte) {
+	l, body := sampleDomains()
+	// Endpoints: two sites, IPv4 and IPv6, handling both relaxed and not,
+	// and a narrower network inside a wider one of another site.
+	l.Endpoints = []Endpoint{
+		{Site: "meet", Category: "video-conferencing", Networks: []Network{{"74.125.250.0/24", "udp", "19302-19309,3478"}, {"2001:4860:4864:5::/64", "udp", "19302-19309"}},
+			Handling: Handling{TLSBypass, ProxyDirect}, Notes: "Calls fall back to TCP relays and stutter"},
+		{Site: "zoom", Category: "video-conferencing", Networks: []Network{{"170.114.0.0/16", "udp", "3478-3479,8801-8810"}, {"170.114.8.0/24", "udp", "8801"}, {"170.114.8.0/24", "udp", "8805-8820"}},
+			Handling: Handling{TLSBypass, ProxyUse}},
+		{Site: "docs", Category: "document-editing", Handling: Handling{TLSAllow, ProxyDirect}},
+	}
+	return l, body
+}
+
+func sampleDomains() (List, []byte) {
 	return NewList("common", 42, time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC), []Entry{
 		{"*.zoom.us", "zoom", "video-conferencing"},
 		{"zoom.us", "zoom-web", "video-conferencing"},
@@ -56,10 +70,16 @@ func TestRenderGolden(t *testing.T) {
 	l, body := sampleList()
 	formats := append([]Format(nil), Formats...)
 	formats = append(formats, configured(t, "dnsmasq", map[string]string{"upstream": "192.0.2.53, [2001:db8::53]:5353"}))
+	formats = append(formats, configured(t, "pac", map[string]string{"proxy": "proxy.example.gov.uk:3128"}))
 	for _, f := range formats {
 		file := f.Name
 		if f.Key() != f.Name {
-			file += "-upstream"
+			file += "-" + Formats[0].Params[0] // keeps the older names below
+			if f.Name == "dnsmasq" {
+				file = "dnsmasq-upstream"
+			} else {
+				file = f.Name + "-proxy"
+			}
 		}
 		t.Run(file, func(t *testing.T) {
 			got := mustRender(t, f, l, body)

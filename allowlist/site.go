@@ -96,13 +96,18 @@ type Site struct {
 	Description string    `json:"description"`
 	Homepage    string    `json:"homepage"`
 	Domains     []string  `json:"domains"`
+	Networks    []Network `json:"networks"`
+	Handling    Handling  `json:"handling"`
+	Notes       string    `json:"notes"`
 	Owner       Owner     `json:"owner"`
 	Status      string    `json:"status"`
 	ProposedBy  string    `json:"proposed_by"`
 	Revision    int       `json:"revision"`
 	Published   []string  `json:"published_domains"`
-	Signoffs    []Signoff `json:"signoffs"`
-	Reason      string    `json:"suspended_reason,omitempty"`
+	// PublishedEndpoints is what common lists of Networks and Handling.
+	PublishedEndpoints Endpoints `json:"published_endpoints"`
+	Signoffs           []Signoff `json:"signoffs"`
+	Reason             string    `json:"suspended_reason,omitempty"`
 	// Consensus is the revision that joined common by lazy consensus
 	// (0: none). It counts while no department objects.
 	Consensus int       `json:"consensus_revision,omitempty"`
@@ -110,6 +115,9 @@ type Site struct {
 	UpdatedAt time.Time `json:"updated_at"`
 
 	History map[int][]string `json:"-"`
+	// EndpointHistory holds the networks and handling of each revision
+	// that has any; a revision missing from it has none (the defaults).
+	EndpointHistory map[int]Endpoints `json:"-"`
 }
 
 // ValidCategory reports whether c is one of Categories.

@@ -144,6 +144,17 @@ func NormalizeSite(in SiteInput) (SiteInput, error) {
 	} else {
 		in.Domains = d
 	}
+	if n, fields := NormalizeNetworks("networks", in.Networks); fields != nil {
+		c.fields = append(c.fields, fields...)
+	} else {
+		in.Networks = n
+	}
+	if h, fields := NormalizeHandling(in.Handling); fields != nil {
+		c.fields = append(c.fields, fields...)
+	} else {
+		in.Handling = h
+	}
+	c.text("notes", in.Notes, false, maxText)
 	return in, c.err()
 }
 

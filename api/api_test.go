@@ -229,7 +229,10 @@ func (e *env) version(scope string) int64 {
 func zoom() map[string]any {
 	return map[string]any{"id": "zoom", "name": "Zoom", "category": "video-conferencing", "description": "Meetings",
 		"homepage": "https://zoom.us", "domains": []string{"*.zoom.us", "zoom.example.net"},
-		"owner": map[string]string{"name": "Zoom liaison", "email": "liaison@example.org"}}
+		"networks": []map[string]string{{"prefix": "170.114.0.0/16", "protocol": "udp", "ports": "8801-8810,3478-3479"}},
+		"handling": map[string]string{"tls_inspection": "bypass", "proxy": "direct"},
+		"notes":    "Meetings lose audio and video when UDP is blocked",
+		"owner":    map[string]string{"name": "Zoom liaison", "email": "liaison@example.org"}}
 }
 
 // TestWalkthrough is README's walkthrough: propose, two sign-offs, a new
@@ -287,7 +290,7 @@ func TestEveryFormat(t *testing.T) {
 	e.do("GET", "/v1/keys", "", nil).want(200).decode(&keys)
 	pub, _ := base64.StdEncoding.DecodeString(keys.Keys[0].PublicKey)
 	jsonBody := e.do("GET", "/v1/lists/common?format=json", "", nil).want(200)
-	types := map[string]string{"json": "application/json", "chrome": "application/json", "pac": "application/x-ns-proxy-autoconfig", "csv": "text/csv; charset=utf-8"}
+	types := map[string]string{"json": "application/json", "chrome": "application/json", "endpoints": "application/json", "pac": "application/x-ns-proxy-autoconfig", "csv": "text/csv; charset=utf-8"}
 	for _, f := range allowlist.Formats {
 		r := e.do("GET", "/v1/lists/common?format="+f.Name, "", nil).want(200)
 		want := types[f.Name]

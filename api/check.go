@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -11,10 +12,13 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// CheckMatch is the pattern and site that allow a name.
+// CheckMatch is the pattern and site that allow a name, or, for an
+// address, the site's network and handling.
 type CheckMatch struct {
-	Pattern string    `json:"pattern"`
-	Site    CheckSite `json:"site"`
+	Pattern  string              `json:"pattern,omitempty"`
+	Network  *allowlist.Network  `json:"network,omitempty"`
+	Handling *allowlist.Handling `json:"handling,omitempty"`
+	Site     CheckSite           `json:"site"`
 }
 
 // CheckSite is the short form of a site in a check answer.
@@ -26,7 +30,9 @@ type CheckSite struct {
 
 // CheckResult answers "may I use this?".
 type CheckResult struct {
-	Domain       string              `json:"domain"`
+	Domain       string              `json:"domain,omitempty"`
+	IP           string              `json:"ip,omitempty"`
+	Port         string              `json:"port,omitempty"`
 	Allowed      bool                `json:"allowed"`
 	Scope        string              `json:"scope"`
 	Version      int64               `json:"version"`
@@ -59,6 +65,16 @@ func hostOf(s string) string {
 }
 
 func (s *Server) handleCheck(c echo.Context) error {
+	if c.QueryParam("ip") != "" || c.QueryParam("port") != "" {
+		if c.QueryParam("domain") != "" {
+			return invalid("ip", "ask about a domain or an ip, not both")
+		}
+		res, err := s.CheckAddress(c.Request().Context(), c.QueryParam("ip"), c.QueryParam("port"), c.QueryParam("department"), actorOf(c))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, res)
+	}
 	res, err := s.Check(c.Request().Context(), c.QueryParam("domain"), c.QueryParam("department"), actorOf(c))
 	if err != nil {
 		return err
@@ -81,10 +97,7 @@ func (s *Server) Check(ctx context.Context, raw, department string, a allowlist.
 		}
 		return CheckResult{}, invalid("domain", msg)
 	}
-	scope := allowlist.ScopeCommon
-	if department != "" {
-		scope = department
-	}
+	scope := scopeOf(department)
 	cm, err := s.hub.matcher(ctx, scope)
 	if err != nil {
 		return CheckResult{}, err
@@ -92,32 +105,86 @@ func (s *Server) Check(ctx context.Context, raw, department string, a allowlist.
 	res := CheckResult{Domain: p.Name, Scope: scope, Version: cm.list.Version, Signoffs: []allowlist.Signoff{}}
 	if i := cm.matcher.Match(p.Name); i >= 0 {
 		e := cm.list.Entries[i]
-		res.Allowed = true
 		res.Match = &CheckMatch{Pattern: e.Pattern, Site: CheckSite{ID: e.Site, Category: e.Category}}
-		site, err := s.reg.FindSite(ctx, e.Site)
-		if err != nil {
-			return CheckResult{}, err
-		}
-		res.Match.Site.Name = site.Name
-		res.Signoffs = view(a, site).Signoffs
-		if canSeeContacts(a) {
-			res.Contacts = &CheckContacts{SiteOwner: site.Owner, Departments: map[string][]allowlist.Contact{}}
-			for _, so := range site.Signoffs {
-				cs, err := s.reg.FindContacts(ctx, so.Department)
-				if err == nil {
-					res.Contacts.Departments[so.Department] = cs
-				}
-			}
-		}
-		res.HowToRequest = "This tool is on the " + scope + " list. If it is still blocked at work, tell your IT service desk and quote list " + scope + " version " + itoa(cm.list.Version) + "."
-	} else {
-		form := strings.TrimRight(s.cfg.PublicURL, "/") + "/request?" + url.Values{"url": {p.Name}}.Encode()
-		res.HowToRequest = "To ask for it, fill in the request form at " + form + " and say what you need it for. Your department's filtering owners review requests; a tool joins the common list once " + itoa(int64(s.cfg.Quorum)) + " departments approve it."
-		if res.WhyNot, err = s.whyNot(ctx, p.Name, scope, form); err != nil {
-			return CheckResult{}, err
-		}
+		return s.checkAllowed(ctx, res, a)
+	}
+	res, form := s.checkRefused(res, p.Name)
+	if res.WhyNot, err = s.whyNot(ctx, p.Name, scope, form); err != nil {
+		return CheckResult{}, err
 	}
 	return res, nil
+}
+
+// CheckAddress answers whether an IP address (and, given "udp/3478", a
+// protocol and port) is among the networks of a department's scope
+// ("" for common). EINVALID, ENOTFOUND.
+func (s *Server) CheckAddress(ctx context.Context, ip, port, department string, a allowlist.Actor) (CheckResult, error) {
+	addr, err := netip.ParseAddr(strings.TrimSpace(ip))
+	if err != nil || addr.Zone() != "" {
+		return CheckResult{}, invalid("ip", "is not an IPv4 or IPv6 address")
+	}
+	addr = addr.Unmap()
+	proto, num := "", uint16(0)
+	if port != "" {
+		var why string
+		if proto, num, why = allowlist.ParseProtoPort(port); why != "" {
+			return CheckResult{}, invalid("port", why)
+		}
+		port = proto + "/" + strconv.Itoa(int(num))
+	}
+	scope := scopeOf(department)
+	cm, err := s.hub.matcher(ctx, scope)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	res := CheckResult{IP: addr.String(), Port: port, Scope: scope, Version: cm.list.Version, Signoffs: []allowlist.Signoff{}}
+	if e, n, ok := allowlist.MatchEndpoint(cm.list.Endpoints, addr, proto, num); ok {
+		h := e.Handling
+		res.Match = &CheckMatch{Network: &n, Handling: &h, Site: CheckSite{ID: e.Site, Category: e.Category}}
+		return s.checkAllowed(ctx, res, a)
+	}
+	res, _ = s.checkRefused(res, addr.String())
+	return res, nil
+}
+
+// checkAllowed completes the answer for a match: the site's name, its
+// decisions, and contacts for those who may see them.
+func (s *Server) checkAllowed(ctx context.Context, res CheckResult, a allowlist.Actor) (CheckResult, error) {
+	scope := res.Scope
+	res.Allowed = true
+	site, err := s.reg.FindSite(ctx, res.Match.Site.ID)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	res.Match.Site.Name = site.Name
+	res.Signoffs = view(a, site).Signoffs
+	if canSeeContacts(a) {
+		res.Contacts = &CheckContacts{SiteOwner: site.Owner, Departments: map[string][]allowlist.Contact{}}
+		for _, so := range site.Signoffs {
+			cs, err := s.reg.FindContacts(ctx, so.Department)
+			if err == nil {
+				res.Contacts.Departments[so.Department] = cs
+			}
+		}
+	}
+	res.HowToRequest = "This tool is on the " + scope + " list. If it is still blocked at work, tell your IT service desk and quote list " + scope + " version " + itoa(res.Version) + "."
+	return res, nil
+}
+
+// scopeOf is the scope a check reads: a department's, or common.
+func scopeOf(department string) string {
+	if department != "" {
+		return department
+	}
+	return allowlist.ScopeCommon
+}
+
+// checkRefused completes the answer for no match: how to ask, and the
+// request form's address.
+func (s *Server) checkRefused(res CheckResult, what string) (CheckResult, string) {
+	form := strings.TrimRight(s.cfg.PublicURL, "/") + "/request?" + url.Values{"url": {what}}.Encode()
+	res.HowToRequest = "To ask for it, fill in the request form at " + form + " and say what you need it for. Your department's filtering owners review requests; a tool joins the common list once " + itoa(int64(s.cfg.Quorum)) + " departments approve it."
+	return res, form
 }
 
 // Quorum is the number of approvals that put a site on the common list.

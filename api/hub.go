@@ -63,6 +63,7 @@ type rendered struct {
 	sha256      string
 	generatedAt string
 	contentType string
+	endpoints   []byte // the version's endpoint records (see allowlist.Version)
 }
 
 // compiled is the matcher for one version of a scope.
@@ -172,11 +173,19 @@ func (h *hub) render(ctx context.Context, scope string, version int64, f allowli
 		if err != nil {
 			return nil, err
 		}
+		if l.Endpoints, err = allowlist.DecodeEndpoints(v.Endpoints); err != nil {
+			return nil, fmt.Errorf("stored list %s/%d: %w", v.Scope, v.Version, err)
+		}
 		out, err := f.Render(l, v.Whole())
 		if err != nil {
 			return nil, err
 		}
 		parts = [][]byte{out}
+	} else if f.Schema() == 2 && len(v.Endpoints) > 0 {
+		// The schema-2 body: the same bytes with the endpoints field, and
+		// its own signature.
+		parts = allowlist.WithEndpoints(parts, v.Endpoints)
+		v.Signature = v.EndpointsSignature
 	}
 	r := newRendered(v, f, parts)
 	h.mu.Lock()
@@ -192,7 +201,7 @@ func newRendered(v allowlist.Version, f allowlist.Format, parts [][]byte) *rende
 	}
 	return &rendered{
 		scope: v.Scope, version: v.Version, format: f, parts: parts, size: size,
-		signature: v.Signature, sha256: v.SHA256, contentType: f.ContentType,
+		signature: v.Signature, sha256: v.SHA256, contentType: f.ContentType, endpoints: v.Endpoints,
 		generatedAt: v.CreatedAt.UTC().Format(time.RFC3339Nano),
 		// The ETag names the exact bytes: scope, version, format and the
 		// content hash, which never change for a version.
@@ -260,6 +269,12 @@ func diffBody(scope string, from, to int64, c allowlist.Changes) []byte {
 	b = append(b, c.Added...)
 	b = append(b, `,"from":`...)
 	b = strconv.AppendInt(b, from, 10)
+	if len(c.Endpoints) > 0 {
+		// The endpoint changes' own JSON holds the three fields, in this
+		// order, each left out when empty: its object without braces.
+		b = append(b, ',')
+		b = append(b, c.Endpoints[1:len(c.Endpoints)-1]...)
+	}
 	b = append(b, `,"removed":`...)
 	b = append(b, c.Removed...)
 	b = append(b, `,"scope":`...)
@@ -316,10 +331,12 @@ func (h *hub) diff(ctx context.Context, scope string, from, to int64) ([]byte, e
 		if err != nil {
 			return nil, err
 		}
-		d := diffJSON{Scope: scope, From: from, To: to}
-		d.Added, d.Removed = allowlist.Diff(la.Entries, lb.Entries)
-		body, err := json.Marshal(d)
-		return append(body, '\n'), err
+		added, removed := allowlist.Diff(la.Entries, lb.Entries)
+		ec, err := allowlist.EncodeEndpointChanges(a.endpoints, b.endpoints)
+		if err != nil {
+			return nil, err
+		}
+		return diffBody(scope, from, to, allowlist.Changes{Added: allowlist.EncodeEntryArray(added), Removed: allowlist.EncodeEntryArray(removed), Endpoints: ec}), nil
 	})
 	if err != nil {
 		return nil, err
@@ -334,11 +351,15 @@ func (h *hub) diff(ctx context.Context, scope string, from, to int64) ([]byte, e
 // diffJSON is the diff endpoint's body, fields in the order encoding/json
 // gives a map's keys (which is how it was first written).
 type diffJSON struct {
-	Added   []allowlist.Entry `json:"added"`
-	From    int64             `json:"from"`
-	Removed []allowlist.Entry `json:"removed"`
-	Scope   string            `json:"scope"`
-	To      int64             `json:"to"`
+	Added []allowlist.Entry `json:"added"`
+	From  int64             `json:"from"`
+	// What changed in the endpoints, when anything did.
+	HandlingChanged []allowlist.HandlingChange `json:"handling_changed,omitempty"`
+	NetworksAdded   []allowlist.SiteNetwork    `json:"networks_added,omitempty"`
+	NetworksRemoved []allowlist.SiteNetwork    `json:"networks_removed,omitempty"`
+	Removed         []allowlist.Entry          `json:"removed"`
+	Scope           string                     `json:"scope"`
+	To              int64                      `json:"to"`
 }
 
 // matcher returns the compiled matcher for a scope's current version.
@@ -354,8 +375,11 @@ func (h *hub) matcher(ctx context.Context, scope string) (*compiled, error) {
 		return c, nil
 	}
 	out, err, _ := h.flight.Do("match/"+scope+"/"+strconv.FormatInt(version, 10), func() (any, error) {
-		_, l, err := h.load(context.WithoutCancel(ctx), scope, version)
+		v, l, err := h.load(context.WithoutCancel(ctx), scope, version)
 		if err != nil {
+			return nil, err
+		}
+		if l.Endpoints, err = allowlist.DecodeEndpoints(v.Endpoints); err != nil {
 			return nil, err
 		}
 		return &compiled{list: l, matcher: allowlist.Compile(l.Patterns())}, nil

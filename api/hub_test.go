@@ -28,6 +28,26 @@ func TestDiffBodyMatchesEncodingJSON(t *testing.T) {
 			t.Errorf("diffBody:\n%s\nencoding/json:\n%s", got, want)
 		}
 	}
+	// With endpoint changes, each field present or not.
+	teams := []allowlist.Endpoint{{Site: "teams", Category: "video-conferencing", Networks: []allowlist.Network{{Prefix: "52.112.0.0/14", Protocol: "udp", Ports: "3478-3481"}},
+		Handling: allowlist.Handling{TLSInspection: "bypass", Proxy: "direct"}}}
+	narrower := []allowlist.Endpoint{{Site: "teams", Category: "video-conferencing", Networks: []allowlist.Network{{Prefix: "52.112.0.0/14", Protocol: "udp", Ports: "3478"}},
+		Handling: allowlist.Handling{TLSInspection: "allow", Proxy: "direct"}}}
+	for _, pair := range [][2][]allowlist.Endpoint{{nil, teams}, {teams, nil}, {teams, narrower}} {
+		ec := allowlist.DiffEndpoints(pair[0], pair[1])
+		want, _ := json.Marshal(diffJSON{Added: []allowlist.Entry{}, From: 6, Removed: []allowlist.Entry{}, Scope: "common", To: 7,
+			HandlingChanged: ec.HandlingChanged, NetworksAdded: ec.NetworksAdded, NetworksRemoved: ec.NetworksRemoved})
+		a, _ := json.Marshal(pair[0])
+		b, _ := json.Marshal(pair[1])
+		enc, err := allowlist.EncodeEndpointChanges(a, b)
+		if err != nil || enc == nil {
+			t.Fatalf("no endpoint changes: %v", err)
+		}
+		got := diffBody("common", 6, 7, allowlist.Changes{Added: []byte("[]"), Removed: []byte("[]"), Endpoints: enc})
+		if string(got) != string(want)+"\n" {
+			t.Errorf("diffBody:\n%s\nencoding/json:\n%s", got, want)
+		}
+	}
 }
 
 // TestRenderedCacheIsBoundedInBytes: versions that are no longer current

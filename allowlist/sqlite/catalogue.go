@@ -61,8 +61,13 @@ func (db *DB) Import(ctx context.Context, a allowlist.Actor, c allowlist.Catalog
 
 func importSite(ctx context.Context, tx *sql.Tx, db *DB, a allowlist.Actor, s allowlist.CatalogueSite) error {
 	now := db.opts.Now()
+	handling := allowlist.Handling{}
+	if s.Handling != nil {
+		handling = *s.Handling
+	}
 	in, err := allowlist.NormalizeSite(allowlist.SiteInput{ID: s.ID, Name: s.Name, Category: s.Category,
-		Description: s.Description, Homepage: s.Homepage, Domains: s.Domains, Owner: s.Owner})
+		Description: s.Description, Homepage: s.Homepage, Domains: s.Domains, Owner: s.Owner,
+		Networks: s.Networks, Handling: handling, Notes: s.Notes})
 	if err != nil {
 		return err
 	}
@@ -71,26 +76,41 @@ func importSite(ctx context.Context, tx *sql.Tx, db *DB, a allowlist.Actor, s al
 			return prefixed("proposed_by", err)
 		}
 	}
-	// Decisions made on other domains than the current ones get revisions
-	// of their own, before the current one, so that they count only for
-	// what they covered.
-	var revs [][]string
+	// Decisions made on other domains or endpoints than the current ones
+	// get revisions of their own, before the current one, so that they
+	// count only for what they covered.
+	type revision struct {
+		domains   []string
+		endpoints allowlist.Endpoints
+	}
+	var revs []revision
 	revOf := make([]int, len(s.Signoffs))
 	for i, so := range s.Signoffs {
-		domains := in.Domains
+		r := revision{in.Domains, in.Endpoints()}
 		if so.Domains != nil {
 			d, err := allowlist.NormalizeDomains(so.Domains)
 			if err != nil {
 				return prefixed(fmt.Sprintf("signoffs[%d]", i), err)
 			}
-			domains = d
+			r.domains = d
 		}
-		if slices.Equal(domains, in.Domains) {
+		if so.Endpoints != nil {
+			n, fields := allowlist.NormalizeNetworks("endpoints.networks", so.Endpoints.Networks)
+			h, hfields := allowlist.NormalizeHandling(so.Endpoints.Handling)
+			if fields = append(fields, hfields...); len(fields) > 0 {
+				return prefixed(fmt.Sprintf("signoffs[%d]", i), allowlist.Invalid(fields...))
+			}
+			r.endpoints = allowlist.Endpoints{Networks: n, Handling: h}
+		}
+		same := func(o revision) bool {
+			return slices.Equal(o.domains, r.domains) && allowlist.SameEndpoints(o.endpoints, r.endpoints)
+		}
+		if same(revision{in.Domains, in.Endpoints()}) {
 			continue
 		}
-		idx := slices.IndexFunc(revs, func(r []string) bool { return slices.Equal(r, domains) })
+		idx := slices.IndexFunc(revs, same)
 		if idx < 0 {
-			revs = append(revs, domains)
+			revs = append(revs, r)
 			idx = len(revs) - 1
 		}
 		revOf[i] = idx + 1
@@ -100,15 +120,18 @@ func importSite(ctx context.Context, tx *sql.Tx, db *DB, a allowlist.Actor, s al
 		return err
 	}
 	if current > 1 {
-		// createSite stored the current domains as revision 1: move them.
-		if _, err := tx.ExecContext(ctx, "UPDATE site_domains SET revision = ? WHERE site = ?", current, in.ID); err != nil {
-			return fmt.Errorf("import revisions: %w", err)
+		// createSite stored the current revision as revision 1: move it.
+		for _, q := range []string{"UPDATE site_domains SET revision = ? WHERE site = ?", "UPDATE site_endpoints SET revision = ? WHERE site = ?",
+			"UPDATE sites SET revision = ? WHERE id = ?"} {
+			if _, err := tx.ExecContext(ctx, q, current, in.ID); err != nil {
+				return fmt.Errorf("import revisions: %w", err)
+			}
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE sites SET revision = ? WHERE id = ?", current, in.ID); err != nil {
-			return fmt.Errorf("import revisions: %w", err)
-		}
-		for i, d := range revs {
-			if err := insertDomains(ctx, tx, in.ID, i+1, d); err != nil {
+		for i, r := range revs {
+			if err := insertDomains(ctx, tx, in.ID, i+1, r.domains); err != nil {
+				return err
+			}
+			if err := insertEndpoints(ctx, tx, in.ID, i+1, r.endpoints); err != nil {
 				return err
 			}
 		}
@@ -178,7 +201,14 @@ func (db *DB) Export(ctx context.Context) (allowlist.Catalogue, error) {
 	}
 	for _, s := range sites {
 		cs := allowlist.CatalogueSite{ID: s.ID, Name: s.Name, Category: s.Category, Description: s.Description,
-			Homepage: s.Homepage, Domains: s.Domains, Owner: s.Owner, ProposedBy: s.ProposedBy}
+			Homepage: s.Homepage, Domains: s.Domains, Owner: s.Owner, ProposedBy: s.ProposedBy,
+			Networks: s.Networks, Notes: s.Notes}
+		if cur := allowlist.SiteEndpoints(s, s.Revision); cur.Relaxed() || len(cur.Networks) > 0 {
+			cs.Handling = &cur.Handling
+		}
+		if len(cs.Networks) == 0 {
+			cs.Networks = nil
+		}
 		if s.Status == allowlist.StatusSuspended || s.Status == allowlist.StatusWithdrawn {
 			cs.Status, cs.Reason = s.Status, s.Reason
 		}
@@ -186,6 +216,9 @@ func (db *DB) Export(ctx context.Context) (allowlist.Catalogue, error) {
 			cso := allowlist.CatalogueSignoff{Department: so.Department, Decision: so.Decision, By: so.By, Comment: so.Comment}
 			if so.Revision != s.Revision {
 				cso.Domains = s.History[so.Revision]
+				if e := allowlist.SiteEndpoints(s, so.Revision); !allowlist.SameEndpoints(e, allowlist.SiteEndpoints(s, s.Revision)) {
+					cso.Endpoints = &e
+				}
 			}
 			cs.Signoffs = append(cs.Signoffs, cso)
 		}

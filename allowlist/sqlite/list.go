@@ -33,7 +33,7 @@ func (db *DB) FindScopes(ctx context.Context) ([]allowlist.ScopeInfo, error) {
 // FindVersion returns one version with its exact body, or the latest for
 // allowlist.Latest. ENOTFOUND.
 func (db *DB) FindVersion(ctx context.Context, scope string, n int64) (allowlist.Version, error) {
-	const cols = "SELECT v.version, v.created_at, v.sha256, v.entries, v.added, v.removed, v.body, v.signature, v.head, c.entries " +
+	const cols = "SELECT v.version, v.created_at, v.sha256, v.entries, v.added, v.removed, v.body, v.signature, v.head, c.entries, v.endpoints, COALESCE(v.endpoints_signature, '') " +
 		versionsWithContent + " WHERE v.scope = ?"
 	q := cols + " AND v.version = ?"
 	args := []any{scope, n}
@@ -44,7 +44,7 @@ func (db *DB) FindVersion(ctx context.Context, scope string, n int64) (allowlist
 	v := allowlist.Version{Scope: scope}
 	var at string
 	var head, content []byte
-	err := db.read.QueryRowContext(ctx, q, args...).Scan(&v.Version, &at, &v.SHA256, &v.Entries, &v.Added, &v.Removed, &v.Body, &v.Signature, &head, &content)
+	err := db.read.QueryRowContext(ctx, q, args...).Scan(&v.Version, &at, &v.SHA256, &v.Entries, &v.Added, &v.Removed, &v.Body, &v.Signature, &head, &content, &v.Endpoints, &v.EndpointsSignature)
 	if err == sql.ErrNoRows {
 		if n == allowlist.Latest {
 			return v, notFound("scope", scope)
@@ -65,7 +65,7 @@ func (db *DB) FindVersion(ctx context.Context, scope string, n int64) (allowlist
 // recorded when it was published.
 func (db *DB) FindChanges(ctx context.Context, scope string, n int64) (allowlist.Changes, bool, error) {
 	var c allowlist.Changes
-	err := db.read.QueryRowContext(ctx, "SELECT added_entries, removed_entries FROM versions WHERE scope = ? AND version = ?", scope, n).Scan(&c.Added, &c.Removed)
+	err := db.read.QueryRowContext(ctx, "SELECT added_entries, removed_entries, endpoint_changes FROM versions WHERE scope = ? AND version = ?", scope, n).Scan(&c.Added, &c.Removed, &c.Endpoints)
 	if err == sql.ErrNoRows {
 		return c, false, allowlist.Errorf(allowlist.ENOTFOUND, "scope %q has no version %d", scope, n)
 	}

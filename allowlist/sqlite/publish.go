@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -48,6 +49,7 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site strin
 		}
 	}
 	scopes := db.scopes.Scopes(sites, depts, db.opts.Quorum)
+	endpoints := allowlist.EndpointScopes(sites, depts, db.opts.Quorum)
 	// Scopes with the same content share one slice: encode and hash it
 	// once, and count its changes once per previous version's content.
 	encoded := map[*allowlist.Entry]allowlist.Encoded{}
@@ -55,6 +57,7 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site strin
 	var todo []*encodedList
 	for _, scope := range append([]string{allowlist.ScopeCommon}, depts...) {
 		entries := scopes[scope]
+		eps := allowlist.EncodeEndpoints(endpoints[scope])
 		prev, err := latestVersion(ctx, tx, scope)
 		if err != nil {
 			return nil, err
@@ -67,7 +70,8 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site strin
 			}
 			prev = &v
 		}
-		if last := db.published[scope]; last.sha256 == prev.SHA256 && len(entries) > 0 && len(last.entries) == len(entries) &&
+		sameEndpoints := bytes.Equal(eps, prev.Endpoints)
+		if last := db.published[scope]; sameEndpoints && last.sha256 == prev.SHA256 && len(entries) > 0 && len(last.entries) == len(entries) &&
 			(unsafe.SliceData(last.entries) == unsafe.SliceData(entries) || slices.Equal(last.entries, entries)) {
 			// The very entries this scope's latest version was made from
 			// (Scopes hands back the same slice when nothing changed, and
@@ -82,13 +86,13 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site strin
 			enc = allowlist.EncodeEntries(entries)
 			encoded[unsafe.SliceData(entries)] = enc
 		}
-		if enc.SHA256 == prev.SHA256 {
+		if enc.SHA256 == prev.SHA256 && sameEndpoints {
 			continue
 		}
 		// Scopes with the same entries share enc.JSON: each new version
 		// holds only its own head.
 		l, head := allowlist.NewListHead(scope, prev.Version+1, now, enc)
-		todo = append(todo, &encodedList{l: l, head: head, content: enc.JSON, prev: prev, changes: changes})
+		todo = append(todo, &encodedList{l: l, head: head, content: enc.JSON, prev: prev, changes: changes, endpoints: eps})
 	}
 	// Each new body is signed (one pass over it, about 0.1 s at a million
 	// entries), and a change to common reaches every department that lists
@@ -101,6 +105,11 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site strin
 	for i, sig := range allowlist.SignLists(db.opts.Key, heads, contents) {
 		t := todo[i]
 		t.signature = sig
+		if t.endpoints != nil {
+			// The schema-2 body: few scopes, and only those whose sites
+			// have endpoints, pay for a second signature.
+			t.endpointsSignature = allowlist.SignEndpointsBody(db.opts.Key, t.head, t.content, t.endpoints)
+		}
 		v, err := db.storeVersion(ctx, tx, t.l.Scope, t.l.Version, now, t.l.Entries, t)
 		if err != nil {
 			return nil, err
@@ -139,8 +148,12 @@ type encodedList struct {
 	l             allowlist.List
 	head, content []byte // the body: head, content, "}\n"
 	signature     string
-	prev          *allowlist.Version
-	changes       map[[2]string]foundChanges
+	// The version's endpoint records (nil: none) and the signature of its
+	// schema-2 body.
+	endpoints          []byte
+	endpointsSignature string
+	prev               *allowlist.Version
+	changes            map[[2]string]foundChanges
 }
 
 // foundChanges are the changes between two contents, encoded, with the
@@ -171,6 +184,11 @@ func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int6
 			enc.changes[key] = c
 		}
 		added, removed = c.added, c.removed
+		ec, err := allowlist.EncodeEndpointChanges(enc.prev.Endpoints, enc.endpoints)
+		if err != nil {
+			return allowlist.Version{}, fmt.Errorf("version %s/%d endpoints: %w", scope, n, err)
+		}
+		c.Changes.Endpoints = ec
 		changes = &c.Changes
 	}
 	l := enc.l
@@ -178,18 +196,23 @@ func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int6
 		Scope: scope, Version: n, CreatedAt: l.GeneratedAt, SHA256: l.SHA256,
 		Entries: len(l.Entries), Added: added, Removed: removed,
 		Head: enc.head, Content: enc.content, Signature: enc.signature, Changes: changes,
+		Endpoints: enc.endpoints, EndpointsSignature: enc.endpointsSignature,
 	}
-	var addedJSON, removedJSON []byte
+	var addedJSON, removedJSON, endpointChanges []byte
 	if changes != nil {
-		addedJSON, removedJSON = changes.Added, changes.Removed
+		addedJSON, removedJSON, endpointChanges = changes.Added, changes.Removed, changes.Endpoints
 	}
 	// The body is stored as its head and its content, the content once
 	// for every version and scope that lists it.
 	if err := storeContent(ctx, tx, v.SHA256, enc.content); err != nil {
 		return v, fmt.Errorf("store version %s/%d: %w", scope, n, err)
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO versions (scope, version, created_at, sha256, entries, added, removed, body, signature, added_entries, removed_entries, head)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, scope, n, ts(v.CreatedAt), v.SHA256, v.Entries, v.Added, v.Removed, []byte{}, v.Signature, addedJSON, removedJSON, enc.head)
+	var epSig any
+	if enc.endpoints != nil {
+		epSig = enc.endpointsSignature
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO versions (scope, version, created_at, sha256, entries, added, removed, body, signature, added_entries, removed_entries, head, endpoints, endpoints_signature, endpoint_changes)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, scope, n, ts(v.CreatedAt), v.SHA256, v.Entries, v.Added, v.Removed, []byte{}, v.Signature, addedJSON, removedJSON, enc.head, enc.endpoints, epSig, endpointChanges)
 	if err != nil {
 		return v, fmt.Errorf("store version %s/%d: %w", scope, n, err)
 	}
@@ -238,8 +261,8 @@ func joinBody(ctx context.Context, q queryer, sha string, body, head, content []
 func latestVersion(ctx context.Context, q queryer, scope string) (*allowlist.Version, error) {
 	var v allowlist.Version
 	var created string
-	err := q.QueryRowContext(ctx, "SELECT version, sha256, created_at FROM versions WHERE scope = ? ORDER BY version DESC LIMIT 1", scope).
-		Scan(&v.Version, &v.SHA256, &created)
+	err := q.QueryRowContext(ctx, "SELECT version, sha256, created_at, endpoints FROM versions WHERE scope = ? ORDER BY version DESC LIMIT 1", scope).
+		Scan(&v.Version, &v.SHA256, &created, &v.Endpoints)
 	if err == sql.ErrNoRows {
 		return nil, nil
 	}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,7 +12,7 @@ import (
 	"github.com/cross-gov/allowlist/allowlist"
 )
 
-const siteColumns = "id, name, category, description, homepage, owner_name, owner_email, status, reason, proposed_by, revision, created_at, updated_at"
+const siteColumns = "id, name, category, description, homepage, owner_name, owner_email, status, reason, proposed_by, revision, created_at, updated_at, notes"
 
 // loadSites reads sites (one, when id is set) with their domain history and
 // decisions. Filter f, when given, applies to status and category.
@@ -39,7 +40,7 @@ func loadSites(ctx context.Context, q queryer, id string, f *allowlist.SiteFilte
 		var s allowlist.Site
 		var created, updated string
 		if err := rows.Scan(&s.ID, &s.Name, &s.Category, &s.Description, &s.Homepage, &s.Owner.Name, &s.Owner.Email,
-			&s.Status, &s.Reason, &s.ProposedBy, &s.Revision, &created, &updated); err != nil {
+			&s.Status, &s.Reason, &s.ProposedBy, &s.Revision, &created, &updated, &s.Notes); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -76,6 +77,9 @@ func loadSites(ctx context.Context, q queryer, id string, f *allowlist.SiteFilte
 		}
 	}
 	rows.Close()
+	if err := loadEndpoints(ctx, q, dwhere, dargs, sites, index); err != nil {
+		return nil, err
+	}
 	rows, err = q.QueryContext(ctx, "SELECT site, department, decision, revision, by, comment, at FROM signoffs"+dwhere+" ORDER BY site, department", dargs...)
 	if err != nil {
 		return nil, fmt.Errorf("signoffs: %w", err)
@@ -100,12 +104,18 @@ func loadSites(ctx context.Context, q queryer, id string, f *allowlist.SiteFilte
 		if sites[i].Domains == nil {
 			sites[i].Domains = []string{}
 		}
+		e := allowlist.SiteEndpoints(sites[i], sites[i].Revision)
+		sites[i].Networks, sites[i].Handling = e.Networks, e.Handling
 	}
 	return sites, rows.Err()
 }
 
 func (db *DB) withPublished(s allowlist.Site) allowlist.Site {
 	s.Published = allowlist.PublishedDomains(s, db.opts.Quorum)
+	s.PublishedEndpoints, _ = allowlist.PublishedEndpoints(s, db.opts.Quorum)
+	if s.PublishedEndpoints.Networks == nil {
+		s.PublishedEndpoints = allowlist.SiteEndpoints(allowlist.Site{}, 0)
+	}
 	if s.Published == nil {
 		s.Published = []string{}
 	}
@@ -204,14 +214,17 @@ func createSite(ctx context.Context, tx *sql.Tx, now time.Time, dept string, in 
 	if err := checkDomainsFree(ctx, tx, in.ID, in.Domains); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, "INSERT INTO sites ("+siteColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, 1, ?, ?)",
-		in.ID, in.Name, in.Category, in.Description, in.Homepage, in.Owner.Name, in.Owner.Email, allowlist.StatusProposed, dept, ts(now), ts(now))
+	_, err := tx.ExecContext(ctx, "INSERT INTO sites ("+siteColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, 1, ?, ?, ?)",
+		in.ID, in.Name, in.Category, in.Description, in.Homepage, in.Owner.Name, in.Owner.Email, allowlist.StatusProposed, dept, ts(now), ts(now), in.Notes)
 	if isUnique(err) {
 		return &allowlist.Error{Code: allowlist.ECONFLICT, Message: fmt.Sprintf("site %q already exists", in.ID),
 			Fields: []allowlist.FieldError{{Field: "id", Message: "already exists"}}}
 	}
 	if err != nil {
 		return fmt.Errorf("insert site: %w", err)
+	}
+	if err := insertEndpoints(ctx, tx, in.ID, 1, in.Endpoints()); err != nil {
+		return err
 	}
 	return insertDomains(ctx, tx, in.ID, 1, in.Domains)
 }
@@ -225,7 +238,7 @@ func (db *DB) UpdateSite(ctx context.Context, a allowlist.Actor, id string, p al
 			return "", "", nil, err
 		}
 		in := allowlist.SiteInput{ID: cur.ID, Name: cur.Name, Category: cur.Category, Description: cur.Description,
-			Homepage: cur.Homepage, Domains: cur.Domains, Owner: cur.Owner}
+			Homepage: cur.Homepage, Domains: cur.Domains, Owner: cur.Owner, Networks: cur.Networks, Handling: cur.Handling, Notes: cur.Notes}
 		if p.Name != nil {
 			in.Name = *p.Name
 		}
@@ -244,22 +257,39 @@ func (db *DB) UpdateSite(ctx context.Context, a allowlist.Actor, id string, p al
 		if p.Domains != nil {
 			in.Domains = *p.Domains
 		}
+		if p.Networks != nil {
+			in.Networks = *p.Networks
+		}
+		if p.Handling != nil {
+			in.Handling = *p.Handling
+		}
+		if p.Notes != nil {
+			in.Notes = *p.Notes
+		}
 		in, err = allowlist.NormalizeSite(in)
 		if err != nil {
 			return "", "", nil, err
 		}
 		rev := cur.Revision
-		if !slices.Equal(in.Domains, cur.Domains) {
-			if err := checkDomainsFree(ctx, tx, id, in.Domains); err != nil {
-				return "", "", nil, err
+		// A new revision when the domains, networks or handling change:
+		// decisions refer to a revision's whole set.
+		newDomains := !slices.Equal(in.Domains, cur.Domains)
+		if newDomains || !allowlist.SameEndpoints(in.Endpoints(), allowlist.SiteEndpoints(cur, cur.Revision)) {
+			if newDomains {
+				if err := checkDomainsFree(ctx, tx, id, in.Domains); err != nil {
+					return "", "", nil, err
+				}
 			}
 			rev++
 			if err := insertDomains(ctx, tx, id, rev, in.Domains); err != nil {
 				return "", "", nil, err
 			}
+			if err := insertEndpoints(ctx, tx, id, rev, in.Endpoints()); err != nil {
+				return "", "", nil, err
+			}
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE sites SET name = ?, category = ?, description = ?, homepage = ?, owner_name = ?, owner_email = ?,
-			revision = ?, updated_at = ? WHERE id = ?`, in.Name, in.Category, in.Description, in.Homepage, in.Owner.Name, in.Owner.Email, rev, ts(db.opts.Now()), id)
+			revision = ?, updated_at = ?, notes = ? WHERE id = ?`, in.Name, in.Category, in.Description, in.Homepage, in.Owner.Name, in.Owner.Email, rev, ts(db.opts.Now()), in.Notes, id)
 		if err != nil {
 			return "", "", nil, fmt.Errorf("update site: %w", err)
 		}
@@ -376,4 +406,48 @@ func (db *DB) setStatus(ctx context.Context, a allowlist.Actor, id, action strin
 		return allowlist.Site{}, err
 	}
 	return db.FindSite(ctx, id)
+}
+
+// loadEndpoints reads the endpoints of every revision of the sites.
+func loadEndpoints(ctx context.Context, q queryer, where string, args []any, sites []allowlist.Site, index map[string]int) error {
+	rows, err := q.QueryContext(ctx, "SELECT site, revision, networks, tls_inspection, proxy FROM site_endpoints"+where, args...)
+	if err != nil {
+		return fmt.Errorf("site endpoints: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var site, networks string
+		var rev int
+		var e allowlist.Endpoints
+		if err := rows.Scan(&site, &rev, &networks, &e.Handling.TLSInspection, &e.Handling.Proxy); err != nil {
+			return err
+		}
+		if err := json.Unmarshal([]byte(networks), &e.Networks); err != nil {
+			return fmt.Errorf("site %s revision %d networks: %w", site, rev, err)
+		}
+		if i, ok := index[site]; ok {
+			if sites[i].EndpointHistory == nil {
+				sites[i].EndpointHistory = map[int]allowlist.Endpoints{}
+			}
+			sites[i].EndpointHistory[rev] = e
+		}
+	}
+	return rows.Err()
+}
+
+// insertEndpoints records a revision's endpoints, when they say anything.
+func insertEndpoints(ctx context.Context, tx *sql.Tx, site string, rev int, e allowlist.Endpoints) error {
+	if !e.Relaxed() {
+		return nil
+	}
+	networks, err := json.Marshal(append([]allowlist.Network{}, e.Networks...))
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO site_endpoints (site, revision, networks, tls_inspection, proxy) VALUES (?, ?, ?, ?, ?)",
+		site, rev, string(networks), e.Handling.TLSInspection, e.Handling.Proxy)
+	if err != nil {
+		return fmt.Errorf("insert endpoints: %w", err)
+	}
+	return nil
 }
