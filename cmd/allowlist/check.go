@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -18,8 +19,9 @@ import (
 )
 
 func runCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", "check DOMAIN|URL|TOOL [--department ID] [--registry URL] [--ca-file PEM]\n\nDOMAIN is a host name (meet.jit.si), URL a web address (https://meet.jit.si/x),\nTOOL a tool's name as the catalogue has it (\"Microsoft Teams\")", stderr)
+	fs := newFlags("check", "check DOMAIN|URL|TOOL|IP [--port udp/3478] [--department ID] [--registry URL] [--ca-file PEM]\n\nDOMAIN is a host name (meet.jit.si), URL a web address (https://meet.jit.si/x),\nTOOL a tool's name as the catalogue has it (\"Microsoft Teams\"),\nIP an IPv4 or IPv6 address, checked against the list's networks", stderr)
 	dept := fs.String("department", "", "check your department's list instead of common")
+	port := fs.String("port", "", "with an IP address: protocol/port, such as udp/3478 or tcp/443")
 	registry := fs.String("registry", envOr("ALLOWLIST_REGISTRY", "http://127.0.0.1:8080"), "registry URL ($ALLOWLIST_REGISTRY)")
 	token := fs.String("token", os.Getenv("ALLOWLIST_TOKEN"), "optional token ($ALLOWLIST_TOKEN); owners also see contacts")
 	caFile := fs.String("ca-file", os.Getenv("ALLOWLIST_CA_FILE"), "https registry: trust only these PEM CA certificates ($ALLOWLIST_CA_FILE)")
@@ -42,7 +44,12 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	base := strings.TrimRight(*registry, "/")
 	target := pos[0]
-	if !strings.Contains(target, ".") || strings.Contains(strings.TrimSpace(target), " ") {
+	_, ipErr := netip.ParseAddr(strings.TrimSpace(target))
+	isIP := ipErr == nil
+	if *port != "" && !isIP {
+		return &exitError{code: 2, err: errors.New("--port goes with an IP address, as in: check 52.112.1.1 --port udp/3478")}
+	}
+	if !isIP && !strings.Contains(target, ".") || strings.Contains(strings.TrimSpace(target), " ") {
 		site, err := findTool(client, base, target)
 		if err != nil {
 			return &exitError{code: 2, err: err}
@@ -58,6 +65,12 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s (%s): checking %s\n", shown(site.Name), site.Status, shown(target))
 	}
 	q := url.Values{"domain": {target}}
+	if isIP {
+		q = url.Values{"ip": {strings.TrimSpace(target)}}
+		if *port != "" {
+			q.Set("port", *port)
+		}
+	}
 	if *dept != "" {
 		q.Set("department", *dept)
 	}
@@ -89,9 +102,23 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	if err := json.Unmarshal(body, &r); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("unreadable answer: %w", err)}
 	}
+	what := r.Domain
+	if r.IP != "" {
+		what = r.IP
+		if r.Port != "" {
+			what += " " + r.Port
+		}
+	}
 	if r.Allowed {
-		fmt.Fprintf(stdout, "%s is ALLOWED on list %s (version %d)\n", shown(r.Domain), shown(r.Scope), r.Version)
-		fmt.Fprintf(stdout, "  matched %s, site %s (%s, %s)\n", shown(r.Match.Pattern), shown(r.Match.Site.Name), shown(r.Match.Site.ID), shown(r.Match.Site.Category))
+		fmt.Fprintf(stdout, "%s is ALLOWED on list %s (version %d)\n", shown(what), shown(r.Scope), r.Version)
+		matched := r.Match.Pattern
+		if n := r.Match.Network; n != nil {
+			matched = n.Prefix + " " + n.Protocol + "/" + n.Ports
+		}
+		fmt.Fprintf(stdout, "  matched %s, site %s (%s, %s)\n", shown(matched), shown(r.Match.Site.Name), shown(r.Match.Site.ID), shown(r.Match.Site.Category))
+		if h := r.Match.Handling; h != nil {
+			fmt.Fprintf(stdout, "  handling: tls_inspection %s, proxy %s\n", shown(h.TLSInspection), shown(h.Proxy))
+		}
 		var approvers []string
 		for _, so := range r.Signoffs {
 			if so.Decision == "approve" {
@@ -102,7 +129,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "  approved by: %s\n", shown(strings.Join(approvers, ", ")))
 		}
 	} else {
-		fmt.Fprintf(stdout, "%s is NOT on list %s (version %d)\n", shown(r.Domain), shown(r.Scope), r.Version)
+		fmt.Fprintf(stdout, "%s is NOT on list %s (version %d)\n", shown(what), shown(r.Scope), r.Version)
 		if w := r.WhyNot; w != nil {
 			fmt.Fprintf(stdout, "  why not: %s\n", shown(w.Message))
 		}
