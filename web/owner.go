@@ -34,7 +34,7 @@ type siteRow struct {
 	Approvers     []string
 	Objectors     []string
 	Mine          string // my department's decision on the current revision, or ""
-	Pending       bool   // a change of domains waits for a quorum
+	Pending       bool   // a change of domains, networks or handling waits for a quorum
 	Needs         int    // approvals still needed for the common list
 }
 
@@ -73,7 +73,8 @@ func (p *Pages) row(ctx context.Context, s allowlist.Site, department string) si
 			r.Mine = so.Decision
 		}
 	}
-	r.Pending = !sameStrings(s.Domains, s.Published) && s.Status == allowlist.StatusApproved
+	r.Pending = (!sameStrings(s.Domains, s.Published) || !allowlist.SameEndpoints(allowlist.Endpoints{Networks: s.Networks, Handling: s.Handling}, s.PublishedEndpoints)) &&
+		s.Status == allowlist.StatusApproved
 	r.Needs = max(0, p.check.Quorum()-approvals)
 	return r
 }

@@ -156,3 +156,46 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestProposeNetworks: an owner proposes a site with networks and handling
+// on the form; a bad network is a field error that keeps what was typed;
+// the site's page shows the networks, the handling and the notes.
+func TestProposeNetworks(t *testing.T) {
+	e := newEnv(t)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	signIn(t, e, c)
+	form := url.Values{"name": {"Jitsi"}, "id": {"jitsi"}, "category": {"video-conferencing"}, "domains": {"meet.jit.si"},
+		"owner_name": {"Jitsi team"}, "networks": {"185.66.0.0/16 udp 10000\n10.0.0.0/8 tcp 443"},
+		"tls_inspection": {"bypass"}, "proxy": {"direct"}, "notes": {"No audio without UDP 10000"}}
+	form.Set("_csrf", formToken(t, c, e.url+"/owner/propose"))
+	resp, err := c.PostForm(e.url+"/owner/propose", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(b), "network 2 (prefix): overlaps 10.0.0.0/8, private space") ||
+		!strings.Contains(string(b), "185.66.0.0/16 udp 10000") {
+		t.Fatalf("private network: %d\n%s", resp.StatusCode, b)
+	}
+	if _, err := e.db.FindSite(context.Background(), "jitsi"); allowlist.ErrorCode(err) != allowlist.ENOTFOUND {
+		t.Fatalf("a refused proposal was stored: %v", err)
+	}
+	form.Set("networks", "185.66.0.0/16 udp 10000\n2a0b:4d00::/32 tcp 443,4443")
+	form.Set("_csrf", formToken(t, c, e.url+"/owner/propose"))
+	if resp, err = c.PostForm(e.url+"/owner/propose", form); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	site, err := e.db.FindSite(context.Background(), "jitsi")
+	if err != nil || len(site.Networks) != 2 || site.Handling != (allowlist.Handling{TLSInspection: "bypass", Proxy: "direct"}) {
+		t.Fatalf("stored %+v %v", site, err)
+	}
+	_, page := get(t, c, e.url+"/owner/sites/jitsi")
+	for _, want := range []string{"<code>185.66.0.0/16</code> udp 10000", "<code>2a0b:4d00::/32</code> tcp 443,4443", "bypass (never intercepted)", "direct (around the proxy)", "No audio without UDP 10000"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the site page lacks %q", want)
+		}
+	}
+}

@@ -782,6 +782,29 @@ var proposeFields = []field{
 	{"homepage", "Home page (optional)", "For example, https://meet.jit.si"},
 	{"description", "What it is for (optional)", ""},
 	{"owner_name", "Who runs the tool", "The supplier or team responsible for it"},
+	{"networks", "Networks it needs (optional)", "One per line: prefix, protocol and ports, for example 52.112.0.0/14 udp 3478-3481"},
+	{"tls_inspection", "TLS inspection", "Bypass only where the supplier says inspection breaks it"},
+	{"proxy", "Proxy", "Direct only where the supplier says its traffic must not go through a proxy"},
+	{"notes", "What breaks when it is blocked (optional)", "And where the figures come from"},
+}
+
+// parseNetworkLines reads the propose form's networks, one
+// "PREFIX PROTOCOL PORTS" a line, or says which line is not.
+func parseNetworkLines(text string) ([]allowlist.Network, []allowlist.FieldError) {
+	var out []allowlist.Network
+	var errs []allowlist.FieldError
+	for i, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		switch len(f) {
+		case 0:
+			continue
+		case 3:
+			out = append(out, allowlist.Network{Prefix: f[0], Protocol: strings.ToLower(f[1]), Ports: f[2]})
+		default:
+			errs = append(errs, allowlist.FieldError{Field: "networks", Message: "line " + strconv.Itoa(i+1) + ": write a prefix, tcp or udp, and ports, as 52.112.0.0/14 udp 3478-3481"})
+		}
+	}
+	return out, errs
 }
 
 func (p *Pages) handleProposeForm(c echo.Context) error {
@@ -798,8 +821,15 @@ func (p *Pages) handlePropose(c echo.Context) error {
 		form[f.Name] = strings.TrimSpace(c.FormValue(f.Name))
 	}
 	in := allowlist.SiteInput{ID: form["id"], Name: form["name"], Category: form["category"], Description: form["description"],
-		Homepage: form["homepage"], Domains: strings.Fields(strings.ReplaceAll(form["domains"], ",", " ")), Owner: allowlist.Owner{Name: form["owner_name"]}}
-	site, err := p.reg.CreateSite(ctx, a, in)
+		Homepage: form["homepage"], Domains: strings.Fields(strings.ReplaceAll(form["domains"], ",", " ")), Owner: allowlist.Owner{Name: form["owner_name"]},
+		Handling: allowlist.Handling{TLSInspection: form["tls_inspection"], Proxy: form["proxy"]}, Notes: form["notes"]}
+	networks, lineErrs := parseNetworkLines(form["networks"])
+	in.Networks = networks
+	var site allowlist.Site
+	var err error = allowlist.Invalid(lineErrs...)
+	if len(lineErrs) == 0 {
+		site, err = p.reg.CreateSite(ctx, a, in)
+	}
 	if err == nil {
 		site, err = p.reg.SetSignoff(ctx, a, site.ID, a.Department, allowlist.DecisionApprove, "proposed by "+a.Department)
 	}
@@ -809,13 +839,24 @@ func (p *Pages) handlePropose(c echo.Context) error {
 			pg := &page{Title: "Propose a site", ProposeFields: proposeFields, Categories: allowlist.Categories, Form: form, DepartmentName: p.scopeName(a.Department)}
 			for _, f := range ae.Fields {
 				name := f.Field
-				if strings.HasPrefix(name, "domains") {
+				msg := f.Message
+				switch {
+				case strings.HasPrefix(name, "domains"):
 					name = "domains"
+				case strings.HasPrefix(name, "networks["):
+					// networks[0].prefix: say which of them, and what.
+					idx, part, _ := strings.Cut(strings.TrimPrefix(name, "networks["), "].")
+					if n, err := strconv.Atoi(idx); err == nil {
+						msg = "network " + strconv.Itoa(n+1) + " (" + part + "): " + msg
+					}
+					name = "networks"
+				case strings.HasPrefix(name, "handling."):
+					name = strings.TrimPrefix(name, "handling.")
 				}
 				if name == "owner.name" {
 					name = "owner_name"
 				}
-				pg.Errors = append(pg.Errors, allowlist.FieldError{Field: name, Message: f.Message})
+				pg.Errors = append(pg.Errors, allowlist.FieldError{Field: name, Message: msg})
 			}
 			if len(pg.Errors) == 0 {
 				pg.Errors = []allowlist.FieldError{{Field: "name", Message: ae.Message}}
