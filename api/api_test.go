@@ -802,3 +802,61 @@ func TestHealth(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckByAddress: an address and port are checked against the list's
+// networks, with the site and its handling; bad input is a 422 naming the
+// parameter.
+func TestCheckByAddress(t *testing.T) {
+	e := newEnv(t, api.Config{PublicLists: true})
+	e.do("POST", "/v1/sites", e.tok["a"], zoom()).want(201)
+	var check api.CheckResult
+	e.do("GET", "/v1/check?ip=170.114.2.3&port=udp/8805", "", nil).want(200).decode(&check)
+	if check.Allowed {
+		t.Fatalf("allowed before any approval: %+v", check)
+	}
+	e.do("PUT", "/v1/sites/zoom/signoffs/dept-a", e.tok["a"], map[string]string{"decision": "approve"}).want(200)
+	e.do("PUT", "/v1/sites/zoom/signoffs/dept-b", e.tok["b"], map[string]string{"decision": "approve"}).want(200)
+	e.do("GET", "/v1/check?ip=170.114.2.3&port=udp/8805", "", nil).want(200).decode(&check)
+	if !check.Allowed || check.IP != "170.114.2.3" || check.Port != "udp/8805" || check.Match.Network.Prefix != "170.114.0.0/16" ||
+		check.Match.Handling.TLSInspection != "bypass" || check.Match.Site.Name != "Zoom" || len(check.Signoffs) != 2 {
+		t.Errorf("check %+v %+v", check, check.Match)
+	}
+	for q, allowed := range map[string]bool{"ip=170.114.2.3&port=tcp/8805": false, "ip=170.114.2.3&port=8805": false, "ip=170.114.2.3": true,
+		"ip=170.115.0.1&port=udp/8805": false, "ip=::ffff:170.114.2.3&port=udp/3478": true} {
+		e.do("GET", "/v1/check?"+q, "", nil).want(200).decode(&check)
+		if check.Allowed != allowed {
+			t.Errorf("%s: allowed %v", q, check.Allowed)
+		}
+	}
+	for q, field := range map[string]string{"ip=nope": "ip", "ip=170.114.2.3&port=sctp/1": "port", "ip=170.114.2.3&port=udp/0": "port",
+		"port=udp/3478": "ip", "ip=170.114.2.3&domain=zoom.us": "ip", "ip=fe80::1%25eth0": "ip"} {
+		r := e.do("GET", "/v1/check?"+q, "", nil).want(422)
+		if !strings.Contains(string(r.body), `"field":"`+field+`"`) {
+			t.Errorf("%s: %s", q, r.body)
+		}
+	}
+}
+
+// TestSchemaAndProxyParameters: schema goes with json only, proxy with pac
+// only; schema=2 is signed on its own and is schema 1 plus endpoints.
+func TestSchemaAndProxyParameters(t *testing.T) {
+	e := newEnv(t, api.Config{PublicLists: true})
+	e.do("POST", "/v1/sites", e.tok["a"], zoom()).want(201)
+	e.do("PUT", "/v1/sites/zoom/signoffs/dept-a", e.tok["a"], map[string]string{"decision": "approve"}).want(200)
+	e.do("PUT", "/v1/sites/zoom/signoffs/dept-b", e.tok["b"], map[string]string{"decision": "approve"}).want(200)
+	for _, q := range []string{"format=txt&schema=2", "format=json&schema=3", "format=json&proxy=p:3128", "format=pac&proxy=p", "format=pac&proxy=p:0", "format=pac&proxy=a%20b:80"} {
+		e.do("GET", "/v1/lists/common?"+q, "", nil).want(400)
+	}
+	one := e.do("GET", "/v1/lists/common?format=json", "", nil).want(200)
+	two := e.do("GET", "/v1/lists/common?format=json&schema=2", "", nil).want(200)
+	if one.h.Get("X-Allowlist-Signature") == two.h.Get("X-Allowlist-Signature") || one.h.Get("ETag") == two.h.Get("ETag") {
+		t.Error("schema 2 shares schema 1's signature or ETag")
+	}
+	head := strings.TrimSuffix(string(one.body), "}\n")
+	if !strings.HasPrefix(string(two.body), head+`,"endpoints":[{"site":"zoom",`) {
+		t.Errorf("schema 2 is not schema 1 plus endpoints:\n%s\n%s", one.body, two.body)
+	}
+	if pac := e.do("GET", "/v1/lists/common?format=pac&proxy=proxy.example.gov.uk:3128", "", nil).want(200); !strings.Contains(string(pac.body), `"PROXY proxy.example.gov.uk:3128"`) {
+		t.Errorf("pac: %s", pac.body)
+	}
+}
