@@ -189,6 +189,17 @@ func TestEndpointSignoffRules(t *testing.T) {
 			}
 		})
 	}
+	// Lazy consensus publishes what its revision covers, as for domains,
+	// and no more; an objection ends it.
+	lazy := endpointSite(map[int]Endpoints{1: v1, 2: wider})
+	lazy.Consensus = 1
+	if got, ok := PublishedEndpoints(lazy, 2); !ok || !SameEndpoints(got, v1) {
+		t.Errorf("lazy consensus: %+v %v", got, ok)
+	}
+	lazy.Signoffs = []Signoff{{Department: "a", Decision: DecisionObject, Revision: 2}}
+	if _, ok := PublishedEndpoints(lazy, 2); ok {
+		t.Error("lazy consensus despite an objection")
+	}
 	// Suspension removes everything, from every scope.
 	s := endpointSite(map[int]Endpoints{1: v1}, approve("a", 1), approve("b", 1))
 	s.Status = StatusSuspended
