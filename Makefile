@@ -52,14 +52,16 @@ resolve: build ## start the resolver for a running registry (REGISTRY, DNS_LISTE
 	$(call resolver_config,$(UPSTREAM))
 	./$(BIN) resolve --config var/resolver.yaml
 
-demo: build ## registry + a demo DNS answerer + the resolver, all on loopback; prints what to try (Ctrl-C stops all)
+demo: build ## registry + a demo DNS answerer (DEMO_DNS) + the resolver on loopback (LISTEN, DNS_LISTEN, METRICS); prints what to try
 	$(call resolver_config,$(DEMO_DNS))
 	@mkdir -p var; set -e; pids=""; trap 'kill $$pids 2>/dev/null; wait' EXIT INT TERM; \
+	alive() { for p in $$pids; do kill -0 $$p 2>/dev/null || { echo "make demo: a part failed to start (see above); stopping" >&2; exit 1; }; done; }; \
 	./$(BIN) serve --db $(DB) --listen $(LISTEN) --seed --log-level warn & pids="$$pids $$!"; \
 	./$(BIN) demo-dns --listen $(DEMO_DNS) & pids="$$pids $$!"; \
-	for i in $$(seq 50); do curl -sf $(REGISTRY)/readyz >/dev/null && break; sleep 0.2; done; \
+	ok=""; for i in $$(seq 50); do curl -sf $(REGISTRY)/readyz >/dev/null && { ok=1; break; }; alive; sleep 0.2; done; \
+	[ -n "$$ok" ] || { echo "make demo: the registry did not answer at $(REGISTRY)" >&2; exit 1; }; \
 	./$(BIN) resolve --config var/resolver.yaml & pids="$$pids $$!"; \
-	sleep 2; h=$${DNS_LISTEN%:*}; p=$${DNS_LISTEN##*:}; \
+	sleep 2; alive; h=$${DNS_LISTEN%:*}; p=$${DNS_LISTEN##*:}; \
 	echo; echo "Try, in another terminal:"; \
 	echo "  dig @$$h -p $$p zoom.us          # on the common list: answered (192.0.2.10, from the demo DNS)"; \
 	echo "  dig @$$h -p $$p games.example.com  # not on the list: NXDOMAIN, with the reason in an EDE"; \

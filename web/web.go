@@ -81,6 +81,9 @@ func New(reg allowlist.Registry, check Checker, opt Options) *Pages {
 		"categoryTitle": func(c string) string { return categoryTitles[c] },
 		"decisionForm":  func(csrf string, r siteRow) decisionForm { return decisionForm{CSRF: csrf, Row: r} },
 		"adminInput":    adminInput,
+		"blocked": func(e *allowlist.Explanation) bool {
+			return e != nil && (e.Reason == allowlist.WhyObjected || e.Reason == allowlist.WhySuspended || e.Reason == allowlist.WhyWithdrawn)
+		},
 		"sub":           func(a, b int) int { return a - b },
 		"div":           func(a, b int) int { return a / b },
 		"requestColour": requestColour,

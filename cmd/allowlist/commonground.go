@@ -110,8 +110,21 @@ func printGround(w io.Writer, g allowlist.Ground) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, s := range grp.sites {
 			var why []string
+			suspended := false
 			for _, c := range s.Departments {
-				if c.Allowed {
+				if c.Allowed || (c.Reason == allowlist.ReasonAwaiting && c.Department == s.WaitingFor) {
+					continue
+				}
+				if c.Reason == allowlist.ReasonSuspended {
+					// The registry's administrators suspended it, not the department.
+					if !suspended {
+						suspended = true
+						text := "suspended for every organisation"
+						if c.Comment != "" {
+							text += " (" + c.Comment + ")"
+						}
+						why = append(why, text)
+					}
 					continue
 				}
 				text := c.Department + " " + reasonText[c.Reason]

@@ -50,10 +50,21 @@ func runDemoDNS(args []string, stdout, stderr io.Writer) error {
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Bind both sockets before saying anything: a port in use is an error
+	// now, not a line claiming to answer followed by silence.
+	pc, err := net.ListenPacket("udp", *listen)
+	if err != nil {
+		return fmt.Errorf("%w (choose another address with --listen, or DEMO_DNS= for make demo)", err)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		pc.Close()
+		return fmt.Errorf("%w (choose another address with --listen, or DEMO_DNS= for make demo)", err)
+	}
 	errc := make(chan error, 2)
-	servers := []*dns.Server{{Addr: *listen, Net: "udp", Handler: h}, {Addr: *listen, Net: "tcp", Handler: h}}
+	servers := []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}}
 	for _, s := range servers {
-		go func() { errc <- s.ListenAndServe() }()
+		go func() { errc <- s.ActivateAndServe() }()
 	}
 	fmt.Fprintf(stdout, "demo DNS answering every name on %s (A 192.0.2.10, AAAA 2001:db8::10)\n", *listen)
 	select {
