@@ -53,9 +53,21 @@ func (b *ScopeBuilder) Scopes(sites []Site, departments []string, quorum int) ma
 }
 
 func scopes(sites []Site, departments []string, quorum int, b *ScopeBuilder) map[string][]Entry {
-	if quorum < 1 {
-		quorum = 1
+	return scopesOf(sites, publishedDomains(sites, quorum), departments, b)
+}
+
+// publishedDomains is PublishedDomains for each site, in order.
+func publishedDomains(sites []Site, quorum int) [][]string {
+	published := make([][]string, len(sites))
+	for i, s := range sites {
+		published[i] = PublishedDomains(s, quorum)
 	}
+	return published
+}
+
+// scopesOf is Scopes given each site's published domains (published[i]
+// for sites[i]), computed once by the caller.
+func scopesOf(sites []Site, published [][]string, departments []string, b *ScopeBuilder) map[string][]Entry {
 	isDept := make(map[string]bool, len(departments))
 	for _, d := range departments {
 		isDept[d] = true
@@ -65,12 +77,10 @@ func scopes(sites []Site, departments []string, quorum int, b *ScopeBuilder) map
 	// A department with no such site shares common's sorted entries:
 	// building and sorting a million entries once per scope would be most
 	// of a publication.
-	published := make([][]string, len(sites))
 	overrides := map[string]map[int][]string{}
 	total := 0
 	for i, s := range sites {
-		common := PublishedDomains(s, quorum)
-		published[i] = common
+		common := published[i]
 		total += len(common)
 		if !live(s) {
 			continue
@@ -161,6 +171,9 @@ func (b *ScopeBuilder) department(sites []Site, published [][]string, override m
 // those of its latest revision approved by at least quorum departments, or
 // none.
 func PublishedDomains(s Site, quorum int) []string {
+	if quorum < 1 {
+		quorum = 1
+	}
 	if !live(s) {
 		return nil
 	}
@@ -185,13 +198,19 @@ func PublishedDomains(s Site, quorum int) []string {
 // SiteStatus returns the status a site should have: suspended and withdrawn
 // sites keep theirs; otherwise a site is approved while common lists it.
 func SiteStatus(s Site, quorum int) string {
-	if !live(s) {
+	return statusOf(s, PublishedDomains(s, quorum))
+}
+
+// statusOf is SiteStatus given the site's published domains.
+func statusOf(s Site, published []string) string {
+	switch {
+	case !live(s):
 		return s.Status
-	}
-	if len(PublishedDomains(s, quorum)) > 0 {
+	case len(published) > 0:
 		return StatusApproved
+	default:
+		return StatusProposed
 	}
-	return StatusProposed
 }
 
 // consensus reports whether lazy consensus puts domains on common: the

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"net/url"
 	"sort"
 	"strconv"
@@ -55,37 +54,13 @@ type DB struct {
 	read  *sql.DB
 	opts  Options
 	// mu serialises write transactions in this process, so that they
-	// queue here rather than in SQLite's busy handler. It also guards
-	// sites.
+	// queue here rather than in SQLite's busy handler. It also guards pub.
 	mu sync.Mutex
-	// sites is every site as the last commit made by this process left
-	// them, for the generation (meta key "generation", bumped by every
-	// write) they belong to. A write that changes one site then reloads
-	// only that site before republishing; a write by another process
-	// (the CLI) moves the generation on, and the next write reloads all.
-	sites siteCache
-	// scopes keeps common's sorted entries between publications, so that
-	// a change to one site does not sort every entry again. It only has to
-	// be consistent with itself, not with the database: it recomputes from
-	// the sites it is given, whatever it saw last. Guarded by mu.
-	scopes allowlist.ScopeBuilder
-	// published holds, by scope, the entries of the last version this
-	// process committed, with their hash: the next publication diffs
-	// against them instead of reading the previous body back and decoding
-	// it (85 MB at a million entries). Used only when the hash is that of
-	// the latest version in the database. pending is what the publication
-	// in progress will put there once committed. Guarded by mu.
-	published, pending map[string]publishedEntries
-}
-
-type publishedEntries struct {
-	sha256  string
-	entries []allowlist.Entry
-}
-
-type siteCache struct {
-	gen   int64 // 0: nothing cached
-	sites []allowlist.Site
+	// pub works out publications, and keeps what makes them fast between
+	// writes (sites for the write generation, meta key "generation",
+	// bumped by every write; scopes' sorted entries; the latest versions'
+	// entries): see allowlist.Publisher.
+	pub *allowlist.Publisher
 }
 
 var _ allowlist.Registry = (*DB)(nil)
@@ -145,6 +120,7 @@ func Open(path string, opts Options) (*DB, error) {
 			db.opts.Quorum = 2
 		}
 	}
+	db.pub = allowlist.NewPublisher(db.opts.Quorum, db.opts.Key)
 	// Make sure every scope exists and matches the current rules (the
 	// quorum may have changed since the last start).
 	if err := db.update(context.Background(), allowlist.System, func(tx *sql.Tx) (string, string, any, error) {
@@ -176,7 +152,7 @@ func (db *DB) Close() error {
 }
 
 // Quorum returns the number of approvals that put a site on common.
-func (db *DB) Quorum() int { return db.opts.Quorum }
+func (db *DB) Quorum() int { return db.pub.Quorum() }
 
 // Ping reports whether the database answers.
 func (db *DB) Ping(ctx context.Context) error {
@@ -261,74 +237,89 @@ func (db *DB) update(ctx context.Context, actor allowlist.Actor, fn change) erro
 // updateSite is update for a change to one site only (site is its id):
 // the republication reloads that site alone.
 func (db *DB) updateSite(ctx context.Context, actor allowlist.Actor, site string, fn change) error {
+	_, err := db.write1(ctx, actor, site, fn)
+	return err
+}
+
+// write1 is updateSite, returning the publication it committed.
+func (db *DB) write1(ctx context.Context, actor allowlist.Actor, site string, fn change) (allowlist.Publication, error) {
 	db.mu.Lock()
-	published, err := db.updateLocked(ctx, actor, site, fn)
+	pub, err := db.updateLocked(ctx, actor, site, fn)
 	db.mu.Unlock()
 	if err != nil {
-		return err
+		return pub, err
 	}
 	if db.opts.OnPublish != nil {
-		for _, v := range published {
+		for _, v := range pub.Versions {
 			db.opts.OnPublish(v)
 		}
 	}
-	return nil
+	return pub, nil
 }
 
-func (db *DB) updateLocked(ctx context.Context, actor allowlist.Actor, site string, fn change) ([]allowlist.Version, error) {
+// siteAfter runs a change to one site and returns that site as the
+// publication left it, without reading it again.
+func (db *DB) siteAfter(ctx context.Context, actor allowlist.Actor, site string, fn change) (allowlist.Site, error) {
+	pub, err := db.write1(ctx, actor, site, fn)
+	if err != nil {
+		return allowlist.Site{}, err
+	}
+	s, ok := pub.Site(site)
+	if !ok {
+		return s, notFound("site", site)
+	}
+	return s, nil
+}
+
+func (db *DB) updateLocked(ctx context.Context, actor allowlist.Actor, site string, fn change) (allowlist.Publication, error) {
 	// The transaction must finish even if the client goes away: a commit
 	// half-done by a cancelled context would only be rolled back anyway,
 	// but an error after commit would lie to the caller.
 	ctx = context.WithoutCancel(ctx)
+	var pub allowlist.Publication
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
+		return pub, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
 	committed := false
-	db.pending = map[string]publishedEntries{}
 	defer func() {
 		if !committed {
-			db.sites = siteCache{} // publish may have changed it
+			db.pub.Abandon() // publish may have read sites tx held
 		}
-		db.pending = nil
 	}()
 	gen, err := generation(ctx, tx)
 	if err != nil {
-		return nil, err
+		return pub, err
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES ('generation', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", strconv.FormatInt(gen+1, 10)); err != nil {
-		return nil, fmt.Errorf("store generation: %w", err)
+		return pub, fmt.Errorf("store generation: %w", err)
 	}
 	action, object, detail, err := fn(tx)
 	if err != nil {
-		return nil, err
+		return pub, err
 	}
 	now := db.opts.Now()
-	if db.sites.gen != gen || gen == 0 {
-		site = "" // the cache is not for this state of the database
-	}
-	published, err := db.publish(ctx, tx, now, site)
+	pub, err = db.publish(ctx, tx, gen, now, site)
 	if err != nil {
-		return nil, err
+		return pub, err
 	}
 	if action != "" {
 		if err := appendAudit(ctx, tx, now, actor.String(), action, object, detail); err != nil {
-			return nil, err
+			return pub, err
 		}
-		for _, v := range published {
+		for _, v := range pub.Versions {
 			if err := appendAudit(ctx, tx, now, actor.String(), "list.publish", "list/"+v.Scope, map[string]any{"version": v.Version, "sha256": v.SHA256, "added": v.Added, "removed": v.Removed}); err != nil {
-				return nil, err
+				return pub, err
 			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
+		return pub, fmt.Errorf("commit: %w", err)
 	}
 	committed = true
-	db.sites.gen = gen + 1
-	db.remember(db.pending)
-	return published, nil
+	db.pub.Committed(pub)
+	return pub, nil
 }
 
 // generation reads the write generation (meta key "generation"): 0 while
@@ -340,14 +331,6 @@ func generation(ctx context.Context, q queryer) (int64, error) {
 	}
 	gen, _ := strconv.ParseInt(stored, 10, 64)
 	return gen, nil
-}
-
-// remember adds scopes' latest entries to db.published. db.mu is held.
-func (db *DB) remember(published map[string]publishedEntries) {
-	if db.published == nil {
-		db.published = map[string]publishedEntries{}
-	}
-	maps.Copy(db.published, published)
 }
 
 // isUnique reports a UNIQUE or PRIMARY KEY violation.

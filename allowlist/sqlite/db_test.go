@@ -572,12 +572,12 @@ func TestWarm(t *testing.T) {
 	}
 	for _, scope := range []string{"common", "dept-a", "dept-b", "dept-c"} {
 		latest := must[allowlist.Version](t)(warm.FindVersion(ctx, scope, allowlist.Latest))
-		if p := warm.published[scope]; p.sha256 != latest.SHA256 || len(p.entries) != latest.Entries {
-			t.Errorf("%s: warmed with %d entries hashing to %q, latest version has %d, %q", scope, len(p.entries), p.sha256, latest.Entries, latest.SHA256)
+		if sha, n, _ := warm.pub.Holding(scope); sha != latest.SHA256 || n != latest.Entries {
+			t.Errorf("%s: warmed with %d entries hashing to %q, latest version has %d, %q", scope, n, sha, latest.Entries, latest.SHA256)
 		}
 	}
-	if warm.sites.gen == 0 || len(warm.sites.sites) != 2 {
-		t.Fatalf("warmed with generation %d and %d sites", warm.sites.gen, len(warm.sites.sites))
+	if _, _, n := warm.pub.Holding("common"); warm.pub.Cached() == 0 || n != 2 {
+		t.Fatalf("warmed with generation %d and %d sites", warm.pub.Cached(), n)
 	}
 
 	other := open() // another process

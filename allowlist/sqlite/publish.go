@@ -1,16 +1,12 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/cross-gov/allowlist/allowlist"
 )
@@ -20,203 +16,68 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// publish recomputes every scope inside tx, stores a new signed version of
-// each scope whose content changed, and brings site statuses up to date.
-// When site is set, db.sites holds every other site as it is in tx, and
-// only that one is read again. db.sites is left holding every site.
-func (db *DB) publish(ctx context.Context, tx *sql.Tx, now time.Time, site string) ([]allowlist.Version, error) {
-	var sites []allowlist.Site
-	var err error
-	if site != "" {
-		sites, err = spliceSite(ctx, tx, db.sites.sites, site)
-	} else {
-		sites, err = loadSites(ctx, tx, "", nil)
-	}
-	if err != nil {
-		return nil, err
-	}
-	db.sites.sites = sites
+// publish works out the publication (allowlist.Publisher) from what tx
+// holds, and writes it in tx: the statuses that changed and the new
+// versions. When site is set, only that site changed.
+func (db *DB) publish(ctx context.Context, tx *sql.Tx, gen int64, now time.Time, site string) (allowlist.Publication, error) {
 	depts, err := departmentIDs(ctx, tx)
 	if err != nil {
-		return nil, err
+		return allowlist.Publication{}, err
 	}
-	for i := range sites {
-		if st := allowlist.SiteStatus(sites[i], db.opts.Quorum); st != sites[i].Status {
-			if _, err := tx.ExecContext(ctx, "UPDATE sites SET status = ? WHERE id = ?", st, sites[i].ID); err != nil {
-				return nil, fmt.Errorf("update status: %w", err)
-			}
-			sites[i].Status = st
-		}
-	}
-	scopes := db.scopes.Scopes(sites, depts, db.opts.Quorum)
-	endpoints := allowlist.EndpointScopes(sites, depts, db.opts.Quorum)
-	// Scopes with the same content share one slice: encode and hash it
-	// once, and count its changes once per previous version's content.
-	encoded := map[*allowlist.Entry]allowlist.Encoded{}
-	changes := map[[2]string]foundChanges{}
-	var todo []*encodedList
-	for _, scope := range append([]string{allowlist.ScopeCommon}, depts...) {
-		entries := scopes[scope]
-		eps := allowlist.EncodeEndpoints(endpoints[scope])
-		prev, err := latestVersion(ctx, tx, scope)
-		if err != nil {
-			return nil, err
-		}
-		if prev == nil {
-			// Every scope starts at version 0 with no entries.
-			v, err := db.storeVersion(ctx, tx, scope, 0, now, []allowlist.Entry{}, nil)
+	pub, err := db.pub.Publish(allowlist.PublishInput{
+		Generation:  gen,
+		LoadSites:   func(id string) ([]allowlist.Site, error) { return loadSites(ctx, tx, id, nil) },
+		Changed:     site,
+		Departments: depts,
+		Latest:      func(scope string) (*allowlist.Version, error) { return latestVersion(ctx, tx, scope) },
+		PreviousEntries: func(v allowlist.Version) ([]allowlist.Entry, error) {
+			body, err := readBody(ctx, tx, v.Scope, v.Version)
 			if err != nil {
 				return nil, err
 			}
-			prev = &v
-		}
-		sameEndpoints := bytes.Equal(eps, prev.Endpoints)
-		if last := db.published[scope]; sameEndpoints && last.sha256 == prev.SHA256 && len(entries) > 0 && len(last.entries) == len(entries) &&
-			(unsafe.SliceData(last.entries) == unsafe.SliceData(entries) || slices.Equal(last.entries, entries)) {
-			// The very entries this scope's latest version was made from
-			// (Scopes hands back the same slice when nothing changed, and
-			// never writes to one it has handed out), or equal ones (a
-			// department with sites of its own gets a new slice each
-			// time): no new version, and no need to encode a million
-			// entries to find that out.
-			continue
-		}
-		enc, ok := encoded[unsafe.SliceData(entries)]
-		if !ok || len(entries) == 0 {
-			enc = allowlist.EncodeEntries(entries)
-			encoded[unsafe.SliceData(entries)] = enc
-		}
-		if enc.SHA256 == prev.SHA256 && sameEndpoints {
-			continue
-		}
-		// Scopes with the same entries share enc.JSON: each new version
-		// holds only its own head.
-		l, head := allowlist.NewListHead(scope, prev.Version+1, now, enc)
-		todo = append(todo, &encodedList{l: l, head: head, content: enc.JSON, prev: prev, changes: changes, endpoints: eps})
-	}
-	// Each new body is signed (one pass over it, about 0.1 s at a million
-	// entries), and a change to common reaches every department that lists
-	// it: on every core the process may use.
-	heads, contents := make([][]byte, len(todo)), make([][]byte, len(todo))
-	for i, t := range todo {
-		heads[i], contents[i] = t.head, t.content
-	}
-	var out []allowlist.Version
-	for i, sig := range allowlist.SignLists(db.opts.Key, heads, contents) {
-		t := todo[i]
-		t.signature = sig
-		if t.endpoints != nil {
-			// The schema-2 body: few scopes, and only those whose sites
-			// have endpoints, pay for a second signature.
-			t.endpointsSignature = allowlist.SignEndpointsBody(db.opts.Key, t.head, t.content, t.endpoints)
-		}
-		v, err := db.storeVersion(ctx, tx, t.l.Scope, t.l.Version, now, t.l.Entries, t)
-		if err != nil {
-			return nil, err
-		}
-		if db.pending != nil {
-			db.pending[t.l.Scope] = publishedEntries{sha256: t.l.SHA256, entries: t.l.Entries}
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
-// spliceSite returns sites (sorted by id) with site id as tx now holds it:
-// replaced, added in its place, or dropped if it no longer exists.
-func spliceSite(ctx context.Context, tx *sql.Tx, sites []allowlist.Site, id string) ([]allowlist.Site, error) {
-	fresh, err := loadSites(ctx, tx, id, nil)
+			// Decoded without copying: the entries share body's bytes.
+			l, err := allowlist.DecodeList(body)
+			return l.Entries, err
+		},
+		Now: now,
+	})
 	if err != nil {
-		return nil, err
+		return pub, err
 	}
-	i, found := slices.BinarySearchFunc(sites, id, func(s allowlist.Site, id string) int { return strings.Compare(s.ID, id) })
-	switch {
-	case len(fresh) == 1 && found:
-		sites[i] = fresh[0]
-	case len(fresh) == 1:
-		sites = slices.Insert(sites, i, fresh[0])
-	case found:
-		sites = slices.Delete(sites, i, i+1)
-	}
-	return sites, nil
-}
-
-// encodedList is a version already built and signed, the version it
-// follows, and the changes found so far in this publication, by
-// (previous, new) content hash.
-type encodedList struct {
-	l             allowlist.List
-	head, content []byte // the body: head, content, "}\n"
-	signature     string
-	// The version's endpoint records (nil: none) and the signature of its
-	// schema-2 body.
-	endpoints          []byte
-	endpointsSignature string
-	prev               *allowlist.Version
-	changes            map[[2]string]foundChanges
-}
-
-// foundChanges are the changes between two contents, encoded, with the
-// number of entries each side holds.
-type foundChanges struct {
-	allowlist.Changes
-	added, removed int
-}
-
-// storeVersion stores version n of scope, signing it if it is version 0.
-// enc is the list already encoded and signed, and the version before it
-// (nil for version 0, whose entries are given).
-func (db *DB) storeVersion(ctx context.Context, tx *sql.Tx, scope string, n int64, now time.Time, entries []allowlist.Entry, enc *encodedList) (allowlist.Version, error) {
-	var changes *allowlist.Changes
-	added, removed := 0, 0
-	if enc == nil {
-		e := allowlist.EncodeEntries(allowlist.SortEntries(entries))
-		l, head := allowlist.NewListHead(scope, n, now, e)
-		enc = &encodedList{l: l, head: head, content: e.JSON, signature: allowlist.SignListParts(db.opts.Key, head, e.JSON)}
-	} else {
-		key := [2]string{enc.prev.SHA256, enc.l.SHA256}
-		c, ok := enc.changes[key]
-		if !ok {
-			var err error
-			if c, err = db.findChanges(ctx, tx, enc.prev, enc.l.Entries); err != nil {
-				return allowlist.Version{}, err
-			}
-			enc.changes[key] = c
+	for _, i := range pub.StatusChanged {
+		s := pub.Sites[i]
+		if _, err := tx.ExecContext(ctx, "UPDATE sites SET status = ? WHERE id = ?", s.Status, s.ID); err != nil {
+			return pub, fmt.Errorf("update status: %w", err)
 		}
-		added, removed = c.added, c.removed
-		ec, err := allowlist.EncodeEndpointChanges(enc.prev.Endpoints, enc.endpoints)
-		if err != nil {
-			return allowlist.Version{}, fmt.Errorf("version %s/%d endpoints: %w", scope, n, err)
+	}
+	for _, v := range append(pub.Initial, pub.Versions...) {
+		if err := storeVersion(ctx, tx, v); err != nil {
+			return pub, err
 		}
-		c.Changes.Endpoints = ec
-		changes = &c.Changes
 	}
-	l := enc.l
-	v := allowlist.Version{
-		Scope: scope, Version: n, CreatedAt: l.GeneratedAt, SHA256: l.SHA256,
-		Entries: len(l.Entries), Added: added, Removed: removed,
-		Head: enc.head, Content: enc.content, Signature: enc.signature, Changes: changes,
-		Endpoints: enc.endpoints, EndpointsSignature: enc.endpointsSignature,
-	}
+	return pub, nil
+}
+
+// storeVersion stores a version: its head, and its content once for every
+// version and scope that lists it.
+func storeVersion(ctx context.Context, tx *sql.Tx, v allowlist.Version) error {
 	var addedJSON, removedJSON, endpointChanges []byte
-	if changes != nil {
-		addedJSON, removedJSON, endpointChanges = changes.Added, changes.Removed, changes.Endpoints
+	if v.Changes != nil {
+		addedJSON, removedJSON, endpointChanges = v.Changes.Added, v.Changes.Removed, v.Changes.Endpoints
 	}
-	// The body is stored as its head and its content, the content once
-	// for every version and scope that lists it.
-	if err := storeContent(ctx, tx, v.SHA256, enc.content); err != nil {
-		return v, fmt.Errorf("store version %s/%d: %w", scope, n, err)
+	if err := storeContent(ctx, tx, v.SHA256, v.Content); err != nil {
+		return fmt.Errorf("store version %s/%d: %w", v.Scope, v.Version, err)
 	}
 	var epSig any
-	if enc.endpoints != nil {
-		epSig = enc.endpointsSignature
+	if v.Endpoints != nil {
+		epSig = v.EndpointsSignature
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO versions (scope, version, created_at, sha256, entries, added, removed, body, signature, added_entries, removed_entries, head, endpoints, endpoints_signature, endpoint_changes)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, scope, n, ts(v.CreatedAt), v.SHA256, v.Entries, v.Added, v.Removed, []byte{}, v.Signature, addedJSON, removedJSON, enc.head, enc.endpoints, epSig, endpointChanges)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, v.Scope, v.Version, ts(v.CreatedAt), v.SHA256, v.Entries, v.Added, v.Removed, []byte{}, v.Signature, addedJSON, removedJSON, v.Head, v.Endpoints, epSig, endpointChanges)
 	if err != nil {
-		return v, fmt.Errorf("store version %s/%d: %w", scope, n, err)
+		return fmt.Errorf("store version %s/%d: %w", v.Scope, v.Version, err)
 	}
-	return v, nil
+	return nil
 }
 
 // versionsWithContent is the FROM clause that reads a version with the
@@ -271,29 +132,6 @@ func latestVersion(ctx context.Context, q queryer, scope string) (*allowlist.Ver
 	}
 	v.Scope, v.CreatedAt = scope, parseTS(created)
 	return &v, nil
-}
-
-// findChanges finds the entries of next (sorted, as Scopes gives them)
-// that are not in version prev, and those of prev not in next: one merge
-// of next with prev's entries, kept from its publication by this process,
-// or else read back from its stored body and decoded without copying.
-func (db *DB) findChanges(ctx context.Context, q queryer, prev *allowlist.Version, next []allowlist.Entry) (foundChanges, error) {
-	old := db.published[prev.Scope]
-	if old.sha256 != prev.SHA256 {
-		body, err := readBody(ctx, q, prev.Scope, prev.Version)
-		if err != nil {
-			return foundChanges{}, fmt.Errorf("version %s/%d: %w", prev.Scope, prev.Version, err)
-		}
-		l, err := allowlist.DecodeList(body)
-		if err != nil {
-			return foundChanges{}, fmt.Errorf("stored version %s/%d: %w", prev.Scope, prev.Version, err)
-		}
-		old.entries = l.Entries
-	}
-	added, removed := []allowlist.Entry{}, []allowlist.Entry{}
-	allowlist.DiffFunc(old.entries, next, func(e allowlist.Entry) { added = append(added, e) }, func(e allowlist.Entry) { removed = append(removed, e) })
-	// Encoded now, while the body (which old's strings may share) is alive.
-	return foundChanges{allowlist.Changes{Added: allowlist.EncodeEntryArray(added), Removed: allowlist.EncodeEntryArray(removed)}, len(added), len(removed)}, nil
 }
 
 func departmentIDs(ctx context.Context, q queryer) ([]string, error) {
@@ -402,8 +240,8 @@ func (db *DB) Warm(ctx context.Context) error {
 	if err != nil || gen == 0 { // 0: nothing written yet
 		return err
 	}
-	sites := db.sites.sites
-	if db.sites.gen != gen { // else Open's own publication left them
+	var sites []allowlist.Site
+	if db.pub.Cached() != gen { // else Open's own publication left them
 		if sites, err = loadSites(ctx, tx, "", nil); err != nil {
 			return err
 		}
@@ -412,26 +250,5 @@ func (db *DB) Warm(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	published := map[string]publishedEntries{}
-	hashes := map[*allowlist.Entry]string{}
-	for scope, entries := range db.scopes.Scopes(sites, depts, db.opts.Quorum) {
-		prev, err := latestVersion(ctx, tx, scope)
-		if err != nil {
-			return err
-		}
-		if prev == nil || len(entries) == 0 {
-			continue
-		}
-		sha, ok := hashes[unsafe.SliceData(entries)]
-		if !ok {
-			sha = allowlist.EncodeEntries(entries).SHA256
-			hashes[unsafe.SliceData(entries)] = sha
-		}
-		if sha == prev.SHA256 {
-			published[scope] = publishedEntries{sha256: sha, entries: entries}
-		}
-	}
-	db.sites = siteCache{gen: gen, sites: sites}
-	db.remember(published)
-	return nil
+	return db.pub.Warm(gen, sites, depts, func(scope string) (*allowlist.Version, error) { return latestVersion(ctx, tx, scope) })
 }

@@ -110,18 +110,6 @@ func loadSites(ctx context.Context, q queryer, id string, f *allowlist.SiteFilte
 	return sites, rows.Err()
 }
 
-func (db *DB) withPublished(s allowlist.Site) allowlist.Site {
-	s.Published = allowlist.PublishedDomains(s, db.opts.Quorum)
-	s.PublishedEndpoints, _ = allowlist.PublishedEndpoints(s, db.opts.Quorum)
-	if s.PublishedEndpoints.Networks == nil {
-		s.PublishedEndpoints = allowlist.SiteEndpoints(allowlist.Site{}, 0)
-	}
-	if s.Published == nil {
-		s.Published = []string{}
-	}
-	return s
-}
-
 // FindSites lists sites by id.
 func (db *DB) FindSites(ctx context.Context, f allowlist.SiteFilter) ([]allowlist.Site, error) {
 	sites, err := loadSites(ctx, db.read, "", &f)
@@ -134,7 +122,7 @@ func (db *DB) FindSites(ctx context.Context, f allowlist.SiteFilter) ([]allowlis
 		if q != "" && !matchesQuery(s, q) {
 			continue
 		}
-		out = append(out, db.withPublished(s))
+		out = append(out, db.pub.WithPublished(s))
 	}
 	return out, nil
 }
@@ -164,7 +152,7 @@ func findSite(ctx context.Context, db *DB, q queryer, id string) (allowlist.Site
 	if len(sites) == 0 {
 		return allowlist.Site{}, notFound("site", id)
 	}
-	return db.withPublished(sites[0]), nil
+	return db.pub.WithPublished(sites[0]), nil
 }
 
 // checkDomainsFree returns ECONFLICT if another live site's current
@@ -201,13 +189,9 @@ func (db *DB) CreateSite(ctx context.Context, a allowlist.Actor, in allowlist.Si
 	if err != nil {
 		return allowlist.Site{}, err
 	}
-	err = db.updateSite(ctx, a, in.ID, func(tx *sql.Tx) (string, string, any, error) {
+	return db.siteAfter(ctx, a, in.ID, func(tx *sql.Tx) (string, string, any, error) {
 		return "site.create", "site/" + in.ID, in, createSite(ctx, tx, db.opts.Now(), a.Department, in)
 	})
-	if err != nil {
-		return allowlist.Site{}, err
-	}
-	return db.FindSite(ctx, in.ID)
 }
 
 func createSite(ctx context.Context, tx *sql.Tx, now time.Time, dept string, in allowlist.SiteInput) error {
@@ -232,7 +216,7 @@ func createSite(ctx context.Context, tx *sql.Tx, now time.Time, dept string, in 
 // UpdateSite changes a site. New domains make a new revision, which waits
 // for a new quorum. EINVALID, ENOTFOUND, ECONFLICT.
 func (db *DB) UpdateSite(ctx context.Context, a allowlist.Actor, id string, p allowlist.SitePatch) (allowlist.Site, error) {
-	err := db.updateSite(ctx, a, id, func(tx *sql.Tx) (string, string, any, error) {
+	return db.siteAfter(ctx, a, id, func(tx *sql.Tx) (string, string, any, error) {
 		cur, err := findSite(ctx, db, tx, id)
 		if err != nil {
 			return "", "", nil, err
@@ -295,10 +279,6 @@ func (db *DB) UpdateSite(ctx context.Context, a allowlist.Actor, id string, p al
 		}
 		return "site.update", "site/" + id, map[string]any{"patch": p, "revision": rev}, nil
 	})
-	if err != nil {
-		return allowlist.Site{}, err
-	}
-	return db.FindSite(ctx, id)
 }
 
 // SetSignoff records a department's decision on the current revision.
@@ -307,7 +287,7 @@ func (db *DB) SetSignoff(ctx context.Context, a allowlist.Actor, site, dept, dec
 	if err := allowlist.ValidateSignoff(decision, comment); err != nil {
 		return allowlist.Site{}, err
 	}
-	err := db.updateSite(ctx, a, site, func(tx *sql.Tx) (string, string, any, error) {
+	return db.siteAfter(ctx, a, site, func(tx *sql.Tx) (string, string, any, error) {
 		var rev int
 		var status string
 		err := tx.QueryRowContext(ctx, "SELECT revision, status FROM sites WHERE id = ?", site).Scan(&rev, &status)
@@ -331,15 +311,11 @@ func (db *DB) SetSignoff(ctx context.Context, a allowlist.Actor, site, dept, dec
 		}
 		return "signoff.set", "site/" + site + "/signoffs/" + dept, map[string]any{"decision": decision, "comment": comment, "revision": rev}, nil
 	})
-	if err != nil {
-		return allowlist.Site{}, err
-	}
-	return db.FindSite(ctx, site)
 }
 
 // DeleteSignoff withdraws a department's decision. ENOTFOUND.
 func (db *DB) DeleteSignoff(ctx context.Context, a allowlist.Actor, site, dept string) (allowlist.Site, error) {
-	err := db.updateSite(ctx, a, site, func(tx *sql.Tx) (string, string, any, error) {
+	return db.siteAfter(ctx, a, site, func(tx *sql.Tx) (string, string, any, error) {
 		res, err := tx.ExecContext(ctx, "DELETE FROM signoffs WHERE site = ? AND department = ?", site, dept)
 		if err != nil {
 			return "", "", nil, fmt.Errorf("delete signoff: %w", err)
@@ -352,10 +328,6 @@ func (db *DB) DeleteSignoff(ctx context.Context, a allowlist.Actor, site, dept s
 		}
 		return "signoff.delete", "site/" + site + "/signoffs/" + dept, nil, nil
 	})
-	if err != nil {
-		return allowlist.Site{}, err
-	}
-	return db.FindSite(ctx, site)
 }
 
 // SuspendSite takes a site off every list in the next version.
@@ -384,7 +356,7 @@ func (db *DB) ReinstateSite(ctx context.Context, a allowlist.Actor, id string) (
 }
 
 func (db *DB) setStatus(ctx context.Context, a allowlist.Actor, id, action string, detail any, next func(string) (string, string, error)) (allowlist.Site, error) {
-	err := db.updateSite(ctx, a, id, func(tx *sql.Tx) (string, string, any, error) {
+	return db.siteAfter(ctx, a, id, func(tx *sql.Tx) (string, string, any, error) {
 		var status string
 		err := tx.QueryRowContext(ctx, "SELECT status FROM sites WHERE id = ?", id).Scan(&status)
 		if err == sql.ErrNoRows {
@@ -402,10 +374,6 @@ func (db *DB) setStatus(ctx context.Context, a allowlist.Actor, id, action strin
 		}
 		return action, "site/" + id, detail, nil
 	})
-	if err != nil {
-		return allowlist.Site{}, err
-	}
-	return db.FindSite(ctx, id)
 }
 
 // loadEndpoints reads the endpoints of every revision of the sites.

@@ -1,0 +1,357 @@
+package allowlist
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+	"unsafe"
+)
+
+// Publication is one step of the registry's write path, worked out in the
+// core: from every site with its decisions, the departments and each
+// scope's latest version, the statuses that changed, each scope's entries
+// and the new signed versions with their changes. A store reads the inputs
+// in its transaction, writes what Publish returns in the same transaction,
+// and calls Publisher.Committed once the transaction commits.
+type Publication struct {
+	// Sites is every site, sorted by id, with its status and published
+	// domains as this publication leaves them.
+	Sites []Site
+	// StatusChanged lists the indexes in Sites whose status changed.
+	StatusChanged []int
+	// Scopes is each scope's entries (scopes may share a slice).
+	Scopes map[string][]Entry
+	// Initial is version 0 (no entries) of each scope that had none.
+	Initial []Version
+	// Versions are the new versions, signed, with their changes against
+	// the version before.
+	Versions []Version
+
+	gen     int64
+	entries map[string]publishedEntries // by scope: what Versions list
+}
+
+// Site returns the site with id as the publication left it.
+func (p Publication) Site(id string) (Site, bool) {
+	i, ok := slices.BinarySearchFunc(p.Sites, id, func(s Site, id string) int { return strings.Compare(s.ID, id) })
+	if !ok {
+		return Site{}, false
+	}
+	return p.Sites[i], true
+}
+
+// PublishInput is what a store reads, inside its write transaction, for a
+// publication.
+type PublishInput struct {
+	// Generation is the store's write generation before this write (0
+	// when nothing was written yet). Sites cached for it are reused.
+	Generation int64
+	// LoadSites reads every site (id "") or one site (none if it no
+	// longer exists), with its domain history and decisions, as the
+	// transaction sees them.
+	LoadSites func(id string) ([]Site, error)
+	// Changed is the one site the write changed, or "" when the write may
+	// have changed any (or none).
+	Changed string
+	// Departments are the department ids, sorted.
+	Departments []string
+	// Latest returns the identity of a scope's latest version (without
+	// its body), or nil when the scope has none.
+	Latest func(scope string) (*Version, error)
+	// PreviousEntries reads a version's entries back, when the publisher
+	// no longer holds them (another process published it).
+	PreviousEntries func(v Version) ([]Entry, error)
+	Now             time.Time
+}
+
+// Publisher publishes, and holds what makes publication fast at a million
+// entries, for one store:
+//
+//   - every site as the last committed publication left it, for the store
+//     generation it belongs to, so that a write to one site reads only that
+//     site again (a write by another process moves the generation on, and
+//     the next publication reads every site);
+//   - common's sorted entries (ScopeBuilder), so that a change to one site
+//     does not sort every entry again;
+//   - each scope's entries in its latest version, by hash, so that the next
+//     publication finds the changes without reading the previous body back
+//     and decoding it (85 MB at a million entries).
+//
+// The caches only save work: a publication gives the same result with or
+// without them. Publisher is not safe for concurrent use: a store calls it
+// under the lock that serialises its writes.
+type Publisher struct {
+	quorum int
+	key    ed25519.PrivateKey
+
+	gen       int64 // generation sites belong to; 0: nothing cached
+	sites     []Site
+	scopes    ScopeBuilder
+	published map[string]publishedEntries
+}
+
+type publishedEntries struct {
+	sha256  string
+	entries []Entry
+}
+
+// NewPublisher returns a publisher for quorum, signing with key.
+func NewPublisher(quorum int, key ed25519.PrivateKey) *Publisher {
+	return &Publisher{quorum: max(quorum, 1), key: key, published: map[string]publishedEntries{}}
+}
+
+// Quorum is the number of approvals that put a site on common: the one
+// rule PublishedDomains applies, for reads as for publication.
+func (p *Publisher) Quorum() int { return p.quorum }
+
+// WithPublished returns s with its published domains set.
+func (p *Publisher) WithPublished(s Site) Site {
+	return withPublished(s, PublishedDomains(s, p.quorum), p.quorum)
+}
+
+// withPublished sets s's published domains (given) and endpoints.
+func withPublished(s Site, published []string, quorum int) Site {
+	s.Published = published
+	if s.Published == nil {
+		s.Published = []string{}
+	}
+	s.PublishedEndpoints, _ = PublishedEndpoints(s, quorum)
+	if s.PublishedEndpoints.Networks == nil {
+		s.PublishedEndpoints = SiteEndpoints(Site{}, 0)
+	}
+	return s
+}
+
+// Publish works out a publication. It may keep in p the sites it read
+// (the write's transaction may still fail): a store calls Committed after
+// its commit, Abandon after a rollback.
+func (p *Publisher) Publish(in PublishInput) (Publication, error) {
+	var sites []Site
+	var err error
+	if in.Changed != "" && in.Generation != 0 && p.gen == in.Generation {
+		sites, err = p.splice(in.LoadSites, in.Changed)
+	} else {
+		sites, err = in.LoadSites("")
+	}
+	if err != nil {
+		return Publication{}, err
+	}
+	p.gen, p.sites = 0, sites // valid again once Committed
+	// The quorum rule runs once per site: for its status, its domains on
+	// common and what the API answers.
+	published := publishedDomains(sites, p.quorum)
+	pub := Publication{Sites: sites, gen: in.Generation + 1, entries: map[string]publishedEntries{}}
+	for i := range sites {
+		sites[i] = withPublished(sites[i], published[i], p.quorum)
+		if st := statusOf(sites[i], published[i]); st != sites[i].Status {
+			sites[i].Status = st
+			pub.StatusChanged = append(pub.StatusChanged, i)
+		}
+	}
+	pub.Scopes = scopesOf(sites, published, in.Departments, &p.scopes)
+	endpoints := EndpointScopes(sites, in.Departments, p.quorum)
+	// Scopes with the same content share one slice: encode and hash it
+	// once, and find its changes once per previous version's content.
+	encoded := map[*Entry]Encoded{}
+	changes := map[[2]string]*foundChanges{}
+	var todo []pendingVersion
+	for _, scope := range append([]string{ScopeCommon}, in.Departments...) {
+		entries := pub.Scopes[scope]
+		eps := EncodeEndpoints(endpoints[scope])
+		prev, err := in.Latest(scope)
+		if err != nil {
+			return Publication{}, err
+		}
+		if prev == nil {
+			// Every scope starts at version 0 with no entries.
+			e := EncodeEntries([]Entry{})
+			l, head := NewListHead(scope, 0, in.Now, e)
+			v := Version{Scope: scope, Version: 0, CreatedAt: l.GeneratedAt, SHA256: l.SHA256, Entries: 0,
+				Head: head, Content: e.JSON, Signature: SignListParts(p.key, head, e.JSON)}
+			pub.Initial = append(pub.Initial, v)
+			prev = &v
+		}
+		sameEndpoints := bytes.Equal(eps, prev.Endpoints)
+		if last := p.published[scope]; sameEndpoints && last.sha256 == prev.SHA256 && len(entries) > 0 && len(last.entries) == len(entries) &&
+			(unsafe.SliceData(last.entries) == unsafe.SliceData(entries) || slices.Equal(last.entries, entries)) {
+			// The very entries this scope's latest version was made from
+			// (Scopes hands back the same slice when nothing changed, and
+			// never writes to one it has handed out), or equal ones (a
+			// department with sites of its own gets a new slice each
+			// time): no new version, and no need to encode a million
+			// entries to find that out.
+			continue
+		}
+		enc, ok := encoded[unsafe.SliceData(entries)]
+		if !ok || len(entries) == 0 {
+			enc = EncodeEntries(entries)
+			encoded[unsafe.SliceData(entries)] = enc
+		}
+		if enc.SHA256 == prev.SHA256 && sameEndpoints {
+			continue
+		}
+		// Scopes with the same entries share enc.JSON: each new version
+		// holds only its own head.
+		l, head := NewListHead(scope, prev.Version+1, in.Now, enc)
+		todo = append(todo, pendingVersion{l: l, head: head, content: enc.JSON, prev: *prev, endpoints: eps})
+	}
+	// Each new body is signed (one pass over it, about 0.1 s at a million
+	// entries), and a change to common reaches every department that lists
+	// it: on every core the process may use.
+	heads, contents := make([][]byte, len(todo)), make([][]byte, len(todo))
+	for i, t := range todo {
+		heads[i], contents[i] = t.head, t.content
+	}
+	for i, sig := range SignLists(p.key, heads, contents) {
+		t := todo[i]
+		key := [2]string{t.prev.SHA256, t.l.SHA256}
+		c, ok := changes[key]
+		if !ok {
+			if c, err = p.findChanges(in.PreviousEntries, t.prev, t.l.Entries); err != nil {
+				return Publication{}, err
+			}
+			changes[key] = c
+		}
+		l := t.l
+		// The entries' changes are shared by scopes with the same
+		// contents; the endpoints' are each scope's own.
+		vc := c.Changes
+		if vc.Endpoints, err = EncodeEndpointChanges(t.prev.Endpoints, t.endpoints); err != nil {
+			return Publication{}, fmt.Errorf("version %s/%d endpoints: %w", l.Scope, l.Version, err)
+		}
+		v := Version{
+			Scope: l.Scope, Version: l.Version, CreatedAt: l.GeneratedAt, SHA256: l.SHA256,
+			Entries: len(l.Entries), Added: c.added, Removed: c.removed,
+			Head: t.head, Content: t.content, Signature: sig, Changes: &vc,
+			Endpoints: t.endpoints,
+		}
+		if t.endpoints != nil {
+			// The schema-2 body: few scopes, and only those whose sites
+			// have endpoints, pay for a second signature.
+			v.EndpointsSignature = SignEndpointsBody(p.key, t.head, t.content, t.endpoints)
+		}
+		pub.Versions = append(pub.Versions, v)
+		pub.entries[l.Scope] = publishedEntries{sha256: l.SHA256, entries: l.Entries}
+	}
+	return pub, nil
+}
+
+// pendingVersion is a new version built but not yet signed, and the
+// version it follows.
+type pendingVersion struct {
+	l             List
+	head, content []byte // the body: head, content, "}\n"
+	prev          Version
+	endpoints     []byte // the version's endpoint records (nil: none)
+}
+
+// foundChanges are the changes between two contents, encoded, with the
+// number of entries each side holds.
+type foundChanges struct {
+	Changes
+	added, removed int
+}
+
+// splice returns the cached sites (sorted by id) with site id as the store
+// now holds it: replaced, added in its place, or dropped if it no longer
+// exists.
+func (p *Publisher) splice(load func(string) ([]Site, error), id string) ([]Site, error) {
+	fresh, err := load(id)
+	if err != nil {
+		return nil, err
+	}
+	sites := p.sites
+	i, found := slices.BinarySearchFunc(sites, id, func(s Site, id string) int { return strings.Compare(s.ID, id) })
+	switch {
+	case len(fresh) == 1 && found:
+		sites[i] = fresh[0]
+	case len(fresh) == 1:
+		sites = slices.Insert(sites, i, fresh[0])
+	case found:
+		sites = slices.Delete(sites, i, i+1)
+	}
+	return sites, nil
+}
+
+// findChanges finds the entries of next (sorted, as Scopes gives them)
+// that are not in version prev, and those of prev not in next: one merge
+// of next with prev's entries, kept from its publication, or else read
+// back.
+func (p *Publisher) findChanges(read func(Version) ([]Entry, error), prev Version, next []Entry) (*foundChanges, error) {
+	old := p.published[prev.Scope]
+	if prev.SHA256 == emptySHA256 {
+		old.entries = nil // version 0, perhaps not stored yet
+	} else if old.sha256 != prev.SHA256 {
+		entries, err := read(prev)
+		if err != nil {
+			return nil, fmt.Errorf("version %s/%d: %w", prev.Scope, prev.Version, err)
+		}
+		old.entries = entries
+	}
+	added, removed := []Entry{}, []Entry{}
+	DiffFunc(old.entries, next, func(e Entry) { added = append(added, e) }, func(e Entry) { removed = append(removed, e) })
+	// Encoded now, while the body (which old's strings may share) is alive.
+	return &foundChanges{Changes{Added: EncodeEntryArray(added), Removed: EncodeEntryArray(removed)}, len(added), len(removed)}, nil
+}
+
+// emptySHA256 is the hash of a list with no entries.
+var emptySHA256 = EncodeEntries([]Entry{}).SHA256
+
+// Committed tells p that the store committed pub: its sites are the
+// store's for pub's generation, its versions the scopes' latest.
+func (p *Publisher) Committed(pub Publication) {
+	p.gen, p.sites = pub.gen, pub.Sites
+	maps.Copy(p.published, pub.entries)
+}
+
+// Abandon tells p that the publication it last worked out was not
+// committed: the sites it read are not the store's.
+func (p *Publisher) Abandon() { p.gen, p.sites = 0, nil }
+
+// Warm loads what the first publication after a start would otherwise
+// work out itself, from what a store read in one snapshot: every site (for
+// generation gen), the scopes' sorted entries, and, for each scope whose
+// latest version is what the sites give, its entries.
+func (p *Publisher) Warm(gen int64, sites []Site, departments []string, latest func(scope string) (*Version, error)) error {
+	if p.gen == gen {
+		sites = p.sites // the store's own publication left them
+	}
+	published := map[string]publishedEntries{}
+	hashes := map[*Entry]string{}
+	for scope, entries := range p.scopes.Scopes(sites, departments, p.quorum) {
+		prev, err := latest(scope)
+		if err != nil {
+			return err
+		}
+		if prev == nil || len(entries) == 0 {
+			continue
+		}
+		sha, ok := hashes[unsafe.SliceData(entries)]
+		if !ok {
+			sha = EncodeEntries(entries).SHA256
+			hashes[unsafe.SliceData(entries)] = sha
+		}
+		if sha == prev.SHA256 {
+			published[scope] = publishedEntries{sha256: sha, entries: entries}
+		}
+	}
+	p.gen, p.sites = gen, sites
+	maps.Copy(p.published, published)
+	return nil
+}
+
+// Cached reports the generation whose sites p holds (0: none), so that a
+// store can skip reading them for Warm.
+func (p *Publisher) Cached() int64 { return p.gen }
+
+// Holding reports what p holds for scope: the hash and number of entries
+// of the version it takes for the scope's latest (empty when none), and
+// how many sites it holds.
+func (p *Publisher) Holding(scope string) (sha256 string, entries, sites int) {
+	e := p.published[scope]
+	return e.sha256, len(e.entries), len(p.sites)
+}
