@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/storetest"
 )
 
 // BenchmarkPublish measures the write that matters for propagation: the
@@ -40,17 +41,17 @@ func BenchmarkPublish(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				id := fmt.Sprintf("new-%d", i)
-				if _, err := db.CreateSite(ctx, owner("bench-a"), allowlist.SiteInput{ID: id, Name: "N", Category: "other",
+				if _, err := db.CreateSite(ctx, storetest.Owner("bench-a"), allowlist.SiteInput{ID: id, Name: "N", Category: "other",
 					Domains: []string{id + ".example.org"}, Owner: allowlist.Owner{Name: "x"}}); err != nil {
 					b.Fatal(err)
 				}
 				t0 := time.Now()
-				if _, err := db.SetSignoff(ctx, owner("bench-a"), id, "bench-a", "approve", ""); err != nil {
+				if _, err := db.SetSignoff(ctx, storetest.Owner("bench-a"), id, "bench-a", "approve", ""); err != nil {
 					b.Fatal(err)
 				}
 				first += time.Since(t0)
 				b.StartTimer()
-				if _, err := db.SetSignoff(ctx, owner("bench-b"), id, "bench-b", "approve", ""); err != nil {
+				if _, err := db.SetSignoff(ctx, storetest.Owner("bench-b"), id, "bench-b", "approve", ""); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/storetest"
 )
 
 func testEntries(n, skip int) []allowlist.Entry {
@@ -86,7 +87,7 @@ func TestChunksStoredOnce(t *testing.T) {
 		}
 		c.Sites = append(c.Sites, site)
 	}
-	must[struct{}](t)(struct{}{}, db.Import(ctx, allowlist.System, c))
+	storetest.Must[struct{}](t)(struct{}{}, db.Import(ctx, allowlist.System, c))
 	size := func(q string) int64 {
 		var n int64
 		if err := db.read.QueryRowContext(ctx, q).Scan(&n); err != nil {
@@ -97,11 +98,11 @@ func TestChunksStoredOnce(t *testing.T) {
 	const stored = "SELECT COALESCE(SUM(length(bytes)), 0) FROM chunks"
 	bytesBefore, chunksBefore := size(stored), size("SELECT COUNT(*) FROM chunks")
 	// A new site with one domain: one entry more, at most two new chunks.
-	must[allowlist.Site](t)(db.CreateSite(ctx, owner("dept-a"), allowlist.SiteInput{ID: "extra", Name: "E", Category: "wiki",
+	storetest.Must[allowlist.Site](t)(db.CreateSite(ctx, storetest.Owner("dept-a"), allowlist.SiteInput{ID: "extra", Name: "E", Category: "wiki",
 		Domains: []string{"extra.example.org"}, Owner: allowlist.Owner{Name: "x"}}))
-	must[allowlist.Site](t)(db.SetSignoff(ctx, owner("dept-a"), "extra", "dept-a", "approve", ""))
+	storetest.Must[allowlist.Site](t)(db.SetSignoff(ctx, storetest.Owner("dept-a"), "extra", "dept-a", "approve", ""))
 	listed := size("SELECT MAX(LENGTH(c.entries)) FROM contents c") // 0: every content is in chunks
-	latest := must[allowlist.Version](t)(db.FindVersion(ctx, "common", allowlist.Latest))
+	latest := storetest.Must[allowlist.Version](t)(db.FindVersion(ctx, "common", allowlist.Latest))
 	bytesAdded, chunksAdded := size(stored)-bytesBefore, size("SELECT COUNT(*) FROM chunks")-chunksBefore
 	if latest.Version != 2 || chunksAdded > 2 || bytesAdded > int64(len(latest.Body))/3 || listed != 0 {
 		t.Errorf("version %d: adding one entry stored %d chunks, %d bytes, for a %d-byte list (whole contents: %d bytes)",
@@ -109,12 +110,12 @@ func TestChunksStoredOnce(t *testing.T) {
 	}
 	// Suspending a site of 10 domains, spread through the sorted list.
 	bytesBefore = size(stored)
-	must[allowlist.Site](t)(db.SuspendSite(ctx, allowlist.System, "site-3000", "review"))
-	latest = must[allowlist.Version](t)(db.FindVersion(ctx, "common", allowlist.Latest))
+	storetest.Must[allowlist.Site](t)(db.SuspendSite(ctx, allowlist.System, "site-3000", "review"))
+	latest = storetest.Must[allowlist.Version](t)(db.FindVersion(ctx, "common", allowlist.Latest))
 	t.Logf("list of %d bytes in %d chunks; one entry added: %d chunks, %d bytes stored; a 10-domain site suspended: %d bytes",
 		len(latest.Body), chunksBefore, chunksAdded, bytesAdded, size(stored)-bytesBefore)
-	for _, v := range must[[]allowlist.Version](t)(db.FindVersions(ctx, "common")) {
-		full := must[allowlist.Version](t)(db.FindVersion(ctx, "common", v.Version))
+	for _, v := range storetest.Must[[]allowlist.Version](t)(db.FindVersions(ctx, "common")) {
+		full := storetest.Must[allowlist.Version](t)(db.FindVersion(ctx, "common", v.Version))
 		if err := allowlist.VerifyList(db.PublicKey(), full.Body, full.Signature); err != nil {
 			t.Errorf("common/%d: %v", v.Version, err)
 		}
@@ -129,7 +130,7 @@ func TestChunksStoredOnce(t *testing.T) {
 		SELECT scope, version + 1, created_at, 'whole', entries, 0, 0, X'', signature, ? FROM versions WHERE scope = 'common' AND version = ?`, head, latest.Version); err != nil {
 		t.Fatal(err)
 	}
-	if got := must[allowlist.Version](t)(db.FindVersion(ctx, "common", latest.Version+1)); !bytes.Equal(got.Body, latest.Body) {
+	if got := storetest.Must[allowlist.Version](t)(db.FindVersion(ctx, "common", latest.Version+1)); !bytes.Equal(got.Body, latest.Body) {
 		t.Error("a content stored whole does not read back")
 	}
 	// A chunk changed behind the store's back.

@@ -49,10 +49,10 @@ type Options struct {
 
 // DB is the registry store.
 type DB struct {
-	path  string
-	write *sql.DB // one connection: the only writer
-	read  *sql.DB
-	opts  Options
+	dialect Dialect
+	write   *sql.DB // one connection: the only writer in this process
+	read    *sql.DB
+	opts    Options
 	// mu serialises write transactions in this process, so that they
 	// queue here rather than in SQLite's busy handler. It also guards pub.
 	mu sync.Mutex
@@ -85,31 +85,39 @@ func dsn(path string, txlock string) string {
 
 // Open opens (creating if needed) and migrates the database at path.
 func Open(path string, opts Options) (*DB, error) {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if len(opts.Key) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("open db: a signing key is required")
-	}
 	w, err := sql.Open("sqlite3", dsn(path, "immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("open db: %w", err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetConnMaxLifetime(0)
 	r, err := sql.Open("sqlite3", dsn(path, "deferred"))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open db: %w", err)
 	}
 	r.SetMaxOpenConns(8)
-	db := &DB{path: path, write: w, read: r, opts: opts}
+	return OpenDB(w, r, sqliteDialect, opts)
+}
+
+// OpenDB opens the store on a database reached through write (which it
+// limits to one connection) and read, in dialect d, migrating it. It
+// closes both on error.
+func OpenDB(w, r *sql.DB, d Dialect, opts Options) (*DB, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxLifetime(0)
+	db := &DB{dialect: d, write: w, read: r, opts: opts}
+	if len(opts.Key) != ed25519.PrivateKeySize {
+		db.Close()
+		return nil, fmt.Errorf("open db: a signing key is required")
+	}
 	if err := db.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, err
 	}
 	var stored string
-	err = r.QueryRow("SELECT value FROM meta WHERE key = 'quorum'").Scan(&stored)
+	err := r.QueryRow("SELECT value FROM meta WHERE key = 'quorum'").Scan(&stored)
 	if err != nil && err != sql.ErrNoRows {
 		db.Close()
 		return nil, fmt.Errorf("read quorum: %w", err)
@@ -124,6 +132,9 @@ func Open(path string, opts Options) (*DB, error) {
 	// Make sure every scope exists and matches the current rules (the
 	// quorum may have changed since the last start).
 	if err := db.update(context.Background(), allowlist.System, func(tx *sql.Tx) (string, string, any, error) {
+		if err := checkKey(tx, db.PublicKey()); err != nil {
+			return "", "", nil, err
+		}
 		q := strconv.Itoa(db.opts.Quorum)
 		if q == stored {
 			return "", "", nil, nil
@@ -140,6 +151,27 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// checkKey records the key that signs the database's lists on first use,
+// and refuses another: every process (every instance sharing a PostgreSQL
+// database) must sign with the same key, or resolvers would reject half
+// the versions.
+func checkKey(tx *sql.Tx, pub ed25519.PublicKey) error {
+	id := allowlist.KeyID(pub)
+	var stored string
+	switch err := tx.QueryRow("SELECT value FROM meta WHERE key = 'key_id'").Scan(&stored); {
+	case err == sql.ErrNoRows:
+		if _, err := tx.Exec("INSERT INTO meta (key, value) VALUES ('key_id', ?)", id); err != nil {
+			return fmt.Errorf("store key id: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("read key id: %w", err)
+	case stored != id:
+		return fmt.Errorf("open db: the database's lists are signed with key %s, and this process was given key %s: give every process the same signing key", stored, id)
+	}
+	return nil
 }
 
 // Close closes the database.
@@ -175,30 +207,30 @@ func (db *DB) SignTimestamp(t allowlist.Timestamp) (string, error) {
 func (db *DB) migrate(ctx context.Context) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	tx, err := db.write.BeginTx(ctx, nil)
+	tx, err := db.beginWrite(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer tx.Rollback()
-	var current int
-	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
+	current, err := db.dialect.SchemaVersion(ctx, tx)
+	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	names, _ := fs.Glob(db.dialect.Migrations, "*.sql")
 	sort.Strings(names)
 	for _, name := range names {
-		n, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
+		n, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
 		if err != nil {
 			return fmt.Errorf("migrate: bad file name %s", name)
 		}
 		if n <= current {
 			continue
 		}
-		b, _ := migrations.ReadFile(name)
+		b, _ := fs.ReadFile(db.dialect.Migrations, name)
 		if _, err := tx.ExecContext(ctx, string(b)); err != nil {
 			return fmt.Errorf("migrate %s: %w", name, err)
 		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", n)); err != nil {
+		if err := db.dialect.SetSchemaVersion(ctx, tx, n); err != nil {
 			return fmt.Errorf("migrate %s: %w", name, err)
 		}
 		current = n
@@ -206,10 +238,24 @@ func (db *DB) migrate(ctx context.Context) error {
 	return tx.Commit()
 }
 
+// beginWrite begins a write transaction: once it returns, no other
+// process writes until it ends.
+func (db *DB) beginWrite(ctx context.Context) (*sql.Tx, error) {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil || db.dialect.BeginWrite == "" {
+		return tx, err
+	}
+	if _, err := tx.ExecContext(ctx, db.dialect.BeginWrite); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return tx, nil
+}
+
 // Backup writes a consistent copy of the database to path while it stays
-// online (VACUUM INTO reads one snapshot).
+// online.
 func (db *DB) Backup(ctx context.Context, path string) error {
-	if _, err := db.read.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+	if err := db.dialect.Backup(ctx, db.read, path); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	return nil
@@ -277,7 +323,7 @@ func (db *DB) updateLocked(ctx context.Context, actor allowlist.Actor, site stri
 	// but an error after commit would lie to the caller.
 	ctx = context.WithoutCancel(ctx)
 	var pub allowlist.Publication
-	tx, err := db.write.BeginTx(ctx, nil)
+	tx, err := db.beginWrite(ctx)
 	if err != nil {
 		return pub, fmt.Errorf("begin: %w", err)
 	}
@@ -303,6 +349,13 @@ func (db *DB) updateLocked(ctx context.Context, actor allowlist.Actor, site stri
 	pub, err = db.publish(ctx, tx, gen, now, site)
 	if err != nil {
 		return pub, err
+	}
+	if db.dialect.Published != "" {
+		for _, v := range pub.Versions {
+			if _, err := tx.ExecContext(ctx, db.dialect.Published, v.Scope, v.Version); err != nil {
+				return pub, fmt.Errorf("notify: %w", err)
+			}
+		}
 	}
 	if action != "" {
 		if err := appendAudit(ctx, tx, now, actor.String(), action, object, detail); err != nil {
@@ -333,10 +386,15 @@ func generation(ctx context.Context, q queryer) (int64, error) {
 	return gen, nil
 }
 
-// isUnique reports a UNIQUE or PRIMARY KEY violation.
+// isUnique reports a UNIQUE or PRIMARY KEY violation, in SQLite or in a
+// database that reports SQLSTATE codes (PostgreSQL: 23505).
 func isUnique(err error) bool {
 	var e sqlite3.Error
-	return errors.As(err, &e) && (e.ExtendedCode == sqlite3.ErrConstraintUnique || e.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
+	if errors.As(err, &e) {
+		return e.ExtendedCode == sqlite3.ErrConstraintUnique || e.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+	}
+	var s interface{ SQLState() string }
+	return errors.As(err, &s) && s.SQLState() == "23505"
 }
 
 func notFound(what, id string) error {

@@ -101,12 +101,13 @@ func (db *DB) CreateContact(ctx context.Context, a allowlist.Actor, c allowlist.
 }
 
 func createContact(ctx context.Context, tx *sql.Tx, now time.Time, c allowlist.Contact) (int64, error) {
-	res, err := tx.ExecContext(ctx, "INSERT INTO contacts (department, name, email, role, created_at) VALUES (?, ?, ?, ?, ?)",
-		c.Department, c.Name, c.Email, c.Role, ts(now))
+	var id int64
+	err := tx.QueryRowContext(ctx, "INSERT INTO contacts (department, name, email, role, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+		c.Department, c.Name, c.Email, c.Role, ts(now)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert contact: %w", err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 // FindContacts lists a department's contacts. ENOTFOUND.
@@ -169,12 +170,11 @@ func (db *DB) CreateToken(ctx context.Context, a allowlist.Actor, t allowlist.To
 		if t.Department != "" {
 			dept = t.Department
 		}
-		res, err := tx.ExecContext(ctx, "INSERT INTO tokens (hash, role, department, name, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-			hashToken(secret), t.Role, dept, t.Name, ts(t.CreatedAt), expires)
+		err := tx.QueryRowContext(ctx, "INSERT INTO tokens (hash, role, department, name, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+			hashToken(secret), t.Role, dept, t.Name, ts(t.CreatedAt), expires).Scan(&t.ID)
 		if err != nil {
 			return "", "", nil, fmt.Errorf("insert token: %w", err)
 		}
-		t.ID, _ = res.LastInsertId()
 		return "token.create", fmt.Sprintf("token/%d", t.ID), t, nil
 	})
 	if err != nil {

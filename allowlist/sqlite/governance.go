@@ -68,7 +68,7 @@ func recordWithdrawal(ctx context.Context, tx *sql.Tx, site string, now time.Tim
 // withdrawals returns when a decision on each site (or on one, if set)
 // was last withdrawn.
 func withdrawals(ctx context.Context, q queryer, site string) (map[string]time.Time, error) {
-	rows, err := q.QueryContext(ctx, "SELECT site, at FROM decision_withdrawals WHERE ? = '' OR site = ?", site, site)
+	rows, err := q.QueryContext(ctx, "SELECT site, at FROM decision_withdrawals WHERE CAST(? AS TEXT) = '' OR site = ?", site, site)
 	if err != nil {
 		return nil, fmt.Errorf("withdrawals: %w", err)
 	}
@@ -168,7 +168,7 @@ func approvalClocks(ctx context.Context, q queryer, site string, dept ...string)
 	}
 	rows, err := q.QueryContext(ctx, `SELECT s.site, s.department, s.at, c.renewed_at, c.warned_at FROM signoffs s
 		LEFT JOIN approval_clocks c ON c.site = s.site AND c.department = s.department
-		WHERE s.decision = 'approve' AND (? = '' OR s.site = ?) AND (? = '' OR s.department = ?)`, site, site, d, d)
+		WHERE s.decision = 'approve' AND (CAST(? AS TEXT) = '' OR s.site = ?) AND (CAST(? AS TEXT) = '' OR s.department = ?)`, site, site, d, d)
 	if err != nil {
 		return nil, fmt.Errorf("approval clocks: %w", err)
 	}

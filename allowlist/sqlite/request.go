@@ -38,7 +38,7 @@ func (db *DB) record(ctx context.Context, actor allowlist.Actor, fn change) erro
 	ctx = context.WithoutCancel(ctx)
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	tx, err := db.write.BeginTx(ctx, nil)
+	tx, err := db.beginWrite(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -74,12 +74,11 @@ func (db *DB) CreateRequest(ctx context.Context, a allowlist.Actor, r allowlist.
 			return "", "", nil, &allowlist.Error{Code: allowlist.EINVALID, Message: err.Error(),
 				Fields: []allowlist.FieldError{{Field: "department", Message: "no such department"}}}
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO requests (tool, url, reason, department, email, created_at, reference_hash, status, updated_at, grp)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Tool, r.URL, r.Reason, r.Department, r.Email, ts(r.CreatedAt), hash, r.Status, ts(r.UpdatedAt), r.Group)
+		err := tx.QueryRowContext(ctx, `INSERT INTO requests (tool, url, reason, department, email, created_at, reference_hash, status, updated_at, grp)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, r.Tool, r.URL, r.Reason, r.Department, r.Email, ts(r.CreatedAt), hash, r.Status, ts(r.UpdatedAt), r.Group).Scan(&r.ID)
 		if err != nil {
 			return "", "", nil, fmt.Errorf("insert request: %w", err)
 		}
-		r.ID, _ = res.LastInsertId()
 		// The requester's email is a contact, and the reference a
 		// capability: the audit keeps the request without either.
 		return "request.create", fmt.Sprintf("request/%d", r.ID), map[string]string{"tool": r.Tool, "url": r.URL, "department": r.Department}, nil
@@ -135,7 +134,7 @@ func findRequests(ctx context.Context, q queryer, where string, args ...any) ([]
 // FindRequests lists staff requests, newest first, for one department or
 // for all when department is "".
 func (db *DB) FindRequests(ctx context.Context, dept string) ([]allowlist.Request, error) {
-	return findRequests(ctx, db.read, "? = '' OR department = ? ORDER BY id DESC LIMIT 1000", dept, dept)
+	return findRequests(ctx, db.read, "CAST(? AS TEXT) = '' OR department = ? ORDER BY id DESC LIMIT 1000", dept, dept)
 }
 
 func findRequest(ctx context.Context, q queryer, where string, arg any) (allowlist.Request, error) {
@@ -228,7 +227,7 @@ func (db *DB) AnswerRequest(ctx context.Context, a allowlist.Actor, id int64, in
 
 // FindRequestGroups groups a department's requests ("" for all) by tool.
 func (db *DB) FindRequestGroups(ctx context.Context, dept string) ([]allowlist.RequestGroup, error) {
-	rs, err := findRequests(ctx, db.read, "? = '' OR department = ? ORDER BY id", dept, dept)
+	rs, err := findRequests(ctx, db.read, "CAST(? AS TEXT) = '' OR department = ? ORDER BY id", dept, dept)
 	if err != nil {
 		return nil, err
 	}
