@@ -281,6 +281,11 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+// Refresh reads every scope's current version now, waking the watchers of
+// those that moved (as after reconnecting to a database other instances
+// write to).
+func (s *Server) Refresh(ctx context.Context) error { return s.refresh(ctx) }
+
 func (s *Server) refresh(ctx context.Context) error {
 	scopes, err := s.reg.FindScopes(ctx)
 	if err != nil {

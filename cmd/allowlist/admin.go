@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/postgres"
 	"github.com/cross-gov/allowlist/allowlist/sqlite"
 	"gopkg.in/yaml.v3"
 )
 
 func runTokenCreate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("token create", "token create --db PATH --role admin|owner|reader [--department ID] --name NAME [--expires 720h]", stderr)
-	db := fs.String("db", "", "database path (created if missing)")
+	db := fs.String("db", "", "database: SQLite path (created if missing) or postgres:// URL")
 	role := fs.String("role", "", "admin, owner or reader")
 	dept := fs.String("department", "", "the owner's department id")
 	name := fs.String("name", "", "who or what the token is for")
@@ -52,7 +53,7 @@ func runTokenCreate(args []string, stdout, stderr io.Writer) error {
 
 func runTokenRevoke(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("token revoke", "token revoke --db PATH ID", stderr)
-	db := fs.String("db", "", "database path")
+	db := fs.String("db", "", "database: SQLite path or postgres:// URL")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -78,7 +79,7 @@ func runTokenRevoke(args []string, stdout, stderr io.Writer) error {
 
 func runImport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("import", "import FILE.yaml --db PATH [--merge]\n\nLoads a catalogue (departments with their contacts, sites with their sign-offs),\nall or nothing. Into a registry that already has some of them, add --merge to\nskip the departments and sites whose ids exist (they are left as they are)", stderr)
-	db := fs.String("db", "var/registry.db", "database path (created if missing)")
+	db := fs.String("db", "var/registry.db", "database: SQLite path (created if missing) or postgres:// URL")
 	merge := fs.Bool("merge", false, "skip departments and sites that already exist instead of refusing the file")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -161,7 +162,7 @@ func skipExisting(ctx context.Context, store *sqlite.DB, c allowlist.Catalogue, 
 
 func runExport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("export", "export --db PATH > FILE.yaml", stderr)
-	db := fs.String("db", "var/registry.db", "database path")
+	db := fs.String("db", "var/registry.db", "database: SQLite path or postgres:// URL")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -184,7 +185,7 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 
 func runAuditVerify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("audit verify", "audit verify --db PATH", stderr)
-	db := fs.String("db", "var/registry.db", "database path")
+	db := fs.String("db", "var/registry.db", "database: SQLite path or postgres:// URL")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -215,6 +216,9 @@ func runKeygen(args []string, stdout, stderr io.Writer) error {
 	if path == "" {
 		path = keyPathFor(*db)
 	}
+	if path == "" {
+		return errors.New("give --key FILE (or set ALLOWLIST_SIGNING_KEY) for a PostgreSQL registry")
+	}
 	key, created, err := loadOrCreateKey(path)
 	if err != nil {
 		return err
@@ -228,7 +232,7 @@ func runKeygen(args []string, stdout, stderr io.Writer) error {
 
 func runBackup(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("backup", "backup --db PATH --out FILE", stderr)
-	db := fs.String("db", "var/registry.db", "live database path")
+	db := fs.String("db", "var/registry.db", "live SQLite database path")
 	out := fs.String("out", "", "where to write the copy (must not exist)")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -282,6 +286,9 @@ func removeAll(paths []string) {
 // openExisting opens a database that must already exist: commands that
 // read one should not create an empty registry by mistake.
 func openExisting(path string) (*sqlite.DB, error) {
+	if postgres.IsURL(path) {
+		return openDB(path, "", sqlite.Options{}) // the server says if it exists
+	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}

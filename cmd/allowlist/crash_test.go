@@ -41,91 +41,32 @@ func TestCrashDurability(t *testing.T) {
 		sites   = 12
 		clients = 6
 	)
-	dir := t.TempDir()
-	db := filepath.Join(dir, "registry.db")
-	var cat strings.Builder
-	cat.WriteString("departments:\n")
-	for d := 0; d < depts; d++ {
-		fmt.Fprintf(&cat, "  - {id: dept-%d, name: Dept %d, kind: other}\n", d, d)
-	}
-	cat.WriteString("sites:\n")
-	for s := 0; s < sites; s++ {
-		fmt.Fprintf(&cat, "  - {id: site-%d, name: Site %d, category: other, domains: [\"*.site%d.example.net\"], owner: {name: x}}\n", s, s, s)
-	}
-	catFile := filepath.Join(dir, "cat.yaml")
-	os.WriteFile(catFile, []byte(cat.String()), 0o644)
-	if _, errOut, code := cli(t, "import", catFile, "--db", db); code != 0 {
-		t.Fatal(errOut)
-	}
-	tokens := make([]string, depts)
-	for d := range tokens {
-		out, _, _ := cli(t, "token", "create", "--db", db, "--role", "owner", "--department", fmt.Sprintf("dept-%d", d), "--name", "o")
-		tokens[d] = lastLine(out)
-	}
-	out, _, _ := cli(t, "token", "create", "--db", db, "--role", "admin", "--name", "checker")
-	admin := lastLine(out)
+	db := filepath.Join(t.TempDir(), "registry.db")
+	tokens, admin := seedPairs(t, db, depts, sites)
 
-	// Each client owns its own pairs, so that its sends are ordered.
-	state := map[[2]int]*pairState{}
-	owned := make([][][2]int, clients)
-	for s := 0; s < sites; s++ {
-		for d := 0; d < depts; d++ {
-			p := [2]int{s, d}
-			state[p] = &pairState{}
-			owned[(s*depts+d)%clients] = append(owned[(s*depts+d)%clients], p)
-		}
-	}
+	state, owned := pairs(sites, depts, clients)
 	var mu sync.Mutex
-	acked, serverErrors := 0, 0
 	client := &http.Client{Timeout: 5 * time.Second}
+	acked, serverErrors := 0, 0
 
 	for round := 0; round < rounds; round++ {
 		reg := startRegistry(t, db, "--quorum", "2")
 		verifyState(t, reg, admin, state, &mu)
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
+		b := &burst{state: state, owned: owned, tokens: tokens, mu: &mu, stop: stop, client: client}
 		for c := 0; c < clients; c++ {
-			wg.Add(1)
-			go func(c int) {
-				defer wg.Done()
-				r := rand.New(rand.NewPCG(uint64(round), uint64(c)))
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					p := owned[c][r.IntN(len(owned[c]))]
-					decision := []string{"approve", "object"}[r.IntN(2)]
-					mu.Lock()
-					state[p].inFlight = decision
-					mu.Unlock()
-					req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/v1/sites/site-%d/signoffs/dept-%d", reg.url, p[0], p[1]),
-						strings.NewReader(`{"decision":"`+decision+`"}`))
-					req.Header.Set("Content-Type", "application/json")
-					req.Header.Set("Authorization", "Bearer "+tokens[p[1]])
-					resp, err := client.Do(req)
-					if err != nil {
-						return // the server is gone: this one stays in flight
-					}
-					resp.Body.Close()
-					mu.Lock()
-					switch {
-					case resp.StatusCode == 200:
-						state[p].acked, state[p].inFlight = decision, ""
-						acked++
-					case resp.StatusCode >= 500:
-						serverErrors++
-					}
-					mu.Unlock()
-				}
-			}(c)
+			wg.Go(func() {
+				b.run(uint64(round), c, func() string { return reg.url }, true)
+			})
 		}
 		time.Sleep(time.Duration(50+rand.IntN(250)) * time.Millisecond)
 		reg.cmd.Process.Signal(syscall.SIGKILL)
 		reg.cmd.Wait()
 		close(stop)
 		wg.Wait()
+		acked += b.acked
+		serverErrors += b.serverErrors
 	}
 	reg := startRegistry(t, db)
 	verifyState(t, reg, admin, state, &mu)
@@ -142,6 +83,109 @@ func TestCrashDurability(t *testing.T) {
 // verifyState checks that each pair holds its last acknowledged decision,
 // or the one in flight at the crash (which may have committed), and then
 // forgets what was in flight.
+// seedPairs imports depts departments and sites sites into db with the
+// CLI, and returns an owner token per department and an admin token.
+func seedPairs(t *testing.T, db string, depts, sites int) ([]string, string) {
+	t.Helper()
+	var cat strings.Builder
+	cat.WriteString("departments:\n")
+	for d := 0; d < depts; d++ {
+		fmt.Fprintf(&cat, "  - {id: dept-%d, name: Dept %d, kind: other}\n", d, d)
+	}
+	cat.WriteString("sites:\n")
+	for s := 0; s < sites; s++ {
+		fmt.Fprintf(&cat, "  - {id: site-%d, name: Site %d, category: other, domains: [\"*.site%d.example.net\"], owner: {name: x}}\n", s, s, s)
+	}
+	catFile := filepath.Join(t.TempDir(), "cat.yaml")
+	os.WriteFile(catFile, []byte(cat.String()), 0o644)
+	if _, errOut, code := cli(t, "import", catFile, "--db", db); code != 0 {
+		t.Fatal(errOut)
+	}
+	tokens := make([]string, depts)
+	for d := range tokens {
+		out, errOut, code := cli(t, "token", "create", "--db", db, "--role", "owner", "--department", fmt.Sprintf("dept-%d", d), "--name", "o")
+		if code != 0 {
+			t.Fatal(errOut)
+		}
+		tokens[d] = lastLine(out)
+	}
+	out, _, _ := cli(t, "token", "create", "--db", db, "--role", "admin", "--name", "checker")
+	return tokens, lastLine(out)
+}
+
+// pairs is the state of every (site, department) decision, and which
+// client owns each (so that a client's sends on a pair are ordered).
+func pairs(sites, depts, clients int) (map[[2]int]*pairState, [][][2]int) {
+	state := map[[2]int]*pairState{}
+	owned := make([][][2]int, clients)
+	for s := 0; s < sites; s++ {
+		for d := 0; d < depts; d++ {
+			p := [2]int{s, d}
+			state[p] = &pairState{}
+			owned[(s*depts+d)%clients] = append(owned[(s*depts+d)%clients], p)
+		}
+	}
+	return state, owned
+}
+
+// burst is clients sending sign-offs, each on the pairs it owns (so that
+// its sends are ordered), recording what was acknowledged.
+type burst struct {
+	state  map[[2]int]*pairState
+	owned  [][][2]int
+	tokens []string
+	mu     *sync.Mutex
+	stop   chan struct{}
+	client *http.Client
+	// Counted under mu.
+	acked, serverErrors int
+}
+
+// run sends client c's sign-offs to the registry url() gives until stop
+// closes, or, if once is set, until a request fails to get an answer (the
+// server is gone). A request that fails or gets a 5xx stays in flight: it
+// may or may not have committed.
+func (b *burst) run(seed uint64, c int, url func() string, once bool) {
+	r := rand.New(rand.NewPCG(seed, uint64(c)))
+	for {
+		select {
+		case <-b.stop:
+			return
+		default:
+		}
+		p := b.owned[c][r.IntN(len(b.owned[c]))]
+		decision := []string{"approve", "object"}[r.IntN(2)]
+		b.mu.Lock()
+		b.state[p].inFlight = decision
+		b.mu.Unlock()
+		req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/v1/sites/site-%d/signoffs/dept-%d", url(), p[0], p[1]),
+			strings.NewReader(`{"decision":"`+decision+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+b.tokens[p[1]])
+		resp, err := b.client.Do(req)
+		if err != nil {
+			if once {
+				return // the server is gone: this one stays in flight
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		resp.Body.Close()
+		b.mu.Lock()
+		switch {
+		case resp.StatusCode == 200:
+			b.state[p].acked, b.state[p].inFlight = decision, ""
+			b.acked++
+		case resp.StatusCode >= 500:
+			b.serverErrors++
+		}
+		b.mu.Unlock()
+		if resp.StatusCode >= 500 && !once {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
 func verifyState(t *testing.T, reg *registry, admin string, state map[[2]int]*pairState, mu *sync.Mutex) {
 	t.Helper()
 	mu.Lock()

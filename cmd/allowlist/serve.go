@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/postgres"
 	"github.com/cross-gov/allowlist/allowlist/sqlite"
 	"github.com/cross-gov/allowlist/api"
 	"github.com/cross-gov/allowlist/data"
@@ -130,11 +131,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", "serve [--config FILE] [--db PATH] [--listen ADDR] [--seed]", stderr)
 	configPath := fs.String("config", "", "YAML config file (flags override it)")
 	def := DefaultServeConfig()
-	db := fs.String("db", def.DB, "SQLite database path (created if missing)")
+	db := fs.String("db", def.DB, "database: SQLite path (created if missing) or postgres:// URL")
 	listen := fs.String("listen", def.Listen, "address to listen on")
 	quorum := fs.Int("quorum", def.Quorum, "approvals that put a site on the common list")
 	publicLists := fs.Bool("public-lists", def.PublicLists, "let anyone read published lists")
-	keyPath := fs.String("signing-key", "", "Ed25519 signing key (default: DB path + .key, created if missing)")
+	keyPath := fs.String("signing-key", "", "Ed25519 signing key (default: DB path + .key for SQLite, $ALLOWLIST_SIGNING_KEY for PostgreSQL; created if missing)")
 	logLevel := fs.String("log-level", def.LogLevel, "debug, info, warn or error")
 	seed := fs.Bool("seed", false, "load the built-in catalogue into an empty registry and print an admin token")
 	publicURL := fs.String("public-url", "", "the address people use (https://... behind a TLS proxy: Secure cookies and HSTS)")
@@ -233,8 +234,13 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			pageBase = "https://" + ln.Addr().String()
 		}
 	}
+	ready := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		return store.Ping(ctx)
+	}
 	srv = api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute, WatchesPerAddress: cfg.WatchesPerAddress,
-		TimestampEvery: cfg.TimestampInterval, Logger: log, Ready: store.Ping, PublicURL: pageBase, Now: now})
+		TimestampEvery: cfg.TimestampInterval, Logger: log, Ready: ready, PublicURL: pageBase, Now: now})
 	web.New(store, srv, webOptions(cfg, log)).Register(srv.Echo())
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -246,6 +252,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	timers = notify.New(store, ncfg)
 	if err := timers.Start(runCtx); err != nil {
 		return err
+	}
+	if postgres.IsURL(cfg.DB) {
+		// Versions other instances publish wake this one's watchers as
+		// soon as they commit; after a reconnect, every scope's version is
+		// read again, so that none published meanwhile is missed.
+		l := &postgres.Listener{URL: cfg.DB, Version: srv.Notify, Reconcile: srv.Refresh,
+			LogError: func(err error) { log.Warn("listening for other instances' versions", "err", err) }}
+		go l.Listen(runCtx)
 	}
 	// Load what the first write would otherwise load itself (seconds at a
 	// million entries); writes wait for it, reads do not.
@@ -274,7 +288,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	} else {
 		go func() { errc <- hs.Serve(ln) }()
 	}
-	log.Info("registry listening", "addr", ln.Addr().String(), "scheme", scheme, "max_connections", maxConns, "db", cfg.DB, "quorum", store.Quorum(), "public_lists", cfg.PublicLists)
+	log.Info("registry listening", "addr", ln.Addr().String(), "scheme", scheme, "max_connections", maxConns, "db", redact(cfg.DB), "quorum", store.Quorum(), "public_lists", cfg.PublicLists)
 	fmt.Fprintf(stdout, "registry listening on %s://%s\n", scheme, ln.Addr())
 	select {
 	case err := <-errc:

@@ -8,15 +8,31 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 
+	"github.com/cross-gov/allowlist/allowlist/postgres"
 	"github.com/cross-gov/allowlist/allowlist/sqlite"
 )
 
-// keyPathFor is where the signing key lives by default: beside the
-// database, so that a backup of the directory keeps both.
-func keyPathFor(db string) string { return db + ".key" }
+// keyPathFor is where the signing key lives by default: beside a SQLite
+// database, so that a backup of the directory keeps both; for a
+// PostgreSQL one, shared by every instance, ALLOWLIST_SIGNING_KEY says.
+func keyPathFor(db string) string {
+	if postgres.IsURL(db) {
+		return os.Getenv("ALLOWLIST_SIGNING_KEY")
+	}
+	return db + ".key"
+}
+
+// redact is a --db value fit for logs: a URL without its password.
+func redact(db string) string {
+	if u, err := url.Parse(db); err == nil && postgres.IsURL(db) {
+		return u.Redacted()
+	}
+	return db
+}
 
 // loadOrCreateKey reads a PKCS #8 PEM Ed25519 key, creating one (mode
 // 0600) on first use.
@@ -66,13 +82,25 @@ func loadOrCreateKey(path string) (ed25519.PrivateKey, bool, error) {
 	return key, false, nil
 }
 
-// openDB opens (creating and migrating) the database with its key.
+// openDB opens (creating and migrating) the database with its key: a
+// SQLite file, or a PostgreSQL database for a postgres:// URL.
 func openDB(path, keyPath string, opts sqlite.Options) (*sqlite.DB, error) {
 	if path == "" {
 		return nil, errors.New("--db is required")
 	}
 	if keyPath == "" {
 		keyPath = keyPathFor(path)
+	}
+	if postgres.IsURL(path) {
+		if keyPath == "" {
+			return nil, errors.New("a PostgreSQL registry needs its signing key: give --signing-key FILE or set ALLOWLIST_SIGNING_KEY (every instance must use the same key)")
+		}
+		key, _, err := loadOrCreateKey(keyPath)
+		if err != nil {
+			return nil, err
+		}
+		opts.Key = key
+		return postgres.Open(path, opts)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create database directory: %w", err)
