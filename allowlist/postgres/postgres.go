@@ -50,6 +50,26 @@ func IsURL(db string) bool {
 // Open connects to the PostgreSQL database at url (postgres://...),
 // migrates it and returns the store.
 func Open(url string, opts sqlite.Options) (*sqlite.DB, error) {
+	return open(url, opts, advisoryLock)
+}
+
+// The ways writers on several instances can be put in one order:
+// advisoryLock, which Open uses, is the one that measured best
+// (BenchmarkWriters, docs/performance.md).
+const (
+	// Every write transaction waits for the others' to end.
+	advisoryLock = iota
+	// Writes run at once at SERIALIZABLE, and all but one of those that
+	// touch the same rows (every write bumps the store's generation) fail
+	// and run again.
+	serializable
+)
+
+func open(url string, opts sqlite.Options, order int) (*sqlite.DB, error) {
+	begin := fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(writeLock))
+	if order == serializable {
+		begin = "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"
+	}
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open db: %w", err)
@@ -76,7 +96,7 @@ func Open(url string, opts sqlite.Options) (*sqlite.DB, error) {
 			_, err := tx.ExecContext(ctx, "INSERT INTO schema_version (version) VALUES (?)", n)
 			return err
 		},
-		BeginWrite: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(writeLock)),
+		BeginWrite: begin,
 		Published:  "SELECT pg_notify('" + Channel + "', CAST(? AS TEXT) || ' ' || CAST(CAST(? AS BIGINT) AS TEXT))",
 		Backup: func(context.Context, *sql.DB, string) error {
 			return errors.New("back up a PostgreSQL registry with pg_dump (see docs/operations.md)")

@@ -291,6 +291,11 @@ func (db *DB) updateSite(ctx context.Context, actor allowlist.Actor, site string
 func (db *DB) write1(ctx context.Context, actor allowlist.Actor, site string, fn change) (allowlist.Publication, error) {
 	db.mu.Lock()
 	pub, err := db.updateLocked(ctx, actor, site, fn)
+	// A database that orders writers by failing all but one (PostgreSQL
+	// at SERIALIZABLE) says so: run the change again, from the start.
+	for try := 1; isRetryable(err) && try < maxTries; try++ {
+		pub, err = db.updateLocked(ctx, actor, site, fn)
+	}
 	db.mu.Unlock()
 	if err != nil {
 		return pub, err
@@ -395,6 +400,16 @@ func isUnique(err error) bool {
 	}
 	var s interface{ SQLState() string }
 	return errors.As(err, &s) && s.SQLState() == "23505"
+}
+
+// maxTries bounds the runs of one change that a database may ask to retry.
+const maxTries = 50
+
+// isRetryable reports a serialization failure or deadlock (SQLSTATE 40001,
+// 40P01): the transaction was rolled back and may run again.
+func isRetryable(err error) bool {
+	var s interface{ SQLState() string }
+	return errors.As(err, &s) && (s.SQLState() == "40001" || s.SQLState() == "40P01")
 }
 
 func notFound(what, id string) error {
