@@ -81,8 +81,8 @@ test-short: ## skip the slow tests
 bench: ## resolver vs Unbound and PowerDNS Recursor, registry and matcher (installs dnsperf etc.)
 	bench/run.sh
 
-bench-go: ## only the Go benchmarks (matcher, list loading and patching, publication)
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 30m ./allowlist/ ./allowlist/sqlite/ ./resolver/
+bench-go: ## only the Go benchmarks (matcher, list loading and patching, publication, stores)
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 30m ./allowlist/ ./allowlist/sqlite/ ./allowlist/postgres/ ./resolver/
 
 FUZZTIME ?= 30s
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)

@@ -279,3 +279,15 @@ echo
 echo "== registry (wrk, ${DURATION}s): requests/s"
 printf "%-8s %12s %12s %8s\n" entries "full list" "304 poll" check
 awk '$1 == "registry" { printf "%-8s %12s %12s %8s\n", $2, $3, $4, $5 }' "$RESULTS"
+echo
+# The registry's stores and instances: sign-offs per second and p99 with 8
+# writers on two instances of one database (SQLite, PostgreSQL with the
+# advisory lock it uses, and at SERIALIZABLE with retries, same run); the
+# quorum sign-off on one instance to another instance's listener; and
+# 10,000 watches waiting on one instance, woken by one quorum. The
+# PostgreSQL ones start a server of their own (Debian's postgresql-15).
+echo "== registry stores and instances (go test -bench; PostgreSQL 15 started by the benchmark)"
+STORE_N=$([ -n "${QUICK:-}" ] && echo 40 || echo 400)
+go test -run '^$' -bench 'BenchmarkWriters|BenchmarkQuorumToOtherInstance' -benchtime "${STORE_N}x" -count "$RUNS" ./allowlist/postgres/ 2>&1 | grep '^Benchmark'
+WATCHERS=$([ -n "${QUICK:-}" ] && echo 1000 || echo 10000) \
+  go test -run '^$' -bench 'BenchmarkWatchers' -benchtime 1x -count "$RUNS" ./api/ 2>&1 | grep '^Benchmark'
