@@ -105,7 +105,7 @@ lint: ## gofmt, go vet, staticcheck, and the direction of imports
 	@# Imports point one way: the core and the resolver never reach the store or HTTP framework.
 	@bad=$$($(GO) list -deps ./allowlist | grep -E 'database/sql|labstack/echo|miekg/dns|prometheus|yaml' || true); \
 	  if [ -n "$$bad" ]; then echo "allowlist/ imports: $$bad"; exit 1; fi
-	@bad=$$($(GO) list -deps ./resolver | grep -E 'allowlist/sqlite|labstack/echo|mattn/go-sqlite3' || true); \
+	@bad=$$($(GO) list -deps ./resolver | grep -E 'allowlist/sqlite|allowlist/postgres|jackc/pgx|labstack/echo|mattn/go-sqlite3' || true); \
 	  if [ -n "$$bad" ]; then echo "resolver/ imports: $$bad"; exit 1; fi
 
 fmt: ## format the code

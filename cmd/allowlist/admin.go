@@ -237,6 +237,9 @@ func runBackup(args []string, stdout, stderr io.Writer) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	if postgres.IsURL(*db) {
+		return errors.New("back up a PostgreSQL registry with pg_dump (see docs/operations.md)")
+	}
 	if *out == "" {
 		return errors.New("--out is required")
 	}

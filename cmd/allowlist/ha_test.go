@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -234,4 +235,44 @@ func readyz(r *registry) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestPostgresCommands: the commands that take --db take a postgres://
+// URL; a PostgreSQL registry needs its signing key given, refuses another
+// key than the one it signs with, is backed up with pg_dump rather than
+// `allowlist backup`, and the URL's password stays out of the logs.
+func TestPostgresCommands(t *testing.T) {
+	db, key := postgresDB(t)
+	t.Setenv("ALLOWLIST_SIGNING_KEY", "")
+	if _, errOut, code := cli(t, "token", "create", "--db", db, "--role", "admin", "--name", "x"); code == 0 || !strings.Contains(errOut, "ALLOWLIST_SIGNING_KEY") {
+		t.Errorf("without a key: exit %d, %s", code, errOut)
+	}
+	t.Setenv("ALLOWLIST_SIGNING_KEY", key)
+	tokens, _ := seedPairs(t, db, 2, 2)
+	out, errOut, code := cli(t, "export", "--db", db)
+	if code != 0 || !strings.Contains(out, "site-1") {
+		t.Errorf("export: exit %d, %s%s", code, out, errOut)
+	}
+	if _, errOut, code := cli(t, "audit", "verify", "--db", db); code != 0 {
+		t.Errorf("audit verify: %s", errOut)
+	}
+	if _, errOut, code := cli(t, "backup", "--db", db, "--out", filepath.Join(t.TempDir(), "b")); code == 0 || !strings.Contains(errOut, "pg_dump") {
+		t.Errorf("backup: exit %d, %s", code, errOut)
+	}
+	t.Setenv("ALLOWLIST_SIGNING_KEY", filepath.Join(t.TempDir(), "other.key"))
+	if _, errOut, code := cli(t, "audit", "verify", "--db", db); code == 0 || !strings.Contains(errOut, "same signing key") {
+		t.Errorf("another key: exit %d, %s", code, errOut)
+	}
+	// The server trusts local connections, so any password is accepted:
+	// it must not reach the logs.
+	withPassword := strings.Replace(db, "postgres@", "postgres:s3cret-pw@", 1)
+	reg := startRegistry(t, withPassword, "--signing-key", key)
+	if code, body := reg.call(t, "PUT", "/v1/sites/site-0/signoffs/dept-0", tokens[0], `{"decision":"approve"}`); code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	reg.cmd.Process.Signal(os.Interrupt)
+	reg.cmd.Wait()
+	if strings.Contains(reg.stderr.String(), "s3cret-pw") {
+		t.Error("the database password is in the logs")
+	}
 }
