@@ -19,7 +19,9 @@ import (
 // and calls Publisher.Committed once the transaction commits.
 type Publication struct {
 	// Sites is every site, sorted by id, with its status and published
-	// domains as this publication leaves them.
+	// domains as this publication leaves them. The publisher reuses the
+	// slice in its next publication: read it (or copy what is needed)
+	// under the lock that serialises the store's writes.
 	Sites []Site
 	// StatusChanged lists the indexes in Sites whose status changed.
 	StatusChanged []int

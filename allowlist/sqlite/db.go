@@ -287,8 +287,20 @@ func (db *DB) updateSite(ctx context.Context, actor allowlist.Actor, site string
 	return err
 }
 
-// write1 is updateSite, returning the publication it committed.
-func (db *DB) write1(ctx context.Context, actor allowlist.Actor, site string, fn change) (allowlist.Publication, error) {
+// siteAfter runs a change to one site and returns that site as the
+// publication left it, without reading it again.
+func (db *DB) siteAfter(ctx context.Context, actor allowlist.Actor, site string, fn change) (allowlist.Site, error) {
+	s, err := db.write1(ctx, actor, site, fn)
+	if err == nil && s.ID == "" {
+		err = notFound("site", site)
+	}
+	return s, err
+}
+
+// write1 is updateSite, returning site (when set) as the publication left
+// it: taken while the lock is held, since the next publication reuses
+// the publication's sites.
+func (db *DB) write1(ctx context.Context, actor allowlist.Actor, site string, fn change) (allowlist.Site, error) {
 	db.mu.Lock()
 	pub, err := db.updateLocked(ctx, actor, site, fn)
 	// A database that orders writers by failing all but one (PostgreSQL
@@ -296,28 +308,18 @@ func (db *DB) write1(ctx context.Context, actor allowlist.Actor, site string, fn
 	for try := 1; isRetryable(err) && try < maxTries; try++ {
 		pub, err = db.updateLocked(ctx, actor, site, fn)
 	}
+	var s allowlist.Site
+	if err == nil && site != "" {
+		s, _ = pub.Site(site)
+	}
 	db.mu.Unlock()
 	if err != nil {
-		return pub, err
+		return s, err
 	}
 	if db.opts.OnPublish != nil {
 		for _, v := range pub.Versions {
 			db.opts.OnPublish(v)
 		}
-	}
-	return pub, nil
-}
-
-// siteAfter runs a change to one site and returns that site as the
-// publication left it, without reading it again.
-func (db *DB) siteAfter(ctx context.Context, actor allowlist.Actor, site string, fn change) (allowlist.Site, error) {
-	pub, err := db.write1(ctx, actor, site, fn)
-	if err != nil {
-		return allowlist.Site{}, err
-	}
-	s, ok := pub.Site(site)
-	if !ok {
-		return s, notFound("site", site)
 	}
 	return s, nil
 }
