@@ -56,9 +56,13 @@ type PublishInput struct {
 	// longer exists), with its domain history and decisions, as the
 	// transaction sees them.
 	LoadSites func(id string) ([]Site, error)
-	// Changed is the one site the write changed, or "" when the write may
-	// have changed any (or none).
+	// Changed is the one site the write changed, NoSite, or AnySite.
 	Changed string
+	// ChangedSince returns the sites that the writes after generation gen
+	// (up to Generation, by any process) changed, or all when one of them
+	// may have changed any site or the record does not reach back to gen.
+	// Nil: the publisher reads every site after another process wrote.
+	ChangedSince func(gen int64) (ids []string, all bool, err error)
 	// Departments are the department ids, sorted.
 	Departments []string
 	// Latest returns the identity of a scope's latest version (without
@@ -132,13 +136,7 @@ func withPublished(s Site, published []string, quorum int) Site {
 // (the write's transaction may still fail): a store calls Committed after
 // its commit, Abandon after a rollback.
 func (p *Publisher) Publish(in PublishInput) (Publication, error) {
-	var sites []Site
-	var err error
-	if in.Changed != "" && in.Generation != 0 && p.gen == in.Generation {
-		sites, err = p.splice(in.LoadSites, in.Changed)
-	} else {
-		sites, err = in.LoadSites("")
-	}
+	sites, err := p.currentSites(in)
 	if err != nil {
 		return Publication{}, err
 	}
@@ -258,15 +256,64 @@ type foundChanges struct {
 	added, removed int
 }
 
-// splice returns the cached sites (sorted by id) with site id as the store
-// now holds it: replaced, added in its place, or dropped if it no longer
-// exists.
-func (p *Publisher) splice(load func(string) ([]Site, error), id string) ([]Site, error) {
+// Sites a write may change: AnySite (the zero value, so that a store that
+// does not say reads every site again) or NoSite, where a site id would
+// be (neither is a valid site id).
+const (
+	AnySite = ""
+	NoSite  = "-"
+)
+
+// maxSplice is the number of changed sites past which reading every site
+// is cheaper than reading each.
+const maxSplice = 256
+
+// currentSites returns every site as the write's transaction holds them:
+// the cached sites with those changed since read again, or all read.
+func (p *Publisher) currentSites(in PublishInput) ([]Site, error) {
+	if p.gen == 0 || in.Generation == 0 || in.Changed == AnySite {
+		return in.LoadSites("")
+	}
+	var ids []string
+	if in.Changed != NoSite {
+		ids = append(ids, in.Changed)
+	}
+	if p.gen != in.Generation {
+		// Other processes wrote since this one's last publication.
+		if in.ChangedSince == nil || p.gen > in.Generation {
+			return in.LoadSites("")
+		}
+		more, all, err := in.ChangedSince(p.gen)
+		if err != nil {
+			return nil, err
+		}
+		if all {
+			return in.LoadSites("")
+		}
+		ids = append(ids, more...)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if len(ids) > maxSplice {
+		return in.LoadSites("")
+	}
+	sites := p.sites
+	for _, id := range ids {
+		var err error
+		if sites, err = splice(sites, in.LoadSites, id); err != nil {
+			return nil, err
+		}
+	}
+	return sites, nil
+}
+
+// splice returns sites (sorted by id) with site id as the store now holds
+// it: replaced, added in its place, or dropped if it no longer exists.
+func splice(sites []Site, load func(string) ([]Site, error), id string) ([]Site, error) {
 	fresh, err := load(id)
 	if err != nil {
 		return nil, err
 	}
-	sites := p.sites
 	i, found := slices.BinarySearchFunc(sites, id, func(s Site, id string) int { return strings.Compare(s.ID, id) })
 	switch {
 	case len(fresh) == 1 && found:

@@ -277,7 +277,13 @@ type change func(tx *sql.Tx) (action, object string, detail any, err error)
 // every scope whose content changed and appending the audit entry, then
 // tells OnPublish about new versions once committed.
 func (db *DB) update(ctx context.Context, actor allowlist.Actor, fn change) error {
-	return db.updateSite(ctx, actor, "", fn)
+	return db.updateSite(ctx, actor, allowlist.AnySite, fn)
+}
+
+// updateOther is update for a change to no site (departments, contacts,
+// tokens, requests): the republication reloads no site.
+func (db *DB) updateOther(ctx context.Context, actor allowlist.Actor, fn change) error {
+	return db.updateSite(ctx, actor, allowlist.NoSite, fn)
 }
 
 // updateSite is update for a change to one site only (site is its id):
@@ -309,7 +315,7 @@ func (db *DB) write1(ctx context.Context, actor allowlist.Actor, site string, fn
 		pub, err = db.updateLocked(ctx, actor, site, fn)
 	}
 	var s allowlist.Site
-	if err == nil && site != "" {
+	if err == nil && site != allowlist.AnySite && site != allowlist.NoSite {
 		s, _ = pub.Site(site)
 	}
 	db.mu.Unlock()
@@ -348,6 +354,9 @@ func (db *DB) updateLocked(ctx context.Context, actor allowlist.Actor, site stri
 	if _, err := tx.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES ('generation', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", strconv.FormatInt(gen+1, 10)); err != nil {
 		return pub, fmt.Errorf("store generation: %w", err)
 	}
+	if err := recordChange(ctx, tx, gen+1, site); err != nil {
+		return pub, err
+	}
 	action, object, detail, err := fn(tx)
 	if err != nil {
 		return pub, err
@@ -380,6 +389,51 @@ func (db *DB) updateLocked(ctx context.Context, actor allowlist.Actor, site stri
 	committed = true
 	db.pub.Committed(pub)
 	return pub, nil
+}
+
+// keepChanges is how many generations of site_changes are kept: a
+// process further behind reads every site.
+const keepChanges = 10_000
+
+// recordChange records which site write generation gen changed.
+func recordChange(ctx context.Context, tx *sql.Tx, gen int64, site string) error {
+	if _, err := tx.ExecContext(ctx, "INSERT INTO site_changes (generation, site) VALUES (?, ?)", gen, site); err != nil {
+		return fmt.Errorf("record change: %w", err)
+	}
+	if gen%1000 == 0 {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM site_changes WHERE generation <= ?", gen-keepChanges); err != nil {
+			return fmt.Errorf("prune changes: %w", err)
+		}
+	}
+	return nil
+}
+
+// changedSince returns the sites the writes after generation from, up to
+// generation to, changed (allowlist.PublishInput.ChangedSince).
+func changedSince(ctx context.Context, q queryer, from, to int64) ([]string, bool, error) {
+	rows, err := q.QueryContext(ctx, "SELECT site FROM site_changes WHERE generation > ? AND generation <= ?", from, to)
+	if err != nil {
+		return nil, false, fmt.Errorf("site changes: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	n := int64(0)
+	for rows.Next() {
+		var site string
+		if err := rows.Scan(&site); err != nil {
+			return nil, false, err
+		}
+		n++
+		switch site {
+		case allowlist.AnySite:
+			return nil, true, nil
+		case allowlist.NoSite:
+		default:
+			ids = append(ids, site)
+		}
+	}
+	// A write recorded nothing (made before the record began, or pruned).
+	return ids, n != to-from, rows.Err()
 }
 
 // generation reads the write generation (meta key "generation"): 0 while

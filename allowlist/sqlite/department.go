@@ -31,7 +31,7 @@ func (db *DB) CreateDepartment(ctx context.Context, a allowlist.Actor, d allowli
 		return d, err
 	}
 	d.CreatedAt = parseTS(ts(db.opts.Now()))
-	err := db.update(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
+	err := db.updateOther(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
 		return "department.create", "department/" + d.ID, d, createDepartment(ctx, tx, d)
 	})
 	return d, err
@@ -89,7 +89,7 @@ func (db *DB) CreateContact(ctx context.Context, a allowlist.Actor, c allowlist.
 	if err := allowlist.ValidateContact(c); err != nil {
 		return c, err
 	}
-	err := db.update(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
+	err := db.updateOther(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
 		if err := departmentExists(ctx, tx, c.Department); err != nil {
 			return "", "", nil, err
 		}
@@ -156,7 +156,7 @@ func (db *DB) CreateToken(ctx context.Context, a allowlist.Actor, t allowlist.To
 	}
 	secret := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
 	t.CreatedAt = parseTS(ts(db.opts.Now()))
-	err := db.update(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
+	err := db.updateOther(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
 		if t.Department != "" {
 			if err := departmentExists(ctx, tx, t.Department); err != nil {
 				return "", "", nil, err
@@ -214,7 +214,7 @@ func (db *DB) FindTokens(ctx context.Context) ([]allowlist.Token, error) {
 
 // RevokeToken makes a token unusable at once. ENOTFOUND.
 func (db *DB) RevokeToken(ctx context.Context, a allowlist.Actor, id int64) error {
-	return db.update(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
+	return db.updateOther(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
 		res, err := tx.ExecContext(ctx, "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", ts(db.opts.Now()), id)
 		if err != nil {
 			return "", "", nil, fmt.Errorf("revoke token: %w", err)

@@ -18,16 +18,20 @@ type queryer interface {
 
 // publish works out the publication (allowlist.Publisher) from what tx
 // holds, and writes it in tx: the statuses that changed and the new
-// versions. When site is set, only that site changed.
+// versions. site is the one site the write changed, allowlist.NoSite or
+// allowlist.AnySite.
 func (db *DB) publish(ctx context.Context, tx *sql.Tx, gen int64, now time.Time, site string) (allowlist.Publication, error) {
 	depts, err := departmentIDs(ctx, tx)
 	if err != nil {
 		return allowlist.Publication{}, err
 	}
 	pub, err := db.pub.Publish(allowlist.PublishInput{
-		Generation:  gen,
-		LoadSites:   func(id string) ([]allowlist.Site, error) { return loadSites(ctx, tx, id, nil) },
-		Changed:     site,
+		Generation: gen,
+		LoadSites:  func(id string) ([]allowlist.Site, error) { return loadSites(ctx, tx, id, nil) },
+		Changed:    site,
+		ChangedSince: func(from int64) ([]string, bool, error) {
+			return changedSince(ctx, tx, from, gen)
+		},
 		Departments: depts,
 		Latest:      func(scope string) (*allowlist.Version, error) { return latestVersion(ctx, tx, scope) },
 		PreviousEntries: func(v allowlist.Version) ([]allowlist.Entry, error) {

@@ -557,6 +557,13 @@ func testSiteCacheFollowsTheDatabase(t *testing.T, bk Backend) {
 	Must[allowlist.Site](t)(b.SetSignoff(ctx, Owner("dept-b"), "c-site", "dept-b", "approve", ""))
 	Must[allowlist.Site](t)(b.CreateSite(ctx, Owner("dept-a"), site("a-site", "a.example.org")))
 	Must[allowlist.Site](t)(b.SetSignoff(ctx, Owner("dept-a"), "a-site", "dept-a", "approve", ""))
+	// A change to no site, then one that may change any (an import).
+	Must[allowlist.Department](t)(b.CreateDepartment(ctx, allowlist.System, allowlist.Department{ID: "dept-d", Name: "D", Kind: "other"}))
+	if err := b.Import(ctx, allowlist.System, allowlist.Catalogue{Sites: []allowlist.CatalogueSite{{ID: "i-site", Name: "I", Category: "wiki",
+		Domains: []string{"i.example.org"}, Owner: allowlist.Owner{Name: "x"},
+		Signoffs: []allowlist.CatalogueSignoff{{Department: "dept-a", Decision: "approve"}, {Department: "dept-d", Decision: "approve"}}}}}); err != nil {
+		t.Fatal(err)
+	}
 	b.Close()
 	Must[allowlist.Site](t)(a.SetSignoff(ctx, Owner("dept-b"), "a-site", "dept-b", "approve", ""))
 	fresh("after another process wrote")
@@ -568,12 +575,16 @@ func testSiteCacheFollowsTheDatabase(t *testing.T, bk Backend) {
 	for _, e := range l.Entries {
 		got = append(got, e.Pattern)
 	}
-	if want := []string{"*.x.example.net", "a.example.org", "c.example.org", "x.example.org"}; !reflect.DeepEqual(got, want) {
+	if want := []string{"*.x.example.net", "a.example.org", "c.example.org", "i.example.org", "x.example.org"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("common = %v, want %v", got, want)
 	}
 	// a diffed its last publication against a version b made (read back
 	// from the database, not from what a kept in memory).
-	checkRecordedChanges(t, a, "common", "dept-a", "dept-b")
+	checkRecordedChanges(t, a, "common", "dept-a", "dept-b", "dept-d")
+	// a's own writes to no site and to one site, after b's.
+	Must[allowlist.Request](t)(a.CreateRequest(ctx, allowlist.Actor{}, allowlist.Request{Tool: "t", Reason: "r", Department: "dept-a"}))
+	Must[allowlist.Site](t)(a.SetSignoff(ctx, Owner("dept-d"), "x-site", "dept-d", "object", ""))
+	fresh("after a change to no site")
 }
 
 // checkRecordedChanges holds the changes recorded with each version to
