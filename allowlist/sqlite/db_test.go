@@ -28,15 +28,6 @@ func mustOpen(tb testing.TB, quorum int) *DB {
 	return db
 }
 
-func version(t *testing.T, db *DB, scope string) int64 {
-	t.Helper()
-	v, err := db.FindVersion(ctx, scope, allowlist.Latest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v.Version
-}
-
 func TestBackupRoundTrip(t *testing.T) {
 	db := mustOpen(t, 1)
 	storetest.Seed(t, db, "dept-a")
