@@ -32,6 +32,9 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, gen int64, now time.Time,
 		ChangedSince: func(from int64) ([]string, bool, error) {
 			return changedSince(ctx, tx, from, gen)
 		},
+		ChangesAfter: func(scope string, after, upTo int64) ([]allowlist.Changes, bool, error) {
+			return changesAfter(ctx, tx, scope, after, upTo)
+		},
 		Departments: depts,
 		Latest:      func(scope string) (*allowlist.Version, error) { return latestVersion(ctx, tx, scope) },
 		PreviousEntries: func(v allowlist.Version) ([]allowlist.Entry, error) {
@@ -60,6 +63,28 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, gen int64, now time.Time,
 		}
 	}
 	return pub, nil
+}
+
+// changesAfter reads the changes recorded with each version of scope
+// after after, up to upTo, in order; ok is false if one has none.
+func changesAfter(ctx context.Context, q queryer, scope string, after, upTo int64) ([]allowlist.Changes, bool, error) {
+	rows, err := q.QueryContext(ctx, "SELECT added_entries, removed_entries FROM versions WHERE scope = ? AND version > ? AND version <= ? ORDER BY version", scope, after, upTo)
+	if err != nil {
+		return nil, false, fmt.Errorf("changes of %s: %w", scope, err)
+	}
+	defer rows.Close()
+	var out []allowlist.Changes
+	for rows.Next() {
+		var c allowlist.Changes
+		if err := rows.Scan(&c.Added, &c.Removed); err != nil {
+			return nil, false, err
+		}
+		if c.Added == nil || c.Removed == nil {
+			return nil, false, nil
+		}
+		out = append(out, c)
+	}
+	return out, int64(len(out)) == upTo-after, rows.Err()
 }
 
 // storeVersion stores a version: its head, and its content once for every
