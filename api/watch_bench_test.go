@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +37,12 @@ func BenchmarkWatchers(b *testing.B) {
 	n := 10_000
 	if v, err := strconv.Atoi(os.Getenv("WATCHERS")); err == nil && v > 0 {
 		n = v
+	}
+	// Go raises the soft limit on open files to the hard one; the server
+	// holds a socket per watch.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Max < uint64(n)+512 {
+		b.Fatalf("%d watches need more open files than the hard limit (%d) allows: raise it (ulimit -Hn) or set WATCHERS", n, lim.Max)
 	}
 	ctx := context.Background()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
