@@ -185,3 +185,8 @@ func must[T any](tb testing.TB) func(T, error) T { return storetest.Must[T](tb) 
 func seed(t testing.TB, db *DB, depts ...string) { storetest.Seed(t, db, depts...) }
 
 func owner(dept string) allowlist.Actor { return storetest.Owner(dept) }
+
+func version(t *testing.T, db *DB, scope string) int64 {
+	t.Helper()
+	return must[allowlist.Version](t)(db.FindVersion(ctx, scope, allowlist.Latest)).Version
+}
