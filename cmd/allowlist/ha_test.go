@@ -225,6 +225,19 @@ func TestInstancesShareOnePostgres(t *testing.T) {
 	if d := wakeAcross(t, b, a2, tokens[1], 2, 1); d > time.Second {
 		t.Errorf("after PostgreSQL's restart a sign-off on B woke a watcher on A after %v, want within 1 s", d)
 	}
+	// Nothing the registry runs by itself (timers, deliveries, the
+	// listener) met SQL that PostgreSQL refuses.
+	for name, r := range map[string]*registry{"A": a2, "B": b} {
+		for _, line := range strings.Split(r.stderr.String(), "\n") {
+			// Outages give 57P01, 57P03 and connection errors; SQL or
+			// types PostgreSQL refuses give 42..., 22..., 0A... or a
+			// conversion error from pgx.
+			if strings.Contains(line, "SQLSTATE 42") || strings.Contains(line, "SQLSTATE 22") || strings.Contains(line, "SQLSTATE 0A") ||
+				strings.Contains(line, "unable to encode") || strings.Contains(line, "can't scan") || strings.Contains(line, "cannot scan") {
+				t.Errorf("%s logged %s", name, line)
+			}
+		}
+	}
 }
 
 func readyz(r *registry) int {
