@@ -218,11 +218,18 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	names, _ := fs.Glob(db.dialect.Migrations, "*.sql")
 	sort.Strings(names)
+	last := 0
 	for _, name := range names {
 		n, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
 		if err != nil {
 			return fmt.Errorf("migrate: bad file name %s", name)
 		}
+		if n == last {
+			// Two files with one number (branches merged): the second
+			// would never run.
+			return fmt.Errorf("migrate: two migrations numbered %d", n)
+		}
+		last = n
 		if n <= current {
 			continue
 		}
