@@ -228,6 +228,8 @@ func TestInstancesShareOnePostgres(t *testing.T) {
 	// Nothing the registry runs by itself (timers, deliveries, the
 	// listener) met SQL that PostgreSQL refuses.
 	for name, r := range map[string]*registry{"A": a2, "B": b} {
+		r.cmd.Process.Signal(os.Interrupt) // its log is read once it has stopped
+		r.cmd.Wait()
 		for _, line := range strings.Split(r.stderr.String(), "\n") {
 			// Outages give 57P01, 57P03 and connection errors; SQL or
 			// types PostgreSQL refuses give 42..., 22..., 0A... or a
