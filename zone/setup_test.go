@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -79,7 +81,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.keyName, e.keySecret = k.Name, base64.StdEncoding.EncodeToString(secret)
-	zs, err := zone.New(db, zone.Config{Listen: freeAddr(t), Notify: o.notify, UnsignedFrom: o.unsignedFrom, RefreshEvery: 500 * time.Millisecond})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("ZONE_TEST_LOGS") != "" {
+		log = slog.Default()
+	}
+	zs, err := zone.New(db, zone.Config{Listen: freeAddr(t), Notify: o.notify, UnsignedFrom: o.unsignedFrom, RefreshEvery: 500 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
