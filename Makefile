@@ -105,6 +105,8 @@ lint: ## gofmt, go vet, staticcheck, and the direction of imports
 	  if [ -n "$$bad" ]; then echo "allowlist/ imports: $$bad"; exit 1; fi
 	@bad=$$($(GO) list -deps ./resolver | grep -E 'allowlist/sqlite|labstack/echo|mattn/go-sqlite3' || true); \
 	  if [ -n "$$bad" ]; then echo "resolver/ imports: $$bad"; exit 1; fi
+	@bad=$$($(GO) list -deps ./zone | grep -E 'allowlist/sqlite|labstack/echo|mattn/go-sqlite3|database/sql' || true); \
+	  if [ -n "$$bad" ]; then echo "zone/ imports: $$bad"; exit 1; fi
 
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')

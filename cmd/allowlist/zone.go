@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 
 	"github.com/cross-gov/allowlist/allowlist"
@@ -23,6 +24,9 @@ type ZoneConfig struct {
 	RPZSuffix string `yaml:"rpz_suffix"`
 	// Notify lists the DNS servers told of each new version.
 	Notify []notifyTarget `yaml:"notify"`
+	// XFRUnsignedFrom lists networks (CIDR) that may transfer every scope
+	// without a TSIG key: for DNS servers that cannot sign transfers.
+	XFRUnsignedFrom []string `yaml:"xfr_unsigned_from"`
 }
 
 // notifyTarget is "host:port" (every scope) or {target: host:port,
@@ -64,7 +68,15 @@ func startZone(ctx context.Context, c ZoneConfig, store *sqlite.DB, srv *api.Ser
 	for i, t := range c.Notify {
 		targets[i] = zone.Target(t)
 	}
-	zs, err := zone.New(store, zone.Config{Listen: c.DNSListen, Suffix: c.RPZSuffix, Notify: targets, Logger: log})
+	var unsigned []netip.Prefix
+	for i, n := range c.XFRUnsignedFrom {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return nil, fmt.Errorf("config: xfr_unsigned_from[%d]: %q is not a network such as 192.0.2.53/32", i, n)
+		}
+		unsigned = append(unsigned, p.Masked())
+	}
+	zs, err := zone.New(store, zone.Config{Listen: c.DNSListen, Suffix: c.RPZSuffix, Notify: targets, UnsignedFrom: unsigned, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
