@@ -76,8 +76,9 @@ e2e: build ## end-to-end tests of the pages in headless Chromium (Debian chromiu
 test-short: ## skip the slow tests
 	$(GO) test -short -count=1 $(PKGS)
 
-bench: ## resolver vs Unbound and PowerDNS Recursor, registry and matcher (installs dnsperf etc.)
+bench: ## resolver vs Unbound and PowerDNS Recursor, registry and matcher, zone transfer to BIND/Unbound/PowerDNS (installs dnsperf etc.)
 	bench/run.sh
+	bench/zone.sh
 
 bench-go: ## only the Go benchmarks (matcher, list loading and patching, publication)
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 30m ./allowlist/ ./allowlist/sqlite/ ./resolver/
