@@ -1,8 +1,11 @@
 package zone_test
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -10,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/sqlite"
+	"github.com/cross-gov/allowlist/zone"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -346,5 +351,51 @@ func TestLargeZone(t *testing.T) {
 	}
 	if b := testutil.ToFloat64(e.zs.Metric("bytes", "ixfr")) - before; b > 1000 {
 		t.Errorf("IXFR for one site: %v bytes", b)
+	}
+}
+
+// forgetful is a registry that no longer has versions below keep, as a
+// registry restored from an older backup, or pruned, would not.
+type forgetful struct {
+	*sqlite.DB
+	keep int64
+}
+
+func (f forgetful) FindVersion(ctx context.Context, scope string, v int64) (allowlist.Version, error) {
+	if v != allowlist.Latest && v < f.keep {
+		return allowlist.Version{}, allowlist.Errorf(allowlist.ENOTFOUND, "scope %q has no version %d", scope, v)
+	}
+	return f.DB.FindVersion(ctx, scope, v)
+}
+
+// TestIXFRFromUnknownSerial: a serial the registry has no version for gets
+// the whole zone (RFC 1995 4: AXFR form in answer to IXFR).
+func TestIXFRFromUnknownSerial(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.approve("chat", "chat.example.com")
+	cur := e.version("common")
+	zs, err := zone.New(forgetful{e.db, cur}, zone.Config{Listen: freeAddr(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := zs.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(zs.Close)
+	e2 := *e
+	e2.zs = zs
+	full, err := e2.xfr(dns.TypeAXFR, "common", 0, e.keyName, e.keySecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rrs, err := e2.xfr(dns.TypeIXFR, "common", uint32(cur-1), e.keyName, e.keySecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rrs) != len(full) || len(rrs) < 3 || rrs[1].Header().Rrtype != dns.TypeNS {
+		t.Errorf("IXFR from a forgotten serial: %d records (AXFR has %d), second %v", len(rrs), len(full), rrs[1])
+	}
+	if got := testutil.ToFloat64(zs.Metric("transfers", "ixfr", "full")); got != 1 {
+		t.Errorf("ixfr answered in full %v times", got)
 	}
 }

@@ -202,18 +202,36 @@ func (s *Server) Close() {
 }
 
 // Published tells the server about a version the store has just
-// committed: its secondaries are notified at once, and the zone is built
-// from the bytes already in memory while they ask for it.
+// committed: its secondaries are notified at once and, for a scope that
+// has been transferred before, the zone is built from the bytes already
+// in memory while they ask for it.
 func (s *Server) Published(v allowlist.Version) {
 	if !s.setVersion(v.Scope, v.Version) {
 		return
 	}
 	s.notifier.send(v.Scope, v.Version)
+	if !s.transferred(v.Scope) {
+		return // built when first asked for
+	}
 	go func() {
 		if _, err := s.zone(context.Background(), v.Scope, v.Version, v.Whole); err != nil {
 			s.log.Warn("build zone", "scope", v.Scope, "version", v.Version, "err", err)
 		}
 	}()
+}
+
+// transferred reports whether some version of a scope's zone is held: a
+// scope that secondaries follow, whose next version is worth building
+// before they ask.
+func (s *Server) transferred(scope string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.cache {
+		if k.scope == scope {
+			return true
+		}
+	}
+	return false
 }
 
 // setVersion records a scope's version; it reports whether it is newer.
