@@ -66,14 +66,14 @@ for size in $SIZES; do
   cat > "$dir/registry.yaml" <<YAML
 listen: $REG
 db: $dir/registry.db
-log_level: error
+log_level: info
 dns_listen: 127.0.0.1:$ZONE
 notify:
   - {target: 127.0.0.1:$BIND, scopes: [common]}
   - {target: 127.0.0.1:$UNB, scopes: [common]}
 xfr_unsigned_from: [127.0.0.1/32]
 YAML
-  bin/allowlist serve --config "$dir/registry.yaml" >/dev/null 2>&1 & regpid=$!; PIDS+=($regpid)
+  bin/allowlist serve --config "$dir/registry.yaml" >/dev/null 2>"$dir/registry.log" & regpid=$!; PIDS+=($regpid)
   for _ in $(seq 600); do curl -sf "http://$REG/readyz" >/dev/null && break; sleep 0.2; done
   # Let the caches warm (as a running registry's are), then time a whole
   # AXFR with the peak-RSS counter reset just before it.

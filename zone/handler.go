@@ -11,9 +11,9 @@ import (
 )
 
 // maxMessage bounds the uncompressed size of the records put in one
-// transfer message, well inside TCP DNS's 64 KiB; a zone of any size is
-// sent one such message at a time.
-const maxMessage = 16 << 10
+// transfer message, inside TCP DNS's 64 KiB with room for the header and
+// TSIG; a zone of any size is sent one such message at a time.
+const maxMessage = 60000
 
 // ServeDNS answers SOA and NS queries for a zone's apex, and AXFR and
 // IXFR over TCP to a client that signs with a key allowed the scope.
@@ -263,6 +263,7 @@ type stream struct {
 	size                     int
 	err                      error
 	records, messages, bytes int
+	mac                      string // the MAC the next message's covers
 }
 
 func (st *stream) add(rr dns.RR) {
@@ -294,15 +295,26 @@ func (st *stream) send() error {
 	m.Authoritative = true
 	m.Compress = true
 	m.Answer = st.rrs
+	var b []byte
+	var err error
 	if t := st.r.IsTsig(); t != nil {
+		// Each message's MAC covers the one before it; after the first,
+		// only the timers are in the signed variables (RFC 8945 5.3.1).
+		if st.messages == 0 {
+			st.mac = t.MAC
+		}
 		m.SetTsig(t.Hdr.Name, t.Algorithm, 300, time.Now().Unix())
+		b, st.mac, err = dns.TsigGenerateWithProvider(m, st.s.keys, st.mac, st.messages > 0)
+	} else {
+		b, err = m.Pack()
 	}
-	st.bytes += m.Len()
-	st.messages++
-	err := st.w.WriteMsg(m)
-	// Later messages carry the timers alone in their MAC (RFC 8945 5.3.1).
-	st.w.TsigTimersOnly(true)
 	st.rrs, st.size = st.rrs[:0], 0
+	if err != nil {
+		return err
+	}
+	st.bytes += len(b)
+	st.messages++
+	_, err = st.w.Write(b)
 	return err
 }
 
