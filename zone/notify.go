@@ -21,14 +21,14 @@ const notifyAttempts = 20
 type notifier struct {
 	s       *Server
 	mu      sync.Mutex
-	pending map[string]context.CancelFunc // by scope + "|" + target
+	pending map[string]*context.CancelFunc // by scope + "|" + target
 	ctx     context.Context
 	cancel  context.CancelFunc
 }
 
 func newNotifier(s *Server) *notifier {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &notifier{s: s, pending: map[string]context.CancelFunc{}, ctx: ctx, cancel: cancel}
+	return &notifier{s: s, pending: map[string]*context.CancelFunc{}, ctx: ctx, cancel: cancel}
 }
 
 func (n *notifier) stop() { n.cancel() }
@@ -42,11 +42,11 @@ func (n *notifier) send(scope string, version int64) {
 		ctx, cancel := context.WithCancel(n.ctx)
 		n.mu.Lock()
 		if prev, ok := n.pending[key]; ok {
-			prev()
+			(*prev)()
 		}
-		n.pending[key] = cancel
+		n.pending[key] = &cancel
 		n.mu.Unlock()
-		go n.run(ctx, cancel, key, t.Addr, scope, version)
+		go n.run(ctx, &cancel, key, t.Addr, scope, version)
 	}
 }
 
@@ -59,14 +59,14 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func (n *notifier) run(ctx context.Context, cancel context.CancelFunc, key, addr, scope string, version int64) {
+func (n *notifier) run(ctx context.Context, cancel *context.CancelFunc, key, addr, scope string, version int64) {
 	defer func() {
 		n.mu.Lock()
-		if n.pending[key] != nil && ctx.Err() == nil {
+		if n.pending[key] == cancel { // not replaced by a newer version's
 			delete(n.pending, key)
 		}
 		n.mu.Unlock()
-		cancel()
+		(*cancel)()
 	}()
 	m := new(dns.Msg)
 	m.SetNotify(n.s.Origin(scope))
