@@ -92,6 +92,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime $(FUZZTIME) ./resolver/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./resolver/
 	$(GO) test -run '^$$' -fuzz '^FuzzUpstreamAnswer$$' -fuzztime $(FUZZTIME) ./resolver/
+	$(GO) test -run '^$$' -fuzz '^FuzzZoneServeDNS$$' -fuzztime $(FUZZTIME) ./zone/
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

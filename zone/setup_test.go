@@ -32,7 +32,7 @@ var ctx = context.Background()
 // env is a registry on a real SQLite file with the zone-transfer server in
 // front of it, on loopback.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	db  *sqlite.DB
 	zs  *zone.Server
 	dir string
@@ -52,7 +52,7 @@ func owner(dept string) allowlist.Actor {
 // newEnv opens a registry with departments dept-a and dept-b (quorum 2)
 // and two sites both approved: video (video.example.com) and docs
 // (*.docs.example.org).
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir()}
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
@@ -141,7 +141,7 @@ func (e *env) port() string {
 }
 
 // freeAddr returns a loopback address whose port is free for UDP and TCP.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	for range 20 {
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
