@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -330,25 +329,6 @@ func waitReady(t *testing.T, p *proc, addr, name string) {
 	}
 	t.Fatalf("%s did not answer on %s:\n%s", p.cmd.Path, addr, p.log.String())
 }
-
-// soaSerial asks a server for a zone's SOA serial.
-func soaSerial(addr, zoneName string) (uint32, error) {
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(zoneName), dns.TypeSOA)
-	c := &dns.Client{Timeout: time.Second}
-	r, _, err := c.Exchange(m, addr)
-	if err != nil {
-		return 0, err
-	}
-	for _, rr := range r.Answer {
-		if s, ok := rr.(*dns.SOA); ok {
-			return s.Serial, nil
-		}
-	}
-	return 0, fmt.Errorf("no SOA for %s (rcode %s)", zoneName, dns.RcodeToString[r.Rcode])
-}
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func transfers(e *env, kind, result string) prometheus.Counter {
 	return e.zs.Metric("transfers", kind, result)
