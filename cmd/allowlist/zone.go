@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -98,13 +99,17 @@ func runTSIGCreate(args []string, stdout, stderr io.Writer) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	store, err := openDB(*db, "", sqlite.Options{})
+	if *db == "" {
+		return errors.New("--db is required")
+	}
+	store, undo, err := openOrCreate(*db)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	k, secret, err := store.CreateTSIGKey(context.Background(), allowlist.System, *name, scopes)
 	if err != nil {
+		undo()
 		return err
 	}
 	which := "every scope"

@@ -212,3 +212,15 @@ xfr_unsigned_from: [192.0.2.55/32]
 		t.Errorf("notify entry without target: %v", err)
 	}
 }
+
+// TestTSIGCreateLeavesNoFiles: a refused key on a new database path leaves
+// nothing behind, as token create does.
+func TestTSIGCreateLeavesNoFiles(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "new.db")
+	if _, _, code := cli(t, "tsig", "create", "--db", db, "--name", "Bad Name"); code == 0 {
+		t.Fatal("bad name accepted")
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Errorf("%s created by a refused tsig create", db)
+	}
+}
