@@ -31,7 +31,8 @@ func (e *env) xfr(qtype uint16, scope string, serial uint32, name, secret string
 	} else {
 		m.SetAxfr(origin)
 	}
-	tr := &dns.Transfer{}
+	// A zone is built before its first message: allow for a slow machine.
+	tr := &dns.Transfer{ReadTimeout: time.Minute}
 	if name != "" {
 		m.SetTsig(dns.Fqdn(name), dns.HmacSHA256, 300, time.Now().Unix())
 		tr.TsigSecret = map[string]string{dns.Fqdn(name): secret}
@@ -325,7 +326,7 @@ func TestLargeZone(t *testing.T) {
 	m := new(dns.Msg)
 	m.SetAxfr("common.rpz.allowlist.")
 	m.SetTsig(dns.Fqdn(e.keyName), dns.HmacSHA256, 300, time.Now().Unix())
-	tr := &dns.Transfer{TsigSecret: map[string]string{dns.Fqdn(e.keyName): e.keySecret}}
+	tr := &dns.Transfer{ReadTimeout: time.Minute, TsigSecret: map[string]string{dns.Fqdn(e.keyName): e.keySecret}}
 	ch, err := tr.In(m, e.zs.Addr())
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ package zone
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,13 +91,18 @@ type zoneKey struct {
 	version int64
 }
 
-// zoneData is one version of a zone: its owner names sorted (they point
-// into body, which is kept with them).
+// zoneData is one version of a zone: its owner names sorted, and the
+// list's entries (sorted by pattern), from which the next version's zone
+// is built. Both point into the list body they were decoded from, which
+// they keep in memory; size is that body's length, for the cache bound.
 type zoneData struct {
-	names []string
-	body  []byte
-	used  int64
+	names   []string
+	entries []allowlist.Entry
+	size    int
+	used    int64
 }
+
+func (z *zoneData) bytes() int { return z.size + 16*len(z.names) + 48*len(z.entries) }
 
 // New checks the configuration and builds a server; Start runs it.
 func New(src Source, cfg Config) (*Server, error) {
@@ -214,10 +220,53 @@ func (s *Server) Published(v allowlist.Version) {
 		return // built when first asked for
 	}
 	go func() {
-		if _, err := s.zone(context.Background(), v.Scope, v.Version, v.Whole); err != nil {
+		build := func() (*zoneData, error) {
+			if z, ok := s.next(v); ok {
+				return z, nil
+			}
+			return buildZone(v.Scope, v.Version, v.Whole())
+		}
+		if _, err := s.zone(context.Background(), v.Scope, v.Version, build); err != nil {
 			s.log.Warn("build zone", "scope", v.Scope, "version", v.Version, "err", err)
 		}
 	}()
+}
+
+// next builds v's zone from the previous version's, when that is held
+// and v's changes are known.
+func (s *Server) next(v allowlist.Version) (*zoneData, bool) {
+	if v.Changes == nil {
+		return nil, false
+	}
+	s.mu.Lock()
+	prev, ok := s.cache[zoneKey{v.Scope, v.Version - 1}]
+	s.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	var added, removed []allowlist.Entry
+	if json.Unmarshal(v.Changes.Added, &added) != nil || json.Unmarshal(v.Changes.Removed, &removed) != nil {
+		return nil, false
+	}
+	z, ok := nextZone(prev, added, removed, v.Entries)
+	if !ok {
+		s.log.Warn("zone: changes do not fit the previous version; building in full", "scope", v.Scope, "version", v.Version)
+	}
+	return z, ok
+}
+
+// buildZone builds a version's zone from its list body.
+func buildZone(scope string, version int64, body []byte) (*zoneData, error) {
+	l, err := allowlist.DecodeList(body)
+	if err != nil {
+		return nil, fmt.Errorf("stored list %s/%d: %w", scope, version, err)
+	}
+	if l.Scope != scope || l.Version != version {
+		return nil, fmt.Errorf("stored list %s/%d says it is %s/%d", scope, version, l.Scope, l.Version)
+	}
+	names := allowlist.RPZOwners(l.Entries)
+	slices.Sort(names)
+	return &zoneData{names: names, entries: l.Entries, size: len(body)}, nil
 }
 
 // transferred reports whether some version of a scope's zone is held: a
@@ -268,8 +317,8 @@ func (s *Server) refresh(ctx context.Context, notify bool) error {
 }
 
 // zone returns a version of a scope's zone, building it once however many
-// ask. body, when not nil, gives the version's JSON without reading it.
-func (s *Server) zone(ctx context.Context, scope string, version int64, body func() []byte) (*zoneData, error) {
+// ask: with build when it is not nil, else from the stored list.
+func (s *Server) zone(ctx context.Context, scope string, version int64, build func() (*zoneData, error)) (*zoneData, error) {
 	k := zoneKey{scope, version}
 	s.mu.Lock()
 	if z, ok := s.cache[k]; ok {
@@ -280,26 +329,19 @@ func (s *Server) zone(ctx context.Context, scope string, version int64, body fun
 	}
 	s.mu.Unlock()
 	out, err, _ := s.flight.Do(fmt.Sprintf("%s/%d", scope, version), func() (any, error) {
-		var b []byte
-		if body != nil {
-			b = body()
-		} else {
-			v, err := s.src.FindVersion(context.WithoutCancel(ctx), scope, version)
-			if err != nil {
-				return nil, err
+		if build == nil {
+			build = func() (*zoneData, error) {
+				v, err := s.src.FindVersion(context.WithoutCancel(ctx), scope, version)
+				if err != nil {
+					return nil, err
+				}
+				return buildZone(scope, version, v.Whole())
 			}
-			b = v.Whole()
 		}
-		l, err := allowlist.DecodeList(b)
+		z, err := build()
 		if err != nil {
-			return nil, fmt.Errorf("stored list %s/%d: %w", scope, version, err)
+			return nil, err
 		}
-		if l.Scope != scope || l.Version != version {
-			return nil, fmt.Errorf("stored list %s/%d says it is %s/%d", scope, version, l.Scope, l.Version)
-		}
-		names := allowlist.RPZOwners(l.Entries)
-		slices.Sort(names)
-		z := &zoneData{names: names, body: b}
 		s.keep(k, z)
 		return z, nil
 	})
@@ -319,7 +361,7 @@ func (s *Server) keep(k zoneKey, z *zoneData) {
 	s.cache[k] = z
 	total := 0
 	for _, c := range s.cache {
-		total += len(c.body) + 16*len(c.names)
+		total += c.bytes()
 	}
 	for total > s.cfg.CacheBytes && len(s.cache) > 1 {
 		var oldest zoneKey
@@ -333,7 +375,7 @@ func (s *Server) keep(k zoneKey, z *zoneData) {
 			return
 		}
 		delete(s.cache, oldest)
-		total -= len(found.body) + 16*len(found.names)
+		total -= found.bytes()
 	}
 }
 

@@ -61,7 +61,7 @@ func TestZoneTransferWithRealRegistry(t *testing.T) {
 		m := new(dns.Msg)
 		m.SetAxfr("common.rpz.allowlist.")
 		m.SetTsig(key+".", dns.HmacSHA256, 300, time.Now().Unix())
-		ch, err := (&dns.Transfer{TsigSecret: map[string]string{key + ".": secret}}).In(m, dnsAddr)
+		ch, err := (&dns.Transfer{ReadTimeout: time.Minute, TsigSecret: map[string]string{key + ".": secret}}).In(m, dnsAddr)
 		if err != nil {
 			return nil, err
 		}
