@@ -78,8 +78,9 @@ e2e: build ## end-to-end tests of the pages in headless Chromium (Debian chromiu
 test-short: ## skip the slow tests
 	$(GO) test -short -count=1 $(PKGS)
 
-bench: ## resolver vs Unbound and PowerDNS Recursor, registry and matcher (installs dnsperf etc.)
+bench: ## resolver vs Unbound and PowerDNS Recursor, registry and matcher, zone transfer to BIND/Unbound/PowerDNS (installs dnsperf etc.)
 	bench/run.sh
+	bench/zone.sh
 
 bench-go: ## only the Go benchmarks (matcher, list loading and patching, publication, stores)
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 30m ./allowlist/ ./allowlist/sqlite/ ./allowlist/postgres/ ./resolver/
@@ -93,6 +94,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime $(FUZZTIME) ./resolver/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./resolver/
 	$(GO) test -run '^$$' -fuzz '^FuzzUpstreamAnswer$$' -fuzztime $(FUZZTIME) ./resolver/
+	$(GO) test -run '^$$' -fuzz '^FuzzZoneServeDNS$$' -fuzztime $(FUZZTIME) ./zone/
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -107,6 +109,8 @@ lint: ## gofmt, go vet, staticcheck, and the direction of imports
 	  if [ -n "$$bad" ]; then echo "allowlist/ imports: $$bad"; exit 1; fi
 	@bad=$$($(GO) list -deps ./resolver | grep -E 'allowlist/sqlite|allowlist/postgres|jackc/pgx|labstack/echo|mattn/go-sqlite3' || true); \
 	  if [ -n "$$bad" ]; then echo "resolver/ imports: $$bad"; exit 1; fi
+	@bad=$$($(GO) list -deps ./zone | grep -E 'allowlist/sqlite|labstack/echo|mattn/go-sqlite3|database/sql' || true); \
+	  if [ -n "$$bad" ]; then echo "zone/ imports: $$bad"; exit 1; fi
 
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')

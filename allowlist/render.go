@@ -318,6 +318,18 @@ func RPZOwners(entries []Entry) []string {
 	return owners
 }
 
+// The SOA timers of an RPZ zone, over HTTP and by zone transfer alike: a
+// policy feed is checked every five minutes (NOTIFY makes it sooner), and a
+// secondary that cannot reach the registry keeps its copy for a week
+// rather than dropping every allowed name.
+const (
+	RPZTTL     = 300
+	RPZRefresh = 300
+	RPZRetry   = 60
+	RPZExpire  = 604800
+	RPZMinimum = 300
+)
+
 // renderRPZ writes a response policy zone whose records are rpz-passthru:
 // listed names are resolved normally, and the zone must come before a
 // blocking zone that catches everything else. The SOA serial is the
@@ -328,14 +340,14 @@ func renderRPZ(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 ; default-deny, list it FIRST in the server's policy order and a blocking
 ; catch-all zone (one record: "* CNAME .") AFTER it; the first zone that
 ; matches a name decides. For example, in BIND:
-;   response-policy { zone "%[1]s.allowlist.rpz"; zone "catchall.rpz"; };
+;   response-policy { zone "%[1]s.rpz.allowlist"; zone "catchall.rpz"; };
 ; Unbound: an rpz: clause for this zone, then one for the catch-all zone.
 ; PowerDNS Recursor: rpzFile() for this zone, then for the catch-all zone.
 ; Entries below a wildcard entry are left out: the wildcard allows them,
 ; and a record below it would hide it by the DNS wildcard rules.
 `, l.Scope)
-	w.WriteString("$TTL 300\n")
-	fmt.Fprintf(w, "@ IN SOA localhost. hostmaster.localhost. %d 3600 600 86400 300\n", uint32(l.Version))
+	fmt.Fprintf(w, "$TTL %d\n", RPZTTL)
+	fmt.Fprintf(w, "@ IN SOA localhost. hostmaster.localhost. %d %d %d %d %d\n", uint32(l.Version), RPZRefresh, RPZRetry, RPZExpire, RPZMinimum)
 	w.WriteString("@ IN NS localhost.\n")
 	for _, o := range RPZOwners(l.Entries) {
 		fmt.Fprintf(w, "%s CNAME rpz-passthru.\n", o)

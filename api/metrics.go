@@ -50,6 +50,17 @@ func newMetrics() *metrics {
 	return m
 }
 
+// RegisterMetrics adds collectors (such as the zone-transfer server's) to
+// those /metrics serves.
+func (s *Server) RegisterMetrics(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := s.metrics.registry.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (m *metrics) observe(method, route string, status int, d time.Duration) {
 	// Clients choose the method: only the ones HTTP defines become label
 	// values, so nobody can grow the metrics by inventing methods.

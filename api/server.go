@@ -104,6 +104,9 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/tokens", handler: s.handleTokenCreate, access: adminOnly},
 		{method: "GET", path: "/v1/tokens", handler: s.handleTokenList, access: adminOnly},
 		{method: "DELETE", path: "/v1/tokens/:id", handler: s.handleTokenRevoke, access: adminOnly},
+		{method: "POST", path: "/v1/tsig-keys", handler: s.handleTSIGCreate, access: adminOnly},
+		{method: "GET", path: "/v1/tsig-keys", handler: s.handleTSIGList, access: adminOnly},
+		{method: "DELETE", path: "/v1/tsig-keys/:id", handler: s.handleTSIGRevoke, access: adminOnly},
 
 		{method: "POST", path: "/v1/sites", handler: s.handleSiteCreate, access: ownerAny},
 		{method: "GET", path: "/v1/sites", handler: s.handleSiteList, access: public},

@@ -52,28 +52,35 @@ func runTokenCreate(args []string, stdout, stderr io.Writer) error {
 }
 
 func runTokenRevoke(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("token revoke", "token revoke --db PATH ID", stderr)
+	return runRevoke("token revoke", "token", args, stdout, stderr, func(ctx context.Context, db *sqlite.DB, id int64) error {
+		return db.RevokeToken(ctx, allowlist.System, id)
+	})
+}
+
+// runRevoke is a "NAME --db PATH ID" command that revokes a credential.
+func runRevoke(name, what string, args []string, stdout, stderr io.Writer, revoke func(context.Context, *sqlite.DB, int64) error) error {
+	fs := newFlags(name, name+" --db PATH ID", stderr)
 	db := fs.String("db", "", "database: SQLite path or postgres:// URL")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("give one token id")
+		return fmt.Errorf("give one %s id", what)
 	}
 	id, err := strconv.ParseInt(pos[0], 10, 64)
 	if err != nil {
-		return fmt.Errorf("token id %q is not a number", pos[0])
+		return fmt.Errorf("%s id %q is not a number", what, pos[0])
 	}
 	store, err := openExisting(*db)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if err := store.RevokeToken(context.Background(), allowlist.System, id); err != nil {
+	if err := revoke(context.Background(), store, id); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "revoked token %d\n", id)
+	fmt.Fprintf(stdout, "revoked %s %d\n", what, id)
 	return nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/cross-gov/allowlist/data"
 	"github.com/cross-gov/allowlist/notify"
 	"github.com/cross-gov/allowlist/web"
+	"github.com/cross-gov/allowlist/zone"
 	"golang.org/x/net/netutil"
 	"gopkg.in/yaml.v3"
 )
@@ -56,6 +57,7 @@ type ServeConfig struct {
 	// Governance and Notifications: see docs/operations.md.
 	Governance    GovernanceConfig    `yaml:"governance"`
 	Notifications NotificationsConfig `yaml:"notifications"`
+	ZoneConfig    `yaml:",inline"`
 }
 
 // DefaultServeConfig is what a missing file or key means.
@@ -128,7 +130,7 @@ func loadYAML(path string, into any) error {
 }
 
 func runServe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", "serve [--config FILE] [--db PATH] [--listen ADDR] [--seed]", stderr)
+	fs := newFlags("serve", "serve [--config FILE] [--db PATH] [--listen ADDR] [--seed] [--dns-listen ADDR [--notify HOST:PORT]...]", stderr)
 	configPath := fs.String("config", "", "YAML config file (flags override it)")
 	def := DefaultServeConfig()
 	db := fs.String("db", def.DB, "database: SQLite path (created if missing) or postgres:// URL")
@@ -143,6 +145,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	tlsKey := fs.String("tls-key", "", "the PEM private key of --tls-cert")
 	stampEvery := fs.Duration("timestamp-interval", def.TimestampInterval, "how often lists' freshness timestamps are signed again")
 	clockFile := fs.String("clock-offset-file", "", "for drills and tests only: a file holding a duration (such as 336h) added to the registry's clock")
+	dnsListen := fs.String("dns-listen", "", "serve every scope as an RPZ zone by zone transfer (AXFR/IXFR, TSIG) on this address")
+	var notifyTo stringList
+	fs.Var(&notifyTo, "notify", "send DNS NOTIFY for every scope to this host:port (repeat)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -176,6 +181,13 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			cfg.TLSKey = *tlsKey
 		case "timestamp-interval":
 			cfg.TimestampInterval = *stampEvery
+		case "dns-listen":
+			cfg.DNSListen = *dnsListen
+		case "notify":
+			cfg.Notify = nil
+			for _, n := range notifyTo {
+				cfg.Notify = append(cfg.Notify, notifyTarget{Addr: n})
+			}
 		}
 	})
 	if err := cfg.Validate(); err != nil {
@@ -197,6 +209,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if *clockFile != "" {
 		now = (&offsetClock{path: *clockFile}).Now
 	}
+	var zs *zone.Server
 	store, err := openDB(cfg.DB, cfg.SigningKey, sqlite.Options{
 		Quorum: cfg.Quorum,
 		OnPublish: func(v allowlist.Version) {
@@ -206,6 +219,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			}
 			if timers != nil {
 				timers.Changed()
+			}
+			if zs != nil {
+				zs.Published(v)
 			}
 		},
 		Now:    now,
@@ -260,6 +276,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		l := &postgres.Listener{URL: cfg.DB, Version: srv.Notify, Reconcile: srv.Refresh,
 			LogError: func(err error) { log.Warn("listening for other instances' versions", "err", err) }}
 		go l.Listen(runCtx)
+	}
+	if zs, err = startZone(runCtx, cfg.ZoneConfig, store, srv, log); err != nil {
+		return err
 	}
 	// Load what the first write would otherwise load itself (seconds at a
 	// million entries); writes wait for it, reads do not.
