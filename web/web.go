@@ -139,6 +139,7 @@ func (p *Pages) Register(e *echo.Echo) {
 		{"GET", "/accessibility", p.handleAccessibility, anyone},
 		{"GET", "/sign-in", p.handleSignInForm, anyone},
 		{"POST", "/sign-in", p.handleSignIn, anyone},
+		{"GET", "/sign-out", p.handleSignOutForm, anyone},
 		{"POST", "/sign-out", p.handleSignOut, anyone},
 
 		{"GET", "/owner", p.handleOwner, ownerOnly},
@@ -316,8 +317,12 @@ func (p *Pages) render(c echo.Context, status int, name string, pg *page) error 
 		last = navItem{"/admin", "Administration", false}
 	}
 	path := c.Request().URL.Path
-	for _, n := range []navItem{{"/", "Check a tool", false}, {"/catalogue", "Catalogue", false}, {"/lists", "Lists", false},
-		{"/dashboard", "Dashboard", false}, last} {
+	items := []navItem{{"/", "Check a tool", false}, {"/catalogue", "Catalogue", false}, {"/lists", "Lists", false},
+		{"/dashboard", "Dashboard", false}, last}
+	if pg.Actor.Role != "" {
+		items = append(items, navItem{"/sign-out", "Sign out", false})
+	}
+	for _, n := range items {
 		n.Active = path == n.Href || (n.Href != "/" && strings.HasPrefix(path, n.Href)) || (n.Href == "/" && path == "/check")
 		pg.Nav = append(pg.Nav, n)
 	}
@@ -769,6 +774,10 @@ func (p *Pages) handleSignIn(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/owner")
 }
 
+func (p *Pages) handleSignOutForm(c echo.Context) error {
+	return p.render(c, http.StatusOK, "signout", &page{Title: "Sign out"})
+}
+
 func (p *Pages) handleSignOut(c echo.Context) error {
 	if id := sessionID(c); id != "" {
 		p.sessions.end(id)
@@ -845,6 +854,12 @@ func (p *Pages) handlePropose(c echo.Context) error {
 				msg := f.Message
 				switch {
 				case strings.HasPrefix(name, "domains"):
+					// domains[1]: say which line.
+					if idx, ok := strings.CutPrefix(name, "domains["); ok {
+						if n, err := strconv.Atoi(strings.TrimSuffix(idx, "]")); err == nil {
+							msg = "line " + strconv.Itoa(n+1) + ": " + msg
+						}
+					}
 					name = "domains"
 				case strings.HasPrefix(name, "networks["):
 					// networks[0].prefix: say which of them, and what.
@@ -859,8 +874,20 @@ func (p *Pages) handlePropose(c echo.Context) error {
 				if name == "owner.name" {
 					name = "owner_name"
 				}
+				// Name the field in the summary, as people read it.
+				for _, pf := range proposeFields {
+					if pf.Name == name {
+						msg = pf.Label + ": " + msg
+					}
+				}
 				pg.Errors = append(pg.Errors, allowlist.FieldError{Field: name, Message: msg})
 			}
+			// In the order of the form.
+			order := map[string]int{}
+			for i, pf := range proposeFields {
+				order[pf.Name] = i + 1
+			}
+			sort.SliceStable(pg.Errors, func(i, j int) bool { return order[pg.Errors[i].Field] < order[pg.Errors[j].Field] })
 			if len(pg.Errors) == 0 {
 				pg.Errors = []allowlist.FieldError{{Field: "name", Message: ae.Message}}
 			}

@@ -43,6 +43,9 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	tr.TLSClientConfig = tlsConfig
 	client := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	base := strings.TrimRight(*registry, "/")
+	if !strings.Contains(base, "://") {
+		base = "http://" + base // 127.0.0.1:9090 means http://127.0.0.1:9090
+	}
 	target := pos[0]
 	_, ipErr := netip.ParseAddr(strings.TrimSpace(target))
 	isIP := ipErr == nil
@@ -61,7 +64,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		if len(domains) == 0 {
 			return &exitError{code: 2, err: fmt.Errorf("%s has no domains to check", shown(site.Name))}
 		}
-		target = strings.TrimPrefix(domains[0], "*.")
+		target = toolHost(site, domains)
 		fmt.Fprintf(stdout, "%s (%s): checking %s\n", shown(site.Name), site.Status, shown(target))
 	}
 	q := url.Values{"domain": {target}}
@@ -83,7 +86,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &exitError{code: 2, err: fmt.Errorf("%w\nIs the registry running at %s? Give its address with --registry or ALLOWLIST_REGISTRY", err, base)}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -187,4 +190,19 @@ func findTool(client *http.Client, base, name string) (allowlist.Site, error) {
 		return site, fmt.Errorf("%s; give the full name or a web address", shown(allowlist.ErrorMessage(err)))
 	}
 	return site, nil
+}
+
+// toolHost picks the name to check for a tool: its home page's host when
+// one of its domains covers it (the address people use), else its first
+// domain.
+func toolHost(site allowlist.Site, domains []string) string {
+	if u, err := url.Parse(site.Homepage); err == nil && u.Hostname() != "" {
+		host := strings.ToLower(u.Hostname())
+		for _, d := range domains {
+			if d == host || (strings.HasPrefix(d, "*.") && (host == d[2:] || strings.HasSuffix(host, d[1:]))) {
+				return host
+			}
+		}
+	}
+	return strings.TrimPrefix(domains[0], "*.")
 }

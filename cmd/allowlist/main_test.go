@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist"
 	_ "github.com/mattn/go-sqlite3"
 	"github.com/miekg/dns"
 )
@@ -550,6 +551,25 @@ func TestWebOptions(t *testing.T) {
 		bad.PublicURL = u
 		if bad.Validate() == nil {
 			t.Errorf("public_url %q accepted", u)
+		}
+	}
+}
+
+// TestToolHost: a tool named by staff is checked at the address people
+// use, its home page, when its domains cover it.
+func TestToolHost(t *testing.T) {
+	for _, c := range []struct {
+		homepage string
+		domains  []string
+		want     string
+	}{
+		{"https://teams.microsoft.com/", []string{"*.lync.com", "*.teams.microsoft.com", "teams.microsoft.com"}, "teams.microsoft.com"},
+		{"https://www.webex.com", []string{"*.wbx2.com", "*.webex.com"}, "www.webex.com"},
+		{"https://evil.example.net", []string{"*.wiki.example.org"}, "wiki.example.org"},
+		{"", []string{"meet.jit.si"}, "meet.jit.si"},
+	} {
+		if got := toolHost(allowlist.Site{Homepage: c.homepage}, c.domains); got != c.want {
+			t.Errorf("%s %v: %s, want %s", c.homepage, c.domains, got, c.want)
 		}
 	}
 }

@@ -197,6 +197,10 @@ func TestConsumerMatrix(t *testing.T) {
 			}
 		}
 	}
+	partial := false
+	for i := range cols {
+		partial = partial || results[i][probes[0].name] == "skipped"
+	}
 	table := matrixTable(cols, results)
 	t.Logf("consumer matrix (✓: the consumer did what the list decides):\n%s", table)
 	if path := os.Getenv("CONSUMER_MATRIX"); path != "" {
@@ -205,7 +209,8 @@ func TestConsumerMatrix(t *testing.T) {
 		}
 	}
 	// docs/formats.md shows this table: it must be the one the suite makes.
-	if !t.Failed() && !strings.Contains(readFile(t, "../../docs/formats.md"), table) {
+	// (Only a full run can say: with -run choosing columns, the rest are skipped.)
+	if !t.Failed() && !partial && !strings.Contains(readFile(t, "../../docs/formats.md"), table) {
 		t.Errorf("docs/formats.md does not hold the matrix as the suite makes it; run\n" +
 			"  CONSUMER_MATRIX=/tmp/matrix.md go test ./e2e/consumers -run TestConsumerMatrix\nand paste /tmp/matrix.md there")
 	}
