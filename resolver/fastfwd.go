@@ -162,7 +162,9 @@ func (ex *exchange) query() []byte {
 	if ex.do {
 		flags = 0x80
 	}
-	b = append(b, 0, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT&0xff))
+	// OPT: the root name (one zero byte), type 41, class = our buffer
+	// size, TTL = extended rcode 0, version 0, flags; no options.
+	b = append(b, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT&0xff))
 	b = binary.BigEndian.AppendUint16(b, upstreamSize)
 	return append(b, 0, 0, flags, 0, 0, 0)
 }
