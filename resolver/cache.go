@@ -1,31 +1,42 @@
 package resolver
 
 import (
-	"strings"
+	"encoding/binary"
 	"sync"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
-// cache holds upstream answers by question for as long as their TTLs say
-// (RFC 2308 for negative answers), up to a fixed number of entries.
+// cache is the one answer cache of both paths: whole answers kept packed,
+// keyed by question, for as long as wireTTL allows, and bounded both in
+// entries and in bytes. The fast path keeps the answers it sent (a hit
+// costs a copy, a new ID and the TTLs lowered by the time spent here);
+// the ordinary path keeps the upstream's answer after scrubbing
+// (packedUpstream), and unpacks it on a hit.
 type cache struct {
-	mu      sync.Mutex
-	max     int
-	entries map[cacheKey]cacheEntry
+	mu         sync.RWMutex
+	maxEntries int
+	maxBytes   int64
+	bytes      int64
+	entries    map[packedKey]*packedEntry
 }
 
-type cacheKey struct {
-	name   string
-	qtype  uint16
-	class  uint16
-	do     bool
-	routed bool // answers from filtered_upstreams are kept apart
+type packedKey struct {
+	name  string // lower case, no final dot
+	qtype uint16
+	flags uint8 // packedEDNS, packedDO, packedRouted, packedUpstream
 }
 
-type cacheEntry struct {
-	msg     *dns.Msg
+const (
+	packedEDNS = 1 << iota
+	packedDO
+	packedRouted
+	packedUpstream // the ordinary path's upstream answer, not a client's
+)
+
+type packedEntry struct {
+	wire    []byte   // the answer, ID and TTLs to patch
+	ttls    []uint16 // offsets of every TTL field (not the OPT's)
+	qend    int      // end of the question section
 	stored  time.Time
 	expires time.Time
 }
@@ -36,112 +47,104 @@ const (
 	maxNegTTL = time.Hour
 )
 
-func newCache(max int) *cache {
-	return &cache{max: max, entries: make(map[cacheKey]cacheEntry, min(max, 1<<16))}
+// entryOverhead is what an entry costs besides its bytes: the map slot,
+// the key and entry structs and the slice headers (an estimate, a little
+// over what they take on 64-bit platforms).
+const entryOverhead = 160
+
+func (k packedKey) cost(e *packedEntry) int64 {
+	return int64(len(k.name)+cap(e.wire)+2*cap(e.ttls)) + entryOverhead
 }
 
-func keyOf(q dns.Question, do, routed bool) cacheKey {
-	return cacheKey{name: strings.ToLower(q.Name), qtype: q.Qtype, class: q.Qclass, do: do, routed: routed}
+func newCache(maxEntries int, maxBytes int64) *cache {
+	return &cache{maxEntries: maxEntries, maxBytes: maxBytes, entries: map[packedKey]*packedEntry{}}
 }
 
 func (c *cache) len() float64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return float64(len(c.entries))
 }
 
-// get returns a copy of a fresh answer with its TTLs reduced by the time it
-// has spent in the cache.
-func (c *cache) get(k cacheKey, now time.Time) *dns.Msg {
-	c.mu.Lock()
-	e, ok := c.entries[k]
-	c.mu.Unlock()
-	if !ok || !now.Before(e.expires) {
-		return nil
-	}
-	m := e.msg.Copy()
-	age := uint32(now.Sub(e.stored) / time.Second)
-	for _, section := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
-		for _, rr := range section {
-			h := rr.Header()
-			if h.Rrtype == dns.TypeOPT {
-				continue
-			}
-			if h.Ttl > age {
-				h.Ttl -= age
-			} else {
-				h.Ttl = 0
-			}
-		}
-	}
-	return m
+func (c *cache) size() float64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return float64(c.bytes)
 }
 
-// put stores an answer if it may be cached: NOERROR with answers (TTL: the
-// smallest in the answer), or NXDOMAIN/NODATA with a SOA (TTL: the smaller
-// of the SOA's TTL and its MINIMUM, RFC 2308 §5). Truncated answers and
-// failures are not cached.
-func (c *cache) put(k cacheKey, m *dns.Msg, now time.Time) {
-	ttl := answerTTL(m)
-	if ttl <= 0 {
-		return
+func (c *cache) get(k packedKey) *packedEntry {
+	c.mu.RLock()
+	e := c.entries[k]
+	c.mu.RUnlock()
+	return e
+}
+
+// put stores an entry. Past either bound, about an eighth of the cache
+// goes: expired answers first, then whatever the map's random order
+// gives.
+func (c *cache) put(k packedKey, e *packedEntry) {
+	cost := k.cost(e)
+	if cost > c.maxBytes/8 {
+		return // one answer may not push out an eighth of the cache
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
-		// Evict about an eighth: expired ones first, then whatever the
-		// map's random order gives.
-		drop := max(1, c.max/8)
-		for key, e := range c.entries {
-			if !now.Before(e.expires) {
+	if old := c.entries[k]; old != nil {
+		c.bytes -= k.cost(old)
+	}
+	if len(c.entries) >= c.maxEntries || c.bytes+cost > c.maxBytes {
+		now := time.Now()
+		wantN, wantB := c.maxEntries-max(1, c.maxEntries/8), c.maxBytes-c.maxBytes/8
+		for key, old := range c.entries {
+			if !now.Before(old.expires) {
+				c.bytes -= key.cost(old)
 				delete(c.entries, key)
-				drop--
 			}
 		}
-		for key := range c.entries {
-			if drop <= 0 {
+		for key, old := range c.entries {
+			if len(c.entries) <= wantN && c.bytes+cost <= wantB {
 				break
 			}
+			c.bytes -= key.cost(old)
 			delete(c.entries, key)
-			drop--
 		}
 	}
-	c.entries[k] = cacheEntry{msg: m.Copy(), stored: now, expires: now.Add(ttl)}
+	c.entries[k] = e
+	c.bytes += cost
 }
 
-// answerTTL is how long an answer may be kept: for NOERROR with answers,
-// the smallest TTL in the answer; for NXDOMAIN or NODATA, the smaller of
-// the SOA's TTL and its MINIMUM (RFC 2308 §5). Truncated answers,
-// failures and negative answers without a SOA get 0: not cached.
-func answerTTL(m *dns.Msg) time.Duration {
-	if m.Truncated || (m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError) {
-		return 0
+// store makes an entry of an answer packed for the cache, if wireTTL
+// lets it be kept.
+func (c *cache) store(k packedKey, wire []byte, now time.Time) {
+	ttls, qend, ok := ttlOffsets(wire)
+	if !ok {
+		return
 	}
-	if m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0 {
-		min := ^uint32(0)
-		for _, rr := range m.Answer {
-			min = minU32(min, rr.Header().Ttl)
+	ttl := wireTTL(wire, qend)
+	if ttl <= 0 {
+		return
+	}
+	c.put(k, &packedEntry{wire: wire, ttls: ttls, qend: qend, stored: now, expires: now.Add(ttl)})
+}
+
+// appendAged appends the entry's answer to out with every TTL lowered by
+// the time it has spent in the cache.
+func (e *packedEntry) appendAged(out []byte, now time.Time) []byte {
+	at := len(out)
+	out = append(out, e.wire...)
+	age := uint32(now.Sub(e.stored) / time.Second)
+	if age == 0 {
+		return out
+	}
+	for _, off := range e.ttls {
+		p := out[at+int(off):]
+		ttl := binary.BigEndian.Uint32(p)
+		if ttl > age {
+			ttl -= age
+		} else {
+			ttl = 0
 		}
-		return min2(time.Duration(min)*time.Second, maxTTL)
+		binary.BigEndian.PutUint32(p, ttl)
 	}
-	for _, rr := range m.Ns {
-		if soa, ok := rr.(*dns.SOA); ok {
-			return min2(time.Duration(minU32(soa.Hdr.Ttl, soa.Minttl))*time.Second, maxNegTTL)
-		}
-	}
-	return 0
-}
-
-func minU32(a, b uint32) uint32 {
-	if a < b {
-		return a
-	}
-	return b
-}
-
-func min2(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
+	return out
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -27,67 +26,6 @@ import (
 // ordinary handler in a goroutine of its own, and its answers feed the
 // packed cache used here.
 
-// packedCache holds whole answers as sent, keyed by question, so that a
-// hit costs a copy, a new ID and the TTLs lowered by the time spent here.
-type packedCache struct {
-	mu      sync.RWMutex
-	max     int
-	entries map[packedKey]*packedEntry
-}
-
-type packedKey struct {
-	name  string // lower case, no final dot
-	qtype uint16
-	flags uint8 // packedEDNS, packedDO, packedRouted
-}
-
-const (
-	packedEDNS = 1 << iota
-	packedDO
-	packedRouted
-)
-
-type packedEntry struct {
-	wire    []byte   // the answer as sent, ID and TTLs to patch
-	ttls    []uint16 // offsets of every TTL field (not the OPT's)
-	qend    int      // end of the question section
-	stored  time.Time
-	expires time.Time
-}
-
-func newPackedCache(max int) *packedCache {
-	return &packedCache{max: max, entries: map[packedKey]*packedEntry{}}
-}
-
-func (c *packedCache) len() float64 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return float64(len(c.entries))
-}
-
-func (c *packedCache) get(k packedKey) *packedEntry {
-	c.mu.RLock()
-	e := c.entries[k]
-	c.mu.RUnlock()
-	return e
-}
-
-func (c *packedCache) put(k packedKey, e *packedEntry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
-		drop := max(1, c.max/8)
-		for key := range c.entries {
-			if drop == 0 {
-				break
-			}
-			delete(c.entries, key)
-			drop--
-		}
-	}
-	c.entries[k] = e
-}
-
 // wireQuery is what the fast path reads from a packet.
 type wireQuery struct {
 	name  []byte // lower case, dotted, no final dot
@@ -98,12 +36,14 @@ type wireQuery struct {
 	size  int // the client's UDP buffer
 }
 
-// parseQuery reads a plain query: one question of letters, digits, hyphens
-// and underscores in class IN, and at most an EDNS version 0 OPT record.
+// parseQuery reads a plain query: RD set and TC clear, one question of
+// letters, digits, hyphens and underscores in class IN, and at most an
+// EDNS version 0 OPT record.
 // Anything else returns false and takes the ordinary path.
 func parseQuery(b []byte, name []byte) (wireQuery, bool) {
 	q := wireQuery{size: defaultClientUDP}
-	if len(b) < 17 || b[2]&0x80 != 0 || (b[2]>>3)&0xF != dns.OpcodeQuery ||
+	// A query (QR clear), standard, not truncated, recursion desired.
+	if len(b) < 17 || b[2]&0x80 != 0 || (b[2]>>3)&0xF != dns.OpcodeQuery || b[2]&0x03 != 0x01 ||
 		binary.BigEndian.Uint16(b[4:]) != 1 || binary.BigEndian.Uint16(b[6:]) != 0 || binary.BigEndian.Uint16(b[8:]) != 0 {
 		return q, false
 	}
@@ -275,9 +215,11 @@ func (r *Resolver) fast(b []byte, q *wireQuery, out []byte) ([]byte, string, *gr
 	if p == nil {
 		return nil, "", nil
 	}
-	name := unsafe.String(unsafe.SliceData(q.name), len(q.name))
-	allowed := p.matcher.Match(name) >= 0
-	if !allowed && r.opt.Mode == ModeEnforce {
+	v := r.decide(p, unsafe.String(unsafe.SliceData(q.name), len(q.name)))
+	switch {
+	case v.result == resultLocal:
+		return nil, "", nil
+	case v.g == nil:
 		if r.opt.Block == BlockSinkhole {
 			return nil, "", nil
 		}
@@ -286,8 +228,8 @@ func (r *Resolver) fast(b []byte, q *wireQuery, out []byte) ([]byte, string, *gr
 			return nil, "", nil
 		}
 		out = append(out, b[:q.qend]...)
-		out[2] = 0x80 | out[2]&0x01 // QR, opcode 0, RD as asked
-		out[3] = 0x80 | byte(t.rcode)
+		out[2] = 0x80 | out[2]&0x01               // QR, opcode 0, RD as asked
+		out[3] = 0x80 | b[3]&0x10 | byte(t.rcode) // RA, CD as asked
 		ns := uint16(0)
 		if t.rcode == dns.RcodeNameError {
 			out = append(out, t.soa...)
@@ -307,78 +249,20 @@ func (r *Resolver) fast(b []byte, q *wireQuery, out []byte) ([]byte, string, *gr
 		if len(out) > q.size {
 			return nil, "", nil
 		}
-		return out, resultBlocked, nil
+		return out, v.result, nil
 	}
-	routed := !allowed && r.opt.Mode == ModeRoute
-	result, g := resultAllowed, r.up
-	switch {
-	case routed:
-		result, g = resultRouted, r.filtered
-	case !allowed:
-		result = resultWouldBlock
-	}
-	e := r.packed.get(q.key(routed))
+	e := r.cache.get(q.key(v.routed))
 	now := time.Now()
 	if e == nil || !now.Before(e.expires) || len(e.wire) > q.size || e.qend != q.qend {
-		return nil, result, g
+		return nil, v.result, v.g
 	}
-	out = append(out, e.wire...)
+	out = e.appendAged(out, now)
 	copy(out[:2], b[:2])               // the client's ID
 	copy(out[12:q.qend], b[12:q.qend]) // and its spelling of the name
 	out[2] = out[2]&^0x01 | b[2]&0x01  // RD as asked
-	age := uint32(now.Sub(e.stored) / time.Second)
-	if age > 0 {
-		for _, off := range e.ttls {
-			ttl := binary.BigEndian.Uint32(out[off:])
-			if ttl > age {
-				ttl -= age
-			} else {
-				ttl = 0
-			}
-			binary.BigEndian.PutUint32(out[off:], ttl)
-		}
-	}
+	out[3] = out[3]&^0x10 | b[3]&0x10  // CD as asked (RFC 4035 §3.2.2)
 	r.m.cacheHits.Inc()
-	return out, result, nil
-}
-
-// remember stores an answer the ordinary path sent, for the fast path.
-func (r *Resolver) remember(k packedKey, wire []byte, m *dns.Msg, now time.Time) {
-	ttl := answerTTL(m)
-	if ttl <= 0 {
-		return
-	}
-	ttls, qend, ok := ttlOffsets(wire)
-	if !ok {
-		return
-	}
-	r.packed.put(k, &packedEntry{wire: wire, ttls: ttls, qend: qend, stored: now, expires: now.Add(ttl)})
-}
-
-// ttlOffsets finds the TTL field of every record in a packed message,
-// skipping the OPT record's, whose TTL field holds flags.
-func ttlOffsets(b []byte) ([]uint16, int, bool) {
-	if len(b) < 12 || binary.BigEndian.Uint16(b[4:]) != 1 {
-		return nil, 0, false
-	}
-	i, ok := backwardName(b, 12)
-	if !ok || i+4 > len(b) {
-		return nil, 0, false
-	}
-	i += 4
-	qend := i
-	n := int(binary.BigEndian.Uint16(b[6:])) + int(binary.BigEndian.Uint16(b[8:])) + int(binary.BigEndian.Uint16(b[10:]))
-	var offs []uint16
-	for ; n > 0; n-- {
-		if i, ok = backwardName(b, i); !ok || i+10 > len(b) {
-			return nil, 0, false
-		}
-		if binary.BigEndian.Uint16(b[i:]) != dns.TypeOPT {
-			offs = append(offs, uint16(i+4))
-		}
-		i += 10 + int(binary.BigEndian.Uint16(b[i+8:]))
-	}
-	return offs, qend, i == len(b)
+	return out, v.result, nil
 }
 
 // listenUDP binds n sockets to one address with SO_REUSEPORT, so that the
@@ -478,7 +362,7 @@ func (r *Resolver) serveUDP(conn *net.UDPConn) {
 			// reader. It gets its own copies of the packet and the name.
 			cp := append([]byte(nil), pkt...)
 			q.name = append([]byte(nil), q.name...)
-			go r.slowUDP(conn, ua.AddrPort(), cp, q, ok, start)
+			go r.slowUDP(conn, ua.AddrPort(), cp, q, ok, start, "")
 		}
 		for sent := 0; sent < w; {
 			k, err := bc.WriteBatch(out[sent:w], 0)
@@ -522,27 +406,24 @@ func (w *udpWriter) Hijack()                     {}
 
 // slowUDP answers a packet the fast path did not, as miekg's server
 // would: drop what cannot be a query, FORMERR what cannot be parsed.
-func (r *Resolver) slowUDP(conn *net.UDPConn, addr netip.AddrPort, pkt []byte, q wireQuery, parsed bool, start time.Time) {
+// skip is an upstream the fast path already waited on in vain.
+func (r *Resolver) slowUDP(conn *net.UDPConn, addr netip.AddrPort, pkt []byte, q wireQuery, parsed bool, start time.Time, skip string) {
 	req := new(dns.Msg)
 	if err := req.Unpack(pkt); err != nil {
-		if len(pkt) >= 12 && pkt[2]&0x80 == 0 {
-			var h dns.Msg
-			h.Id = binary.BigEndian.Uint16(pkt)
-			h.Response, h.Rcode = true, dns.RcodeFormatError
-			if b, err := h.Pack(); err == nil {
-				conn.WriteToUDPAddrPort(b, addr)
-			}
+		if b := formErr(pkt); b != nil {
+			conn.WriteToUDPAddrPort(b, addr)
 		}
 		return
 	}
 	w := &udpWriter{conn: conn, addr: addr}
-	resp, result := r.answer(req)
+	resp, result, v := r.answer(req, skip)
 	if resp == nil {
 		return
 	}
 	r.write(w, req, resp)
 	r.m.count(result, time.Since(start))
-	if parsed && w.sent != nil && !resp.Truncated && (result == resultAllowed || result == resultRouted || result == resultWouldBlock) {
-		r.remember(q.key(result == resultRouted), w.sent, resp, time.Now())
+	if parsed && w.sent != nil && v.g != nil && resp.Rcode != dns.RcodeServerFailure {
+		// Kept for the fast path: the answer as sent to this client.
+		r.cache.store(q.key(v.routed), w.sent, time.Now())
 	}
 }

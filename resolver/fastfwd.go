@@ -26,8 +26,8 @@ import (
 //     unique per socket among queries in flight;
 //   - sockets are connected, so the kernel only delivers datagrams from
 //     the upstream's address and port; each is replaced after
-//     fwdSocketUses queries, so its (kernel-chosen, random) source port
-//     changes often;
+//     fwdSocketUses queries or fwdSocketAge, whichever comes first, so
+//     its (kernel-chosen, random) source port changes often;
 //   - identical questions in flight share one upstream query;
 //   - an answer must echo the question exactly (case-insensitively).
 //
@@ -41,6 +41,10 @@ const (
 	fwdSockets    = 4   // connected sockets per upstream address
 	fwdSocketUses = 256 // queries before a socket is replaced
 )
+
+// fwdSocketAge is how long a socket serves before it is replaced, however
+// few queries it carried: under light traffic too, source ports change.
+var fwdSocketAge = 10 * time.Second
 
 type forwarder struct {
 	r *Resolver
@@ -63,6 +67,7 @@ type sockPool struct {
 type upSock struct {
 	conn    *net.UDPConn
 	uses    int
+	born    time.Time
 	pending map[uint16]*exchange
 }
 
@@ -187,7 +192,7 @@ func (f *forwarder) socket(addr string) (*upSock, error) {
 	}
 	p.next = (p.next + 1) % len(p.socks)
 	s := p.socks[p.next]
-	if s.uses >= fwdSocketUses {
+	if s.uses >= fwdSocketUses || time.Since(s.born) > fwdSocketAge {
 		fresh, err := f.dial(addr)
 		if err != nil {
 			return nil, err
@@ -204,7 +209,7 @@ func (f *forwarder) dial(addr string) (*upSock, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &upSock{conn: c.(*net.UDPConn), pending: map[uint16]*exchange{}}
+	s := &upSock{conn: c.(*net.UDPConn), born: time.Now(), pending: map[uint16]*exchange{}}
 	go f.read(s)
 	return s, nil
 }
@@ -218,6 +223,7 @@ func (f *forwarder) retire(s *upSock) {
 func (f *forwarder) read(s *upSock) {
 	buf := make([]byte, 65535)
 	out := make([]byte, 0, 4096)
+	recs := make([]record, 0, 32)
 	for {
 		n, err := s.conn.Read(buf)
 		if errors.Is(err, net.ErrClosed) {
@@ -254,7 +260,7 @@ func (f *forwarder) read(s *upSock) {
 		f.forget(ex)
 		f.mu.Unlock()
 		f.r.m.upstreamTime.Observe(time.Since(ex.sent).Seconds())
-		out = f.answer(ex, b, out)
+		out, recs = f.answer(ex, b, out, recs)
 	}
 }
 
@@ -285,55 +291,49 @@ func (f *forwarder) forget(ex *exchange) {
 
 // answer sends the upstream answer b to every waiter of ex, or hands them
 // to the ordinary path when b is not one this path can pass on.
-func (f *forwarder) answer(ex *exchange, b []byte, out []byte) []byte {
-	recs, ok := answerBody(b, 12+len(ex.qname)+4)
-	if !ok {
+func (f *forwarder) answer(ex *exchange, b []byte, out []byte, recs []record) ([]byte, []record) {
+	qend := 12 + len(ex.qname) + 4
+	plan, ok := planAnswer(b, qend, recs)
+	if !ok || !plan.prefix {
 		f.r.m.fwdFallbacks.WithLabelValues("answer").Inc()
-		f.handOver(ex)
-		return out
+		f.handOver(ex, "")
+		return out, plan.recs
 	}
-	ttl := wireTTL(b, 12+len(ex.qname)+4)
 	now := time.Now()
 	for i, w := range ex.waiters {
-		out = clientAnswer(out[:0], w.pkt, &w.q, b, recs)
+		out = clientAnswer(out[:0], w.pkt, &w.q, b, &plan, qend)
 		if len(out) > w.q.size {
 			f.r.m.fwdFallbacks.WithLabelValues("size").Inc()
-			go f.r.slowUDP(w.conn, w.addr, w.pkt, w.q, true, w.start)
+			go f.r.slowUDP(w.conn, w.addr, w.pkt, w.q, true, w.start, "")
 			continue
 		}
-		if i == 0 && ttl > 0 {
+		if i == 0 {
 			// Cached before it is sent: the client's next question may
 			// be this one again.
-			wire := append([]byte(nil), out...)
-			if ttls, qend, ok := ttlOffsets(wire); ok {
-				f.r.packed.put(w.q.key(ex.key.flags&packedRouted != 0), &packedEntry{wire: wire, ttls: ttls, qend: qend, stored: now, expires: now.Add(ttl)})
-			}
+			f.r.cache.store(w.q.key(ex.key.flags&packedRouted != 0), append([]byte(nil), out...), now)
 		}
 		w.conn.WriteToUDPAddrPort(out, w.addr)
 		f.r.m.count(w.result, time.Since(w.start))
 	}
-	return out
+	return out, plan.recs
 }
 
 // clientAnswer appends to out the answer for the client query pkt (parsed
-// as q) made from the upstream answer b, whose records answerBody found:
-// the client's ID and spelling of the name, QR, RD and CD as asked, RA,
-// the upstream's AD and rcode, its records without its OPT, and our OPT
-// when the client spoke EDNS.
-func clientAnswer(out, pkt []byte, q *wireQuery, b []byte, recs answerRecords) []byte {
+// as q) made from the upstream answer b, whose question ends at qend and
+// whose records plan kept (a prefix of them): the client's ID and
+// spelling of the name, QR, RD and CD as asked, RA, the upstream's AD and
+// rcode, the kept records, and our OPT when the client spoke EDNS.
+func clientAnswer(out, pkt []byte, q *wireQuery, b []byte, plan *answerPlan, qend int) []byte {
 	out = append(out, pkt[:q.qend]...)
 	out[2] = 0x80 | pkt[2]&0x01 // QR, opcode 0, RD as asked
 	out[3] = 0x80 | b[3]&0x2f   // RA, AD and the rcode from upstream
 	if pkt[3]&0x10 != 0 {
 		out[3] |= 0x10 // CD as asked
 	}
-	binary.BigEndian.PutUint16(out[6:], binary.BigEndian.Uint16(b[6:]))
-	binary.BigEndian.PutUint16(out[8:], binary.BigEndian.Uint16(b[8:]))
-	ar := binary.BigEndian.Uint16(b[10:])
-	if recs.opt {
-		ar--
-	}
-	out = append(out, recs.records...)
+	binary.BigEndian.PutUint16(out[6:], uint16(plan.counts[0]))
+	binary.BigEndian.PutUint16(out[8:], uint16(plan.counts[1]))
+	ar := uint16(plan.counts[2])
+	out = append(out, b[qend:plan.prefixEnd]...)
 	if q.edns {
 		var flags byte
 		if q.do {
@@ -360,10 +360,11 @@ func (f *forwarder) claim(ex *exchange) bool {
 	return true
 }
 
-// handOver sends every waiter of a claimed ex to the ordinary path.
-func (f *forwarder) handOver(ex *exchange) {
+// handOver sends every waiter of a claimed ex to the ordinary path, which
+// does not ask skip again (an upstream that did not answer in time).
+func (f *forwarder) handOver(ex *exchange, skip string) {
 	for _, w := range ex.waiters {
-		go f.r.slowUDP(w.conn, w.addr, w.pkt, w.q, true, w.start)
+		go f.r.slowUDP(w.conn, w.addr, w.pkt, w.q, true, w.start, skip)
 	}
 }
 
@@ -402,7 +403,7 @@ func (f *forwarder) fail(ex *exchange, reason string) {
 	f.r.m.fwdFallbacks.WithLabelValues(reason).Inc()
 	f.r.m.upstreamErrs.WithLabelValues(ex.g.addrs[ex.idx]).Inc()
 	ex.g.good.CompareAndSwap(int32(ex.idx), int32((ex.idx+1)%len(ex.g.addrs)))
-	f.handOver(ex)
+	f.handOver(ex, ex.g.addrs[ex.idx])
 }
 
 // close stops the forwarder and closes its sockets.
@@ -415,154 +416,4 @@ func (f *forwarder) close() {
 			s.conn.Close()
 		}
 	}
-}
-
-// answerRecords is an upstream answer's records after the question,
-// without its OPT record.
-type answerRecords struct {
-	records []byte
-	opt     bool
-}
-
-// answerBody checks that b (whose question ends at qend) is an answer this
-// path passes on as it is: not truncated, NOERROR or NXDOMAIN, every
-// record well formed, and at most one OPT record, last (so that removing
-// it moves nothing a compression pointer could point at).
-func answerBody(b []byte, qend int) (answerRecords, bool) {
-	if b[2]&0x02 != 0 || (b[2]>>3)&0xF != dns.OpcodeQuery {
-		return answerRecords{}, false // truncated, or not a query's answer
-	}
-	if rc := b[3] & 0x0F; rc != dns.RcodeSuccess && rc != dns.RcodeNameError {
-		return answerRecords{}, false
-	}
-	an, ns, ar := int(binary.BigEndian.Uint16(b[6:])), int(binary.BigEndian.Uint16(b[8:])), int(binary.BigEndian.Uint16(b[10:]))
-	i, optAt := qend, -1
-	for n := 0; n < an+ns+ar; n++ {
-		start := i
-		var ok bool
-		if i, ok = backwardName(b, i); !ok || i+10 > len(b) {
-			return answerRecords{}, false
-		}
-		typ := binary.BigEndian.Uint16(b[i:])
-		if typ == dns.TypeOPT {
-			// One OPT, last, in the additional section, owned by the root
-			// (RFC 6891 6.1.1); anywhere else the ordinary path decides.
-			if n < an+ns || n != an+ns+ar-1 || b[start] != 0 {
-				return answerRecords{}, false
-			}
-			optAt = start
-		}
-		rdata, end := i+10, i+10+int(binary.BigEndian.Uint16(b[i+8:]))
-		if end > len(b) || !rdataNamesBackward(b[:end], typ, rdata) {
-			return answerRecords{}, false
-		}
-		i = end
-	}
-	if i != len(b) {
-		return answerRecords{}, false
-	}
-	if optAt >= 0 {
-		return answerRecords{records: b[qend:optAt], opt: true}, true
-	}
-	return answerRecords{records: b[qend:]}, true
-}
-
-// backwardName returns the offset after the name at i, checking that every
-// compression pointer in it points back into the question or records
-// (offset 12 and on, before the pointer itself). A pointer into the header
-// would read the bytes this path rewrites (the ID and flags) as a name.
-func backwardName(b []byte, i int) (int, bool) {
-	end := -1
-	for n := 0; n < 128; n++ {
-		if i >= len(b) {
-			return 0, false
-		}
-		l := int(b[i])
-		switch {
-		case l == 0:
-			if end < 0 {
-				end = i + 1
-			}
-			return end, true
-		case l&0xC0 == 0xC0:
-			if i+2 > len(b) {
-				return 0, false
-			}
-			target := int(binary.BigEndian.Uint16(b[i:]) & 0x3FFF)
-			if target < 12 || target >= i {
-				return 0, false
-			}
-			if end < 0 {
-				end = i + 2
-			}
-			i = target
-		case l > 63:
-			return 0, false
-		default:
-			i += 1 + l
-		}
-	}
-	return 0, false
-}
-
-// rdataNamesBackward checks the names inside the rdata (at b[at:]) of the
-// types whose rdata holds compressible names (RFC 1035, 2163, 2782, 3597
-// §4: only these may be compressed).
-func rdataNamesBackward(b []byte, typ uint16, at int) bool {
-	names := func(i int, count int) bool {
-		for ; count > 0; count-- {
-			var ok bool
-			if i, ok = backwardName(b, i); !ok {
-				return false
-			}
-		}
-		return i <= len(b)
-	}
-	switch typ {
-	case dns.TypeCNAME, dns.TypeNS, dns.TypePTR, dns.TypeMB, dns.TypeMD, dns.TypeMF, dns.TypeMG, dns.TypeMR, dns.TypeDNAME:
-		return names(at, 1)
-	case dns.TypeSOA, dns.TypeMINFO, dns.TypeRP:
-		return names(at, 2)
-	case dns.TypeMX, dns.TypeAFSDB, dns.TypeRT, dns.TypeKX:
-		return at+2 <= len(b) && names(at+2, 1)
-	case dns.TypeSRV:
-		return at+6 <= len(b) && names(at+6, 1)
-	case dns.TypePX:
-		return at+2 <= len(b) && names(at+2, 2)
-	}
-	return true
-}
-
-// wireTTL is answerTTL for a packed answer whose question ends at qend:
-// the smallest answer TTL for NOERROR with answers, the SOA's TTL bounded
-// by its MINIMUM for NXDOMAIN or NODATA, 0 otherwise.
-func wireTTL(b []byte, qend int) time.Duration {
-	an, ns := int(binary.BigEndian.Uint16(b[6:])), int(binary.BigEndian.Uint16(b[8:]))
-	rcode := b[3] & 0x0F
-	i := qend
-	least := ^uint32(0)
-	for n := 0; n < an+ns; n++ {
-		var ok bool
-		if i, ok = backwardName(b, i); !ok || i+10 > len(b) {
-			return 0
-		}
-		typ, ttl, rdlen := binary.BigEndian.Uint16(b[i:]), binary.BigEndian.Uint32(b[i+4:]), int(binary.BigEndian.Uint16(b[i+8:]))
-		end := i + 10 + rdlen
-		if end > len(b) {
-			return 0
-		}
-		switch {
-		case n < an:
-			least = min(least, ttl)
-		case rcode == dns.RcodeSuccess && an > 0:
-			// the answer decides
-		case typ == dns.TypeSOA && rdlen >= 20:
-			return min(time.Duration(min(ttl, binary.BigEndian.Uint32(b[end-4:])))*time.Second, maxNegTTL)
-		}
-		i = end
-	}
-	if rcode == dns.RcodeSuccess && an > 0 {
-		return min(time.Duration(least)*time.Second, maxTTL)
-	}
-	return 0
 }

@@ -39,33 +39,44 @@ func secureID() uint16 {
 // exchange sends the question upstream with a fresh random ID and our own
 // EDNS options, over UDP from a fresh socket (so a random source port),
 // retrying over TCP when the answer is truncated, and failing over to the
-// next upstream on error.
-func (g *group) exchange(ctx context.Context, q dns.Question, do bool) (*dns.Msg, error) {
-	if len(g.addrs) == 0 {
-		return nil, errNoUpstream
-	}
+// next upstream on error or on a SERVFAIL or REFUSED answer; skip (an
+// upstream already waited on in vain) is not asked. When every upstream
+// asked answered with a failure, the last such answer is returned; when
+// none answered, an error.
+func (g *group) exchange(ctx context.Context, q dns.Question, do bool, skip string) (*dns.Msg, error) {
 	req := new(dns.Msg)
 	req.Id = secureID()
 	req.RecursionDesired = true
 	req.Question = []dns.Question{q}
 	req.SetEdns0(upstreamSize, do)
 	start := int(g.good.Load())
+	var failed *dns.Msg
 	var lastErr error = errNoUpstream
 	for i := range g.addrs {
 		idx := (start + i) % len(g.addrs)
 		addr := g.addrs[idx]
+		if addr == skip {
+			continue
+		}
 		t0 := time.Now()
 		resp, err := g.try(ctx, addr, req)
-		if err == nil {
+		if err == nil && resp.Rcode != dns.RcodeServerFailure && resp.Rcode != dns.RcodeRefused {
 			g.good.Store(int32(idx))
 			g.m.upstreamTime.Observe(time.Since(t0).Seconds())
 			return resp, nil
 		}
 		g.m.upstreamErrs.WithLabelValues(addr).Inc()
-		lastErr = err
+		if err == nil {
+			failed = resp
+		} else {
+			lastErr = err
+		}
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if failed != nil {
+		return failed, nil
 	}
 	return nil, lastErr
 }
@@ -80,9 +91,6 @@ func (g *group) try(ctx context.Context, addr string, req *dns.Msg) (*dns.Msg, e
 	}
 	if err != nil {
 		return nil, err
-	}
-	if resp.Rcode == dns.RcodeServerFailure || resp.Rcode == dns.RcodeRefused {
-		return nil, errors.New("upstream answered " + dns.RcodeToString[resp.Rcode])
 	}
 	if len(resp.Question) != 1 || !sameQuestion(resp.Question[0], req.Question[0]) {
 		return nil, errors.New("upstream answered another question")

@@ -18,6 +18,7 @@ const (
 	resultNotReady   = "not_ready"   // no verified list yet
 	resultRefused    = "refused"     // opcode, class or query we do not serve
 	resultServfail   = "servfail"    // every upstream failed
+	resultLocal      = "local"       // localhost and its reverse names (RFC 6761), answered here
 )
 
 type metrics struct {
@@ -32,6 +33,7 @@ type metrics struct {
 	cacheHits     prometheus.Counter
 	cacheMisses   prometheus.Counter
 	cacheEntries  prometheus.GaugeFunc
+	cacheBytes    prometheus.GaugeFunc
 	upstreamErrs  *prometheus.CounterVec
 	upstreamTime  prometheus.Histogram
 	fwdFallbacks  *prometheus.CounterVec
@@ -52,12 +54,12 @@ func (m *metrics) count(result string, d time.Duration) {
 	m.latency.Observe(d.Seconds())
 }
 
-func newMetrics(listAge, cacheLen func() float64) *metrics {
+func newMetrics(listAge, cacheLen, cacheBytes func() float64) *metrics {
 	reg := prometheus.NewRegistry()
 	ns := "allowlist"
 	m := &metrics{
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "queries_total",
-			Help: "Queries by result: allowed, blocked, routed, would_block, not_ready, refused, servfail."}, []string{"result"}),
+			Help: "Queries by result: allowed, blocked, routed, would_block, not_ready, refused, servfail, local."}, []string{"result"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "resolver", Name: "query_duration_seconds",
 			Help: "Time from receiving a query to writing its answer.", Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
 		listVersion: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "list_version",
@@ -77,7 +79,9 @@ func newMetrics(listAge, cacheLen func() float64) *metrics {
 		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "cache_misses_total",
 			Help: "Queries forwarded because the answer cache had nothing fresh."}),
 		cacheEntries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "cache_entries",
-			Help: "Answers held in the caches (the UDP fast path's packed answers and the ordinary path's)."}, cacheLen),
+			Help: "Answers held in the answer cache (the fast path's packed answers and the ordinary path's upstream answers)."}, cacheLen),
+		cacheBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: "resolver", Name: "cache_bytes",
+			Help: "Memory the answer cache counts against cache_bytes (answers and a fixed cost per entry)."}, cacheBytes),
 		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "resolver", Name: "upstream_errors_total",
 			Help: "Failed exchanges with an upstream, by upstream."}, []string{"upstream"}),
 		upstreamTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "resolver", Name: "upstream_duration_seconds",
@@ -95,11 +99,11 @@ func newMetrics(listAge, cacheLen func() float64) *metrics {
 	}
 	m.listVersion.Set(-1)
 	m.byResult = map[string]prometheus.Counter{}
-	for _, r := range []string{resultAllowed, resultBlocked, resultRouted, resultWouldBlock, resultNotReady, resultRefused, resultServfail} {
+	for _, r := range []string{resultAllowed, resultBlocked, resultRouted, resultWouldBlock, resultNotReady, resultRefused, resultServfail, resultLocal} {
 		m.byResult[r] = m.queries.WithLabelValues(r)
 	}
 	reg.MustRegister(m.queries, m.latency, m.listVersion, m.listEntries, m.listBytes, m.listAge, m.lastSync, m.syncErrors, m.cacheHits,
-		m.cacheMisses, m.cacheEntries, m.upstreamErrs, m.upstreamTime, m.fwdFallbacks, m.ready, m.reloadSeconds, m.listUpdates, m.patchFailures,
+		m.cacheMisses, m.cacheEntries, m.cacheBytes, m.upstreamErrs, m.upstreamTime, m.fwdFallbacks, m.ready, m.reloadSeconds, m.listUpdates, m.patchFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	m.reg = reg

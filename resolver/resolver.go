@@ -24,7 +24,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/miekg/dns"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -41,6 +40,10 @@ const (
 	BlockRefused  = "refused"
 	BlockSinkhole = "sinkhole"
 )
+
+// DefaultCacheBytes bounds the answer cache when cache_bytes is not set:
+// about 150,000 typical answers.
+const DefaultCacheBytes = 48 << 20
 
 // Options configure a Resolver. cmd/allowlist maps its YAML config here.
 type Options struct {
@@ -71,7 +74,10 @@ type Options struct {
 	// instead of the system's roots.
 	CAFile          string
 	UpstreamTimeout time.Duration
-	CacheSize       int
+	// CacheSize and CacheBytes bound the answer cache, in answers and in
+	// bytes (answers plus a fixed cost per entry).
+	CacheSize  int
+	CacheBytes int64
 	// WatchTimeout is how long one watch long-poll waits.
 	WatchTimeout time.Duration
 	// PollInterval is the wait between plain fetches when watch fails.
@@ -91,7 +97,6 @@ type Resolver struct {
 
 	flight    singleflight.Group
 	fwd       *forwarder
-	packed    *packedCache
 	tail      atomic.Pointer[blockedTail]
 	udp       []*net.UDPConn
 	policy    atomic.Pointer[policy]
@@ -105,10 +110,11 @@ type Resolver struct {
 
 	syncing sync.WaitGroup
 
-	mu      sync.Mutex
-	servers []*dns.Server
-	httpSrv *http.Server
-	addrs   map[string]string
+	mu       sync.Mutex
+	tcp      net.Listener
+	tcpConns map[net.Conn]struct{}
+	httpSrv  *http.Server
+	addrs    map[string]string
 }
 
 // New checks options and makes a Resolver; Start runs it.
@@ -121,6 +127,9 @@ func New(opt Options) (*Resolver, error) {
 	}
 	if opt.CacheSize <= 0 {
 		opt.CacheSize = 100_000
+	}
+	if opt.CacheBytes <= 0 {
+		opt.CacheBytes = DefaultCacheBytes
 	}
 	if opt.WatchTimeout <= 0 {
 		opt.WatchTimeout = 30 * time.Second
@@ -167,8 +176,8 @@ func New(opt Options) (*Resolver, error) {
 			return nil, fmt.Errorf("upstream %q is not host:port", a)
 		}
 	}
-	r := &Resolver{opt: opt, log: opt.Logger, cache: newCache(opt.CacheSize), packed: newPackedCache(opt.CacheSize), addrs: map[string]string{}}
-	r.m = newMetrics(r.listAge, func() float64 { return r.cache.len() + r.packed.len() })
+	r := &Resolver{opt: opt, log: opt.Logger, cache: newCache(opt.CacheSize, opt.CacheBytes), addrs: map[string]string{}}
+	r.m = newMetrics(r.listAge, r.cache.len, r.cache.size)
 	r.registerFreshnessMetrics()
 	r.up = &group{addrs: opt.Upstreams, timeout: opt.UpstreamTimeout, m: r.m}
 	r.filtered = &group{addrs: opt.FilteredUpstreams, timeout: opt.UpstreamTimeout, m: r.m}
@@ -416,7 +425,11 @@ func (r *Resolver) Start(ctx context.Context) error {
 		for _, c := range conns {
 			go r.serveUDP(c)
 		}
-		r.serve(&dns.Server{Net: "tcp", Listener: ln})
+		r.mu.Lock()
+		r.tcp, r.tcpConns = ln, map[net.Conn]struct{}{}
+		r.addrs["tcp"] = ln.Addr().String()
+		r.mu.Unlock()
+		go r.serveTCP(ln)
 	}
 	if r.opt.MetricsListen != "" {
 		ln, err := net.Listen("tcp", r.opt.MetricsListen)
@@ -474,40 +487,17 @@ func bindPair(addr string) ([]*net.UDPConn, net.Listener, error) {
 	}
 }
 
-// serve starts a DNS server on an already bound socket.
-func (r *Resolver) serve(srv *dns.Server) {
-	srv.Handler = r
-	srv.ReadTimeout, srv.WriteTimeout = 2*time.Second, 2*time.Second
-	// An idle TCP client is dropped after this, and each connection has
-	// its own goroutine, so one cannot hold up others.
-	srv.IdleTimeout = func() time.Duration { return 5 * time.Second }
-	srv.MaxTCPQueries = 1000
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	r.mu.Lock()
-	if srv.PacketConn != nil {
-		r.addrs["udp"] = srv.PacketConn.LocalAddr().String()
-	} else {
-		r.addrs["tcp"] = srv.Listener.Addr().String()
-	}
-	r.servers = append(r.servers, srv)
-	r.mu.Unlock()
-	go func() {
-		if err := srv.ActivateAndServe(); err != nil {
-			r.log.Error("dns server stopped", "net", srv.Net, "err", err)
-		}
-	}()
-	<-started
-}
-
 // Shutdown stops the listeners.
 func (r *Resolver) Shutdown() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, s := range r.servers {
-		s.Shutdown()
+	if r.tcp != nil {
+		r.tcp.Close()
+		for c := range r.tcpConns {
+			c.Close()
+		}
+		r.tcp, r.tcpConns = nil, nil
 	}
-	r.servers = nil
 	for _, c := range r.udp {
 		c.Close()
 	}

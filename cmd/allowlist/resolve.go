@@ -42,6 +42,7 @@ type ResolveConfig struct {
 	WatchTimeout    time.Duration `yaml:"watch_timeout"`
 	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`
 	CacheSize       int           `yaml:"cache_size"`
+	CacheBytes      int64         `yaml:"cache_bytes"`
 	PollInterval    time.Duration `yaml:"poll_interval"`
 	LogLevel        string        `yaml:"log_level"`
 }
@@ -52,7 +53,7 @@ func DefaultResolveConfig() ResolveConfig {
 		Mode: resolver.ModeEnforce, Upstreams: []string{"127.0.0.1:53"}, Block: resolver.BlockNXDOMAIN, MetricsListen: "127.0.0.1:9153",
 		SinkholeIPv4: "0.0.0.0", SinkholeIPv6: "::", MaxListAge: 24 * time.Hour, ListExpiry: 7 * 24 * time.Hour, OnExpiry: resolver.OnExpiryServe,
 		WatchTimeout: 30 * time.Second, UpstreamTimeout: 2 * time.Second,
-		CacheSize: 100_000, PollInterval: 30 * time.Second, LogLevel: "info"}
+		CacheSize: 100_000, CacheBytes: resolver.DefaultCacheBytes, PollInterval: 30 * time.Second, LogLevel: "info"}
 }
 
 // options turns the file into resolver options, naming the key at fault.
@@ -60,6 +61,9 @@ func (c ResolveConfig) options(log *slog.Logger) (resolver.Options, error) {
 	key, err := base64.StdEncoding.DecodeString(c.PublicKey)
 	if err != nil || len(key) != ed25519.PublicKeySize {
 		return resolver.Options{}, errors.New("public_key: give the registry's base64 Ed25519 key (allowlist keygen, or GET /v1/keys)")
+	}
+	if c.CacheBytes < 1<<20 {
+		return resolver.Options{}, fmt.Errorf("cache_bytes: %d is less than 1 MiB (1048576); the default is %d", c.CacheBytes, resolver.DefaultCacheBytes)
 	}
 	v4, v6 := net.ParseIP(c.SinkholeIPv4), net.ParseIP(c.SinkholeIPv6)
 	if v4 == nil || v4.To4() == nil {
@@ -75,7 +79,7 @@ func (c ResolveConfig) options(log *slog.Logger) (resolver.Options, error) {
 		CacheDir: c.CacheDir, Mode: c.Mode, Upstreams: c.Upstreams, FilteredUpstreams: c.FilteredUpstreams, Block: c.Block,
 		SinkholeV4: v4.To4(), SinkholeV6: v6, MetricsListen: c.MetricsListen, RequestURL: c.RequestURL, MaxListAge: c.MaxListAge,
 		ListExpiry: c.ListExpiry, OnExpiry: c.OnExpiry, CAFile: c.CAFile, WatchTimeout: c.WatchTimeout,
-		UpstreamTimeout: c.UpstreamTimeout, CacheSize: c.CacheSize, PollInterval: c.PollInterval, Logger: log}, nil
+		UpstreamTimeout: c.UpstreamTimeout, CacheSize: c.CacheSize, CacheBytes: c.CacheBytes, PollInterval: c.PollInterval, Logger: log}, nil
 }
 
 func runResolve(args []string, stdout, stderr io.Writer) error {
