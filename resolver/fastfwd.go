@@ -163,12 +163,17 @@ func (ex *exchange) query() []byte {
 	b = append(b, ex.qname...)
 	b = binary.BigEndian.AppendUint16(b, ex.qtype)
 	b = binary.BigEndian.AppendUint16(b, dns.ClassINET)
+	return appendOPT(b, ex.do)
+}
+
+// appendOPT appends our OPT record: the root name (one zero byte), type
+// 41, class = our buffer size, TTL = extended rcode 0, version 0 and the
+// DO bit, no options. Upstream queries and fast-path answers carry it.
+func appendOPT(b []byte, do bool) []byte {
 	var flags byte
-	if ex.do {
+	if do {
 		flags = 0x80
 	}
-	// OPT: the root name (one zero byte), type 41, class = our buffer
-	// size, TTL = extended rcode 0, version 0, flags; no options.
 	b = append(b, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT&0xff))
 	b = binary.BigEndian.AppendUint16(b, upstreamSize)
 	return append(b, 0, 0, flags, 0, 0, 0)
@@ -335,13 +340,7 @@ func clientAnswer(out, pkt []byte, q *wireQuery, b []byte, plan *answerPlan, qen
 	ar := uint16(plan.counts[2])
 	out = append(out, b[qend:plan.prefixEnd]...)
 	if q.edns {
-		var flags byte
-		if q.do {
-			flags = 0x80
-		}
-		out = append(out, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT&0xff))
-		out = binary.BigEndian.AppendUint16(out, upstreamSize)
-		out = append(out, 0, 0, flags, 0, 0, 0)
+		out = appendOPT(out, q.do)
 		ar++
 	}
 	binary.BigEndian.PutUint16(out[10:], ar)
