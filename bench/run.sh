@@ -215,8 +215,9 @@ server:
     verbosity: 0
     access-control: 127.0.0.0/8 allow
     do-not-query-localhost: no
-    msg-cache-size: 256m
-    rrset-cache-size: 512m
+    # The same answer-cache budget as ours (cache_bytes, default 32 MiB).
+    msg-cache-size: 16m
+    rrset-cache-size: 16m
     local-zone: "." always_nxdomain
 include: "$dir/list.unbound"
 forward-zone:
@@ -275,7 +276,8 @@ CONF
       # upstream query shows here), and what the answer cache holds.
       curl -s 127.0.0.1:9250/metrics | awk -v s="$size" '/^allowlist_resolver_forward_fallbacks_total/ {f = f " " $1 "=" $2}
         $1 == "allowlist_resolver_cache_bytes" {b = $2} $1 == "allowlist_resolver_cache_entries" {e = $2}
-        END {printf "fallbacks %s cache_bytes=%d cache_entries=%d%s\n", s, b, e, (f == "" ? " none" : f)}' >> "$RESULTS"
+        $1 == "go_memstats_heap_alloc_bytes" {h = $2} $1 == "go_memstats_heap_sys_bytes" {y = $2} $1 == "go_memstats_heap_released_bytes" {r = $2}
+        END {printf "fallbacks %s cache_bytes=%d cache_entries=%d heap_alloc_MB=%d heap_sys_MB=%d heap_released_MB=%d%s\n", s, b, e, h/1048576, y/1048576, r/1048576, (f == "" ? " none" : f)}' >> "$RESULTS"
     fi
     if [ $server = ours ]; then propagation "$dir" "$size"; reload_under_load "$dir" "$size"; fi
     kill $pid; wait $pid 2>/dev/null || true

@@ -42,8 +42,8 @@ const (
 )
 
 // DefaultCacheBytes bounds the answer cache when cache_bytes is not set:
-// about 150,000 typical answers.
-const DefaultCacheBytes = 48 << 20
+// about 100,000 typical answers.
+const DefaultCacheBytes = 32 << 20
 
 // Options configure a Resolver. cmd/allowlist maps its YAML config here.
 type Options struct {
