@@ -179,7 +179,10 @@ func FuzzUpstreamAnswer(f *testing.F) {
 		// The ordinary path keeps the same records of the same answer.
 		want := scrub(&up)
 		if m.Id != client.Id || m.Question[0].Name != "A.Zoom.example." || m.Rcode&0xF != up.Rcode&0xF ||
-			records(m.Answer) != records(want.Answer) || records(m.Ns) != records(want.Ns) || len(want.Extra) != 0 || m.IsEdns0() == nil {
+			// (names in rdata compressed against the question read the
+			// client's spelling of it: compared without case)
+			!strings.EqualFold(records(m.Answer), records(want.Answer)) || !strings.EqualFold(records(m.Ns), records(want.Ns)) ||
+			len(want.Extra) != 0 || m.IsEdns0() == nil {
 			t.Fatalf("client answer %v\nfrom upstream %v\nordinary path keeps %v", &m, &up, want)
 		}
 		if _, _, ok := ttlOffsets(out); !ok {
