@@ -9,6 +9,7 @@
 #   SIZES="1000 100000 1000000"  list sizes (default "1000 100000")
 #   DURATION=5 RUNS=3            seconds per run, runs per figure
 #   QUICK=1                      CI smoke test: one small list, 1 s, 1 run
+#   UPSTREAM_PORT=5300           loopback port of the upstream (NSD)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${SIZES:-"1000 100000"}
@@ -41,7 +42,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-UP=127.0.0.1:5300; OURS=5401; UNB=5402; PDNS=5403; REG=127.0.0.1:18200
+UP=127.0.0.1:${UPSTREAM_PORT:-5300}; OURS=5401; UNB=5402; PDNS=5403; REG=127.0.0.1:18200
 # The upstream every resolver forwards to: NSD, a real authoritative
 # server, answering every name under example.net and example.org with
 # 192.0.2.1 (a wildcard, TTL 3600). A real server refuses or drops a
@@ -77,9 +78,12 @@ zone:
     name: example.org
     zonefile: example.org.zone
 CONF
-taskset -c 1 nsd -d -c "$WORK/nsd/nsd.conf" & PIDS+=($!)
+taskset -c 1 nsd -d -c "$WORK/nsd/nsd.conf" & nsdpid=$!; PIDS+=($nsdpid)
 wait_dns() { for _ in $(seq 600); do dig +time=1 +tries=1 @127.0.0.1 -p "$1" "$2" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
-wait_dns "${UP#*:}" x.example.net || { echo "NSD did not start:"; cat "$WORK/nsd/nsd.log"; exit 1; }
+if ! wait_dns "${UP#*:}" x.example.net || ! kill -0 $nsdpid 2>/dev/null ||
+   [ "$(dig +short +time=1 +tries=1 @127.0.0.1 -p "${UP#*:}" x.example.net A)" != "192.0.2.1" ]; then
+  echo "NSD did not start on $UP (is the port taken? set UPSTREAM_PORT):"; cat "$WORK/nsd/nsd.log" 2>/dev/null; exit 1
+fi
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 qps() { # server port, query file, extra dnsperf args
@@ -222,7 +226,7 @@ server:
 include: "$dir/list.unbound"
 forward-zone:
     name: "."
-    forward-addr: 127.0.0.1@5300
+    forward-addr: ${UP%:*}@${UP#*:}
 CONF
   # PowerDNS Recursor with the same list as an RPZ (listed names pass, the rest NXDOMAIN)
   echo "rpzFile(\"$dir/list.rpz\", {policyName=\"allowlist\"})" > "$dir/pdns.lua"
@@ -231,7 +235,7 @@ local-address=127.0.0.1
 local-port=$PDNS
 threads=1
 pdns-distributes-queries=no
-forward-zones-recurse=.=127.0.0.1:5300
+forward-zones-recurse=.=$UP
 dnssec=off
 lua-config-file=$dir/pdns.lua
 daemon=no
