@@ -68,6 +68,16 @@ test('every page has no serious or critical accessibility violation', async () =
   await page.close();
 });
 
+test('no page scrolls sideways on a 375 px screen', async () => {
+  const page = await browser.newPage({ viewport: { width: 375, height: 800 } });
+  for (const p of ['/', '/catalogue', '/lists', '/lists/common', '/dashboard', '/common-ground?departments=dsit,hmrc', '/check?q=Zoom']) {
+    await page.goto(base + p);
+    const [scroll, inner] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    assert.ok(scroll <= inner, `${p}: ${scroll} px wide on a ${inner} px screen`);
+  }
+  await page.close();
+});
+
 // tabTo presses Tab until the focused element matches, as a keyboard user
 // would, and fails if it never gets there.
 async function tabTo(page, describe, matches) {

@@ -80,7 +80,9 @@ func (p *Pages) adminPage(c echo.Context, status int, v *adminView, errs []allow
 }
 
 func (p *Pages) handleAdmin(c echo.Context) error {
-	return p.adminPage(c, http.StatusOK, &adminView{}, nil)
+	v := &adminView{}
+	v.NewToken, v.NewTokenFor = p.sessions.takeShown(sessionID(c))
+	return p.adminPage(c, http.StatusOK, v, nil)
 }
 
 // adminDone finishes a form: on success a message and back to the page,
@@ -151,8 +153,14 @@ func (p *Pages) handleAdminToken(c echo.Context) error {
 	if err != nil {
 		return p.adminDone(c, err, "tokens", "", f)
 	}
-	// The token is shown on this answer only (no-store); it is not kept.
-	return p.adminPage(c, http.StatusCreated, &adminView{NewToken: secret, NewTokenFor: t.Name + " (" + t.Role + ")"}, nil)
+	// The token is shown on the next page only (no-store), then forgotten;
+	// redirecting means a reload does not create another.
+	what := t.Name + " (" + t.Role
+	if t.Department != "" {
+		what += ", " + p.deptName(ctx, t.Department)
+	}
+	p.sessions.showOnce(sessionID(c), secret, what+")")
+	return c.Redirect(http.StatusSeeOther, "/admin#tokens")
 }
 
 func (p *Pages) handleAdminRevoke(c echo.Context) error {

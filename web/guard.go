@@ -48,6 +48,7 @@ type session struct {
 	token   string
 	expires time.Time
 	flash   string
+	shown   [2]string // a secret to show once on the next page, and what it is for
 }
 
 // sessions is the in-memory session store, safe for concurrent use.
@@ -108,6 +109,28 @@ func (s *sessions) setFlash(id, msg string) {
 		v.flash = msg
 	}
 	s.mu.Unlock()
+}
+
+// showOnce keeps a secret (a new token) for the next page only, so that
+// the page that creates it can redirect and a reload creates nothing.
+func (s *sessions) showOnce(id, secret, what string) {
+	s.mu.Lock()
+	if v := s.m[id]; v != nil {
+		v.shown = [2]string{secret, what}
+	}
+	s.mu.Unlock()
+}
+
+func (s *sessions) takeShown(id string) (string, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.m[id]
+	if v == nil {
+		return "", ""
+	}
+	out := v.shown
+	v.shown = [2]string{}
+	return out[0], out[1]
 }
 
 // takeFlash returns the session's message once.

@@ -116,6 +116,9 @@ func (p *Pages) Register(e *echo.Echo) {
 	files := echo.WrapHandler(http.StripPrefix("/assets/", cacheForever(http.FileServer(http.FS(assets)))))
 	e.GET("/assets/*", files)
 	e.HEAD("/assets/*", files)
+	css := echo.WrapHandler(cacheForever(http.FileServer(http.FS(mustSub(staticFS, "static")))))
+	e.GET("/app.css", css)
+	e.HEAD("/app.css", css)
 	if s, ok := p.check.(interface{ SetPageNotFound(echo.HandlerFunc) }); ok {
 		s.SetPageNotFound(p.NotFound)
 	}
@@ -200,6 +203,14 @@ func (p *Pages) require(need access) echo.MiddlewareFunc {
 				"This page is for "+map[access]string{ownerOnly: "filtering owners", adminOnly: "administrators"}[need]+". Sign out and sign in with the right token.")
 		}
 	}
+}
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
 }
 
 func cacheForever(h http.Handler) http.Handler {
