@@ -159,6 +159,10 @@ var specialPrefixes = []struct {
 	{netip.MustParsePrefix("::1/128"), "loopback space"},
 	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped space; write the IPv4 prefix"},
 	{netip.MustParsePrefix("64:ff9b::/96"), "NAT64 space (RFC 6052)"},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "local-use NAT64 space (RFC 8215)"},
+	{netip.MustParsePrefix("2001::/32"), "Teredo space, which embeds IPv4 addresses (RFC 4380)"},
+	{netip.MustParsePrefix("2002::/16"), "6to4 space, which embeds IPv4 addresses (RFC 3056)"},
+	{netip.MustParsePrefix("fec0::/10"), "deprecated site-local space (RFC 3879)"},
 	{netip.MustParsePrefix("100::/64"), "discard-only space (RFC 6666)"},
 	{netip.MustParsePrefix("2001:2::/48"), "benchmarking space (RFC 5180)"},
 	{netip.MustParsePrefix("2001:db8::/32"), "documentation space (RFC 3849)"},
@@ -166,6 +170,19 @@ var specialPrefixes = []struct {
 	{netip.MustParsePrefix("fc00::/7"), "unique local (private) space"},
 	{netip.MustParsePrefix("fe80::/10"), "link-local space"},
 	{netip.MustParsePrefix("ff00::/8"), "multicast space"},
+}
+
+// PublicAddr says whether an address is one a site may name: outside every
+// block of specialPrefixes. The registry's own outgoing connections (such
+// as webhooks) use it too.
+func PublicAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, sp := range specialPrefixes {
+		if sp.prefix.Contains(a) {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseNetworkPrefix reads a prefix a site may name, or says why not:

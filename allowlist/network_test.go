@@ -53,6 +53,11 @@ func TestNetworkValidation(t *testing.T) {
 		{"documentation", Network{"192.0.2.0/24", "tcp", "443"}, Network{}, "prefix", "documentation"},
 		{"documentation 203.0.113", Network{"203.0.113.0/24", "tcp", "443"}, Network{}, "prefix", "documentation"},
 		{"v6 documentation", Network{"2001:db8::/32", "tcp", "443"}, Network{}, "prefix", "documentation"},
+		{"6to4 embedding loopback", Network{"2002:7f00::/24", "tcp", "443"}, Network{}, "prefix", "6to4"},
+		{"all of 6to4", Network{"2002::/16", "tcp", "443"}, Network{}, "prefix", "6to4"},
+		{"Teredo", Network{"2001::/32", "udp", "3478"}, Network{}, "prefix", "Teredo"},
+		{"local-use NAT64", Network{"64:ff9b:1::/48", "tcp", "443"}, Network{}, "prefix", "NAT64"},
+		{"site-local", Network{"fec0::/16", "tcp", "443"}, Network{}, "prefix", "site-local"},
 		{"benchmarking", Network{"198.18.0.0/15", "tcp", "443"}, Network{}, "prefix", "benchmarking"},
 		{"v6 benchmarking", Network{"2001:2::/48", "tcp", "443"}, Network{}, "prefix", "benchmarking"},
 		{"CGNAT", Network{"100.64.0.0/10", "tcp", "443"}, Network{}, "prefix", "carrier-grade NAT"},
@@ -244,6 +249,20 @@ func TestMatchEndpoint(t *testing.T) {
 	for _, bad := range []string{"sctp/1", "udp/0", "udp/", "udp/70000", "3478-3479"} {
 		if _, _, why := ParseProtoPort(bad); why == "" {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestPublicAddr: the addresses the registry may connect out to, or a site
+// may name, are outside every special block, IPv4-mapped forms included.
+func TestPublicAddr(t *testing.T) {
+	for a, want := range map[string]bool{
+		"52.112.1.1": true, "2603:1063::1": true, "127.0.0.1": false, "::ffff:127.0.0.1": false, "10.1.2.3": false,
+		"100.64.0.1": false, "198.18.0.1": false, "192.0.0.8": false, "240.0.0.1": false, "64:ff9b::7f00:1": false,
+		"2002:7f00:1::1": false, "2001::1": false, "fe80::1": false, "fd00::1": false, "::1": false, "::": false,
+	} {
+		if got := PublicAddr(netip.MustParseAddr(a)); got != want {
+			t.Errorf("PublicAddr(%s) = %v", a, got)
 		}
 	}
 }

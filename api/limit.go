@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 
@@ -26,8 +27,24 @@ func newFailureLimiter() *failureLimiter {
 	return &failureLimiter{clients: map[string]*rate.Limiter{}, swept: time.Now()}
 }
 
+// addressKey is what a per-address limit counts by: an IPv4 address, or
+// an IPv6 address's /64 (one subscriber's or one site's network; counting
+// each IPv6 address alone would give anyone with a /64 no limit at all).
+func addressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
+}
+
 // blocked reports whether ip has used up its failures, and for how long.
 func (f *failureLimiter) blocked(ip string) (time.Duration, bool) {
+	ip = addressKey(ip)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	l, ok := f.clients[ip]
@@ -39,6 +56,7 @@ func (f *failureLimiter) blocked(ip string) (time.Duration, bool) {
 
 // fail records one failed authentication from ip.
 func (f *failureLimiter) fail(ip string) {
+	ip = addressKey(ip)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := time.Now()
@@ -74,6 +92,7 @@ func newWatchLimiter(max int) *watchLimiter {
 
 // take reserves a watch for ip; release gives it back.
 func (w *watchLimiter) take(ip string) bool {
+	ip = addressKey(ip)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.count[ip] >= w.max {
@@ -84,6 +103,7 @@ func (w *watchLimiter) take(ip string) bool {
 }
 
 func (w *watchLimiter) release(ip string) {
+	ip = addressKey(ip)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.count[ip]--; w.count[ip] <= 0 {

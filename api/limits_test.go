@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -63,5 +64,25 @@ func TestInventedMethodsDoNotGrowMetrics(t *testing.T) {
 	m := metricsText(t, e)
 	if strings.Contains(m, "FOOBAR") || strings.Contains(m, "XAAAA") || !strings.Contains(m, `method="OTHER"`) {
 		t.Error("an invented method became a label value")
+	}
+}
+
+// TestIPv6ClientsCountByNetwork: the staff-request allowance counts an
+// IPv6 client by its /64, so walking through one's own /64 does not escape
+// it (from a trusted loopback proxy's X-Forwarded-For).
+func TestIPv6ClientsCountByNetwork(t *testing.T) {
+	e := newEnv(t, api.Config{PublicLists: true, RequestsPerMinute: 3})
+	codes := map[int]int{}
+	for i := 1; i <= 6; i++ {
+		r := e.do("POST", "/v1/requests", "", map[string]string{"tool": "T", "reason": "r", "department": "dept-a"},
+			"X-Forwarded-For", "2a00:1450:4009:81f::"+strconv.Itoa(i))
+		codes[r.code]++
+	}
+	if codes[201] != 3 || codes[429] != 3 {
+		t.Errorf("six addresses of one /64: %v", codes)
+	}
+	if r := e.do("POST", "/v1/requests", "", map[string]string{"tool": "T", "reason": "r", "department": "dept-a"},
+		"X-Forwarded-For", "2a00:1450:4009:820::1"); r.code != 201 {
+		t.Errorf("another /64: %d", r.code)
 	}
 }

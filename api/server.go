@@ -189,7 +189,7 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 	})
 	limiter := middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
 		Store:               s.requests,
-		IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
+		IdentifierExtractor: func(c echo.Context) (string, error) { return addressKey(c.RealIP()), nil },
 		DenyHandler: func(c echo.Context, _ string, _ error) error {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(s.requestWait()/time.Second)))
 			return errStatus(http.StatusTooManyRequests, "too many requests from this address; try again later")
@@ -225,7 +225,7 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 // /v1/requests and the request page; when none is left it says how long
 // to wait.
 func (s *Server) StaffRequestAllowed(ip string) (time.Duration, bool) {
-	ok, err := s.requests.Allow(ip)
+	ok, err := s.requests.Allow(addressKey(ip))
 	if err != nil || !ok {
 		return s.requestWait(), false
 	}
@@ -393,7 +393,11 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		d := time.Since(start)
 		s.metrics.observe(c.Request().Method, route, status, d)
-		s.log.Info("request", "method", c.Request().Method, "route", route, "path", c.Request().URL.Path,
+		path := c.Request().URL.Path
+		if strings.Contains(route, ":reference") {
+			path = route // a request's reference is a capability: never logged
+		}
+		s.log.Info("request", "method", c.Request().Method, "route", route, "path", path,
 			"status", status, "duration_ms", float64(d.Microseconds())/1000, "remote", c.RealIP(), "actor", actorOf(c).String())
 		return nil
 	}

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -90,8 +91,9 @@ func New(store allowlist.Timers, cfg Config) *Runner {
 		return nil
 	}}
 	client := &http.Client{
-		Timeout:   cfg.WebhookTimeout,
-		Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: http.ProxyFromEnvironment, MaxIdleConns: 10, IdleConnTimeout: time.Minute},
+		Timeout: cfg.WebhookTimeout,
+		// No proxy from the environment: the address check must see the real target.
+		Transport: &http.Transport{DialContext: dialer.DialContext, MaxIdleConns: 10, IdleConnTimeout: time.Minute},
 		// A redirect is an answer, not a delivery.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -101,7 +103,8 @@ func New(store allowlist.Timers, cfg Config) *Runner {
 }
 
 func publicIP(ip net.IP) bool {
-	return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified())
+	a, ok := netip.AddrFromSlice(ip)
+	return ok && allowlist.PublicAddr(a)
 }
 
 // Start queues the notifications for events so far (on a new database:

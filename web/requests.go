@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,7 +51,7 @@ func (p *Pages) now() time.Time {
 func (p *Pages) handleRequestLookup(c echo.Context) error {
 	ref := strings.TrimSpace(c.QueryParam("reference"))
 	if ref != "" {
-		return c.Redirect(http.StatusSeeOther, "/requests/"+ref)
+		return c.Redirect(http.StatusSeeOther, "/requests/"+url.PathEscape(ref))
 	}
 	pg := &page{Title: "Check your request"}
 	if _, ok := c.QueryParams()["reference"]; ok {

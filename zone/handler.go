@@ -42,6 +42,14 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	case dns.TypeIXFR:
 		kind = "ixfr"
 	}
+	if kind == "axfr" && !tcp {
+		// AXFR over UDP can never succeed, and UDP sources can be forged:
+		// refuse it before any key check, audit or log, so that nobody can
+		// spend the audit's budget for refusals (or fill the log) with it.
+		s.metrics.transfers.WithLabelValues(kind, "refused").Inc()
+		s.reply(w, r, dns.RcodeRefused)
+		return
+	}
 	key, ok := s.authorise(w, r, scope, kind)
 	if !ok {
 		return

@@ -409,3 +409,30 @@ func TestIXFRFromUnknownSerial(t *testing.T) {
 		t.Errorf("ixfr answered in full %v times (incremental %v)", got, testutil.ToFloat64(zs.Metric("transfers", "ixfr", "incremental")))
 	}
 }
+
+// TestUDPAXFRIsRefusedQuietly: AXFR over UDP (whose source anyone can
+// forge) is refused before any key check, so it neither reaches the audit
+// log nor spends its budget for refused transfers.
+func TestUDPAXFRIsRefusedQuietly(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	before, err := e.db.FindAudit(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	for range 20 {
+		m := new(dns.Msg)
+		m.SetAxfr("common.rpz.allowlist.")
+		r, _, err := c.Exchange(m, e.zs.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Rcode != dns.RcodeRefused {
+			t.Fatalf("UDP AXFR: %s", dns.RcodeToString[r.Rcode])
+		}
+	}
+	after, _ := e.db.FindAudit(ctx, 0, 10000)
+	if len(after) != len(before) {
+		t.Errorf("UDP AXFRs wrote %d audit entries", len(after)-len(before))
+	}
+}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/miekg/dns"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -143,6 +144,11 @@ func (s *Server) Origin(scope string) string { return scope + "." + s.cfg.Suffix
 
 // Start loads the scopes' versions, listens on UDP and TCP, and keeps the
 // versions fresh until ctx ends. It returns once both listeners are open.
+// MaxTCPConnections bounds the listener's simultaneous TCP connections:
+// secondaries transfer one zone at a time, and a few hundred departments'
+// servers are far more than any one registry serves at once.
+const MaxTCPConnections = 256
+
 func (s *Server) Start(ctx context.Context) error {
 	if err := s.refresh(ctx, false); err != nil {
 		return err
@@ -157,7 +163,11 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("dns_listen: %w", err)
 	}
 	s.udp = &dns.Server{PacketConn: pc, Handler: s, TsigProvider: s.keys}
-	s.tcp = &dns.Server{Listener: ln, Handler: s, TsigProvider: s.keys, WriteTimeout: 30 * time.Second, ReadTimeout: 10 * time.Second}
+	// A bounded number of TCP clients at once, each with 3 s to send its
+	// query: idle connections cannot take the process's file descriptors
+	// (which the HTTP API needs too).
+	ln = netutil.LimitListener(ln, MaxTCPConnections)
+	s.tcp = &dns.Server{Listener: ln, Handler: s, TsigProvider: s.keys, WriteTimeout: 30 * time.Second, ReadTimeout: 3 * time.Second}
 	for _, srv := range []*dns.Server{s.udp, s.tcp} {
 		go func() {
 			if err := srv.ActivateAndServe(); err != nil && ctx.Err() == nil {

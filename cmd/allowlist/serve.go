@@ -294,6 +294,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	// backlog instead of failing the process's accept with "too many open
 	// files" (which would stop every page, API call and watch).
 	maxConns := connectionLimit(cfg.MaxConnections)
+	if cfg.DNSListen != "" && cfg.MaxConnections == 0 {
+		maxConns = max(64, maxConns-zone.MaxTCPConnections) // the zone listener's share
+	}
 	ln = netutil.LimitListener(ln, maxConns)
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	// Watch requests may legitimately wait minutes, so there is no
