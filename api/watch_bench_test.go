@@ -53,7 +53,8 @@ func BenchmarkWatchers(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	srv = api.New(db, api.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PublicLists: true, RequestsPerMinute: 1 << 30})
+	srv = api.New(db, api.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PublicLists: true, RequestsPerMinute: 1 << 30,
+		WatchesPerAddress: 1 << 20}) // every watcher comes from 127.0.0.1
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := srv.Start(runCtx); err != nil {
