@@ -142,8 +142,14 @@ func (s *Server) refuse(w dns.ResponseWriter, r *dns.Msg, kind, key, remote, sco
 func (s *Server) tsigError(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG, code uint16) {
 	m := new(dns.Msg)
 	m.SetRcode(r, dns.RcodeNotAuth)
-	m.Extra = []dns.RR{&dns.TSIG{Hdr: dns.RR_Header{Name: t.Hdr.Name, Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
-		Algorithm: t.Algorithm, TimeSigned: uint64(time.Now().Unix()), Fudge: 300, OrigId: r.Id, Error: code}}
+	// The algorithm comes from the request as it was sent: an empty one
+	// packs as nothing at all (not the root name), which breaks the record.
+	alg := dns.Fqdn(t.Algorithm)
+	if t.Algorithm == "" {
+		alg = "."
+	}
+	m.Extra = []dns.RR{&dns.TSIG{Hdr: dns.RR_Header{Name: dns.Fqdn(t.Hdr.Name), Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
+		Algorithm: alg, TimeSigned: uint64(time.Now().Unix()), Fudge: 300, OrigId: r.Id, Error: code}}
 	b, err := m.Pack()
 	if err == nil {
 		w.Write(b)
