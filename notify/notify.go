@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -197,26 +198,75 @@ func (r *Runner) Deliver(ctx context.Context) error {
 		if err != nil || len(batch) == 0 {
 			return err
 		}
+		// Each target's deliveries go in order, and every target at once:
+		// a webhook that does not answer holds up only its own. After a
+		// target fails once, the rest of its batch are not tried this round
+		// (each would wait a timeout) but recorded as such, to be retried
+		// with the back-off like any failure.
+		groups := map[string][]allowlist.Claimed{}
+		var targets []string
 		for _, d := range batch {
-			var err error
-			switch d.Channel {
-			case "webhook":
-				err = r.postWebhook(ctx, d)
-			case "email":
-				err = r.cfg.SMTP.Send(d.Target, d.Subject, string(d.Payload))
-			default:
-				err = fmt.Errorf("unknown channel %q", d.Channel)
+			k := d.Channel + " " + d.Target
+			if _, ok := groups[k]; !ok {
+				targets = append(targets, k)
 			}
-			msg := ""
-			if err != nil {
-				msg = err.Error()
-				r.log.Warn("notification not delivered", "delivery", d.ID, "department", d.Department, "channel", d.Channel, "attempt", d.Attempts, "err", msg)
-			}
-			if err := r.store.FinishDelivery(ctx, d.ID, msg, r.cfg.MaxAttempts, r.cfg.Backoff); err != nil {
-				return err
-			}
+			groups[k] = append(groups[k], d)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, len(targets))
+		for _, k := range targets {
+			wg.Add(1)
+			go func(ds []allowlist.Claimed) {
+				defer wg.Done()
+				failed := ""
+				for _, d := range ds {
+					if failed != "" {
+						if err := r.store.FinishDelivery(ctx, d.ID, "not tried: "+failed, r.cfg.MaxAttempts, r.cfg.Backoff); err != nil {
+							errs <- err
+							return
+						}
+						continue
+					}
+					msg, err := r.deliverOne(ctx, d)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if msg != "" {
+						failed = "the same target failed just before (" + msg + ")"
+					}
+				}
+			}(groups[k])
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			return err
 		}
 	}
+}
+
+// deliverOne sends one delivery and records the outcome; it returns why
+// the target did not take it, or "".
+func (r *Runner) deliverOne(ctx context.Context, d allowlist.Claimed) (string, error) {
+	var err error
+	switch d.Channel {
+	case "webhook":
+		err = r.postWebhook(ctx, d)
+	case "email":
+		err = r.cfg.SMTP.Send(d.Target, d.Subject, string(d.Payload))
+	default:
+		err = fmt.Errorf("unknown channel %q", d.Channel)
+	}
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+		r.log.Warn("notification not delivered", "delivery", d.ID, "department", d.Department, "channel", d.Channel, "attempt", d.Attempts, "err", msg)
+	}
+	if err := r.store.FinishDelivery(ctx, d.ID, msg, r.cfg.MaxAttempts, r.cfg.Backoff); err != nil {
+		return "", err
+	}
+	return msg, nil
 }
 
 // Signature returns the X-Allowlist-Signature value for a body sent at

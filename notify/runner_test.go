@@ -9,11 +9,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,5 +136,54 @@ func TestWebhookRefusesPrivateAddresses(t *testing.T) {
 	ds, _ := db.FindDeliveries(ctx, "dept-a", 10)
 	if hit || len(ds) != 1 || ds[0].Status != "failed" || !strings.Contains(ds[0].LastError, "not public") {
 		t.Fatalf("hit=%v deliveries %+v", hit, ds)
+	}
+}
+
+// TestSilentWebhookHoldsUpOnlyItself: a department whose webhook accepts
+// connections but never answers costs one timeout for its own deliveries;
+// another department's are delivered in the same round, and the silent
+// target's other deliveries wait for their lease instead of a timeout each.
+func TestSilentWebhookHoldsUpOnlyItself(t *testing.T) {
+	ctx := context.Background()
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"), sqlite.Options{Quorum: 2, Key: key})
+	must(t, err)
+	defer db.Close()
+	for _, d := range []string{"dept-a", "dept-b"} {
+		_, err := db.CreateDepartment(ctx, allowlist.System, allowlist.Department{ID: d, Name: d, Kind: "other"})
+		must(t, err)
+	}
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts in the kernel, never answers
+	must(t, err)
+	defer silent.Close()
+	var delivered atomic.Int32
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { delivered.Add(1) }))
+	defer recv.Close()
+	_, _, err = db.SetWebhook(ctx, owner("dept-a"), "dept-a", "http://"+silent.Addr().String()+"/hook")
+	must(t, err)
+	_, _, err = db.SetWebhook(ctx, owner("dept-b"), "dept-b", recv.URL+"/hook")
+	must(t, err)
+	r := notify.New(db, notify.Config{AllowPrivateWebhooks: true, WebhookTimeout: 500 * time.Millisecond, Backoff: time.Minute, MaxAttempts: 3})
+	must(t, r.Tick(ctx))
+	for _, d := range []string{"dept-a", "dept-a", "dept-a", "dept-b"} {
+		_, err := db.CreateRequest(ctx, allowlist.Actor{}, allowlist.Request{Tool: "Miro", Reason: "workshops", Department: d})
+		must(t, err)
+	}
+	must(t, r.Tick(ctx))
+	if delivered.Load() != 1 {
+		t.Errorf("dept-b received %d deliveries, want 1", delivered.Load())
+	}
+	ds, _ := db.FindDeliveries(ctx, "dept-a", 10)
+	tried, skipped := 0, 0
+	for _, d := range ds {
+		switch {
+		case strings.HasPrefix(d.LastError, "not tried"):
+			skipped++
+		case d.LastError != "":
+			tried++
+		}
+	}
+	if len(ds) != 3 || tried != 1 || skipped != 2 {
+		t.Errorf("dept-a: %d deliveries, %d tried, %d not tried; want 3, 1 and 2 (one timeout, not three)", len(ds), tried, skipped)
 	}
 }
