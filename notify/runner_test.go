@@ -117,12 +117,8 @@ func TestWebhookSignedRetriedLogged(t *testing.T) {
 
 func TestWebhookRefusesPrivateAddresses(t *testing.T) {
 	ctx := context.Background()
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"), sqlite.Options{Quorum: 2, Key: key})
-	must(t, err)
-	defer db.Close()
-	_, err = db.CreateDepartment(ctx, allowlist.System, allowlist.Department{ID: "dept-a", Name: "A", Kind: "other"})
-	must(t, err)
+	db := openStore(t, "dept-a")
+	var err error
 	hit := false
 	recv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hit = true }))
 	defer recv.Close()
@@ -139,20 +135,28 @@ func TestWebhookRefusesPrivateAddresses(t *testing.T) {
 	}
 }
 
-// TestSilentWebhookHoldsUpOnlyItself: a department whose webhook accepts
-// connections but never answers costs one timeout for its own deliveries;
-// another department's are delivered in the same round, and the silent
-// target's other deliveries wait for their lease instead of a timeout each.
-func TestSilentWebhookHoldsUpOnlyItself(t *testing.T) {
-	ctx := context.Background()
+// openStore opens a registry in a temporary file with departments.
+func openStore(t *testing.T, depts ...string) *sqlite.DB {
+	t.Helper()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	db, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"), sqlite.Options{Quorum: 2, Key: key})
 	must(t, err)
-	defer db.Close()
-	for _, d := range []string{"dept-a", "dept-b"} {
-		_, err := db.CreateDepartment(ctx, allowlist.System, allowlist.Department{ID: d, Name: d, Kind: "other"})
+	t.Cleanup(func() { db.Close() })
+	for _, d := range depts {
+		_, err := db.CreateDepartment(context.Background(), allowlist.System, allowlist.Department{ID: d, Name: d, Kind: "other"})
 		must(t, err)
 	}
+	return db
+}
+
+// TestSilentWebhookHoldsUpOnlyItself: a department whose webhook accepts
+// connections but never answers costs one timeout for its own deliveries;
+// another department's are delivered in the same round, and the silent
+// target's other deliveries are recorded as not tried instead of waiting
+// a timeout each.
+func TestSilentWebhookHoldsUpOnlyItself(t *testing.T) {
+	ctx := context.Background()
+	db := openStore(t, "dept-a", "dept-b")
 	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts in the kernel, never answers
 	must(t, err)
 	defer silent.Close()
