@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/cross-gov/allowlist/e2e/realproc"
 )
 
 // Real DNS servers for the tests: NSD (authoritative) serving a zone
@@ -19,41 +21,6 @@ import (
 // They run as processes of the test, in a temp dir, on free loopback
 // ports, and are stopped by PID. A missing program fails the test when
 // CI=true and skips it otherwise.
-
-// need returns the path of a program a test runs.
-func need(t testing.TB, prog string) string {
-	t.Helper()
-	for _, dir := range []string{"", "/usr/sbin/", "/usr/bin/"} {
-		if p, err := exec.LookPath(dir + prog); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed (apt-get install nsd unbound ldnsutils)", prog)
-	}
-	t.Skipf("%s is not installed; CI=true makes this a failure", prog)
-	return ""
-}
-
-// freePort returns a loopback port free for both UDP and TCP just now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for i := 0; i < 50; i++ {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
 
 // run starts a server process and stops it (SIGTERM, by PID) at cleanup.
 func run(t testing.TB, dir, name string, args ...string) {
@@ -145,8 +112,8 @@ www      A     192.0.2.1
 // returns its address.
 func startNSD(t testing.TB) string {
 	t.Helper()
-	nsd := need(t, "nsd")
-	keygen, signzone := need(t, "ldns-keygen"), need(t, "ldns-signzone")
+	nsd := realproc.Need(t, "nsd")
+	keygen, signzone := realproc.Need(t, "ldns-keygen"), realproc.Need(t, "ldns-signzone")
 	dir := t.TempDir()
 	write := func(name, text string) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
@@ -170,7 +137,7 @@ func startNSD(t testing.TB) string {
 	if out, err := sign.CombinedOutput(); err != nil {
 		t.Fatalf("ldns-signzone: %v\n%s", err, out)
 	}
-	port := freePort(t)
+	port := realproc.FreePort(t)
 	write("nsd.conf", fmt.Sprintf(`server:
     ip-address: 127.0.0.1@%[1]d
     port: %[1]d
@@ -206,9 +173,9 @@ zone:
 // to upstream, and returns its address.
 func startUnbound(t testing.TB, upstream string) string {
 	t.Helper()
-	unbound := need(t, "unbound")
+	unbound := realproc.Need(t, "unbound")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := realproc.FreePort(t)
 	host, uport, _ := net.SplitHostPort(upstream)
 	conf := fmt.Sprintf(`server:
     interface: 127.0.0.1@%[1]d

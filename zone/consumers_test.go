@@ -11,6 +11,8 @@ import (
 
 	"github.com/cross-gov/allowlist/zone"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cross-gov/allowlist/e2e/realproc"
 )
 
 // consumer is a real DNS server following the common scope's zone.
@@ -28,7 +30,7 @@ type consumer struct {
 // policy zone after ours); a suspension and then a new approval each reach
 // it within 2 seconds, by NOTIFY and IXFR.
 func follow(t *testing.T, c consumer, unsigned bool) {
-	addr := freeAddr(t)
+	addr := realproc.FreeAddr(t)
 	host, port, _ := net.SplitHostPort(addr)
 	o := envOptions{notify: []zone.Target{{Addr: addr, Scopes: []string{"common"}}}}
 	if unsigned {
@@ -103,7 +105,7 @@ func TestBINDFollowsZone(t *testing.T) {
 // it as a response policy zone before a catch-all, as docs/zone-transfer.md
 // says.
 func startBIND(t *testing.T, e *env, dir, addr, auth string) *proc {
-	named := need(t, "named")
+	named := realproc.Need(t, "named")
 	host, port, _ := net.SplitHostPort(addr)
 	ahost, aport, _ := net.SplitHostPort(auth)
 	write(t, filepath.Join(dir, "named.conf"), fmt.Sprintf(`key "%s" { algorithm hmac-sha256; secret "%s"; };
@@ -146,7 +148,7 @@ func TestUnboundFollowsZone(t *testing.T) {
 // transfer unsigned (zone_transfer unsigned_from in the registry's
 // config).
 func startUnbound(t *testing.T, e *env, dir, addr, auth string) *proc {
-	unbound := need(t, "unbound")
+	unbound := realproc.Need(t, "unbound")
 	host, port, _ := net.SplitHostPort(addr)
 	ahost, aport, _ := net.SplitHostPort(auth)
 	write(t, filepath.Join(dir, "unbound.conf"), fmt.Sprintf(`server:
@@ -199,7 +201,7 @@ func TestPowerDNSRecursorFollowsZone(t *testing.T) {
 // every second instead. Its packet cache would go on answering a name
 // from before a suspension until the answer's TTL ran out, so it is off.
 func startRecursor(t *testing.T, e *env, dir, addr, auth string) *proc {
-	rec := need(t, "pdns_recursor")
+	rec := realproc.Need(t, "pdns_recursor")
 	host, port, _ := net.SplitHostPort(addr)
 	write(t, filepath.Join(dir, "rpz.lua"), fmt.Sprintf(`rpzPrimary("127.0.0.1:%s", "common.rpz.allowlist.", {tsigname="%s", tsigalgo="hmac-sha256", tsigsecret="%s", refresh=1})
 rpzFile("%s/catchall.zone", {policyName="catchall"})

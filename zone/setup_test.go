@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -24,6 +23,8 @@ import (
 	"github.com/cross-gov/allowlist/zone"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cross-gov/allowlist/e2e/realproc"
 )
 
 var ctx = context.Background()
@@ -84,7 +85,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if os.Getenv("ZONE_TEST_LOGS") != "" {
 		log = slog.Default()
 	}
-	zs, err := zone.New(db, zone.Config{Listen: freeAddr(t), Notify: o.notify, UnsignedFrom: o.unsignedFrom, RefreshEvery: 500 * time.Millisecond, Logger: log})
+	zs, err := zone.New(db, zone.Config{Listen: realproc.FreeAddr(t), Notify: o.notify, UnsignedFrom: o.unsignedFrom, RefreshEvery: 500 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,69 +140,15 @@ func (e *env) port() string {
 	return p
 }
 
-// freeAddr returns a loopback address whose port is free for UDP and TCP.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := pc.LocalAddr().String()
-		ln, err := net.Listen("tcp", addr)
-		pc.Close()
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return addr
-	}
-	t.Fatal("no free port for UDP and TCP")
-	return ""
-}
-
-// need returns the path of a consumer's binary. A missing one fails the
-// test in CI (which installs them: .ci/run) and skips it elsewhere.
-func need(t *testing.T, name string) string {
-	t.Helper()
-	for _, dir := range []string{"", "/usr/sbin/", "/usr/bin/"} {
-		if p, err := exec.LookPath(dir + name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not installed (CI must install it: see .ci/run)", name)
-	}
-	t.Skipf("%s is not installed", name)
-	return ""
-}
-
 // proc is a server process started by a test, stopped by its PID.
 type proc struct {
 	cmd *exec.Cmd
-	log *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log *realproc.Buffer
 }
 
 func start(t *testing.T, dir string, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), log: &syncBuffer{}}
+	p := &proc{cmd: exec.Command(name, args...), log: &realproc.Buffer{}}
 	p.cmd.Dir = dir
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
@@ -288,9 +235,9 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() (bool,
 // example.com and example.org, where every name has address 192.0.2.1:
 // the names the consumers resolve when their policy lets them.
 func authority(t *testing.T) string {
-	named := need(t, "named")
+	named := realproc.Need(t, "named")
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := realproc.FreeAddr(t)
 	host, port, _ := net.SplitHostPort(addr)
 	zone := "$TTL 60\n@ SOA ns.invalid. h.invalid. 1 60 60 600 60\n@ NS ns.invalid.\n@ A 192.0.2.1\n* A 192.0.2.1\n"
 	write(t, filepath.Join(dir, "db.zone"), zone)

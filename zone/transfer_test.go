@@ -17,6 +17,8 @@ import (
 	"github.com/cross-gov/allowlist/zone"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cross-gov/allowlist/e2e/realproc"
 )
 
 // xfr runs a zone transfer of scope against the server with a TSIG key
@@ -379,7 +381,7 @@ func TestIXFRFromUnknownSerial(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.approve("chat", "chat.example.com")
 	cur := e.version("common")
-	zs, err := zone.New(forgetful{e.db, cur}, zone.Config{Listen: freeAddr(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	zs, err := zone.New(forgetful{e.db, cur}, zone.Config{Listen: realproc.FreeAddr(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cross-gov/allowlist/e2e/realproc"
 )
 
 // askChromium starts Debian's Chromium through chromedriver with the file
@@ -18,9 +20,9 @@ import (
 // of the browser alone (unshare), so the machine's own /etc/chromium and
 // any other browser running are left as they are.
 func askChromium(t *testing.T, e *env, file string) func(string) (verdict, string) {
-	driver := tool(t, "chromedriver")
-	chromium := tool(t, "chromium")
-	unshare := tool(t, "unshare")
+	driver := realproc.Need(t, "chromedriver")
+	chromium := realproc.Need(t, "chromium")
+	unshare := realproc.Need(t, "unshare")
 	if _, err := os.Stat("/etc/chromium"); err != nil {
 		if err := os.MkdirAll("/etc/chromium", 0o755); err != nil {
 			t.Fatalf("no /etc/chromium to mount the policy on: %v", err)
@@ -30,7 +32,7 @@ func askChromium(t *testing.T, e *env, file string) func(string) (verdict, strin
 exec %s --mount --propagation private /bin/sh -c 'mount -t tmpfs tmpfs /etc/chromium && mkdir -p /etc/chromium/policies/managed && cp "$0" /etc/chromium/policies/managed/allowlist.json && exec "$@"' %q %q "$@"
 `, unshare, file, chromium))
 	os.Chmod(wrapper, 0o755)
-	port := freePort(t)
+	port := realproc.FreePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	p := start(t, e.dir, driver, fmt.Sprintf("--port=%d", port))
 	p.waitFor(t, "chromedriver", func() error {

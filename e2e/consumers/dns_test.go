@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/cross-gov/allowlist/e2e/realproc"
 )
 
 // The upstream: NSD serving a root zone whose wildcard answers every name
@@ -33,8 +35,8 @@ const catchallZone = `$TTL 60
 `
 
 func startNSD(t *testing.T, dir string) string {
-	nsd := tool(t, "nsd")
-	port := freePort(t)
+	nsd := realproc.Need(t, "nsd")
+	port := realproc.FreePort(t)
 	writeFile(t, dir, "root.zone", rootZone)
 	conf := writeFile(t, dir, "nsd.conf", fmt.Sprintf(`server:
   ip-address: 127.0.0.1@%d
@@ -180,10 +182,10 @@ forward-zone:
 }
 
 func startUnbound(t *testing.T, e *env, body string) func(string) (verdict, string) {
-	unbound := tool(t, "unbound")
-	port := freePort(t)
+	unbound := realproc.Need(t, "unbound")
+	port := realproc.FreePort(t)
 	conf := writeFile(t, e.dir, "unbound.conf", unboundConf(e, port, body))
-	run(t, tool(t, "unbound-checkconf"), conf)
+	run(t, realproc.Need(t, "unbound-checkconf"), conf)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	p := start(t, e.dir, unbound, "-d", "-c", conf)
 	p.waitFor(t, "unbound", tcpReady(addr))
@@ -211,9 +213,9 @@ rpz:
 
 // askBIND: response-policy with our zone first, then the catch-all.
 func askBIND(t *testing.T, e *env, file string) func(string) (verdict, string) {
-	named := tool(t, "named")
+	named := realproc.Need(t, "named")
 	block := writeFile(t, e.dir, "catchall.rpz", catchallZone)
-	port := freePort(t)
+	port := realproc.FreePort(t)
 	host, uport, _ := net.SplitHostPort(e.upstream)
 	conf := writeFile(t, e.dir, "named.conf", fmt.Sprintf(`options {
   directory "%[1]s";
@@ -233,7 +235,7 @@ controls { };
 zone "common.allowlist.rpz" { type primary; file "%[5]s"; };
 zone "catchall.rpz" { type primary; file "%[6]s"; };
 `, e.dir, port, host, uport, file, block))
-	run(t, tool(t, "named-checkconf"), "-z", conf)
+	run(t, realproc.Need(t, "named-checkconf"), "-z", conf)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	p := start(t, e.dir, named, "-g", "-c", conf)
 	p.waitFor(t, "named", func() error { return answers(addr, "zoom.us.") })
@@ -243,13 +245,13 @@ zone "catchall.rpz" { type primary; file "%[6]s"; };
 // askPDNS: PowerDNS Recursor 4.8, rpzFile for our zone, then the
 // catch-all, in its Lua configuration.
 func askPDNS(t *testing.T, e *env, file string) func(string) (verdict, string) {
-	recursor := tool(t, "pdns_recursor")
+	recursor := realproc.Need(t, "pdns_recursor")
 	block := writeFile(t, e.dir, "catchall.rpz", catchallZone)
 	lua := writeFile(t, e.dir, "rpz.lua", fmt.Sprintf(`rpzFile(%q, {policyName="allowlist"})
 rpzFile(%q, {policyName="catchall"})
 `, file, block))
 	writeFile(t, e.dir, "recursor.conf", "")
-	port := freePort(t)
+	port := realproc.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	p := start(t, e.dir, recursor, "--config-dir="+e.dir, "--socket-dir="+e.dir, "--daemon=no",
 		"--local-address=127.0.0.1", fmt.Sprintf("--local-port=%d", port), "--forward-zones-recurse=.="+e.upstream,
@@ -294,8 +296,8 @@ func startDnsmasq(t *testing.T, e *env, args ...string) func(string) (verdict, s
 }
 
 func startDnsmasqAt(t *testing.T, e *env, args ...string) dnsmasqAsk {
-	dnsmasq := tool(t, "dnsmasq")
-	port := freePort(t)
+	dnsmasq := realproc.Need(t, "dnsmasq")
+	port := realproc.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	args = append([]string{"--keep-in-foreground", fmt.Sprintf("--port=%d", port),
 		"--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=" + e.dir + "/dnsmasq.pid",

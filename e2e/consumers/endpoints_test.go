@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
+
+	"github.com/cross-gov/allowlist/e2e/realproc"
 )
 
 var (
@@ -149,8 +151,8 @@ func endpointOf(l allowlist.List, site string) (allowlist.Endpoint, bool) {
 // narrowing applies at once, suspension removes everything; the
 // schema-1 body stays what a resolver reads.
 func TestEndpointsFromProposalToConsumers(t *testing.T) {
-	nft, squid, pactester := tool(t, "nft"), tool(t, "squid"), tool(t, "pactester")
-	unshare, openssl := tool(t, "unshare"), tool(t, "openssl")
+	nft, squid, pactester := realproc.Need(t, "nft"), realproc.Need(t, "squid"), realproc.Need(t, "pactester")
+	unshare, openssl := realproc.Need(t, "unshare"), realproc.Need(t, "openssl")
 	e := newEnv(t)
 	r := startLiveRegistry(t, e.dir)
 	var keys struct {

@@ -13,13 +13,15 @@ import (
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
+
+	"github.com/cross-gov/allowlist/e2e/realproc"
 )
 
 // TestVerifyRecipe runs the jq and openssl recipe of docs/formats.md, as
 // the page prints it, on a signed list and on tampered copies.
 func TestVerifyRecipe(t *testing.T) {
-	tool(t, "jq")
-	tool(t, "openssl")
+	realproc.Need(t, "jq")
+	realproc.Need(t, "openssl")
 	doc := readFile(t, "../../docs/formats.md")
 	_, rest, ok := strings.Cut(doc, "<!-- verify-recipe -->\n```\n")
 	recipe, _, ok2 := strings.Cut(rest, "```")

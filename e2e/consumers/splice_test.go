@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cross-gov/allowlist/e2e/realproc"
 )
 
 // originCN names the certificate of the TLS origin the splice test talks
@@ -69,7 +71,7 @@ func askSplice(t *testing.T, e *env, squid, bypassFile, caFile string, hosts []s
 		fmt.Fprintf(&h, "127.0.0.1 %s\n", name)
 	}
 	hostsFile := writeFile(t, e.dir, "splice-hosts", h.String())
-	port := freePort(t)
+	port := realproc.FreePort(t)
 	conf := writeFile(t, e.dir, "squid-splice.conf", fmt.Sprintf(`http_port 127.0.0.1:%d ssl-bump cert=%[2]s generate-host-certificates=on dynamic_cert_mem_cache_size=4MB
 sslcrtd_program /usr/lib/squid/security_file_certgen -s %[3]s/ssl_db -M 4MB
 pid_filename %[3]s/squid.pid

@@ -14,6 +14,8 @@ import (
 
 	"github.com/AdguardTeam/urlfilter"
 	"github.com/AdguardTeam/urlfilter/filterlist"
+
+	"github.com/cross-gov/allowlist/e2e/realproc"
 )
 
 // columns are the consumers of the matrix, in the order of the table.
@@ -52,8 +54,8 @@ func startOrigin(t *testing.T) int {
 // says, and fetches http://NAME:PORT/ through it. Squid finds the origin
 // through a hosts file (its DNS client cannot use a port other than 53).
 func askSquid(t *testing.T, e *env, file string) func(string) (verdict, string) {
-	squid := tool(t, "squid")
-	port := freePort(t)
+	squid := realproc.Need(t, "squid")
+	port := realproc.FreePort(t)
 	var hosts strings.Builder
 	for _, p := range probes {
 		fmt.Fprintf(&hosts, "127.0.0.1 %s\n", strings.ToLower(strings.TrimSuffix(wire(p.name), ".")))
@@ -111,7 +113,7 @@ http_access deny all
 // askPAC asks pactester, libpacparser's command line, what the script
 // says for http://NAME/.
 func askPAC(t *testing.T, e *env, file string) func(string) (verdict, string) {
-	pactester := tool(t, "pactester")
+	pactester := realproc.Need(t, "pactester")
 	return func(name string) (verdict, string) {
 		host := wire(name)
 		out, err := output(pactester, "-p", file, "-u", "http://"+host+"/", "-h", host)
