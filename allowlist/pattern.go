@@ -137,6 +137,12 @@ func ParsePattern(s string) (Pattern, error) {
 		if err != nil {
 			return Pattern{}, patternError("not a valid host name: " + display(rest) + " (letters, digits and inner hyphens only; internationalised names must be valid)")
 		}
+		// Mapping can itself join scripts: the compatibility character ㎂
+		// becomes "μa", Greek and Latin in one label. Check what will be
+		// published, not only what was typed.
+		if err := checkMixedScript(name); err != nil {
+			return Pattern{}, err
+		}
 	}
 	// Mapping may have produced new dots (full-width stops) or emptied labels.
 	labels := strings.Split(name, ".")

@@ -91,6 +91,7 @@ func TestParsePattern(t *testing.T) {
 		{"xn--.example", "", ""},
 		{"\u0430pple.com", "", "mixes scripts"},   // Cyrillic а + Latin
 		{"xn--pple-43d.com", "", "mixes scripts"}, // the same, as an A-label
+		{"x.\u3382.org", "", "mixes scripts"},     // ㎂ maps to Greek μ + Latin a
 		{"x.example.org'; DROP TABLE sites;--", "", ""},
 		{"\xff.example.org", "", "UTF-8"},
 		{"exa\x00mple.org", "", "invisible"},
@@ -149,7 +150,7 @@ func TestPatternCovers(t *testing.T) {
 // FuzzParsePattern proves that normalising never panics and is idempotent:
 // whatever it accepts, it accepts again unchanged.
 func FuzzParsePattern(f *testing.F) {
-	for _, s := range []string{"example.org", "*.EXAMPLE.org.", "bücher.example", "xn--bcher-kva.example", "a..b", "*", "*.co.uk", "example。gov。uk", "\u0430pple.com", "1.2.3.4"} {
+	for _, s := range []string{"example.org", "*.EXAMPLE.org.", "bücher.example", "xn--bcher-kva.example", "a..b", "*", "*.co.uk", "example。gov。uk", "\u0430pple.com", "1.2.3.4", "0。㎂"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
