@@ -2,6 +2,8 @@ package zone
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"time"
@@ -99,8 +101,14 @@ func (s *Server) authorise(w dns.ResponseWriter, r *dns.Msg, scope, kind string)
 		known := s.keys.known(name)
 		s.metrics.tsig.WithLabelValues(s.keys.label(name), "bad").Inc()
 		code, reason := uint16(dns.RcodeBadSig), "bad signature: "+err.Error()
-		if !known {
+		switch {
+		case !known:
 			code, reason = dns.RcodeBadKey, "unknown key"
+		case errors.Is(err, dns.ErrTime):
+			// The signature is right but the clocks disagree by more than
+			// the fudge: say so, so the operator fixes the clock rather
+			// than the secret (RFC 8945 5.2.3).
+			code, reason = dns.RcodeBadTime, "signed outside the allowed time window (check both clocks)"
 		}
 		s.refused.audit(s, name, remote, scope, reason)
 		s.metrics.transfers.WithLabelValues(kindOr(kind), "notauth").Inc()
@@ -150,6 +158,13 @@ func (s *Server) tsigError(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG, code u
 	}
 	m.Extra = []dns.RR{&dns.TSIG{Hdr: dns.RR_Header{Name: dns.Fqdn(t.Hdr.Name), Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
 		Algorithm: alg, TimeSigned: uint64(time.Now().Unix()), Fudge: 300, OrigId: r.Id, Error: code}}
+	if code == dns.RcodeBadTime {
+		// BADTIME carries the server's own time as 48 bits in Other Data,
+		// from which the client can tell how far its clock is off.
+		ts := m.Extra[0].(*dns.TSIG)
+		ts.OtherLen = 6
+		ts.OtherData = fmt.Sprintf("%012x", time.Now().Unix())
+	}
 	b, err := m.Pack()
 	if err == nil {
 		w.Write(b)

@@ -81,13 +81,15 @@ func TestTransferNeedsAValidKey(t *testing.T) {
 		name, secret  string
 		wantRcode     int
 		wantTSIGError uint16
+		skew          time.Duration
 	}{
-		{"no key", dns.TypeAXFR, "common", "", "", dns.RcodeRefused, 0},
-		{"no key, IXFR", dns.TypeIXFR, "common", "", "", dns.RcodeRefused, 0},
-		{"wrong secret", dns.TypeAXFR, "common", e.keyName, wrong, dns.RcodeNotAuth, dns.RcodeBadSig},
-		{"unknown key", dns.TypeAXFR, "common", "nobody", wrong, dns.RcodeNotAuth, dns.RcodeBadKey},
-		{"key for another scope", dns.TypeAXFR, "common", k.Name, deptKey, dns.RcodeRefused, 0},
-		{"key for another scope, IXFR", dns.TypeIXFR, "dept-b", k.Name, deptKey, dns.RcodeRefused, 0},
+		{"no key", dns.TypeAXFR, "common", "", "", dns.RcodeRefused, 0, 0},
+		{"no key, IXFR", dns.TypeIXFR, "common", "", "", dns.RcodeRefused, 0, 0},
+		{"wrong secret", dns.TypeAXFR, "common", e.keyName, wrong, dns.RcodeNotAuth, dns.RcodeBadSig, 0},
+		{"unknown key", dns.TypeAXFR, "common", "nobody", wrong, dns.RcodeNotAuth, dns.RcodeBadKey, 0},
+		{"right secret, clock an hour slow", dns.TypeAXFR, "common", e.keyName, e.keySecret, dns.RcodeNotAuth, dns.RcodeBadTime, -time.Hour},
+		{"key for another scope", dns.TypeAXFR, "common", k.Name, deptKey, dns.RcodeRefused, 0, 0},
+		{"key for another scope, IXFR", dns.TypeIXFR, "dept-b", k.Name, deptKey, dns.RcodeRefused, 0, 0},
 	} {
 		m := new(dns.Msg)
 		if c.qtype == dns.TypeIXFR {
@@ -96,7 +98,7 @@ func TestTransferNeedsAValidKey(t *testing.T) {
 			m.SetAxfr(c.scope + ".rpz.allowlist.")
 		}
 		if c.name != "" {
-			m.SetTsig(dns.Fqdn(c.name), dns.HmacSHA256, 300, time.Now().Unix())
+			m.SetTsig(dns.Fqdn(c.name), dns.HmacSHA256, 300, time.Now().Add(c.skew).Unix())
 		}
 		// Send unsigned bytes for the bad cases by packing ourselves: the
 		// client library would refuse to verify the NOTAUTH answer.
@@ -110,6 +112,8 @@ func TestTransferNeedsAValidKey(t *testing.T) {
 		if c.wantTSIGError != 0 {
 			if ts := r.IsTsig(); ts == nil || ts.Error != c.wantTSIGError {
 				t.Errorf("%s: TSIG error %v, want %s", c.what, ts, dns.RcodeToString[int(c.wantTSIGError)])
+			} else if c.wantTSIGError == dns.RcodeBadTime && len(ts.OtherData) != 12 {
+				t.Errorf("%s: BADTIME without the server's time: %q", c.what, ts.OtherData)
 			}
 		}
 	}
