@@ -57,6 +57,49 @@ func runTokenRevoke(args []string, stdout, stderr io.Writer) error {
 	})
 }
 
+// runTokenList prints one line per token: id, role, department (or -),
+// name, created, and its state. Secrets are never stored, so never shown.
+func runTokenList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token list", "token list --db PATH\n\nOne line per token: id, role, department, name, created, state (active, expires ..., expired ..., revoked ...)", stderr)
+	db := fs.String("db", "", "database: SQLite path or postgres:// URL")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	store, err := openExisting(*db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	tokens, err := store.FindTokens(context.Background())
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, t := range tokens {
+		fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Role, orDash(t.Department), t.Name, t.CreatedAt.UTC().Format(time.RFC3339), tokenState(t, now))
+	}
+	return nil
+}
+
+func tokenState(t allowlist.Token, now time.Time) string {
+	switch {
+	case t.RevokedAt != nil:
+		return "revoked " + t.RevokedAt.UTC().Format(time.RFC3339)
+	case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
+		return "expired " + t.ExpiresAt.UTC().Format(time.RFC3339)
+	case t.ExpiresAt != nil:
+		return "active, expires " + t.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	return "active"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
 // runRevoke is a "NAME --db PATH ID" command that revokes a credential.
 func runRevoke(name, what string, args []string, stdout, stderr io.Writer, revoke func(context.Context, *sqlite.DB, int64) error) error {
 	fs := newFlags(name, name+" --db PATH ID", stderr)

@@ -25,6 +25,7 @@ func init() {
 	commands = map[string]command{
 		"serve":        {"run the registry (REST API)", runServe},
 		"token create": {"create an API token and print it", runTokenCreate},
+		"token list":   {"list API tokens (never their secrets)", runTokenList},
 		"token revoke": {"revoke an API token by id", runTokenRevoke},
 		"tsig create":  {"create a zone-transfer (TSIG) key; print NAME:SECRET", runTSIGCreate},
 		"tsig list":    {"list zone-transfer keys (never their secrets)", runTSIGList},

@@ -573,3 +573,39 @@ func TestToolHost(t *testing.T) {
 		}
 	}
 }
+
+// An admin can see which tokens exist and which are still good, without
+// the secrets, from the command line.
+func TestTokenList(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "r.db")
+	secret, errOut, code := cli(t, "token", "create", "--db", db, "--role", "admin", "--name", "ops")
+	if code != 0 {
+		t.Fatalf("create: %d %s", code, errOut)
+	}
+	if _, errOut, code := cli(t, "token", "create", "--db", db, "--role", "reader", "--name", "edge", "--expires", "720h"); code != 0 {
+		t.Fatalf("create reader: %d %s", code, errOut)
+	}
+	if _, errOut, code := cli(t, "token", "revoke", "--db", db, "1"); code != 0 {
+		t.Fatalf("revoke: %d %s", code, errOut)
+	}
+	out, errOut, code := cli(t, "token", "list", "--db", db)
+	if code != 0 {
+		t.Fatalf("list: %d %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 lines, got %q", out)
+	}
+	if f := strings.Split(lines[0], "\t"); len(f) != 6 || f[0] != "1" || f[1] != "admin" || f[2] != "-" || f[3] != "ops" || !strings.HasPrefix(f[5], "revoked ") {
+		t.Errorf("first line %q", lines[0])
+	}
+	if f := strings.Split(lines[1], "\t"); len(f) != 6 || f[1] != "reader" || f[3] != "edge" || !strings.HasPrefix(f[5], "active, expires ") {
+		t.Errorf("second line %q", lines[1])
+	}
+	if strings.Contains(out, strings.TrimSpace(secret)) {
+		t.Error("a secret was printed")
+	}
+	if _, errOut, code := cli(t, "token", "list", "--db", filepath.Join(t.TempDir(), "none.db")); code == 0 || errOut == "" {
+		t.Errorf("a missing database: exit %d, %q", code, errOut)
+	}
+}
