@@ -60,8 +60,24 @@ func runTokenRevoke(args []string, stdout, stderr io.Writer) error {
 // runTokenList prints one line per token: id, role, department (or -),
 // name, created, and its state. Secrets are never stored, so never shown.
 func runTokenList(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("token list", "token list --db PATH\n\nOne line per token: id, role, department, name, created, state (active, expires ..., expired ..., revoked ...)", stderr)
-	db := fs.String("db", "", "database: SQLite path or postgres:// URL")
+	return withStore("token list", "token list --db PATH\n\nOne line per token: id, role, department, name, created, state (active, expires ..., expired ..., revoked ...)", "", args, stderr, func(store *sqlite.DB) error {
+		tokens, err := store.FindTokens(context.Background())
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		for _, t := range tokens {
+			fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Role, orDash(t.Department), t.Name, t.CreatedAt.UTC().Format(time.RFC3339), tokenState(t, now))
+		}
+		return nil
+	})
+}
+
+// withStore is a command whose only flag is --db (default dflt), run on
+// an existing database that it closes afterwards.
+func withStore(name, usage, dflt string, args []string, stderr io.Writer, run func(*sqlite.DB) error) error {
+	fs := newFlags(name, usage, stderr)
+	db := fs.String("db", dflt, "database: SQLite path or postgres:// URL")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -70,15 +86,7 @@ func runTokenList(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	tokens, err := store.FindTokens(context.Background())
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	for _, t := range tokens {
-		fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Role, orDash(t.Department), t.Name, t.CreatedAt.UTC().Format(time.RFC3339), tokenState(t, now))
-	}
-	return nil
+	return run(store)
 }
 
 func tokenState(t allowlist.Token, now time.Time) string {
@@ -211,26 +219,18 @@ func skipExisting(ctx context.Context, store *sqlite.DB, c allowlist.Catalogue, 
 }
 
 func runExport(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("export", "export --db PATH > FILE.yaml", stderr)
-	db := fs.String("db", "var/registry.db", "database: SQLite path or postgres:// URL")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	store, err := openExisting(*db)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	c, err := store.Export(context.Background())
-	if err != nil {
-		return err
-	}
-	enc := yaml.NewEncoder(stdout)
-	enc.SetIndent(2)
-	if err := enc.Encode(c); err != nil {
-		return err
-	}
-	return enc.Close()
+	return withStore("export", "export --db PATH > FILE.yaml", "var/registry.db", args, stderr, func(store *sqlite.DB) error {
+		c, err := store.Export(context.Background())
+		if err != nil {
+			return err
+		}
+		enc := yaml.NewEncoder(stdout)
+		enc.SetIndent(2)
+		if err := enc.Encode(c); err != nil {
+			return err
+		}
+		return enc.Close()
+	})
 }
 
 func runAuditVerify(args []string, stdout, stderr io.Writer) error {

@@ -122,32 +122,24 @@ func runTSIGCreate(args []string, stdout, stderr io.Writer) error {
 }
 
 func runTSIGList(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("tsig list", "tsig list --db PATH", stderr)
-	db := fs.String("db", "", "database path")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	store, err := openExisting(*db)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	keys, err := store.FindTSIGKeys(context.Background())
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		state := "active"
-		if k.RevokedAt != nil {
-			state = "revoked " + k.RevokedAt.Format("2006-01-02T15:04:05Z")
+	return withStore("tsig list", "tsig list --db PATH", "", args, stderr, func(store *sqlite.DB) error {
+		keys, err := store.FindTSIGKeys(context.Background())
+		if err != nil {
+			return err
 		}
-		scopes := "*"
-		if len(k.Scopes) > 0 {
-			scopes = strings.Join(k.Scopes, ",")
+		for _, k := range keys {
+			state := "active"
+			if k.RevokedAt != nil {
+				state = "revoked " + k.RevokedAt.Format("2006-01-02T15:04:05Z")
+			}
+			scopes := "*"
+			if len(k.Scopes) > 0 {
+				scopes = strings.Join(k.Scopes, ",")
+			}
+			fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\n", k.ID, k.Name, scopes, state)
 		}
-		fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\n", k.ID, k.Name, scopes, state)
-	}
-	return nil
+		return nil
+	})
 }
 
 func runTSIGRevoke(args []string, stdout, stderr io.Writer) error {
