@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 // groundLists publishes sites with the real rules (Scopes) and returns the
@@ -16,7 +18,7 @@ func groundLists(sites []Site, all, asked []string, quorum int) []GroundList {
 	scopes := Scopes(sites, all, quorum)
 	out := []GroundList{}
 	for _, d := range asked {
-		scope := GroundScope(d, EntriesSHA256(scopes[d]), EntriesSHA256(scopes[ScopeCommon]))
+		scope := GroundScope(d, list.EntriesSHA256(scopes[d]), list.EntriesSHA256(scopes[ScopeCommon]))
 		out = append(out, GroundList{Department: Department{ID: d, Name: "Dept " + d}, Scope: scope, Version: 7, Entries: scopes[scope]})
 	}
 	return out
@@ -182,7 +184,7 @@ func TestCommonGroundReadsTheList(t *testing.T) {
 	sites := []Site{site("w", StatusProposed, v1, ok("dept-a", 1))}
 	stale := []GroundList{
 		{Department: Department{ID: "dept-a"}, Scope: "dept-a", Version: 3, Entries: []Entry{}},
-		{Department: Department{ID: "dept-b"}, Scope: "common", Version: 9, Entries: []Entry{{"*.wiki.example.org", "w", "wiki"}}},
+		{Department: Department{ID: "dept-b"}, Scope: "common", Version: 9, Entries: []Entry{{Pattern: "*.wiki.example.org", Site: "w", Category: "wiki"}}},
 	}
 	g := CommonGround(sites, stale, "", 2)
 	got := summary(g.Others)

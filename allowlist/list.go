@@ -2,19 +2,24 @@ package allowlist
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
+	"io"
 	"time"
+	"unsafe"
+
+	"github.com/cross-gov/allowlist/allowlist/list"
+	"golang.org/x/net/publicsuffix"
 )
 
+// Entry is one line of a published list: a pattern and the site it serves.
+// The list format is package list's; the core builds entries from sites
+// and their sign-offs (Scopes).
+type Entry = list.Entry
+
 // List is one published version of a scope: the JSON form that the API
-// serves and the resolver consumes. It is the only contract between them.
+// serves and the resolver consumes. Its bytes are package list's
+// canonical layout; the API's other formats are rendered from it.
 type List struct {
 	Scope       string    `json:"scope"`
 	Version     int64     `json:"version"`
@@ -26,163 +31,89 @@ type List struct {
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
 }
 
-// CanonicalEntries returns the canonical JSON of entries: sorted by
-// pattern then site, compact, fields in a fixed order. Its SHA-256 is the
-// list's content hash.
-func CanonicalEntries(entries []Entry) []byte {
-	return EncodeEntries(SortEntries(append([]Entry(nil), entries...))).JSON
-}
-
-// EntriesSHA256 returns the hex SHA-256 of the canonical JSON of entries.
-func EntriesSHA256(entries []Entry) string {
-	return EncodeEntries(SortEntries(append([]Entry(nil), entries...))).SHA256
-}
-
 // NewList builds the list for a version and its exact JSON body, the bytes
 // that are signed, stored and served unchanged forever.
 func NewList(scope string, version int64, at time.Time, entries []Entry) (List, []byte) {
-	return NewListSorted(scope, version, at, SortEntries(append([]Entry(nil), entries...)))
+	return NewListSorted(scope, version, at, list.SortEntries(append([]Entry(nil), entries...)))
 }
 
-// NewListSorted is NewList for entries that SortEntries has already put in
-// order (as Scopes returns them); it does not copy them. The body is
-// encoded by hand, byte for byte as encoding/json writes a List
-// (TestEncodingMatchesEncodingJSON), because at a million entries the
-// registry would otherwise spend most of a publication in reflection.
+// NewListSorted is NewList for entries that list.SortEntries has already
+// put in order (as Scopes returns them); it does not copy them.
 func NewListSorted(scope string, version int64, at time.Time, sorted []Entry) (List, []byte) {
-	return NewListEncoded(scope, version, at, EncodeEntries(sorted))
-}
-
-// Encoded is a list's entries in canonical JSON with their hash: the part
-// of a body that scopes with the same content share.
-type Encoded struct {
-	Entries []Entry
-	JSON    []byte
-	SHA256  string
-}
-
-// EncodeEntries encodes sorted entries (SortEntries order) once.
-func EncodeEntries(sorted []Entry) Encoded {
-	if sorted == nil {
-		sorted = []Entry{}
-	}
-	b := EncodeEntryArray(sorted)
-	sum := sha256.Sum256(b)
-	return Encoded{Entries: sorted, JSON: b, SHA256: hex.EncodeToString(sum[:])}
-}
-
-// NewListEncoded builds a list's body around entries already encoded.
-func NewListEncoded(scope string, version int64, at time.Time, enc Encoded) (List, []byte) {
+	enc := list.Encode(sorted)
 	l, head := NewListHead(scope, version, at, enc)
-	return l, JoinBody(head, enc.JSON)
+	return l, list.Join(head, enc.JSON)
 }
 
-// NewListHead builds a list and the head of its body (what SplitBody
-// gives): the body is the head, enc.JSON, then "}\n". Scopes that list
+// NewListHead builds a list and the head of its body (what list.Split
+// gives): the body is the head, enc.JSON, then list.Tail. Scopes that list
 // the same entries share enc.JSON instead of each holding a body.
-func NewListHead(scope string, version int64, at time.Time, enc Encoded) (List, []byte) {
+func NewListHead(scope string, version int64, at time.Time, enc list.Encoded) (List, []byte) {
 	l := List{Scope: scope, Version: version, GeneratedAt: at.UTC().Truncate(time.Second), SHA256: enc.SHA256, Entries: enc.Entries}
-	return l, appendListHead(make([]byte, 0, 160+len(scope)), scope, version, l.GeneratedAt, enc.SHA256)
+	h := list.Header{Scope: scope, Version: version, GeneratedAt: l.GeneratedAt, SHA256: enc.SHA256}
+	return l, list.AppendHead(make([]byte, 0, 160+len(scope)), h)
 }
 
-// appendListHead appends a body's fields up to its entries array; the
-// entries and listTail follow.
-func appendListHead(b []byte, scope string, version int64, at time.Time, sha string) []byte {
-	b = append(b, `{"scope":`...)
-	b = appendString(b, scope)
-	b = append(b, `,"version":`...)
-	b = strconv.AppendInt(b, version, 10)
-	b = append(b, `,"generated_at":`...)
-	b = appendString(b, at.Format(time.RFC3339Nano))
-	b = append(b, `,"sha256":"`...)
-	b = append(b, sha...)
-	return append(b, `","entries":`...)
+// ReadList is list.Read with the registry's rule for patterns in normal
+// form (normalPattern): what a resolver reads from the network.
+func ReadList(r io.Reader, fn func(name string, wildcard bool) error) (list.Header, list.Stats, error) {
+	return list.Read(r, normalPattern, fn)
 }
 
-const listTail = "}\n"
+// Patched is what PatchList learns while it writes a list's next version:
+// list.Patched, with the changes to the set of patterns for Matcher.Patch.
+type Patched struct {
+	Old         list.Header
+	Stats       list.Stats
+	Add, Remove []Pattern
+}
 
-// SplitBody splits a body NewList wrote into the bytes before its entries
-// array (the head) and the array, so that a store can keep one copy of
-// entries that several versions share. No string in a body holds an
-// unescaped quote, so the first `,"entries":` is the field's.
-func SplitBody(body []byte) (head, entries []byte, ok bool) {
-	i := bytes.Index(body, []byte(`,"entries":`))
-	if i < 0 || !bytes.HasSuffix(body, []byte(listTail)) {
-		return nil, nil, false
+// PatchList is list.Patch with the registry's rule for patterns in normal
+// form, giving the changed patterns as a Matcher takes them.
+func PatchList(old io.Reader, next list.Header, added, removed []Entry, w io.Writer) (Patched, error) {
+	res, err := list.Patch(old, next, added, removed, normalPattern, w)
+	return Patched{Old: res.Old, Stats: res.Stats, Add: splitPatterns(res.Add), Remove: splitPatterns(res.Remove)}, err
+}
+
+func splitPatterns(patterns []string) []Pattern {
+	out := make([]Pattern, 0, len(patterns))
+	for _, p := range patterns {
+		name, wildcard := list.CutWildcard(p)
+		out = append(out, Pattern{Name: name, Wildcard: wildcard})
 	}
-	i += len(`,"entries":`)
-	if i > len(body)-len(listTail) {
-		return nil, nil, false
+	return out
+}
+
+// DecodeList decodes a list body the registry wrote itself (stored,
+// signed), checking its form and hash but not re-validating each pattern,
+// and without copying: the entries' strings share body's memory, which
+// must not change afterwards. At a million entries this is a tenth of a
+// second where ParseList takes seconds.
+func DecodeList(body []byte) (List, error) {
+	var entries []Entry
+	h, err := list.Walk(body, func(pattern, site, category []byte) error {
+		entries = append(entries, Entry{Pattern: bytesString(pattern), Site: bytesString(site), Category: bytesString(category)})
+		return nil
+	})
+	if err != nil {
+		return List{}, err
 	}
-	return body[:i], body[i : len(body)-len(listTail)], true
-}
-
-// JoinBody is the body SplitBody split.
-func JoinBody(head, entries []byte) []byte {
-	out := make([]byte, 0, len(head)+len(entries)+len(listTail))
-	out = append(out, head...)
-	out = append(out, entries...)
-	return append(out, listTail...)
-}
-
-// EncodeEntryArray encodes entries, in the order given, as the canonical
-// JSON array a list body holds (and encoding/json would write).
-func EncodeEntryArray(entries []Entry) []byte {
-	size := 2
-	for _, e := range entries {
-		size += 42 + len(e.Pattern) + len(e.Site) + len(e.Category)
+	if entries == nil {
+		entries = []Entry{}
 	}
-	return appendEntries(make([]byte, 0, size), entries)
+	return List{Scope: h.Scope, Version: h.Version, GeneratedAt: h.GeneratedAt, SHA256: h.SHA256, Entries: entries}, nil
 }
 
-func appendEntries(b []byte, entries []Entry) []byte {
-	b = append(b, '[')
-	for i, e := range entries {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendEntry(b, e)
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
 	}
-	return append(b, ']')
+	return unsafe.String(&b[0], len(b))
 }
-
-func appendEntry(b []byte, e Entry) []byte {
-	b = append(b, `{"pattern":`...)
-	b = appendString(b, e.Pattern)
-	b = append(b, `,"site":`...)
-	b = appendString(b, e.Site)
-	b = append(b, `,"category":`...)
-	b = appendString(b, e.Category)
-	return append(b, '}')
-}
-
-// appendString appends s as encoding/json does: strings of printable ASCII
-// that it would not escape are copied; anything else goes through it.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if !plainByte[s[i]] {
-			q, _ := json.Marshal(s) // cannot fail for a string
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// plainByte tells the bytes encoding/json copies as they are: printable
-// ASCII but for '"', '\\' and the HTML characters it escapes. A table,
-// because every byte of a million entries passes through it.
-var plainByte = func() (t [256]bool) {
-	for c := 0x20; c <= 0x7e; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
 
 // ParseList decodes a list body strictly and checks that its sha256 matches
 // its entries and that every pattern is in normal form. It does not check
-// the signature: see VerifyList.
+// the signature: see list.Verify.
 func ParseList(body []byte) (List, error) {
 	var l List
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -196,7 +127,7 @@ func ParseList(body []byte) (List, error) {
 	if l.Scope == "" || l.Version < 0 || l.Entries == nil {
 		return List{}, fmt.Errorf("decode list: missing scope, version or entries")
 	}
-	if got := EntriesSHA256(l.Entries); got != l.SHA256 {
+	if got := list.EntriesSHA256(l.Entries); got != l.SHA256 {
 		return List{}, fmt.Errorf("list sha256 %s does not match its entries (%s)", l.SHA256, got)
 	}
 	for _, e := range l.Entries {
@@ -213,119 +144,44 @@ func ParseList(body []byte) (List, error) {
 func (l List) Patterns() []Pattern {
 	out := make([]Pattern, len(l.Entries))
 	for i, e := range l.Entries {
-		if name, ok := cutWildcard(e.Pattern); ok {
-			out[i] = Pattern{Name: name, Wildcard: true}
-		} else {
-			out[i] = Pattern{Name: e.Pattern}
-		}
+		name, wildcard := list.CutWildcard(e.Pattern)
+		out[i] = Pattern{Name: name, Wildcard: wildcard}
 	}
 	return out
 }
 
-func cutWildcard(s string) (string, bool) {
-	if len(s) > 2 && s[0] == '*' && s[1] == '.' {
-		return s[2:], true
+// normalPattern reports whether s is a pattern in the normal form
+// ParsePattern gives, exactly when ParsePattern(s) succeeds with String()
+// equal to s, and splits it: the list.Check of the registry. Plain ASCII
+// names take a short path; the rest (A-labels) go through ParsePattern.
+// FuzzNormalPattern checks the two agree.
+func normalPattern(s string) (name string, wildcard bool, ok bool) {
+	name, wildcard = list.CutWildcard(s)
+	if !plainASCII(name) {
+		p, err := ParsePattern(s)
+		return p.Name, p.Wildcard, err == nil && p.String() == s
 	}
-	return s, false
-}
-
-// VerifyList checks a base64 signature over the exact bytes of body.
-func VerifyList(pub ed25519.PublicKey, body []byte, signature string) error {
-	sig, err := decodeSignature(pub, signature)
-	if err != nil {
-		return err
+	if len(name) > maxNameOctets || (wildcard && len(name)+2 > maxNameOctets) {
+		return "", false, false
 	}
-	if !ed25519.Verify(pub, body, sig) {
-		return errBadSignature
-	}
-	return nil
-}
-
-var errBadSignature = errors.New("list signature does not verify")
-
-// decodeSignature decodes a base64 list signature and checks its length
-// and the key's.
-func decodeSignature(pub ed25519.PublicKey, signature string) ([]byte, error) {
-	if signature == "" {
-		return nil, fmt.Errorf("list has no signature")
-	}
-	sig, err := base64.StdEncoding.DecodeString(signature)
-	if err != nil {
-		return nil, fmt.Errorf("list signature is not base64: %w", err)
-	}
-	if len(sig) != ed25519.SignatureSize || len(pub) != ed25519.PublicKeySize {
-		return nil, errBadSignature
-	}
-	return sig, nil
-}
-
-// KeyID names a public key: the first 16 hex digits of its SHA-256.
-func KeyID(pub ed25519.PublicKey) string {
-	sum := sha256.Sum256(pub)
-	return hex.EncodeToString(sum[:8])
-}
-
-// Diff returns the entries of b not in a (added) and of a not in b
-// (removed), each sorted. Entries are compared whole: a pattern that moved
-// to another site or category is in both.
-func Diff(a, b []Entry) (added, removed []Entry) {
-	if sortedUnique(a) && sortedUnique(b) {
-		// Published lists: one merge, no maps.
-		added, removed = []Entry{}, []Entry{}
-		DiffFunc(a, b, func(e Entry) { added = append(added, e) }, func(e Entry) { removed = append(removed, e) })
-		return added, removed
-	}
-	key := func(e Entry) string { return e.Pattern + "\x00" + e.Site + "\x00" + e.Category }
-	inA := map[string]bool{}
-	for _, e := range a {
-		inA[key(e)] = true
-	}
-	inB := map[string]bool{}
-	for _, e := range b {
-		inB[key(e)] = true
-		if !inA[key(e)] {
-			added = append(added, e)
-		}
-	}
-	for _, e := range a {
-		if !inB[key(e)] {
-			removed = append(removed, e)
-		}
-	}
-	return SortEntries(added), SortEntries(removed)
-}
-
-// sortedUnique reports whether entries are as SortEntries leaves them:
-// strictly increasing patterns.
-func sortedUnique(entries []Entry) bool {
-	for i := 1; i < len(entries); i++ {
-		if entries[i-1].Pattern >= entries[i].Pattern {
-			return false
-		}
-	}
-	return true
-}
-
-// DiffFunc merges two lists in SortEntries order (strictly increasing
-// patterns) and reports each entry of b not in a, and each of a not in b,
-// in order. A pattern that moved to another site or category is both.
-func DiffFunc(a, b []Entry, added, removed func(Entry)) {
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		switch {
-		case j == len(b) || i < len(a) && a[i].Pattern < b[j].Pattern:
-			removed(a[i])
-			i++
-		case i == len(a) || b[j].Pattern < a[i].Pattern:
-			added(b[j])
-			j++
-		default:
-			if a[i] != b[j] {
-				removed(a[i])
-				added(b[j])
+	labels, start, last := 1, 0, ""
+	for i := 0; i <= len(name); i++ {
+		if i == len(name) || name[i] == '.' {
+			if i-start > maxLabelOctets {
+				return "", false, false
 			}
-			i++
-			j++
+			last = name[start:i]
+			start = i + 1
+			if i < len(name) {
+				labels++
+			}
 		}
 	}
+	if labels < 2 || isNumeric(last) {
+		return "", false, false
+	}
+	if suffix, _ := publicsuffix.PublicSuffix(name); suffix == name {
+		return "", false, false
+	}
+	return name, wildcard, true
 }

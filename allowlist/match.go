@@ -3,6 +3,8 @@ package allowlist
 import (
 	"math/bits"
 	"unsafe"
+
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 // Matcher is an immutable compiled set of patterns answering "which pattern
@@ -82,7 +84,7 @@ func Compile(patterns []Pattern) *Matcher {
 	total, expect := 0, 0
 	for _, p := range patterns {
 		total += len(p.Name)
-		expect += keyEstimate(p.Name)
+		expect += list.KeyEstimate(p.Name)
 	}
 	b := NewBuilder(len(patterns), total, expect)
 	for _, p := range patterns {
@@ -92,7 +94,7 @@ func Compile(patterns []Pattern) *Matcher {
 }
 
 // Builder compiles patterns one at a time, for a list read as a stream
-// (ReadList) rather than held as a slice. The sizes are those ListStats
+// (ReadList) rather than held as a slice. The sizes are those list.Stats
 // gives from a first pass; with them the table is allocated once.
 type Builder struct {
 	m     *Matcher

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 // Network is an address range a site needs, with a protocol and ports:
@@ -499,17 +501,17 @@ func WithEndpoints(parts [][]byte, endpoints []byte) [][]byte {
 	out := make([][]byte, 0, len(parts)+2)
 	out = append(out, parts[:len(parts)-1]...)
 	last := parts[len(parts)-1]
-	out = append(out, last[:len(last)-len(listTail)])
-	field := make([]byte, 0, len(endpoints)+len(`,"endpoints":`)+len(listTail))
+	out = append(out, last[:len(last)-len(list.Tail)])
+	field := make([]byte, 0, len(endpoints)+len(`,"endpoints":`)+len(list.Tail))
 	field = append(field, `,"endpoints":`...)
 	field = append(field, endpoints...)
-	return append(out, append(field, listTail...))
+	return append(out, append(field, list.Tail...))
 }
 
 // SignEndpointsBody signs the schema-2 body of a list whose schema-1 body
 // is head, content, "}\n".
 func SignEndpointsBody(key ed25519.PrivateKey, head, content, endpoints []byte) string {
-	return SignList(key, bytes.Join(WithEndpoints([][]byte{head, content, []byte(listTail)}, endpoints), nil))
+	return list.Sign(key, bytes.Join(WithEndpoints([][]byte{head, content, []byte(list.Tail)}, endpoints), nil))
 }
 
 // SiteEndpoints returns the endpoints of a site's revision: the defaults

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unsafe"
+
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 // Publication is one step of the registry's write path, worked out in the
@@ -162,7 +164,7 @@ func (p *Publisher) Publish(in PublishInput) (Publication, error) {
 	endpoints := EndpointScopes(sites, in.Departments, p.quorum)
 	// Scopes with the same content share one slice: encode and hash it
 	// once, and find its changes once per previous version's content.
-	encoded := map[*Entry]Encoded{}
+	encoded := map[*Entry]list.Encoded{}
 	changes := map[[2]string]*foundChanges{}
 	var todo []pendingVersion
 	for _, scope := range append([]string{ScopeCommon}, in.Departments...) {
@@ -174,10 +176,10 @@ func (p *Publisher) Publish(in PublishInput) (Publication, error) {
 		}
 		if prev == nil {
 			// Every scope starts at version 0 with no entries.
-			e := EncodeEntries([]Entry{})
+			e := list.Encode([]Entry{})
 			l, head := NewListHead(scope, 0, in.Now, e)
 			v := Version{Scope: scope, Version: 0, CreatedAt: l.GeneratedAt, SHA256: l.SHA256, Entries: 0,
-				Head: head, Content: e.JSON, Signature: SignListParts(p.key, head, e.JSON)}
+				Head: head, Content: e.JSON, Signature: list.SignParts(p.key, head, e.JSON)}
 			pub.Initial = append(pub.Initial, v)
 			prev = &v
 		}
@@ -194,7 +196,7 @@ func (p *Publisher) Publish(in PublishInput) (Publication, error) {
 		}
 		enc, ok := encoded[unsafe.SliceData(entries)]
 		if !ok || len(entries) == 0 {
-			enc = EncodeEntries(entries)
+			enc = list.Encode(entries)
 			encoded[unsafe.SliceData(entries)] = enc
 		}
 		if enc.SHA256 == prev.SHA256 && sameEndpoints {
@@ -212,7 +214,7 @@ func (p *Publisher) Publish(in PublishInput) (Publication, error) {
 	for i, t := range todo {
 		heads[i], contents[i] = t.head, t.content
 	}
-	for i, sig := range SignLists(p.key, heads, contents) {
+	for i, sig := range list.SignAll(p.key, heads, contents) {
 		t := todo[i]
 		key := [2]string{t.prev.SHA256, t.l.SHA256}
 		c, ok := changes[key]
@@ -356,9 +358,9 @@ func (p *Publisher) findChanges(in PublishInput, prev Version, next []Entry) (*f
 		old.entries = entries
 	}
 	added, removed := []Entry{}, []Entry{}
-	DiffFunc(old.entries, next, func(e Entry) { added = append(added, e) }, func(e Entry) { removed = append(removed, e) })
-	// Encoded now, while the body (which old's strings may share) is alive.
-	return &foundChanges{Changes{Added: EncodeEntryArray(added), Removed: EncodeEntryArray(removed)}, len(added), len(removed)}, nil
+	list.DiffFunc(old.entries, next, func(e Entry) { added = append(added, e) }, func(e Entry) { removed = append(removed, e) })
+	// list.Encoded now, while the body (which old's strings may share) is alive.
+	return &foundChanges{Changes{Added: list.EncodeArray(added), Removed: list.EncodeArray(removed)}, len(added), len(removed)}, nil
 }
 
 // catchUp returns prev's entries made from old's (an earlier version of
@@ -384,14 +386,14 @@ func (p *Publisher) catchUp(in PublishInput, old publishedEntries, prev Version)
 			return nil, false, nil
 		}
 	}
-	if EncodeEntries(entries).SHA256 != prev.SHA256 {
+	if list.Encode(entries).SHA256 != prev.SHA256 {
 		return nil, false, nil // read it back rather than trust it
 	}
 	return entries, true, nil
 }
 
 // emptySHA256 is the hash of a list with no entries.
-var emptySHA256 = EncodeEntries([]Entry{}).SHA256
+var emptySHA256 = list.Encode([]Entry{}).SHA256
 
 // Committed tells p that the store committed pub: its sites are the
 // store's for pub's generation, its versions the scopes' latest.
@@ -424,7 +426,7 @@ func (p *Publisher) Warm(gen int64, sites []Site, departments []string, latest f
 		}
 		sha, ok := hashes[unsafe.SliceData(entries)]
 		if !ok {
-			sha = EncodeEntries(entries).SHA256
+			sha = list.Encode(entries).SHA256
 			hashes[unsafe.SliceData(entries)] = sha
 		}
 		if sha == prev.SHA256 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"time"
+
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 // Actor is who is making a change: recorded in the audit log and used for
@@ -134,7 +136,7 @@ func (v Version) Parts() [][]byte {
 	if v.Head == nil {
 		return [][]byte{v.Body}
 	}
-	return [][]byte{v.Head, v.Content, []byte(listTail)}
+	return [][]byte{v.Head, v.Content, []byte(list.Tail)}
 }
 
 // Size returns the number of bytes in the version's body.
@@ -142,7 +144,7 @@ func (v Version) Size() int {
 	if v.Head == nil {
 		return len(v.Body)
 	}
-	return len(v.Head) + len(v.Content) + len(listTail)
+	return len(v.Head) + len(v.Content) + len(list.Tail)
 }
 
 // Whole returns the version's body in one slice: Body, or a new slice
@@ -151,7 +153,7 @@ func (v Version) Whole() []byte {
 	if v.Head == nil {
 		return v.Body
 	}
-	return JoinBody(v.Head, v.Content)
+	return list.Join(v.Head, v.Content)
 }
 
 // Changes are the entries a version added and removed against the version

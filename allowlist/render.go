@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 // Format describes one way of publishing a list.
@@ -189,12 +191,12 @@ func renderTxt(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 func subtrees(l List) (names, widened []string) {
 	set, wild := map[string]bool{}, map[string]bool{}
 	for _, e := range l.Entries {
-		name, ok := cutWildcard(e.Pattern)
+		name, ok := list.CutWildcard(e.Pattern)
 		set[name] = true
 		wild[name] = wild[name] || ok
 	}
 	for _, e := range l.Entries {
-		if name, ok := cutWildcard(e.Pattern); !ok && !wild[name] && !coveredByAncestor(name, wild) {
+		if name, ok := list.CutWildcard(e.Pattern); !ok && !wild[name] && !coveredByAncestor(name, wild) {
 			widened = append(widened, name)
 		}
 	}
@@ -234,13 +236,13 @@ type reduced struct {
 func reduce(entries []Entry) reduced {
 	r := reduced{wild: map[string]bool{}}
 	for _, e := range entries {
-		if name, ok := cutWildcard(e.Pattern); ok {
+		if name, ok := list.CutWildcard(e.Pattern); ok {
 			r.wild[name] = true
 		}
 	}
 	seen := map[string]bool{}
 	for _, e := range entries {
-		name, ok := cutWildcard(e.Pattern)
+		name, ok := list.CutWildcard(e.Pattern)
 		if coveredByAncestor(name, r.wild) || (!ok && r.wild[name]) || seen[name] {
 			continue
 		}
@@ -426,7 +428,7 @@ func renderHosts(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 	seen := map[string]bool{}
 	var names []string
 	for _, e := range l.Entries {
-		name, wild := cutWildcard(e.Pattern)
+		name, wild := list.CutWildcard(e.Pattern)
 		if wild {
 			narrowed = append(narrowed, e.Pattern)
 		}
@@ -456,7 +458,7 @@ func renderPAC(w *bytes.Buffer, l List, _ []byte, o formatOptions) error {
 	header(w, "//", l, "pac")
 	exact, wild := map[string]int{}, map[string]int{}
 	for _, e := range l.Entries {
-		if name, ok := cutWildcard(e.Pattern); ok {
+		if name, ok := list.CutWildcard(e.Pattern); ok {
 			wild[name] = 1
 		} else {
 			exact[name] = 1

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 // configureEndpoints reads the parameters of the endpoint-aware formats:
@@ -241,7 +243,7 @@ func renderPACProxy(w *bytes.Buffer, l List, proxy string) error {
 		if !direct[e.Site] {
 			continue
 		}
-		if name, ok := cutWildcard(e.Pattern); ok {
+		if name, ok := list.CutWildcard(e.Pattern); ok {
 			wild[name] = 1
 		} else {
 			exact[name] = 1

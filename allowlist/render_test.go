@@ -32,14 +32,14 @@ func sampleList() (List, []byte) {
 
 func sampleDomains() (List, []byte) {
 	return NewList("common", 42, time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC), []Entry{
-		{"*.zoom.us", "zoom", "video-conferencing"},
-		{"zoom.us", "zoom-web", "video-conferencing"},
-		{"app.zoom.us", "zoom-app", "video-conferencing"},
-		{"meet.example.org", "meet", "video-conferencing"},
-		{"docs.example.org", "docs", "document-editing"},
-		{"*.xn--bcher-kva.example", "buecher", "wiki"},
-		{"*.files.example.net", "files", "file-storage"},
-		{"*.example.net", "net", "other"},
+		{Pattern: "*.zoom.us", Site: "zoom", Category: "video-conferencing"},
+		{Pattern: "zoom.us", Site: "zoom-web", Category: "video-conferencing"},
+		{Pattern: "app.zoom.us", Site: "zoom-app", Category: "video-conferencing"},
+		{Pattern: "meet.example.org", Site: "meet", Category: "video-conferencing"},
+		{Pattern: "docs.example.org", Site: "docs", Category: "document-editing"},
+		{Pattern: "*.xn--bcher-kva.example", Site: "buecher", Category: "wiki"},
+		{Pattern: "*.files.example.net", Site: "files", Category: "file-storage"},
+		{Pattern: "*.example.net", Site: "net", Category: "other"},
 	})
 }
 

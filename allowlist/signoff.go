@@ -2,15 +2,9 @@ package allowlist
 
 import (
 	"slices"
-	"strings"
-)
 
-// Entry is one line of a published list: a pattern and the site it serves.
-type Entry struct {
-	Pattern  string `json:"pattern"`
-	Site     string `json:"site"`
-	Category string `json:"category"`
-}
+	"github.com/cross-gov/allowlist/allowlist/list"
+)
 
 // Scopes computes the content of scope "common" and of every department's
 // scope from the sites, their sign-offs and the quorum:
@@ -117,10 +111,10 @@ func scopesOf(sites []Site, published [][]string, departments []string, b *Scope
 				domains = d
 			}
 			for _, p := range domains {
-				entries = append(entries, Entry{p, s.ID, s.Category})
+				entries = append(entries, Entry{Pattern: p, Site: s.ID, Category: s.Category})
 			}
 		}
-		return SortEntries(entries)
+		return list.SortEntries(entries)
 	}
 	var common []Entry
 	if b != nil {
@@ -154,10 +148,10 @@ func (b *ScopeBuilder) department(sites []Site, published [][]string, override m
 	for i, domains := range override {
 		s := sites[i]
 		for _, p := range published[i] {
-			removed = append(removed, Entry{p, s.ID, s.Category})
+			removed = append(removed, Entry{Pattern: p, Site: s.ID, Category: s.Category})
 		}
 		for _, p := range domains {
-			added = append(added, Entry{p, s.ID, s.Category})
+			added = append(added, Entry{Pattern: p, Site: s.ID, Category: s.Category})
 		}
 	}
 	merged, ok := mergeSorted(b.sorted, removed, added)
@@ -292,14 +286,6 @@ func union(a, b []string) []string {
 	return out
 }
 
-// compareEntries orders entries by pattern, then site.
-func compareEntries(a, b Entry) int {
-	if c := strings.Compare(a.Pattern, b.Pattern); c != 0 {
-		return c
-	}
-	return strings.Compare(a.Site, b.Site)
-}
-
 // update returns common's entries for sites, sorted by pattern then site
 // with duplicates kept, from the previous result and the sites whose
 // published domains or category changed, and remembers them.
@@ -324,10 +310,10 @@ func (b *ScopeBuilder) update(sites []Site, published [][]string) []Entry {
 			continue
 		}
 		for _, p := range prev.domains {
-			removed = append(removed, Entry{p, s.ID, prev.category})
+			removed = append(removed, Entry{Pattern: p, Site: s.ID, Category: prev.category})
 		}
 		for _, p := range cur {
-			added = append(added, Entry{p, s.ID, s.Category})
+			added = append(added, Entry{Pattern: p, Site: s.ID, Category: s.Category})
 		}
 		if len(cur) == 0 {
 			delete(b.published, s.ID)
@@ -343,7 +329,7 @@ func (b *ScopeBuilder) update(sites []Site, published [][]string) []Entry {
 		for id, prev := range b.published {
 			if !here[id] { // the site is gone
 				for _, p := range prev.domains {
-					removed = append(removed, Entry{p, id, prev.category})
+					removed = append(removed, Entry{Pattern: p, Site: id, Category: prev.category})
 				}
 				delete(b.published, id)
 			}
@@ -363,21 +349,21 @@ func (b *ScopeBuilder) update(sites []Site, published [][]string) []Entry {
 	return out
 }
 
-// mergeSorted returns a new slice: sorted (ordered by compareEntries) less
+// mergeSorted returns a new slice: sorted (ordered by list.Compare) less
 // removed, plus added, in order, without sorting sorted again. removed and
 // added are sorted in place. ok is false if an entry of removed is not in
 // sorted.
 func mergeSorted(sorted, removed, added []Entry) (out []Entry, ok bool) {
-	slices.SortFunc(removed, compareEntries)
-	slices.SortFunc(added, compareEntries)
+	slices.SortFunc(removed, list.Compare)
+	slices.SortFunc(added, list.Compare)
 	out = make([]Entry, 0, len(sorted)-len(removed)+len(added))
 	j, k := 0, 0
 	for _, e := range sorted {
-		for k < len(added) && compareEntries(added[k], e) < 0 {
+		for k < len(added) && list.Compare(added[k], e) < 0 {
 			out = append(out, added[k])
 			k++
 		}
-		if j < len(removed) && compareEntries(removed[j], e) == 0 {
+		if j < len(removed) && list.Compare(removed[j], e) == 0 {
 			j++ // this site no longer publishes it
 			continue
 		}
@@ -386,7 +372,7 @@ func mergeSorted(sorted, removed, added []Entry) (out []Entry, ok bool) {
 	return append(out, added[k:]...), j == len(removed)
 }
 
-// dedupeSorted drops, from entries sorted by compareEntries, a pattern
+// dedupeSorted drops, from entries sorted by list.Compare, a pattern
 // already listed for an earlier site. It returns entries itself when there
 // is nothing to drop, a new slice otherwise: never changes entries.
 func dedupeSorted(entries []Entry) []Entry {
@@ -402,25 +388,4 @@ func dedupeSorted(entries []Entry) []Entry {
 		}
 	}
 	return entries
-}
-
-// SortEntries sorts entries by pattern, then site, and drops a pattern
-// already listed for an earlier site. It never returns nil.
-func SortEntries(entries []Entry) []Entry {
-	cmp := compareEntries
-	// Published lists arrive sorted: checking is linear, sorting is not.
-	if !slices.IsSortedFunc(entries, cmp) {
-		slices.SortFunc(entries, cmp)
-	}
-	out := entries[:0]
-	for _, e := range entries {
-		if len(out) > 0 && out[len(out)-1].Pattern == e.Pattern {
-			continue
-		}
-		out = append(out, e)
-	}
-	if out == nil {
-		out = []Entry{}
-	}
-	return out
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 func TestTimestampSignsAndVerifies(t *testing.T) {
@@ -59,14 +61,14 @@ func TestTimestampSignsAndVerifies(t *testing.T) {
 func TestTimestampCannotPassForAList(t *testing.T) {
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	l, body := NewList("common", 3, time.Now(), nil)
-	listSig := SignList(key, body)
+	listSig := list.Sign(key, body)
 	at := l.GeneratedAt.UTC().Truncate(time.Second)
 	if _, err := ParseTimestamp(pub, "common", "3", l.SHA256, at.Format(TimestampFormat), listSig); err == nil {
 		t.Fatal("a list signature passed as a timestamp's")
 	}
 	ts := Timestamp{Scope: "common", Version: 3, SHA256: l.SHA256, Time: at}
 	tsSig, _ := SignTimestamp(key, ts)
-	if err := VerifyList(pub, body, tsSig); err == nil {
+	if err := list.Verify(pub, body, tsSig); err == nil {
 		t.Fatal("a timestamp signature verified a list")
 	}
 	msg := ts.Message()

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/cross-gov/allowlist/allowlist/sqlite"
 	"github.com/cross-gov/allowlist/api"
@@ -304,7 +306,7 @@ func TestEveryFormat(t *testing.T) {
 			t.Errorf("%s: version header %q", f.Name, r.h.Get("X-Allowlist-Version"))
 		}
 		// Every format carries the signature of the JSON form.
-		if err := allowlist.VerifyList(pub, jsonBody.body, r.h.Get("X-Allowlist-Signature")); err != nil {
+		if err := list.Verify(pub, jsonBody.body, r.h.Get("X-Allowlist-Signature")); err != nil {
 			t.Errorf("%s: %v", f.Name, err)
 		}
 		if !strings.Contains(string(r.body), "zoom") {
@@ -422,7 +424,7 @@ func TestPublishedListsServedAsStored(t *testing.T) {
 		if !bytes.Equal(got.body, stored.Body) || got.h.Get("Content-Length") != strconv.Itoa(len(stored.Body)) {
 			t.Errorf("%s: served %d bytes (Content-Length %s), stored %d", scope, len(got.body), got.h.Get("Content-Length"), len(stored.Body))
 		}
-		if err := allowlist.VerifyList(e.db.PublicKey(), got.body, got.h.Get("X-Allowlist-Signature")); err != nil || stored.Version != 1 {
+		if err := list.Verify(e.db.PublicKey(), got.body, got.h.Get("X-Allowlist-Signature")); err != nil || stored.Version != 1 {
 			t.Errorf("%s/%d: %v", scope, stored.Version, err)
 		}
 		if h := e.do("HEAD", "/v1/lists/"+scope, "", nil).want(200); h.h.Get("Content-Length") != strconv.Itoa(len(stored.Body)) {
@@ -470,7 +472,7 @@ func TestHeadThenDiff(t *testing.T) {
 	}
 	e.do("GET", "/v1/lists/common/diff?from=0&to=2", "", nil).want(200).decode(&diff)
 	at, _ := time.Parse(time.RFC3339Nano, head.h.Get("X-Allowlist-Generated-At"))
-	next := allowlist.ListHeader{Scope: "common", Version: 2, GeneratedAt: at, SHA256: head.h.Get("X-Allowlist-SHA256")}
+	next := list.Header{Scope: "common", Version: 2, GeneratedAt: at, SHA256: head.h.Get("X-Allowlist-SHA256")}
 	var rebuilt bytes.Buffer
 	if _, err := allowlist.PatchList(bytes.NewReader(v0.body), next, diff.Added, diff.Removed, &rebuilt); err != nil {
 		t.Fatal(err)
@@ -485,7 +487,7 @@ func TestHeadThenDiff(t *testing.T) {
 	}
 	e.do("GET", "/v1/keys", "", nil).want(200).decode(&keys)
 	pub, _ := base64.StdEncoding.DecodeString(keys.Keys[0].PublicKey)
-	if err := allowlist.VerifyList(pub, rebuilt.Bytes(), head.h.Get("X-Allowlist-Signature")); err != nil {
+	if err := list.Verify(pub, rebuilt.Bytes(), head.h.Get("X-Allowlist-Signature")); err != nil {
 		t.Fatal(err)
 	}
 }

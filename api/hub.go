@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 	"golang.org/x/sync/singleflight"
 )
@@ -331,12 +333,12 @@ func (h *hub) diff(ctx context.Context, scope string, from, to int64) ([]byte, e
 		if err != nil {
 			return nil, err
 		}
-		added, removed := allowlist.Diff(la.Entries, lb.Entries)
+		added, removed := list.Diff(la.Entries, lb.Entries)
 		ec, err := allowlist.EncodeEndpointChanges(a.endpoints, b.endpoints)
 		if err != nil {
 			return nil, err
 		}
-		return diffBody(scope, from, to, allowlist.Changes{Added: allowlist.EncodeEntryArray(added), Removed: allowlist.EncodeEntryArray(removed), Endpoints: ec}), nil
+		return diffBody(scope, from, to, allowlist.Changes{Added: list.EncodeArray(added), Removed: list.EncodeArray(removed), Endpoints: ec}), nil
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 )
 
@@ -23,7 +25,7 @@ func TestDiffBodyMatchesEncodingJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := diffBody(c.scope, 6, 7, allowlist.Changes{Added: allowlist.EncodeEntryArray(c.added), Removed: allowlist.EncodeEntryArray(c.removed)})
+		got := diffBody(c.scope, 6, 7, allowlist.Changes{Added: list.EncodeArray(c.added), Removed: list.EncodeArray(c.removed)})
 		if string(got) != string(want)+"\n" {
 			t.Errorf("diffBody:\n%s\nencoding/json:\n%s", got, want)
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/labstack/echo/v4"
 )
@@ -222,6 +224,6 @@ func (s *Server) handleWatch(c echo.Context) error {
 func (s *Server) handleKeys(c echo.Context) error {
 	pub := s.reg.PublicKey()
 	return c.JSON(http.StatusOK, map[string]any{"keys": []map[string]string{{
-		"id": allowlist.KeyID(pub), "algorithm": "ed25519", "public_key": base64.StdEncoding.EncodeToString(pub),
+		"id": list.KeyID(pub), "algorithm": "ed25519", "public_key": base64.StdEncoding.EncodeToString(pub),
 	}}})
 }

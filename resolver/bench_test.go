@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 )
 
@@ -18,7 +20,7 @@ func BenchmarkLoadList(b *testing.B) {
 	for _, n := range []int{1_000, 100_000, 1_000_000} {
 		entries := benchEntries(n)
 		_, body := allowlist.NewList("common", 1, time.Now(), entries)
-		sig := allowlist.SignList(key, body)
+		sig := list.Sign(key, body)
 		entries = nil
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
 			var kept int
@@ -50,24 +52,24 @@ func BenchmarkPatchList(b *testing.B) {
 	_, body := allowlist.NewList("common", 1, at, entries)
 	added := []allowlist.Entry{{Pattern: "meet.reload.example.org", Site: "reload", Category: "video-conferencing"}}
 	l, next := allowlist.NewList("common", 2, at, append(entries, added...))
-	sig := allowlist.SignList(key, next)
+	sig := list.Sign(key, next)
 	entries = nil
 	dir := b.TempDir()
-	if err := writeCache(dir, body, allowlist.SignList(key, body)); err != nil {
+	if err := writeCache(dir, body, list.Sign(key, body)); err != nil {
 		b.Fatal(err)
 	}
-	held, err := verify(pub, "common", 0, body, allowlist.SignList(key, body))
+	held, err := verify(pub, "common", 0, body, list.Sign(key, body))
 	if err != nil {
 		b.Fatal(err)
 	}
-	hdr := allowlist.ListHeader{Scope: "common", Version: 2, GeneratedAt: l.GeneratedAt, SHA256: l.SHA256}
+	hdr := list.Header{Scope: "common", Version: 2, GeneratedAt: l.GeneratedAt, SHA256: l.SHA256}
 	b.SetBytes(int64(len(next)))
 	for b.Loop() {
 		f, _, off, size, err := openCache(dir)
 		if err != nil {
 			b.Fatal(err)
 		}
-		v, _ := allowlist.NewListVerifier(pub, sig)
+		v, _ := list.NewVerifier(pub, sig)
 		sp := newSpool(dir, sig, false)
 		res, err := allowlist.PatchList(io.NewSectionReader(f, off, size), hdr, added, nil, io.MultiWriter(sp, v))
 		if err != nil || v.Verify() != nil {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/miekg/dns"
 )
@@ -24,7 +26,7 @@ func (f *fakeRegistry) publishOld(v int64, patterns ...string) {
 		entries = append(entries, allowlist.Entry{Pattern: p, Site: "site", Category: "other"})
 	}
 	_, body := allowlist.NewList("common", v, time.Now().Add(-time.Hour), entries)
-	f.set(v, body, allowlist.SignList(f.key, body))
+	f.set(v, body, list.Sign(f.key, body))
 }
 
 // stamped serves f's answers with a freshness timestamp, as the registry

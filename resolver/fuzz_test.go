@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/miekg/dns"
 )
@@ -43,7 +45,7 @@ func offline(t testing.TB) *Resolver {
 		t.Fatal(err)
 	}
 	_, body := allowlist.NewList("common", 1, time.Now(), []allowlist.Entry{{Pattern: "*.zoom.example", Site: "z", Category: "other"}})
-	p, err := verify(pub, "common", 0, body, allowlist.SignList(key, body))
+	p, err := verify(pub, "common", 0, body, list.Sign(key, body))
 	if err != nil {
 		t.Fatal(err)
 	}

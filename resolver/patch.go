@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 )
 
@@ -26,7 +28,7 @@ import (
 
 // announced is what HEAD on a watch says about a new version.
 type announced struct {
-	hdr       allowlist.ListHeader
+	hdr       list.Header
 	signature string
 }
 
@@ -61,7 +63,7 @@ func (f *fetcher) head(ctx context.Context, held int64, wait time.Duration) (*an
 	h := resp.Header
 	v, verr := strconv.ParseInt(h.Get("X-Allowlist-Version"), 10, 64)
 	at, terr := time.Parse(time.RFC3339Nano, h.Get("X-Allowlist-Generated-At"))
-	a := &announced{hdr: allowlist.ListHeader{Scope: f.scope, Version: v, GeneratedAt: at, SHA256: h.Get("X-Allowlist-SHA256")},
+	a := &announced{hdr: list.Header{Scope: f.scope, Version: v, GeneratedAt: at, SHA256: h.Get("X-Allowlist-SHA256")},
 		signature: h.Get("X-Allowlist-Signature")}
 	if verr != nil || terr != nil || a.hdr.SHA256 == "" || a.signature == "" {
 		return nil, stampHeaders{}, fmt.Errorf("%w (headers missing)", errNoHead)
@@ -152,7 +154,7 @@ func (r *Resolver) patch(ctx context.Context, held int64, a *announced) error {
 		return &patchError{"diff", err}
 	}
 	fetched := time.Now()
-	v, err := allowlist.NewListVerifier(r.opt.PublicKey, a.signature)
+	v, err := list.NewVerifier(r.opt.PublicKey, a.signature)
 	if err != nil {
 		return &patchError{"signature", err}
 	}

@@ -25,6 +25,8 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/miekg/dns"
 )
@@ -73,7 +75,7 @@ func (f *fakeRegistry) publish(v int64, patterns []string) {
 	f.mu.Lock()
 	f.history[v], f.at = l.Entries, l.GeneratedAt
 	f.mu.Unlock()
-	f.set(v, body, allowlist.SignList(f.key, body))
+	f.set(v, body, list.Sign(f.key, body))
 }
 
 func (f *fakeRegistry) set(v int64, body []byte, sig string) {
@@ -123,7 +125,7 @@ func (f *fakeRegistry) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d := &listDiff{Scope: "common", From: from, To: to}
-		d.Added, d.Removed = allowlist.Diff(a, b)
+		d.Added, d.Removed = list.Diff(a, b)
 		if tamper != nil {
 			tamper(d)
 		}
@@ -587,17 +589,17 @@ func TestRefusesBadListsFromRegistry(t *testing.T) {
 	// Signed by another key.
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
 	_, body := allowlist.NewList("common", 6, time.Now(), []allowlist.Entry{{Pattern: "*.evil.example", Site: "evil", Category: "other"}})
-	reg.set(6, body, allowlist.SignList(other, body))
+	reg.set(6, body, list.Sign(other, body))
 	// No signature at all.
 	time.Sleep(300 * time.Millisecond)
 	reg.set(6, body, "")
 	time.Sleep(300 * time.Millisecond)
 	// A rollback to an older version, properly signed.
 	_, old := allowlist.NewList("common", 2, time.Now(), []allowlist.Entry{{Pattern: "*.evil.example", Site: "evil", Category: "other"}})
-	reg.set(2, old, allowlist.SignList(reg.key, old))
+	reg.set(2, old, list.Sign(reg.key, old))
 	time.Sleep(300 * time.Millisecond)
 	// Garbage with a 200.
-	reg.set(7, []byte("{not json"), allowlist.SignList(reg.key, []byte("{not json")))
+	reg.set(7, []byte("{not json"), list.Sign(reg.key, []byte("{not json")))
 	time.Sleep(500 * time.Millisecond)
 	if r.Version() != 5 {
 		t.Fatalf("now enforcing version %d", r.Version())
@@ -619,17 +621,17 @@ func TestRefusesBadListsFromRegistry(t *testing.T) {
 func TestRollbackRefused(t *testing.T) {
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	_, body := allowlist.NewList("common", 9, time.Now(), nil)
-	p, err := verify(pub, "common", 9, body, allowlist.SignList(key, body))
+	p, err := verify(pub, "common", 9, body, list.Sign(key, body))
 	if err != nil || p.version != 9 {
 		t.Fatalf("same version: %v", err)
 	}
 	_, older := allowlist.NewList("common", 8, time.Now(), nil)
-	_, err = verify(pub, "common", 9, older, allowlist.SignList(key, older))
+	_, err = verify(pub, "common", 9, older, list.Sign(key, older))
 	if se, ok := err.(*SyncError); !ok || se.Reason != "rollback" {
 		t.Errorf("rollback: %v", err)
 	}
 	_, other := allowlist.NewList("dept-x", 10, time.Now(), nil)
-	if _, err := verify(pub, "common", 9, other, allowlist.SignList(key, other)); err == nil {
+	if _, err := verify(pub, "common", 9, other, list.Sign(key, other)); err == nil {
 		t.Error("a list for another scope was accepted")
 	}
 }
@@ -832,7 +834,7 @@ func TestEquivocationRefused(t *testing.T) {
 		t.Fatal("accepted an unsigned list")
 	}
 	body := mustBody(t, reg, 3, "*.evil.example")
-	err := r.accept(bytes.NewReader(body), allowlist.SignList(reg.key, body), 3)
+	err := r.accept(bytes.NewReader(body), list.Sign(reg.key, body), 3)
 	if se, ok := err.(*SyncError); !ok || se.Reason != "equivocation" {
 		t.Fatalf("equivocation: %v", err)
 	}
@@ -934,7 +936,7 @@ func (f *failingSpool) Write(p []byte) (int, error) {
 func TestStreamErrorsAreTold(t *testing.T) {
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	_, body := allowlist.NewList("common", 3, time.Now(), []allowlist.Entry{{Pattern: "*.zoom.example", Site: "z", Category: "other"}})
-	sig := allowlist.SignList(key, body)
+	sig := list.Sign(key, body)
 	reason := func(err error) string {
 		var se *SyncError
 		if errors.As(err, &se) {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 )
 
@@ -63,8 +65,8 @@ const maxListBytes = 512 << 20
 //
 // listInfo is what pass one learns.
 type listInfo struct {
-	hdr allowlist.ListHeader
-	st  allowlist.ListStats
+	hdr list.Header
+	st  list.Stats
 }
 
 // errReader remembers the error of the reader under it, so that a broken
@@ -84,7 +86,7 @@ func (e *errReader) Read(p []byte) (int, error) {
 
 // verifyStream is pass one. It reads body to its end and writes nothing.
 func verifyStream(pub ed25519.PublicKey, scope string, held int64, body io.Reader, signature string) (listInfo, error) {
-	v, err := allowlist.NewListVerifier(pub, signature)
+	v, err := list.NewVerifier(pub, signature)
 	if err != nil {
 		return listInfo{}, &SyncError{Reason: "signature", Err: err}
 	}
@@ -126,7 +128,7 @@ func verifyStream(pub ed25519.PublicKey, scope string, held int64, body io.Reade
 func compileStream(body io.Reader, info listInfo) (*policy, error) {
 	b := allowlist.NewBuilder(info.st.Entries, info.st.NameBytes, info.st.Keys)
 	src := &errReader{r: body}
-	hdr, st, err := allowlist.RereadList(src, func(name string, wildcard bool) error {
+	hdr, st, err := list.Reread(src, func(name string, wildcard bool) error {
 		b.Add(name, wildcard)
 		return nil
 	})

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/cross-gov/allowlist/api"
 	"github.com/labstack/echo/v4"
@@ -620,7 +622,7 @@ func (p *Pages) handleScope(c echo.Context) error {
 	if err != nil {
 		return p.fail(c, err)
 	}
-	added, removed := allowlist.Diff(a, b)
+	added, removed := list.Diff(a, b)
 	pg.Diff = &diff{Added: added, Removed: removed}
 	sort.Slice(pg.Versions, func(i, j int) bool { return pg.Versions[i].Version > pg.Versions[j].Version })
 	return p.render(c, http.StatusOK, "scope", pg)

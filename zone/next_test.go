@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 )
 
@@ -41,7 +43,7 @@ func TestNextZoneMatchesFullBuild(t *testing.T) {
 		for _, e := range set {
 			prev = append(prev, e)
 		}
-		prev = allowlist.SortEntries(prev)
+		prev = list.SortEntries(prev)
 		var added, removed []allowlist.Entry
 		next := map[string]allowlist.Entry{}
 		for _, e := range prev {
@@ -65,7 +67,7 @@ func TestNextZoneMatchesFullBuild(t *testing.T) {
 		for _, e := range next {
 			want = append(want, e)
 		}
-		want = allowlist.SortEntries(want)
+		want = list.SortEntries(want)
 		got, ok := nextZone(fullZone(prev), added, removed, len(want))
 		if !ok {
 			t.Fatalf("round %d: changes refused\nprev %v\nadded %v\nremoved %v", round, prev, added, removed)
@@ -75,7 +77,7 @@ func TestNextZoneMatchesFullBuild(t *testing.T) {
 		}
 	}
 	// Changes that do not fit are refused, not applied.
-	base := allowlist.SortEntries([]allowlist.Entry{{Pattern: "a.example.org", Site: "s"}})
+	base := list.SortEntries([]allowlist.Entry{{Pattern: "a.example.org", Site: "s"}})
 	for _, c := range []struct{ added, removed []allowlist.Entry }{
 		{nil, []allowlist.Entry{{Pattern: "b.example.org", Site: "s"}}},
 		{[]allowlist.Entry{{Pattern: "a.example.org", Site: "t"}}, nil},

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/cross-gov/allowlist/allowlist/storetest"
 )
@@ -17,7 +19,7 @@ func testEntries(n, skip int) []allowlist.Entry {
 			out = append(out, allowlist.Entry{Pattern: fmt.Sprintf("*.svc%d.tool%d.example.net", i%10, i/10), Site: fmt.Sprintf("site-%d", i/10), Category: "other"})
 		}
 	}
-	return allowlist.SortEntries(out)
+	return list.SortEntries(out)
 }
 
 // TestCutContent: the chunks of a content join to it, each cut falls
@@ -25,7 +27,7 @@ func testEntries(n, skip int) []allowlist.Entry {
 // all but the chunk or two around the change.
 func TestCutContent(t *testing.T) {
 	for _, n := range []int{0, 1, 2, 5000, 60000} {
-		content := allowlist.EncodeEntries(testEntries(n, -1)).JSON
+		content := list.Encode(testEntries(n, -1)).JSON
 		chunks := cutContent(content)
 		if !bytes.Equal(bytes.Join(chunks, nil), content) {
 			t.Fatalf("%d entries: the chunks do not join to the content", n)
@@ -42,7 +44,7 @@ func TestCutContent(t *testing.T) {
 			continue
 		}
 		for _, skip := range []int{0, n / 3, n - 1} {
-			other := cutContent(allowlist.EncodeEntries(testEntries(n, skip)).JSON)
+			other := cutContent(list.Encode(testEntries(n, skip)).JSON)
 			fresh := 0
 			for _, c := range other {
 				if !slices.ContainsFunc(chunks, func(d []byte) bool { return bytes.Equal(c, d) }) {
@@ -116,13 +118,13 @@ func TestChunksStoredOnce(t *testing.T) {
 		len(latest.Body), chunksBefore, chunksAdded, bytesAdded, size(stored)-bytesBefore)
 	for _, v := range storetest.Must[[]allowlist.Version](t)(db.FindVersions(ctx, "common")) {
 		full := storetest.Must[allowlist.Version](t)(db.FindVersion(ctx, "common", v.Version))
-		if err := allowlist.VerifyList(db.PublicKey(), full.Body, full.Signature); err != nil {
+		if err := list.Verify(db.PublicKey(), full.Body, full.Signature); err != nil {
 			t.Errorf("common/%d: %v", v.Version, err)
 		}
 	}
 	// A content stored whole, as before the migration: the same version
 	// read back from it.
-	head, content, _ := allowlist.SplitBody(latest.Body)
+	head, content, _ := list.Split(latest.Body)
 	if _, err := db.write.ExecContext(ctx, "INSERT INTO contents (sha256, entries) VALUES ('whole', ?)", content); err != nil {
 		t.Fatal(err)
 	}

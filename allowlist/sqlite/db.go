@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
@@ -158,7 +160,7 @@ func OpenDB(w, r *sql.DB, d Dialect, opts Options) (*DB, error) {
 // database) must sign with the same key, or resolvers would reject half
 // the versions.
 func checkKey(tx *sql.Tx, pub ed25519.PublicKey) error {
-	id := allowlist.KeyID(pub)
+	id := list.KeyID(pub)
 	var stored string
 	switch err := tx.QueryRow("SELECT value FROM meta WHERE key = 'key_id'").Scan(&stored); {
 	case err == sql.ErrNoRows:

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/cross-gov/allowlist/allowlist/storetest"
 )
@@ -85,7 +87,7 @@ func TestContentsStoredOnce(t *testing.T) {
 	for _, scope := range []string{"common", "dept-a", "dept-b", "dept-c"} {
 		for _, v := range storetest.Must[[]allowlist.Version](t)(db.FindVersions(ctx, scope)) {
 			full := storetest.Must[allowlist.Version](t)(db.FindVersion(ctx, scope, v.Version))
-			if err := allowlist.VerifyList(db.PublicKey(), full.Body, full.Signature); err != nil {
+			if err := list.Verify(db.PublicKey(), full.Body, full.Signature); err != nil {
 				t.Errorf("%s/%d: %v", scope, v.Version, err)
 			}
 			if l, err := allowlist.ParseList(full.Body); err != nil || l.SHA256 != v.SHA256 || l.Version != v.Version || l.Scope != scope {

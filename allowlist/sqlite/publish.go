@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 )
 
@@ -143,7 +145,7 @@ func joinBody(ctx context.Context, q queryer, sha string, body, head, content []
 			return nil, err
 		}
 	}
-	return allowlist.JoinBody(head, content), nil
+	return list.Join(head, content), nil
 }
 
 // latestVersion returns the identity of the latest version of scope

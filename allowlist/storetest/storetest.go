@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 	"gopkg.in/yaml.v3"
 )
@@ -186,7 +188,7 @@ func testReopen(t *testing.T, b Backend) {
 	if after.Version != before.Version || string(after.Body) != string(before.Body) {
 		t.Errorf("common %d %s after reopening, was %d %s", after.Version, after.SHA256, before.Version, before.SHA256)
 	}
-	if err := allowlist.VerifyList(db.PublicKey(), after.Body, after.Signature); err != nil {
+	if err := list.Verify(db.PublicKey(), after.Body, after.Signature); err != nil {
 		t.Error(err)
 	}
 }
@@ -221,7 +223,7 @@ func testFlowToQuorum(t *testing.T, b Backend) {
 	if v.Version != 1 || v.Entries != 2 || v.Added != 2 {
 		t.Errorf("common %+v", v)
 	}
-	if err := allowlist.VerifyList(db.PublicKey(), v.Body, v.Signature); err != nil {
+	if err := list.Verify(db.PublicKey(), v.Body, v.Signature); err != nil {
 		t.Error(err)
 	}
 	l, err := allowlist.ParseList(v.Body)
@@ -524,7 +526,7 @@ func testSiteCacheFollowsTheDatabase(t *testing.T, bk Backend) {
 		}
 		for scope, entries := range allowlist.Scopes(sites, depts, 2) {
 			v := Must[allowlist.Version](t)(a.FindVersion(ctx, scope, allowlist.Latest))
-			if want := allowlist.EntriesSHA256(entries); v.SHA256 != want {
+			if want := list.EntriesSHA256(entries); v.SHA256 != want {
 				t.Fatalf("%s: scope %s published %s, the database gives %s", step, scope, v.SHA256, want)
 			}
 		}
@@ -605,8 +607,8 @@ func checkRecordedChanges(t *testing.T, db Store, scopes ...string) {
 			b := Must[allowlist.Version](t)(db.FindVersion(ctx, scope, v.Version))
 			la, _ := allowlist.DecodeList(a.Body)
 			lb, _ := allowlist.DecodeList(b.Body)
-			added, removed := allowlist.Diff(la.Entries, lb.Entries)
-			if string(c.Added) != string(allowlist.EncodeEntryArray(added)) || string(c.Removed) != string(allowlist.EncodeEntryArray(removed)) {
+			added, removed := list.Diff(la.Entries, lb.Entries)
+			if string(c.Added) != string(list.EncodeArray(added)) || string(c.Removed) != string(list.EncodeArray(removed)) {
 				t.Errorf("%s/%d: recorded +%s -%s, bodies differ by +%v -%v", scope, v.Version, c.Added, c.Removed, added, removed)
 			}
 			if v.Added != len(added) || v.Removed != len(removed) {
@@ -639,10 +641,10 @@ func testEndpoints(t *testing.T, b Backend) {
 	if err != nil || len(eps) != 1 || !reflect.DeepEqual(eps[0].Networks, teams) || eps[0].Handling != relaxed || eps[0].Notes != "no calls" {
 		t.Fatalf("version %d endpoints %+v %v", v.Version, eps, err)
 	}
-	if err := allowlist.VerifyList(db.PublicKey(), bytes.Join(allowlist.WithEndpoints(v.Parts(), v.Endpoints), nil), v.EndpointsSignature); err != nil {
+	if err := list.Verify(db.PublicKey(), bytes.Join(allowlist.WithEndpoints(v.Parts(), v.Endpoints), nil), v.EndpointsSignature); err != nil {
 		t.Fatalf("schema-2 signature: %v", err)
 	}
-	if err := allowlist.VerifyList(db.PublicKey(), v.Whole(), v.Signature); err != nil {
+	if err := list.Verify(db.PublicKey(), v.Whole(), v.Signature); err != nil {
 		t.Fatalf("schema-1 signature: %v", err)
 	}
 

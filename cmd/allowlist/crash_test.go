@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 )
 
@@ -245,7 +247,7 @@ func verifyVersions(t *testing.T, reg *registry) {
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if err := allowlist.VerifyList(ed25519.PublicKey(pub), b, resp.Header.Get("X-Allowlist-Signature")); err != nil {
+			if err := list.Verify(ed25519.PublicKey(pub), b, resp.Header.Get("X-Allowlist-Signature")); err != nil {
 				t.Fatalf("%s/%d: %v", sc.Scope, v.Version, err)
 			}
 			l, err := allowlist.ParseList(b)

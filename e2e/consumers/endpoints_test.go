@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 
 	"github.com/cross-gov/allowlist/e2e/realproc"
@@ -124,7 +126,7 @@ func (r *liveRegistry) schema2(t *testing.T, pub ed25519.PublicKey) allowlist.Li
 	if code != 200 {
 		t.Fatalf("schema 2: %d %s", code, body)
 	}
-	if err := allowlist.VerifyList(pub, body, h.Get("X-Allowlist-Signature")); err != nil {
+	if err := list.Verify(pub, body, h.Get("X-Allowlist-Signature")); err != nil {
 		t.Fatalf("schema-2 signature: %v", err)
 	}
 	l, err := allowlist.ParseList(body)
@@ -202,7 +204,7 @@ func TestEndpointsFromProposalToConsumers(t *testing.T) {
 	if code != 200 || bytes.Contains(body1, []byte(`"endpoints"`)) {
 		t.Fatalf("schema 1: %d has endpoints", code)
 	}
-	if err := allowlist.VerifyList(pub, body1, h.Get("X-Allowlist-Signature")); err != nil {
+	if err := list.Verify(pub, body1, h.Get("X-Allowlist-Signature")); err != nil {
 		t.Fatal(err)
 	}
 	if hdr, _, err := allowlist.ReadList(bytes.NewReader(body1), func(string, bool) error { return nil }); err != nil || hdr.Version != l.Version {

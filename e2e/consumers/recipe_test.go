@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cross-gov/allowlist/allowlist/list"
+
 	"github.com/cross-gov/allowlist/allowlist"
 
 	"github.com/cross-gov/allowlist/e2e/realproc"
@@ -35,7 +37,7 @@ func TestVerifyRecipe(t *testing.T) {
 	key := base64.StdEncoding.EncodeToString(pub)
 	// Unsorted on purpose: the recipe must sort as the registry does.
 	_, body := allowlist.NewList("dept-a", 12, time.Date(2026, 12, 1, 10, 0, 0, 123e6, time.UTC), entries)
-	sig := allowlist.SignList(priv, body)
+	sig := list.Sign(priv, body)
 	verify := func(body []byte, sig string) (string, error) {
 		dir := t.TempDir()
 		writeFile(t, dir, "list.json", string(body))
@@ -49,7 +51,7 @@ func TestVerifyRecipe(t *testing.T) {
 		t.Fatalf("a good list failed the recipe: %v\n%s", err, out)
 	}
 	empty, emptyBody := allowlist.NewList("common", 0, time.Unix(0, 0), nil)
-	if out, err := verify(emptyBody, allowlist.SignList(priv, emptyBody)); err != nil || !strings.Contains(out, "sha256 OK") {
+	if out, err := verify(emptyBody, list.Sign(priv, emptyBody)); err != nil || !strings.Contains(out, "sha256 OK") {
 		t.Fatalf("the empty list %s failed the recipe: %v\n%s", empty.SHA256, err, out)
 	}
 	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
@@ -61,7 +63,7 @@ func TestVerifyRecipe(t *testing.T) {
 		"entry changed, sha256 kept": {bytes.Replace(body, []byte(`"category":"wiki"`), []byte(`"category":"other"`), 1), sig, "sha256 MISMATCH"},
 		"entry and sha256 changed":   {reHash(t, bytes.Replace(body, []byte(`"zoom.us","site":"zoom-web"`), []byte(`"zoom.us","site":"zoom-evil"`), 1)), sig, "Signature Verification Failure"},
 		"version changed":            {bytes.Replace(body, []byte(`"version":12`), []byte(`"version":13`), 1), sig, "Signature Verification Failure"},
-		"another key's signature":    {body, allowlist.SignList(otherPriv, body), "Signature Verification Failure"},
+		"another key's signature":    {body, list.Sign(otherPriv, body), "Signature Verification Failure"},
 	} {
 		if out, err := verify(c.body, c.sig); err == nil || !strings.Contains(out, c.want) {
 			t.Errorf("%s: the recipe said %v\n%s", name, err, out)
@@ -72,7 +74,7 @@ func TestVerifyRecipe(t *testing.T) {
 // reHash rewrites a body's sha256 field to match its (changed) entries.
 func reHash(t *testing.T, body []byte) []byte {
 	t.Helper()
-	_, entries, ok := allowlist.SplitBody(body)
+	_, entries, ok := list.Split(body)
 	if !ok {
 		t.Fatal("not a list body")
 	}
@@ -82,6 +84,6 @@ func reHash(t *testing.T, body []byte) []byte {
 	}
 	i := bytes.Index(body, []byte(`"sha256":"`)) + len(`"sha256":"`)
 	out := append([]byte(nil), body...)
-	copy(out[i:i+64], allowlist.EntriesSHA256(parsed))
+	copy(out[i:i+64], list.EntriesSHA256(parsed))
 	return out
 }

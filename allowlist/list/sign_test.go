@@ -1,4 +1,4 @@
-package allowlist
+package list_test
 
 import (
 	"bytes"
@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 // TestSignWithNonceIsEd25519: given the message itself as the nonce
@@ -18,7 +21,7 @@ func TestSignWithNonceIsEd25519(t *testing.T) {
 		_, key, _ := ed25519.GenerateKey(rand.Reader)
 		msg := make([]byte, i*53)
 		rand.Read(msg)
-		if got, want := signWithNonce(key, [][]byte{msg[:len(msg)/3], msg[len(msg)/3:]}, msg), ed25519.Sign(key, msg); !bytes.Equal(got, want) {
+		if got, want := list.SignWithNonce(key, [][]byte{msg[:len(msg)/3], msg[len(msg)/3:]}, msg), ed25519.Sign(key, msg); !bytes.Equal(got, want) {
 			t.Fatalf("%d bytes: signWithNonce\n%x\ncrypto/ed25519\n%x", len(msg), got, want)
 		}
 	}
@@ -31,10 +34,10 @@ func TestSignWithNonceIsEd25519(t *testing.T) {
 // signed as RFC 8032 says.
 func TestSignListHedged(t *testing.T) {
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	entries := []Entry{{"*.example.org", "ex", "wiki"}, {"meet.example.net", "meet", "video-conferencing"}}
-	_, body := NewList("common", 7, time.Now(), entries)
-	_, next := NewList("common", 8, time.Now(), entries)
-	a, b := SignList(key, body), SignList(key, body)
+	entries := []list.Entry{{"*.example.org", "ex", "wiki"}, {"meet.example.net", "meet", "video-conferencing"}}
+	_, body := allowlist.NewList("common", 7, time.Now(), entries)
+	_, next := allowlist.NewList("common", 8, time.Now(), entries)
+	a, b := list.Sign(key, body), list.Sign(key, body)
 	if a == b {
 		t.Fatalf("two signatures of a list body are equal (%s): the nonce is not fresh", a)
 	}
@@ -43,10 +46,10 @@ func TestSignListHedged(t *testing.T) {
 		if !ed25519.Verify(pub, body, raw) {
 			t.Fatal("crypto/ed25519 refuses the signature")
 		}
-		if err := VerifyList(pub, body, sig); err != nil {
+		if err := list.Verify(pub, body, sig); err != nil {
 			t.Fatal(err)
 		}
-		v, err := NewListVerifier(pub, sig)
+		v, err := list.NewVerifier(pub, sig)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,16 +58,16 @@ func TestSignListHedged(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range body {
-			if VerifyList(pub, flip(body, i), sig) == nil {
+			if list.Verify(pub, flip(body, i), sig) == nil {
 				t.Fatalf("the signature holds with byte %d changed", i)
 			}
 		}
-		if VerifyList(pub, next, sig) == nil {
+		if list.Verify(pub, next, sig) == nil {
 			t.Fatal("the signature holds for the next version")
 		}
 	}
 	other := []byte("not a list body")
-	if got, want := SignList(key, other), base64.StdEncoding.EncodeToString(ed25519.Sign(key, other)); got != want {
+	if got, want := list.Sign(key, other), base64.StdEncoding.EncodeToString(ed25519.Sign(key, other)); got != want {
 		t.Fatalf("a body that is not a list: %s, want RFC 8032's %s", got, want)
 	}
 }
@@ -74,15 +77,15 @@ func TestSignListHedged(t *testing.T) {
 func BenchmarkSignList(b *testing.B) {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	for _, n := range []int{1_000, 100_000} {
-		entries := make([]Entry, n)
+		entries := make([]list.Entry, n)
 		for i := range entries {
-			entries[i] = Entry{Pattern: fmt.Sprintf("*.svc%d.example.net", i), Site: fmt.Sprintf("site-%d", i/10), Category: "other"}
+			entries[i] = list.Entry{Pattern: fmt.Sprintf("*.svc%d.example.net", i), Site: fmt.Sprintf("site-%d", i/10), Category: "other"}
 		}
-		_, body := NewList("common", 1, time.Now(), entries)
+		_, body := allowlist.NewList("common", 1, time.Now(), entries)
 		b.Run(fmt.Sprintf("SignList/entries=%d", n), func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				SignList(key, body)
+				list.Sign(key, body)
 			}
 		})
 		b.Run(fmt.Sprintf("ed25519.Sign/entries=%d", n), func(b *testing.B) {
@@ -101,21 +104,21 @@ func TestSignLists(t *testing.T) {
 	for _, n := range []int{0, 1, 2, 7} {
 		var bodies [][]byte
 		for i := 0; i < n; i++ {
-			_, body := NewList(fmt.Sprintf("dept-%d", i), int64(i), time.Now(), []Entry{{"a.example.org", "a", "wiki"}})
+			_, body := allowlist.NewList(fmt.Sprintf("dept-%d", i), int64(i), time.Now(), []list.Entry{{"a.example.org", "a", "wiki"}})
 			bodies = append(bodies, body)
 		}
 		var heads, contents [][]byte
 		for _, b := range bodies {
-			head, content, _ := SplitBody(b)
+			head, content, _ := list.Split(b)
 			heads, contents = append(heads, head), append(contents, content)
 		}
-		sigs := SignLists(key, heads, contents)
+		sigs := list.SignAll(key, heads, contents)
 		if len(sigs) != n {
 			t.Fatalf("%d bodies, %d signatures", n, len(sigs))
 		}
 		for i, sig := range sigs {
 			for j, body := range bodies {
-				if ok := VerifyList(pub, body, sig) == nil; ok != (i == j) {
+				if ok := list.Verify(pub, body, sig) == nil; ok != (i == j) {
 					t.Errorf("%d bodies: signature %d verifies body %d: %v", n, i, j, ok)
 				}
 			}

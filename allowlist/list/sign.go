@@ -1,4 +1,4 @@
-package allowlist
+package list
 
 import (
 	"crypto/ed25519"
@@ -11,49 +11,48 @@ import (
 	"filippo.io/edwards25519"
 )
 
-// SignList returns the base64 Ed25519 signature of a list body: a
-// signature over the exact bytes, which crypto/ed25519.Verify (and
-// ListVerifier) accept like any other.
+// Sign returns the base64 Ed25519 signature of a list body: a signature
+// over the exact bytes, which crypto/ed25519.Verify (and Verify and
+// Verifier) accept like any other.
 //
 // RFC 8032 derives the signature's secret nonce r from the key and the
 // whole message, so crypto/ed25519.Sign reads the message twice. For a
 // list body of tens of megabytes that first pass is half the cost of
-// signing, and a change to common re-signs every scope. A list body NewList
-// wrote starts with a head that names its scope and version and carries
-// the SHA-256 of its entries, so SignList derives r instead from the key,
+// signing, and a change to common re-signs every scope. A list body in the
+// canonical layout (AppendHead, the entries array, Tail) starts with a head that names its scope and version and carries
+// the SHA-256 of its entries, so Sign derives r instead from the key,
 // 32 fresh random bytes and that head (a "hedged" nonce: unpredictable and
 // never repeated while the system's random source works, and still bound
 // to the message if it did not). The verifier cannot tell how r was made;
 // only its secrecy and uniqueness matter. A body without that layout is
 // signed by crypto/ed25519 as RFC 8032 says.
-func SignList(key ed25519.PrivateKey, body []byte) string {
-	head, content, ok := SplitBody(body)
+func Sign(key ed25519.PrivateKey, body []byte) string {
+	head, content, ok := Split(body)
 	if !ok {
 		return base64.StdEncoding.EncodeToString(ed25519.Sign(key, body))
 	}
-	return SignListParts(key, head, content)
+	return SignParts(key, head, content)
 }
 
-// SignListParts is SignList for the body head, content, "}\n", held in
-// those parts (see NewListHead).
-func SignListParts(key ed25519.PrivateKey, head, content []byte) string {
+// SignParts is Sign for the body head, content, Tail, held in those parts
+// (see Split).
+func SignParts(key ed25519.PrivateKey, head, content []byte) string {
 	var fresh [32]byte
 	rand.Read(fresh[:]) // never fails (crypto/rand since Go 1.24)
-	return base64.StdEncoding.EncodeToString(signWithNonce(key, [][]byte{head, content, []byte(listTail)}, fresh[:], head))
+	return base64.StdEncoding.EncodeToString(signWithNonce(key, [][]byte{head, content, []byte(Tail)}, fresh[:], head))
 }
 
-// SignLists signs the bodies heads[i], contents[i], "}\n" as
-// SignListParts does, on as many cores as the process may use
+// SignAll signs the bodies heads[i], contents[i], Tail as SignParts does, on as many cores as the process may use
 // (GOMAXPROCS, which follows its CPU affinity), and returns the
 // signatures in order.
-func SignLists(key ed25519.PrivateKey, heads, contents [][]byte) []string {
+func SignAll(key ed25519.PrivateKey, heads, contents [][]byte) []string {
 	sigs := make([]string, len(heads))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(len(heads), runtime.GOMAXPROCS(0)) {
 		wg.Go(func() {
 			for i := range next {
-				sigs[i] = SignListParts(key, heads[i], contents[i])
+				sigs[i] = SignParts(key, heads[i], contents[i])
 			}
 		})
 	}

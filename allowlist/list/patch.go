@@ -1,4 +1,4 @@
-package allowlist
+package list
 
 import (
 	"crypto/sha256"
@@ -7,33 +7,35 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
-// Patched is what PatchList learns while it writes a list's next version.
+// Patched is what Patch learns while it writes a list's next version.
 type Patched struct {
-	Old   ListHeader // the version patched, as its body says
-	Stats ListStats  // of the new version
-	// Add and Remove are the changes to the set of patterns, for
-	// Matcher.Patch: an entry whose site or category changed leaves the
-	// patterns as they were.
-	Add, Remove []Pattern
+	Old   Header // the version patched, as its body says
+	Stats Stats  // of the new version
+	// Add and Remove are the changes to the set of patterns (as entries
+	// write them, "*." and all), for a matcher's Patch: an entry whose
+	// site or category changed leaves the patterns as they were.
+	Add, Remove []string
 }
 
-// PatchList writes to w the body of version next of a list, from old (the
+// Patch writes to w the body of version next of a list, from old (the
 // body of an earlier version, in the form NewList writes) and the entries
 // added and removed between the two (as the registry's diff gives them),
 // so that a resolver that holds one version can take the next without
 // fetching the whole list. Both bodies are streamed: neither is held.
+// check decides which added patterns are in normal form (see Check).
 //
 // The result is only as good as what it is checked against: the caller
 // must verify the signature of next over exactly the bytes written (a
-// ListVerifier beside w). PatchList itself refuses changes that do not fit
+// Verifier beside w). Patch itself refuses changes that do not fit
 // old (removing an entry old lacks, adding a pattern old has), patterns
 // not in normal form, and a result whose entries do not hash to
-// next.SHA256. old is read in the form ReadList reads, but its own hash is
+// next.SHA256. old is read in the form Read reads, but its own hash is
 // not checked: any byte of it that is wrong either leaves with a removed
 // entry or fails the new version's hash and signature.
-func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writer) (Patched, error) {
+func Patch(old io.Reader, next Header, added, removed []Entry, check Check, w io.Writer) (Patched, error) {
 	var res Patched
 	added = sortedCopy(added)
 	removed = sortedCopy(removed)
@@ -41,7 +43,7 @@ func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writ
 		if i > 0 && added[i-1].Pattern == e.Pattern {
 			return res, fmt.Errorf("patch: %q is added twice", e.Pattern)
 		}
-		if _, _, ok := normalPattern(e.Pattern); !ok {
+		if _, _, ok := check(e.Pattern); !ok {
 			return res, fmt.Errorf("patch: added entry %q is not a normalised pattern", e.Pattern)
 		}
 		for _, s := range []string{e.Pattern, e.Site, e.Category} {
@@ -80,27 +82,28 @@ func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writ
 		if len(chunk) >= 64<<10 {
 			flush(true)
 		}
-		name, _ := cutWildcard(pattern)
+		name, _ := CutWildcard(pattern)
 		res.Stats.Entries++
 		res.Stats.NameBytes += len(name)
-		res.Stats.Keys += keyEstimate(name)
+		res.Stats.Keys += KeyEstimate(name)
 	}
 	emitAdded := func(e Entry, replaces bool) {
 		scratch = appendEntry(scratch[:0], e)
 		emit(scratch, e.Pattern)
 		if !replaces {
-			name, wildcard := cutWildcard(e.Pattern)
-			res.Add = append(res.Add, Pattern{Name: name, Wildcard: wildcard})
+			res.Add = append(res.Add, e.Pattern)
 		}
 	}
 
-	chunk = appendListHead(make([]byte, 0, 80<<10), next.Scope, next.Version, next.GeneratedAt.UTC(), next.SHA256)
+	head := next
+	head.GeneratedAt = head.GeneratedAt.UTC()
+	chunk = AppendHead(make([]byte, 0, 80<<10), head)
 	flush(false)
 	chunk = append(chunk, '[')
 	ai, ri := 0, 0
-	lr := &listReader{r: old, buf: make([]byte, 0, 64<<10), held: true}
-	lr.entryFn = func(p, site, category []byte) error {
-		pattern := bytesString(p)
+	lr := newStreamReader(old, true)
+	hdr, err := lr.read(func(p, site, category []byte) error {
+		pattern := unsafe.String(unsafe.SliceData(p), len(p))
 		for ai < len(added) && added[ai].Pattern < pattern {
 			emitAdded(added[ai], false)
 			ai++
@@ -118,8 +121,7 @@ func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writ
 				emitAdded(added[ai], true)
 				ai++
 			} else {
-				name, wildcard := cutWildcard(pattern)
-				res.Remove = append(res.Remove, Pattern{Name: strings.Clone(name), Wildcard: wildcard})
+				res.Remove = append(res.Remove, strings.Clone(pattern))
 			}
 			return nil
 		}
@@ -136,8 +138,7 @@ func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writ
 		scratch = append(scratch, `"}`...)
 		emit(scratch, pattern)
 		return nil
-	}
-	hdr, _, err := lr.read(nil)
+	})
 	if err != nil {
 		return res, err
 	}
@@ -150,7 +151,7 @@ func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writ
 	}
 	chunk = append(chunk, ']')
 	flush(true)
-	chunk = append(chunk, listTail...)
+	chunk = append(chunk, Tail...)
 	if flush(false); werr != nil {
 		return res, werr
 	}
@@ -162,14 +163,6 @@ func PatchList(old io.Reader, next ListHeader, added, removed []Entry, w io.Writ
 
 func sortedCopy(entries []Entry) []Entry {
 	out := slices.Clone(entries)
-	slices.SortFunc(out, compareEntries)
+	slices.SortFunc(out, Compare)
 	return out
-}
-
-// plainString reports whether s is written as itself between quotes in a
-// canonical body (appendString copies it), as every string a list reader
-// accepts is.
-func plainString(s string) bool {
-	b := appendString(make([]byte, 0, len(s)+2), s)
-	return len(b) == len(s)+2 && string(b[1:len(b)-1]) == s
 }

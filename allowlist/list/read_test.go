@@ -1,4 +1,4 @@
-package allowlist
+package list_test
 
 import (
 	"bytes"
@@ -16,26 +16,29 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
-// readAll runs ReadList and returns the patterns it reported, copied.
-func readAll(r io.Reader) (ListHeader, ListStats, []Pattern, error) {
-	var got []Pattern
-	h, st, err := ReadList(r, func(name string, wildcard bool) error {
-		got = append(got, Pattern{Name: strings.Clone(name), Wildcard: wildcard})
+// readAll runs allowlist.ReadList and returns the patterns it reported, copied.
+func readAll(r io.Reader) (list.Header, list.Stats, []allowlist.Pattern, error) {
+	var got []allowlist.Pattern
+	h, st, err := allowlist.ReadList(r, func(name string, wildcard bool) error {
+		got = append(got, allowlist.Pattern{Name: strings.Clone(name), Wildcard: wildcard})
 		return nil
 	})
 	return h, st, got, err
 }
 
-func sampleEntries(n int) []Entry {
-	out := []Entry{{"xn--bcher-kva.example", "idn", "wiki"}, {"*.gov.uk.example.net", "w", "other"}}
+func sampleEntries(n int) []list.Entry {
+	out := []list.Entry{{"xn--bcher-kva.example", "idn", "wiki"}, {"*.gov.uk.example.net", "w", "other"}}
 	for i := 0; i < n; i++ {
 		p := fmt.Sprintf("*.tool%d.example.net", i)
 		if i%3 == 0 {
 			p = fmt.Sprintf("app%d.example.org", i)
 		}
-		out = append(out, Entry{Pattern: p, Site: fmt.Sprintf("site-%d", i), Category: "other"})
+		out = append(out, list.Entry{Pattern: p, Site: fmt.Sprintf("site-%d", i), Category: "other"})
 	}
 	return out
 }
@@ -47,8 +50,8 @@ func TestReadListAgreesWithParseList(t *testing.T) {
 		if n == 0 {
 			entries = nil
 		}
-		_, body := NewList("dept-a", int64(n), at, entries)
-		want, err := ParseList(body)
+		_, body := allowlist.NewList("dept-a", int64(n), at, entries)
+		want, err := allowlist.ParseList(body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,15 +64,15 @@ func TestReadListAgreesWithParseList(t *testing.T) {
 		if err != nil {
 			t.Fatalf("n=%d: %v", n, err)
 		}
-		if h != (ListHeader{want.Scope, want.Version, want.GeneratedAt, want.SHA256}) {
-			t.Errorf("n=%d: header %+v, ParseList %+v", n, h, want)
+		if h != (list.Header{want.Scope, want.Version, want.GeneratedAt, want.SHA256}) {
+			t.Errorf("n=%d: header %+v, allowlist.ParseList %+v", n, h, want)
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want.Patterns()) || st.Entries != len(want.Entries) {
 			t.Errorf("n=%d: patterns differ from ParseList's", n)
 		}
 		// The registry's own decoder gives the same list.
-		if dl, err := DecodeList(body); err != nil || !reflect.DeepEqual(dl, want) {
-			t.Errorf("n=%d: DecodeList = %v (%v), ParseList %v", n, len(dl.Entries), err, len(want.Entries))
+		if dl, err := allowlist.DecodeList(body); err != nil || !reflect.DeepEqual(dl, want) {
+			t.Errorf("n=%d: allowlist.DecodeList = %v (%v), allowlist.ParseList %v", n, len(dl.Entries), err, len(want.Entries))
 		}
 		names := 0
 		for _, p := range want.Patterns() {
@@ -79,11 +82,11 @@ func TestReadListAgreesWithParseList(t *testing.T) {
 			t.Errorf("n=%d: NameBytes %d, want %d", n, st.NameBytes, names)
 		}
 		// Compiled from the stream or from the slice: the same answers.
-		b := NewBuilder(st.Entries, st.NameBytes, st.Keys)
+		b := allowlist.NewBuilder(st.Entries, st.NameBytes, st.Keys)
 		for _, p := range got {
 			b.Add(p.Name, p.Wildcard)
 		}
-		a, c := b.Matcher(), Compile(want.Patterns())
+		a, c := b.Matcher(), allowlist.Compile(want.Patterns())
 		for _, q := range []string{"x.tool1.example.net", "app0.example.org", "app1.example.org", "xn--bcher-kva.example", "other.example"} {
 			if a.Match(q) != c.Match(q) {
 				t.Errorf("n=%d: Match(%q) %d from the stream, %d from Compile", n, q, a.Match(q), c.Match(q))
@@ -94,7 +97,7 @@ func TestReadListAgreesWithParseList(t *testing.T) {
 
 func TestReadListRefuses(t *testing.T) {
 	at := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
-	l, body := NewList("common", 4, at, []Entry{{"*.example.org", "s", "wiki"}, {"meet.example.net", "m", "other"}})
+	l, body := allowlist.NewList("common", 4, at, []list.Entry{{"*.example.org", "s", "wiki"}, {"meet.example.net", "m", "other"}})
 	good := string(body)
 	swap := func(old, new string) string {
 		if !strings.Contains(good, old) {
@@ -133,9 +136,9 @@ func TestReadListRefuses(t *testing.T) {
 		if _, _, _, err := readAll(strings.NewReader(b)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
-		// DecodeList checks form, order and hash, not the patterns.
-		if _, err := DecodeList([]byte(b)); err == nil && name != "public suffix" && name != "upper case" {
-			t.Errorf("%s: DecodeList accepted", name)
+		// allowlist.DecodeList checks form, order and hash, not the patterns.
+		if _, err := allowlist.DecodeList([]byte(b)); err == nil && name != "public suffix" && name != "upper case" {
+			t.Errorf("%s: allowlist.DecodeList accepted", name)
 		}
 	}
 	// Every strict prefix of a good body is refused.
@@ -156,7 +159,7 @@ func TestReadListRefuses(t *testing.T) {
 	}
 	// An error from the callback stops the read.
 	stop := errors.New("stop")
-	if _, _, err := ReadList(bytes.NewReader(body), func(string, bool) error { return stop }); !errors.Is(err, stop) {
+	if _, _, err := allowlist.ReadList(bytes.NewReader(body), func(string, bool) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("callback error: %v", err)
 	}
 }
@@ -166,9 +169,9 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// TestListVerifierAgreesWithEd25519 feeds valid and broken signatures, in
+// TestVerifierAgreesWithEd25519 feeds valid and broken signatures, in
 // pieces, to both the streaming verifier and crypto/ed25519.
-func TestListVerifierAgreesWithEd25519(t *testing.T) {
+func TestVerifierAgreesWithEd25519(t *testing.T) {
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	otherPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	for i := 0; i < 200; i++ {
@@ -196,7 +199,7 @@ func TestListVerifierAgreesWithEd25519(t *testing.T) {
 		}
 		for name, c := range cases {
 			want := ed25519.Verify(c.pub, c.msg, c.sig)
-			v, err := NewListVerifier(c.pub, base64.StdEncoding.EncodeToString(c.sig))
+			v, err := list.NewVerifier(c.pub, base64.StdEncoding.EncodeToString(c.sig))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +215,7 @@ func TestListVerifierAgreesWithEd25519(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"", "!!", base64.StdEncoding.EncodeToString([]byte("short"))} {
-		if _, err := NewListVerifier(pub, s); err == nil {
+		if _, err := list.NewVerifier(pub, s); err == nil {
 			t.Errorf("signature %q accepted", s)
 		}
 	}
@@ -244,7 +247,7 @@ func addL(sig []byte) []byte {
 	return out
 }
 
-func FuzzListVerifier(f *testing.F) {
+func FuzzVerifier(f *testing.F) {
 	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
 	pub := key.Public().(ed25519.PublicKey)
 	f.Add([]byte("hello"), ed25519.Sign(key, []byte("hello")), uint8(0))
@@ -254,7 +257,7 @@ func FuzzListVerifier(f *testing.F) {
 			return
 		}
 		want := ed25519.Verify(pub, msg, sig)
-		v, err := NewListVerifier(pub, base64.StdEncoding.EncodeToString(sig))
+		v, err := list.NewVerifier(pub, base64.StdEncoding.EncodeToString(sig))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,6 +266,47 @@ func FuzzListVerifier(f *testing.F) {
 		v.Write(msg[n:])
 		if got := v.Verify() == nil; got != want {
 			t.Fatalf("streaming says %v, crypto/ed25519 %v", got, want)
+		}
+	})
+}
+
+// FuzzParseList feeds arbitrary bytes to the list decoder: it must never
+// panic, and whatever it accepts must have a matching hash and entries in
+// normal form that compile.
+func FuzzParseList(f *testing.F) {
+	_, body := allowlist.NewList("common", 3, time.Unix(0, 0), []list.Entry{{"*.example.org", "s", "wiki"}, {"meet.example.net", "m", "other"}})
+	f.Add(body)
+	f.Add([]byte(`{"scope":"common","version":0,"generated_at":"2026-01-01T00:00:00Z","sha256":"","entries":[]}`))
+	f.Add([]byte(`{"entries":[{"pattern":"*.COM"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := allowlist.ParseList(b)
+		// The streaming reader accepts only what ParseList accepts, and
+		// reads the same list from it.
+		h, _, streamed, serr := readAll(bytes.NewReader(b))
+		if serr == nil {
+			if err != nil {
+				t.Fatalf("ReadList accepted what ParseList refuses (%v)", err)
+			}
+			if h != (list.Header{Scope: l.Scope, Version: l.Version, GeneratedAt: l.GeneratedAt, SHA256: l.SHA256}) || fmt.Sprint(streamed) != fmt.Sprint(l.Patterns()) {
+				t.Fatalf("ReadList and ParseList disagree: %+v / %+v", h, l)
+			}
+		}
+		if err != nil {
+			return
+		}
+		// ...and every list in the registry's own form.
+		if _, canonical := allowlist.NewList(l.Scope, l.Version, l.GeneratedAt, l.Entries); serr != nil && bytes.Equal(canonical, b) {
+			t.Fatalf("ReadList refused a canonical body: %v", serr)
+		}
+		if list.EntriesSHA256(l.Entries) != l.SHA256 {
+			t.Fatal("accepted a list whose hash does not match")
+		}
+		m := allowlist.Compile(l.Patterns())
+		for i, e := range l.Entries {
+			name, _ := list.CutWildcard(e.Pattern)
+			if m.Match(name) < 0 {
+				t.Fatalf("entry %d (%s) does not match its own name", i, e.Pattern)
+			}
 		}
 	})
 }
