@@ -83,14 +83,14 @@ bench: ## resolver vs Unbound and PowerDNS Recursor, registry and matcher, zone 
 	bench/zone.sh
 
 bench-go: ## only the Go benchmarks (matcher, list loading and patching, publication, stores)
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 30m ./allowlist/ ./allowlist/sqlite/ ./allowlist/postgres/ ./resolver/
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 30m ./allowlist/ ./allowlist/list/ ./allowlist/sqlite/ ./allowlist/postgres/ ./resolver/
 
 FUZZTIME ?= 30s
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePattern$$' -fuzztime $(FUZZTIME) ./allowlist/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseList$$' -fuzztime $(FUZZTIME) ./allowlist/
-	$(GO) test -run '^$$' -fuzz '^FuzzListVerifier$$' -fuzztime $(FUZZTIME) ./allowlist/
-	$(GO) test -run '^$$' -fuzz '^FuzzPatchList$$' -fuzztime $(FUZZTIME) ./allowlist/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseList$$' -fuzztime $(FUZZTIME) ./allowlist/list/
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifier$$' -fuzztime $(FUZZTIME) ./allowlist/list/
+	$(GO) test -run '^$$' -fuzz '^FuzzPatchList$$' -fuzztime $(FUZZTIME) ./allowlist/list/
 	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime $(FUZZTIME) ./resolver/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./resolver/
 	$(GO) test -run '^$$' -fuzz '^FuzzUpstreamAnswer$$' -fuzztime $(FUZZTIME) ./resolver/
@@ -103,10 +103,13 @@ lint: ## gofmt, go vet, staticcheck, and the direction of imports
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 	@# The resolver and the core build without cgo (no SQLite in them).
-	CGO_ENABLED=0 $(GO) build ./resolver/ ./allowlist/
+	CGO_ENABLED=0 $(GO) build ./resolver/ ./allowlist/ ./allowlist/list/
 	@# Imports point one way: the core and the resolver never reach the store or HTTP framework.
 	@bad=$$($(GO) list -deps ./allowlist | grep -E 'database/sql|labstack/echo|miekg/dns|prometheus|yaml' || true); \
 	  if [ -n "$$bad" ]; then echo "allowlist/ imports: $$bad"; exit 1; fi
+	@# The list format stands alone: it imports nothing of the registry.
+	@bad=$$($(GO) list -deps ./allowlist/list | grep -E '^github.com/cross-gov/allowlist/' | grep -v '^github.com/cross-gov/allowlist/allowlist/list$$' || true); \
+	  if [ -n "$$bad" ]; then echo "allowlist/list imports: $$bad"; exit 1; fi
 	@bad=$$($(GO) list -deps ./resolver | grep -E 'allowlist/sqlite|allowlist/postgres|jackc/pgx|labstack/echo|mattn/go-sqlite3' || true); \
 	  if [ -n "$$bad" ]; then echo "resolver/ imports: $$bad"; exit 1; fi
 	@bad=$$($(GO) list -deps ./zone | grep -E 'allowlist/sqlite|labstack/echo|mattn/go-sqlite3|database/sql' || true); \

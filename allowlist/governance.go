@@ -21,10 +21,6 @@ const (
 	RequestDeclined = "declined"
 )
 
-// RequestStatuses lists the statuses in the order a request moves through
-// them.
-var RequestStatuses = []string{RequestReceived, RequestInReview, RequestAllowed, RequestDeclined}
-
 // RequestAnswer is what an owner does with a staff request: Status is
 // in-review, allowed or declined (a decline needs Answer, the reason);
 // Site links the request to a site, after which it becomes allowed by
@@ -206,15 +202,15 @@ func FallsBelowQuorum(s Site, dept string, quorum int) bool {
 	return !slices.Equal(PublishedDomains(t, quorum), before)
 }
 
-// AwaitsDecision reports whether a site waits for dept's decision: it is
+// awaitsDecision reports whether a site waits for dept's decision: it is
 // live, common does not list its current domains yet, and dept has not
 // decided on them.
-func AwaitsDecision(s Site, dept string, quorum int) bool {
+func awaitsDecision(s Site, dept string, quorum int) bool {
 	return len(Undecided(s, []string{dept}, quorum)) == 1
 }
 
 // Undecided returns the departments of depts whose decision the site
-// awaits (see AwaitsDecision).
+// awaits (see awaitsDecision).
 func Undecided(s Site, depts []string, quorum int) []string {
 	if !live(s) || slices.Equal(PublishedDomains(s, quorum), s.Domains) {
 		return nil

@@ -162,7 +162,7 @@ func TestSLA(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := AwaitsDecision(tt.site, tt.dept, 2); got != tt.awaits {
+			if got := awaitsDecision(tt.site, tt.dept, 2); got != tt.awaits {
 				t.Errorf("awaits: got %v, want %v", got, tt.awaits)
 			}
 			pol := p

@@ -8,8 +8,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 // Entry is one line of a published list: a pattern and the site it serves.
@@ -154,7 +155,7 @@ func (l List) Patterns() []Pattern {
 // ParsePattern gives, exactly when ParsePattern(s) succeeds with String()
 // equal to s, and splits it: the list.Check of the registry. Plain ASCII
 // names take a short path; the rest (A-labels) go through ParsePattern.
-// FuzzNormalPattern checks the two agree.
+// FuzzParsePattern checks the two agree.
 func normalPattern(s string) (name string, wildcard bool, ok bool) {
 	name, wildcard = list.CutWildcard(s)
 	if !plainASCII(name) {

@@ -12,13 +12,13 @@ import (
 
 func TestMatcher(t *testing.T) {
 	pats := []Pattern{
-		MustParsePattern("*.example.org"),
-		MustParsePattern("meet.example.org"),
-		MustParsePattern("*.deep.docs.example.net"),
-		MustParsePattern("host.example.net"),
-		MustParsePattern("*.example.org"), // duplicate: the first wins
-		MustParsePattern("example.com"),
-		MustParsePattern("*.example.com"),
+		mustParsePattern("*.example.org"),
+		mustParsePattern("meet.example.org"),
+		mustParsePattern("*.deep.docs.example.net"),
+		mustParsePattern("host.example.net"),
+		mustParsePattern("*.example.org"), // duplicate: the first wins
+		mustParsePattern("example.com"),
+		mustParsePattern("*.example.com"),
 	}
 	m := Compile(pats)
 	if m.Len() != 6 {

@@ -173,8 +173,8 @@ func ParsePattern(s string) (Pattern, error) {
 	return Pattern{Name: name, Wildcard: wildcard}, nil
 }
 
-// MustParsePattern is ParsePattern for tests and literals; it panics on error.
-func MustParsePattern(s string) Pattern {
+// mustParsePattern is ParsePattern for tests and literals; it panics on error.
+func mustParsePattern(s string) Pattern {
 	p, err := ParsePattern(s)
 	if err != nil {
 		panic(err)

@@ -125,8 +125,8 @@ func TestParsePattern(t *testing.T) {
 }
 
 func TestPatternCovers(t *testing.T) {
-	w := MustParsePattern("*.example.org")
-	e := MustParsePattern("meet.example.org")
+	w := mustParsePattern("*.example.org")
+	e := mustParsePattern("meet.example.org")
 	for _, tt := range []struct {
 		p    Pattern
 		name string

@@ -113,8 +113,8 @@ func TestSiteStatus(t *testing.T) {
 		{site("w", StatusSuspended, v1, ok("a", 1), ok("b", 1)), StatusSuspended},
 		{site("w", StatusWithdrawn, v1), StatusWithdrawn},
 	} {
-		if got := SiteStatus(tt.site, 2); got != tt.want {
-			t.Errorf("SiteStatus(%+v) = %q, want %q", tt.site.Signoffs, got, tt.want)
+		if got := siteStatus(tt.site, 2); got != tt.want {
+			t.Errorf("siteStatus(%+v) = %q, want %q", tt.site.Signoffs, got, tt.want)
 		}
 	}
 }

@@ -19,9 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 	"github.com/cross-gov/allowlist/allowlist/sqlite"
 	"github.com/cross-gov/allowlist/api"
 	"github.com/getkin/kin-openapi/openapi3"

@@ -3,15 +3,13 @@ package api
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -262,28 +260,10 @@ func (h *hub) keepDiff(key diffKey, body []byte) {
 	h.diffs[key] = body
 }
 
-// diffBody writes the diff endpoint's JSON around changes already encoded,
-// byte for byte as encoding/json writes a diffJSON.
+// diffBody is the diff endpoint's JSON (list.DiffBody, with the endpoint
+// changes) around changes already encoded.
 func diffBody(scope string, from, to int64, c allowlist.Changes) []byte {
-	q, _ := json.Marshal(scope)
-	b := make([]byte, 0, len(c.Added)+len(c.Removed)+len(q)+80)
-	b = append(b, `{"added":`...)
-	b = append(b, c.Added...)
-	b = append(b, `,"from":`...)
-	b = strconv.AppendInt(b, from, 10)
-	if len(c.Endpoints) > 0 {
-		// The endpoint changes' own JSON holds the three fields, in this
-		// order, each left out when empty: its object without braces.
-		b = append(b, ',')
-		b = append(b, c.Endpoints[1:len(c.Endpoints)-1]...)
-	}
-	b = append(b, `,"removed":`...)
-	b = append(b, c.Removed...)
-	b = append(b, `,"scope":`...)
-	b = append(b, q...)
-	b = append(b, `,"to":`...)
-	b = strconv.AppendInt(b, to, 10)
-	return append(b, "}\n"...)
+	return list.EncodeDiff(scope, from, to, c.Added, c.Removed, c.Endpoints)
 }
 
 // diff returns the JSON of the changes between two versions of a scope
@@ -348,20 +328,6 @@ func (h *hub) diff(ctx context.Context, scope string, from, to int64) ([]byte, e
 	h.keepDiff(key, body)
 	h.mu.Unlock()
 	return body, nil
-}
-
-// diffJSON is the diff endpoint's body, fields in the order encoding/json
-// gives a map's keys (which is how it was first written).
-type diffJSON struct {
-	Added []allowlist.Entry `json:"added"`
-	From  int64             `json:"from"`
-	// What changed in the endpoints, when anything did.
-	HandlingChanged []allowlist.HandlingChange `json:"handling_changed,omitempty"`
-	NetworksAdded   []allowlist.SiteNetwork    `json:"networks_added,omitempty"`
-	NetworksRemoved []allowlist.SiteNetwork    `json:"networks_removed,omitempty"`
-	Removed         []allowlist.Entry          `json:"removed"`
-	Scope           string                     `json:"scope"`
-	To              int64                      `json:"to"`
 }
 
 // matcher returns the compiled matcher for a scope's current version.

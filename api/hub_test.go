@@ -4,9 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 // TestDiffBodyMatchesEncodingJSON: the diff assembled around recorded
@@ -72,4 +71,18 @@ func TestRenderedCacheIsBoundedInBytes(t *testing.T) {
 	if _, ok := h.diffs[diffKey{"common", 19, 20}]; !ok {
 		t.Error("the diff to the current version was not kept")
 	}
+}
+
+// diffJSON is the diff endpoint's body as encoding/json writes it, fields in the order encoding/json
+// gives a map's keys (which is how it was first written).
+type diffJSON struct {
+	Added []allowlist.Entry `json:"added"`
+	From  int64             `json:"from"`
+	// What changed in the endpoints, when anything did.
+	HandlingChanged []allowlist.HandlingChange `json:"handling_changed,omitempty"`
+	NetworksAdded   []allowlist.SiteNetwork    `json:"networks_added,omitempty"`
+	NetworksRemoved []allowlist.SiteNetwork    `json:"networks_removed,omitempty"`
+	Removed         []allowlist.Entry          `json:"removed"`
+	Scope           string                     `json:"scope"`
+	To              int64                      `json:"to"`
 }

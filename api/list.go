@@ -7,9 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 	"github.com/labstack/echo/v4"
 )
 
@@ -38,11 +37,11 @@ func serveList(c echo.Context, r *rendered, cacheControl string) error {
 	h := c.Response().Header()
 	h.Set("ETag", r.etag)
 	h.Set("Cache-Control", cacheControl)
-	h.Set("X-Allowlist-Scope", r.scope)
-	h.Set("X-Allowlist-Version", strconv.FormatInt(r.version, 10))
-	h.Set("X-Allowlist-Signature", r.signature)
-	h.Set("X-Allowlist-SHA256", r.sha256)
-	h.Set("X-Allowlist-Generated-At", r.generatedAt)
+	h.Set(list.HeaderScope, r.scope)
+	h.Set(list.HeaderVersion, strconv.FormatInt(r.version, 10))
+	h.Set(list.HeaderSignature, r.signature)
+	h.Set(list.HeaderSHA256, r.sha256)
+	h.Set(list.HeaderGeneratedAt, r.generatedAt)
 	h.Set("Vary", "Authorization")
 	if etagMatch(c.Request().Header.Get("If-None-Match"), r.etag) {
 		return c.NoContent(http.StatusNotModified)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 	"github.com/labstack/echo/v4"
 )
 
@@ -14,11 +15,7 @@ import (
 // the current version carry the newest one in two headers, a 304 at a
 // watch's timeout included, so that a client measures its list's age from
 // a time the registry signed, which a network attacker can replay but
-// never move forward.
-const (
-	headerTimestamp          = "X-Allowlist-Timestamp"
-	headerTimestampSignature = "X-Allowlist-Timestamp-Signature"
-)
+// never move forward (list.HeaderTimestamp, list.HeaderTimestampSignature).
 
 // signedTimestamp is a timestamp with its signature.
 type signedTimestamp struct {
@@ -62,16 +59,16 @@ func (h *hub) setTimestamp(c echo.Context, scope string, version int64, sha stri
 		return
 	}
 	hd := c.Response().Header()
-	hd.Set(headerTimestamp, st.t.Time.Format(allowlist.TimestampFormat))
-	hd.Set(headerTimestampSignature, st.sig)
+	hd.Set(list.HeaderTimestamp, st.t.Time.Format(allowlist.TimestampFormat))
+	hd.Set(list.HeaderTimestampSignature, st.sig)
 }
 
 // setCurrent adds, to an answer that carries no list (a watch's 304), the
 // current version's identity and its timestamp.
 func (h *hub) setCurrent(ctx context.Context, c echo.Context, scope string, version int64) {
 	hd := c.Response().Header()
-	hd.Set("X-Allowlist-Scope", scope)
-	hd.Set("X-Allowlist-Version", itoa(version))
+	hd.Set(list.HeaderScope, scope)
+	hd.Set(list.HeaderVersion, itoa(version))
 	// The JSON form is in memory for the current version whenever anyone
 	// has fetched it (and from its publication on), so this reads
 	// nothing in the usual case.
@@ -79,6 +76,6 @@ func (h *hub) setCurrent(ctx context.Context, c echo.Context, scope string, vers
 	if err != nil {
 		return
 	}
-	hd.Set("X-Allowlist-SHA256", r.sha256)
+	hd.Set(list.HeaderSHA256, r.sha256)
 	h.setTimestamp(c, scope, version, r.sha256)
 }

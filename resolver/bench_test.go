@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 // BenchmarkLoadList measures verifying and compiling a signed list of 1k,

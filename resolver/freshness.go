@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -141,7 +142,7 @@ type stampHeaders struct {
 }
 
 func stampOf(h http.Header) stampHeaders {
-	return stampHeaders{h.Get("X-Allowlist-Version"), h.Get("X-Allowlist-SHA256"), h.Get("X-Allowlist-Timestamp"), h.Get("X-Allowlist-Timestamp-Signature")}
+	return stampHeaders{h.Get(list.HeaderVersion), h.Get(list.HeaderSHA256), h.Get(list.HeaderTimestamp), h.Get(list.HeaderTimestampSignature)}
 }
 
 // takeStamp checks the timestamp an answer carried and takes its time

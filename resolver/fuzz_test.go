@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 	"github.com/miekg/dns"
 )
 

@@ -11,9 +11,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 // A resolver that holds version N of its list takes N+1 as a patch when it
@@ -61,10 +60,10 @@ func (f *fetcher) head(ctx context.Context, held int64, wait time.Duration) (*an
 		return nil, stampHeaders{}, fmt.Errorf("%w (HTTP %d)", errHeadStatus, resp.StatusCode)
 	}
 	h := resp.Header
-	v, verr := strconv.ParseInt(h.Get("X-Allowlist-Version"), 10, 64)
-	at, terr := time.Parse(time.RFC3339Nano, h.Get("X-Allowlist-Generated-At"))
-	a := &announced{hdr: list.Header{Scope: f.scope, Version: v, GeneratedAt: at, SHA256: h.Get("X-Allowlist-SHA256")},
-		signature: h.Get("X-Allowlist-Signature")}
+	v, verr := strconv.ParseInt(h.Get(list.HeaderVersion), 10, 64)
+	at, terr := time.Parse(time.RFC3339Nano, h.Get(list.HeaderGeneratedAt))
+	a := &announced{hdr: list.Header{Scope: f.scope, Version: v, GeneratedAt: at, SHA256: h.Get(list.HeaderSHA256)},
+		signature: h.Get(list.HeaderSignature)}
 	if verr != nil || terr != nil || a.hdr.SHA256 == "" || a.signature == "" {
 		return nil, stampHeaders{}, fmt.Errorf("%w (headers missing)", errNoHead)
 	}
@@ -87,17 +86,8 @@ func (f *fetcher) do(ctx context.Context, method, u string) (*http.Response, err
 	return resp, nil
 }
 
-// listDiff is the registry's diff between two versions.
-type listDiff struct {
-	Scope   string            `json:"scope"`
-	From    int64             `json:"from"`
-	To      int64             `json:"to"`
-	Added   []allowlist.Entry `json:"added"`
-	Removed []allowlist.Entry `json:"removed"`
-}
-
 // diff fetches the changes from version from to version to.
-func (f *fetcher) diff(ctx context.Context, from, to int64) (*listDiff, error) {
+func (f *fetcher) diff(ctx context.Context, from, to int64) (*list.DiffBody, error) {
 	u := f.base + "/v1/lists/" + url.PathEscape(f.scope) + "/diff?from=" + strconv.FormatInt(from, 10) + "&to=" + strconv.FormatInt(to, 10)
 	resp, err := f.do(ctx, "GET", u)
 	if err != nil {
@@ -107,7 +97,7 @@ func (f *fetcher) diff(ctx context.Context, from, to int64) (*listDiff, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("registry answered HTTP %d for the diff", resp.StatusCode)
 	}
-	var d listDiff
+	var d list.DiffBody
 	if err := json.NewDecoder(&capReader{rc: resp.Body, left: maxListBytes}).Decode(&d); err != nil {
 		return nil, fmt.Errorf("decode the diff: %w", err)
 	}

@@ -25,9 +25,8 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 	"github.com/miekg/dns"
 )
 
@@ -50,8 +49,8 @@ type fakeRegistry struct {
 	heads    bool
 	history  map[int64][]allowlist.Entry
 	at       time.Time
-	tamper   func(*listDiff) // changes a diff before it is served
-	atSkew   time.Duration   // added to the announced generated_at
+	tamper   func(*list.DiffBody) // changes a diff before it is served
+	atSkew   time.Duration        // added to the announced generated_at
 	diffs    atomic.Int64
 	fullGets atomic.Int64
 }
@@ -124,7 +123,7 @@ func (f *fakeRegistry) serve(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
-		d := &listDiff{Scope: "common", From: from, To: to}
+		d := &list.DiffBody{Scope: "common", From: from, To: to}
 		d.Added, d.Removed = list.Diff(a, b)
 		if tamper != nil {
 			tamper(d)
@@ -1186,18 +1185,18 @@ func TestPatchFallsBackToWholeList(t *testing.T) {
 		break_ func(reg *fakeRegistry, dir string)
 	}{
 		{"invalid", func(reg *fakeRegistry, _ string) {
-			reg.tamper = func(d *listDiff) {
+			reg.tamper = func(d *list.DiffBody) {
 				d.Added = append(d.Added, allowlist.Entry{Pattern: "*.smuggled.example.com", Site: "x", Category: "other"})
 			}
 		}},
 		{"invalid", func(reg *fakeRegistry, _ string) {
-			reg.tamper = func(d *listDiff) {
+			reg.tamper = func(d *list.DiffBody) {
 				d.Removed = append(d.Removed, allowlist.Entry{Pattern: "nothere.example.com", Site: "x", Category: "other"})
 			}
 		}},
 		{"signature", func(reg *fakeRegistry, _ string) { reg.atSkew = time.Second }},
 		{"diff", func(reg *fakeRegistry, _ string) {
-			reg.tamper = func(d *listDiff) { d.From = 99 }
+			reg.tamper = func(d *list.DiffBody) { d.From = 99 }
 		}},
 		{"no_base", func(_ *fakeRegistry, dir string) { os.Remove(cachePath(dir)) }},
 	}

@@ -17,9 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 // policy is one verified list, compiled. It is replaced whole, atomically.
@@ -361,7 +360,7 @@ func (f *fetcher) fetch(ctx context.Context, held int64, watch bool, wait time.D
 		resp.Body.Close()
 		return nil, "", stampHeaders{}, syncErr("invalid", "list of %d bytes is larger than %d", resp.ContentLength, maxListBytes)
 	}
-	return &capReader{rc: resp.Body, left: maxListBytes}, resp.Header.Get("X-Allowlist-Signature"), stamp, nil
+	return &capReader{rc: resp.Body, left: maxListBytes}, resp.Header.Get(list.HeaderSignature), stamp, nil
 }
 
 // capReader fails a body that goes on past its limit.

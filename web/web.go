@@ -19,9 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 	"github.com/cross-gov/allowlist/api"
 	"github.com/labstack/echo/v4"
 )
@@ -266,7 +265,7 @@ type page struct {
 	Scopes   []allowlist.ScopeInfo
 	Scope    string
 	From, To string
-	Diff     *diff
+	Diff     *list.DiffBody
 	Versions []allowlist.Version
 
 	ByStatus, ByCategory []count
@@ -304,8 +303,6 @@ type group struct {
 	Category, Title string
 	Sites           []allowlist.Site
 }
-
-type diff struct{ Added, Removed []allowlist.Entry }
 
 type count struct {
 	Name  string
@@ -623,7 +620,7 @@ func (p *Pages) handleScope(c echo.Context) error {
 		return p.fail(c, err)
 	}
 	added, removed := list.Diff(a, b)
-	pg.Diff = &diff{Added: added, Removed: removed}
+	pg.Diff = &list.DiffBody{Scope: scope, From: from, To: to, Added: added, Removed: removed}
 	sort.Slice(pg.Versions, func(i, j int) bool { return pg.Versions[i].Version > pg.Versions[j].Version })
 	return p.render(c, http.StatusOK, "scope", pg)
 }

@@ -36,9 +36,9 @@ type Stats struct {
 // an argument so that this package depends on nothing of the core.
 type Check func(pattern string) (name string, wildcard bool, ok bool)
 
-// SplitWildcard is the Check for patterns already checked: it accepts
+// splitWildcard is the Check for patterns already checked: it accepts
 // every pattern and only splits off "*.".
-func SplitWildcard(pattern string) (string, bool, bool) {
+func splitWildcard(pattern string) (string, bool, bool) {
 	name, wildcard := CutWildcard(pattern)
 	return name, wildcard, true
 }
@@ -72,7 +72,7 @@ func Read(r io.Reader, check Check, fn func(name string, wildcard bool) error) (
 // pass over a spooled copy: it checks the form and the hash (so the
 // entries are those Read saw) but not each pattern again.
 func Reread(r io.Reader, fn func(name string, wildcard bool) error) (Header, Stats, error) {
-	return newStreamReader(r, false).readPatterns(SplitWildcard, fn)
+	return newStreamReader(r, false).readPatterns(splitWildcard, fn)
 }
 
 // Walk reads a list body in canonical form held in memory, as Read does,

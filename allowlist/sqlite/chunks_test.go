@@ -6,9 +6,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 	"github.com/cross-gov/allowlist/allowlist/storetest"
 )
 

@@ -22,9 +22,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
 

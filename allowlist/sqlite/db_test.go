@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 	"github.com/cross-gov/allowlist/allowlist/storetest"
 )
 

@@ -15,9 +15,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 	"gopkg.in/yaml.v3"
 )
 
