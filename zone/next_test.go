@@ -5,9 +5,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 func fullZone(entries []allowlist.Entry) *zoneData {

@@ -16,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cross-gov/allowlist/allowlist/list"
-
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/allowlist/list"
 )
 
 // pairState tracks one (site, department) decision across crashes: the
