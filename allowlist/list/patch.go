@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"slices"
 	"strings"
@@ -21,7 +22,7 @@ type Patched struct {
 }
 
 // Patch writes to w the body of version next of a list, from old (the
-// body of an earlier version, in the form NewList writes) and the entries
+// body of an earlier version, in the form Encode, AppendHead and Tail make) and the entries
 // added and removed between the two (as the registry's diff gives them),
 // so that a resolver that holds one version can take the next without
 // fetching the whole list. Both bodies are streamed: neither is held.
@@ -36,129 +37,152 @@ type Patched struct {
 // not checked: any byte of it that is wrong either leaves with a removed
 // entry or fails the new version's hash and signature.
 func Patch(old io.Reader, next Header, added, removed []Entry, check Check, w io.Writer) (Patched, error) {
-	var res Patched
-	added = sortedCopy(added)
-	removed = sortedCopy(removed)
+	added, removed = sortedCopy(added), sortedCopy(removed)
+	if err := checkChanges(added, removed, check); err != nil {
+		return Patched{}, err
+	}
+	p := &patcher{w: w, sum: sha256.New(), added: added, removed: removed, first: true}
+	head := next
+	head.GeneratedAt = head.GeneratedAt.UTC()
+	p.chunk = AppendHead(make([]byte, 0, 80<<10), head)
+	p.flush(false)
+	p.chunk = append(p.chunk, '[')
+	hdr, err := newStreamReader(old, true).read(p.held)
+	if err != nil {
+		return p.res, err
+	}
+	p.res.Old = hdr
+	if p.ri < len(removed) {
+		return p.res, fmt.Errorf("patch: removes %q, which version %d does not hold", removed[p.ri].Pattern, hdr.Version)
+	}
+	for ; p.ai < len(added); p.ai++ {
+		p.add(added[p.ai], false)
+	}
+	p.chunk = append(p.chunk, ']')
+	p.flush(true)
+	p.chunk = append(p.chunk, Tail...)
+	if p.flush(false); p.werr != nil {
+		return p.res, p.werr
+	}
+	if got := hex.EncodeToString(p.sum.Sum(nil)); got != next.SHA256 {
+		return p.res, fmt.Errorf("patch: version %d with these changes hashes to %s, not to %s as announced", hdr.Version, got, next.SHA256)
+	}
+	return p.res, nil
+}
+
+// checkChanges refuses changes that no version could take: a pattern
+// added or removed twice, or an added entry that is not in normal form.
+func checkChanges(added, removed []Entry, check Check) error {
 	for i, e := range added {
 		if i > 0 && added[i-1].Pattern == e.Pattern {
-			return res, fmt.Errorf("patch: %q is added twice", e.Pattern)
+			return fmt.Errorf("patch: %q is added twice", e.Pattern)
 		}
 		if _, _, ok := check(e.Pattern); !ok {
-			return res, fmt.Errorf("patch: added entry %q is not a normalised pattern", e.Pattern)
+			return fmt.Errorf("patch: added entry %q is not a normalised pattern", e.Pattern)
 		}
 		for _, s := range []string{e.Pattern, e.Site, e.Category} {
 			if !plainString(s) {
-				return res, fmt.Errorf("patch: added entry %q: %w: %q needs escaping", e.Pattern, errNotCanonical, s)
+				return fmt.Errorf("patch: added entry %q: %w: %q needs escaping", e.Pattern, errNotCanonical, s)
 			}
 		}
 	}
 	for i := 1; i < len(removed); i++ {
 		if removed[i-1].Pattern == removed[i].Pattern {
-			return res, fmt.Errorf("patch: %q is removed twice", removed[i].Pattern)
+			return fmt.Errorf("patch: %q is removed twice", removed[i].Pattern)
 		}
 	}
+	return nil
+}
 
-	// The new body is written in chunks; those inside the entries array
-	// are hashed too.
-	var chunk, scratch []byte
-	var werr error
-	sum := sha256.New()
-	flush := func(hashed bool) {
-		if hashed {
-			sum.Write(chunk)
-		}
-		if werr == nil {
-			_, werr = w.Write(chunk)
-		}
-		chunk = chunk[:0]
-	}
-	first := true
-	emit := func(b []byte, pattern string) {
-		if !first {
-			chunk = append(chunk, ',')
-		}
-		first = false
-		chunk = append(chunk, b...)
-		if len(chunk) >= 64<<10 {
-			flush(true)
-		}
-		name, _ := CutWildcard(pattern)
-		res.Stats.Entries++
-		res.Stats.NameBytes += len(name)
-		res.Stats.Keys += KeyEstimate(name)
-	}
-	emitAdded := func(e Entry, replaces bool) {
-		scratch = appendEntry(scratch[:0], e)
-		emit(scratch, e.Pattern)
-		if !replaces {
-			res.Add = append(res.Add, e.Pattern)
-		}
-	}
+// patcher merges the held body's entries with the changes, in order, and
+// writes the new body in chunks; those inside the entries array are
+// hashed too.
+type patcher struct {
+	w              io.Writer
+	werr           error
+	sum            hash.Hash
+	chunk, scratch []byte
+	first          bool // no entry written yet
 
-	head := next
-	head.GeneratedAt = head.GeneratedAt.UTC()
-	chunk = AppendHead(make([]byte, 0, 80<<10), head)
-	flush(false)
-	chunk = append(chunk, '[')
-	ai, ri := 0, 0
-	lr := newStreamReader(old, true)
-	hdr, err := lr.read(func(p, site, category []byte) error {
-		pattern := unsafe.String(unsafe.SliceData(p), len(p))
-		for ai < len(added) && added[ai].Pattern < pattern {
-			emitAdded(added[ai], false)
-			ai++
+	added, removed []Entry
+	ai, ri         int // the next added and removed entries
+	res            Patched
+}
+
+func (p *patcher) flush(hashed bool) {
+	if hashed {
+		p.sum.Write(p.chunk)
+	}
+	if p.werr == nil {
+		_, p.werr = p.w.Write(p.chunk)
+	}
+	p.chunk = p.chunk[:0]
+}
+
+// emit writes one entry's JSON and counts its pattern.
+func (p *patcher) emit(b []byte, pattern string) {
+	if !p.first {
+		p.chunk = append(p.chunk, ',')
+	}
+	p.first = false
+	p.chunk = append(p.chunk, b...)
+	if len(p.chunk) >= 64<<10 {
+		p.flush(true)
+	}
+	name, _ := CutWildcard(pattern)
+	p.res.Stats.Entries++
+	p.res.Stats.NameBytes += len(name)
+	p.res.Stats.Keys += KeyEstimate(name)
+}
+
+// add writes an added entry; unless it replaces a held entry of the same
+// pattern, its pattern is new.
+func (p *patcher) add(e Entry, replaces bool) {
+	p.scratch = appendEntry(p.scratch[:0], e)
+	p.emit(p.scratch, e.Pattern)
+	if !replaces {
+		p.res.Add = append(p.res.Add, e.Pattern)
+	}
+}
+
+// held takes one entry of the held body: the added entries before it are
+// written first, then it is dropped, replaced or copied as read.
+func (p *patcher) held(pb, site, category []byte) error {
+	pattern := unsafe.String(unsafe.SliceData(pb), len(pb))
+	for p.ai < len(p.added) && p.added[p.ai].Pattern < pattern {
+		p.add(p.added[p.ai], false)
+		p.ai++
+	}
+	if p.ri < len(p.removed) && p.removed[p.ri].Pattern < pattern {
+		return fmt.Errorf("patch: removes %q, which the held version does not hold", p.removed[p.ri].Pattern)
+	}
+	replaced := p.ai < len(p.added) && p.added[p.ai].Pattern == pattern
+	if p.ri < len(p.removed) && p.removed[p.ri].Pattern == pattern {
+		if r := p.removed[p.ri]; r.Site != string(site) || r.Category != string(category) {
+			return fmt.Errorf("patch: removes %q for site %q, which the held version holds for site %q", pattern, r.Site, site)
 		}
-		if ri < len(removed) && removed[ri].Pattern < pattern {
-			return fmt.Errorf("patch: removes %q, which the held version does not hold", removed[ri].Pattern)
-		}
-		replaced := ai < len(added) && added[ai].Pattern == pattern
-		if ri < len(removed) && removed[ri].Pattern == pattern {
-			if r := removed[ri]; r.Site != string(site) || r.Category != string(category) {
-				return fmt.Errorf("patch: removes %q for site %q, which the held version holds for site %q", pattern, r.Site, site)
-			}
-			ri++
-			if replaced {
-				emitAdded(added[ai], true)
-				ai++
-			} else {
-				res.Remove = append(res.Remove, strings.Clone(pattern))
-			}
-			return nil
-		}
+		p.ri++
 		if replaced {
-			return fmt.Errorf("patch: adds %q, which the held version holds already", pattern)
+			p.add(p.added[p.ai], true)
+			p.ai++
+		} else {
+			p.res.Remove = append(p.res.Remove, strings.Clone(pattern))
 		}
-		// Copied as read: a reader's strings need no escaping.
-		scratch = append(scratch[:0], `{"pattern":"`...)
-		scratch = append(scratch, p...)
-		scratch = append(scratch, `","site":"`...)
-		scratch = append(scratch, site...)
-		scratch = append(scratch, `","category":"`...)
-		scratch = append(scratch, category...)
-		scratch = append(scratch, `"}`...)
-		emit(scratch, pattern)
 		return nil
-	})
-	if err != nil {
-		return res, err
 	}
-	res.Old = hdr
-	if ri < len(removed) {
-		return res, fmt.Errorf("patch: removes %q, which version %d does not hold", removed[ri].Pattern, hdr.Version)
+	if replaced {
+		return fmt.Errorf("patch: adds %q, which the held version holds already", pattern)
 	}
-	for ; ai < len(added); ai++ {
-		emitAdded(added[ai], false)
-	}
-	chunk = append(chunk, ']')
-	flush(true)
-	chunk = append(chunk, Tail...)
-	if flush(false); werr != nil {
-		return res, werr
-	}
-	if got := hex.EncodeToString(sum.Sum(nil)); got != next.SHA256 {
-		return res, fmt.Errorf("patch: version %d with these changes hashes to %s, not to %s as announced", hdr.Version, got, next.SHA256)
-	}
-	return res, nil
+	// Copied as read: a reader's strings need no escaping.
+	b := append(p.scratch[:0], `{"pattern":"`...)
+	b = append(b, pb...)
+	b = append(b, `","site":"`...)
+	b = append(b, site...)
+	b = append(b, `","category":"`...)
+	b = append(b, category...)
+	p.scratch = append(b, `"}`...)
+	p.emit(p.scratch, pattern)
+	return nil
 }
 
 func sortedCopy(entries []Entry) []Entry {
