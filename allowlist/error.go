@@ -5,16 +5,23 @@ import (
 	"fmt"
 )
 
-// Error codes. The api package alone turns them into HTTP statuses; the CLI
-// turns them into exit codes and messages.
+// Error codes: every failure a caller can act on has one. The api package
+// alone turns them into HTTP statuses (its status table, which the pages
+// use too); the CLI turns them into exit codes and messages.
 const (
-	EINVALID      = "invalid"      // a value breaks a rule (422)
-	EMALFORMED    = "malformed"    // input could not be read at all (400)
-	ENOTFOUND     = "not_found"    // no such object (404)
-	ECONFLICT     = "conflict"     // duplicate id, or a domain held by another site (409)
-	EUNAUTHORIZED = "unauthorized" // missing or bad credentials (401)
-	EFORBIDDEN    = "forbidden"    // credentials fine, action not allowed (403)
-	EINTERNAL     = "internal"     // a bug or an outage; details are logged, not shown
+	EINVALID        = "invalid"         // a value breaks a rule (422)
+	EMALFORMED      = "malformed"       // input could not be read: bad JSON, unknown fields, a parameter not of its form (400)
+	ENOTFOUND       = "not_found"       // no such object, or no such path (404)
+	ECONFLICT       = "conflict"        // duplicate id, or a domain held by another site (409)
+	EUNAUTHORIZED   = "unauthorized"    // missing or bad credentials (401)
+	EFORBIDDEN      = "forbidden"       // credentials fine, action not allowed (403)
+	ENOTALLOWED     = "not_allowed"     // a method the path does not take (405)
+	ETOOLARGE       = "too_large"       // a body over the size accepted (413)
+	EUNSUPPORTED    = "unsupported"     // a body in a media type or charset not accepted (415)
+	ETOOMANY        = "too_many"        // too many requests from one address; wait and retry (429)
+	ENOTIMPLEMENTED = "not_implemented" // this registry's store does not have the feature (501)
+	EUNAVAILABLE    = "unavailable"     // not ready: the database is not usable, or versions not loaded yet (503)
+	EINTERNAL       = "internal"        // a bug or an outage; details are logged, not shown
 )
 
 // FieldError names one field that failed validation and why.

@@ -69,8 +69,8 @@ type PublishInput struct {
 	// Departments are the department ids, sorted.
 	Departments []string
 	// Latest returns the identity of a scope's latest version (without
-	// its body), or nil when the scope has none.
-	Latest func(scope string) (*Version, error)
+	// its body), and false when the scope has none.
+	Latest func(scope string) (Version, bool, error)
 	// PreviousEntries reads a version's entries back, when the publisher
 	// no longer holds them (another process published it).
 	PreviousEntries func(v Version) ([]Entry, error)
@@ -170,18 +170,18 @@ func (p *Publisher) Publish(in PublishInput) (Publication, error) {
 	for _, scope := range append([]string{ScopeCommon}, in.Departments...) {
 		entries := pub.Scopes[scope]
 		eps := EncodeEndpoints(endpoints[scope])
-		prev, err := in.Latest(scope)
+		prev, found, err := in.Latest(scope)
 		if err != nil {
 			return Publication{}, err
 		}
-		if prev == nil {
+		if !found {
 			// Every scope starts at version 0 with no entries.
 			e := list.Encode([]Entry{})
 			l, head := NewListHead(scope, 0, in.Now, e)
 			v := Version{Scope: scope, Version: 0, CreatedAt: l.GeneratedAt, SHA256: l.SHA256, Entries: 0,
 				Head: head, Content: e.JSON, Signature: list.SignParts(p.key, head, e.JSON)}
 			pub.Initial = append(pub.Initial, v)
-			prev = &v
+			prev = v
 		}
 		sameEndpoints := bytes.Equal(eps, prev.Endpoints)
 		if last := p.published[scope]; sameEndpoints && last.sha256 == prev.SHA256 && len(entries) > 0 && len(last.entries) == len(entries) &&
@@ -205,7 +205,7 @@ func (p *Publisher) Publish(in PublishInput) (Publication, error) {
 		// Scopes with the same entries share enc.JSON: each new version
 		// holds only its own head.
 		l, head := NewListHead(scope, prev.Version+1, in.Now, enc)
-		todo = append(todo, pendingVersion{l: l, head: head, content: enc.JSON, prev: *prev, endpoints: eps})
+		todo = append(todo, pendingVersion{l: l, head: head, content: enc.JSON, prev: prev, endpoints: eps})
 	}
 	// Each new body is signed (one pass over it, about 0.1 s at a million
 	// entries), and a change to common reaches every department that lists
@@ -410,18 +410,18 @@ func (p *Publisher) Abandon() { p.gen, p.sites = 0, nil }
 // work out itself, from what a store read in one snapshot: every site (for
 // generation gen), the scopes' sorted entries, and, for each scope whose
 // latest version is what the sites give, its entries.
-func (p *Publisher) Warm(gen int64, sites []Site, departments []string, latest func(scope string) (*Version, error)) error {
+func (p *Publisher) Warm(gen int64, sites []Site, departments []string, latest func(scope string) (Version, bool, error)) error {
 	if p.gen == gen {
 		sites = p.sites // the store's own publication left them
 	}
 	published := map[string]publishedEntries{}
 	hashes := map[*Entry]string{}
 	for scope, entries := range p.scopes.Scopes(sites, departments, p.quorum) {
-		prev, err := latest(scope)
+		prev, found, err := latest(scope)
 		if err != nil {
 			return err
 		}
-		if prev == nil || len(entries) == 0 {
+		if !found || len(entries) == 0 {
 			continue
 		}
 		sha, ok := hashes[unsafe.SliceData(entries)]

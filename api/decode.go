@@ -41,41 +41,41 @@ func decode(c echo.Context, v any) error {
 	r := c.Request()
 	mt, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
 	if err != nil || mt != "application/json" {
-		return errStatus(http.StatusUnsupportedMediaType, "send the body as application/json")
+		return allowlist.Errorf(allowlist.EUNSUPPORTED, "send the body as application/json")
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return errStatus(http.StatusUnsupportedMediaType, "the only charset accepted is utf-8")
+		return allowlist.Errorf(allowlist.EUNSUPPORTED, "the only charset accepted is utf-8")
 	}
 	if r.ContentLength > MaxBody {
-		return errStatus(http.StatusRequestEntityTooLarge, "the body is larger than 1 MiB")
+		return allowlist.Errorf(allowlist.ETOOLARGE, "the body is larger than 1 MiB")
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return errStatus(http.StatusRequestEntityTooLarge, "the body is larger than 1 MiB")
+			return allowlist.Errorf(allowlist.ETOOLARGE, "the body is larger than 1 MiB")
 		}
-		return errStatus(http.StatusBadRequest, "could not read the body")
+		return allowlist.Errorf(allowlist.EMALFORMED, "could not read the body")
 	}
 	if len(body) > MaxBody {
-		return errStatus(http.StatusRequestEntityTooLarge, "the body is larger than 1 MiB")
+		return allowlist.Errorf(allowlist.ETOOLARGE, "the body is larger than 1 MiB")
 	}
 	if !utf8.Valid(body) {
-		return errStatus(http.StatusBadRequest, "the body is not valid UTF-8")
+		return allowlist.Errorf(allowlist.EMALFORMED, "the body is not valid UTF-8")
 	}
 	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
-		return errStatus(http.StatusBadRequest, "the body must be a JSON object")
+		return allowlist.Errorf(allowlist.EMALFORMED, "the body must be a JSON object")
 	}
 	if err := checkKeys(body); err != nil {
-		return errStatus(http.StatusBadRequest, err.Error())
+		return allowlist.Errorf(allowlist.EMALFORMED, "%s", err.Error())
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return errStatus(http.StatusBadRequest, jsonMessage(err))
+		return allowlist.Errorf(allowlist.EMALFORMED, "%s", jsonMessage(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return errStatus(http.StatusBadRequest, "unexpected data after the JSON value")
+		return allowlist.Errorf(allowlist.EMALFORMED, "unexpected data after the JSON value")
 	}
 	return nil
 }

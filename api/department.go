@@ -151,14 +151,14 @@ func (s *Server) handleAudit(c echo.Context) error {
 	if v := c.QueryParam("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return errStatus(http.StatusBadRequest, "after must be a non-negative integer")
+			return allowlist.Errorf(allowlist.EMALFORMED, "after must be a non-negative integer")
 		}
 		after = n
 	}
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
-			return errStatus(http.StatusBadRequest, "limit must be an integer from 1 to 1000")
+			return allowlist.Errorf(allowlist.EMALFORMED, "limit must be an integer from 1 to 1000")
 		}
 		limit = n
 	}

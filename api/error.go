@@ -20,72 +20,86 @@ type Problem struct {
 }
 
 // statuses maps domain error codes to HTTP statuses: the only place that
-// knows both.
+// knows both, used by the API's problems and the pages' error pages.
 var statuses = map[string]int{
-	allowlist.EINVALID:      http.StatusUnprocessableEntity,
-	allowlist.EMALFORMED:    http.StatusBadRequest,
-	allowlist.ENOTFOUND:     http.StatusNotFound,
-	allowlist.ECONFLICT:     http.StatusConflict,
-	allowlist.EUNAUTHORIZED: http.StatusUnauthorized,
-	allowlist.EFORBIDDEN:    http.StatusForbidden,
-	allowlist.EINTERNAL:     http.StatusInternalServerError,
+	allowlist.EINVALID:        http.StatusUnprocessableEntity,
+	allowlist.EMALFORMED:      http.StatusBadRequest,
+	allowlist.ENOTFOUND:       http.StatusNotFound,
+	allowlist.ECONFLICT:       http.StatusConflict,
+	allowlist.EUNAUTHORIZED:   http.StatusUnauthorized,
+	allowlist.EFORBIDDEN:      http.StatusForbidden,
+	allowlist.ENOTALLOWED:     http.StatusMethodNotAllowed,
+	allowlist.ETOOLARGE:       http.StatusRequestEntityTooLarge,
+	allowlist.EUNSUPPORTED:    http.StatusUnsupportedMediaType,
+	allowlist.ETOOMANY:        http.StatusTooManyRequests,
+	allowlist.ENOTIMPLEMENTED: http.StatusNotImplemented,
+	allowlist.EUNAVAILABLE:    http.StatusServiceUnavailable,
+	allowlist.EINTERNAL:       http.StatusInternalServerError,
 }
 
-// httpError is an error that already knows its status (from decoding,
-// routing or rate limiting).
-type httpError struct {
-	status int
-	detail string
-	fields []allowlist.FieldError
+// Status is the HTTP status of err (500 for an error with no code).
+func Status(err error) int { return CodeStatus(allowlist.ErrorCode(err)) }
+
+// CodeStatus is the HTTP status of an error code (500 for one it does not
+// know).
+func CodeStatus(code string) int {
+	if st, ok := statuses[code]; ok {
+		return st
+	}
+	return http.StatusInternalServerError
 }
 
-func (e *httpError) Error() string { return e.detail }
+// codeOf is the code for a status echo itself chose (its router's 404
+// and 405): the status table read backwards, EINTERNAL for any other.
+func codeOf(status int) string {
+	for code, st := range statuses {
+		if st == status {
+			return code
+		}
+	}
+	return allowlist.EINTERNAL
+}
 
-func errStatus(status int, detail string) error { return &httpError{status: status, detail: detail} }
+// AsError returns err as an *allowlist.Error when it is one or is echo's
+// own (a path nobody serves, a method a path does not take); any other
+// error is internal, and its text is not shown.
+func AsError(err error) *allowlist.Error {
+	var ae *allowlist.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var ee *echo.HTTPError
+	if errors.As(err, &ee) {
+		msg, ok := ee.Message.(string)
+		if !ok || ee.Code >= 500 {
+			msg = http.StatusText(ee.Code)
+		}
+		return allowlist.Errorf(codeOf(ee.Code), "%s", msg)
+	}
+	return allowlist.Errorf(allowlist.EINTERNAL, "internal error")
+}
 
 func problemType(status int) string {
 	return "https://allowlist.example/problems/" + strconv.Itoa(status)
 }
 
 // handleError writes every error as problem+json, including the router's
-// own 404 and 405 and echo's errors; internal errors are logged, and their
-// text never reaches the client.
+// own 404 and 405; internal errors are logged, and their text never
+// reaches the client. Outside the API (see isAPIPath) the pages answer
+// with an HTML error page of the same status instead.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	p := Problem{Status: http.StatusInternalServerError, Detail: "internal error"}
-	var he *httpError
-	var ee *echo.HTTPError
-	switch {
-	case errors.As(err, &he):
-		p.Status, p.Detail, p.Errors = he.status, he.detail, he.fields
-	case errors.As(err, &ee):
-		p.Status = ee.Code
-		p.Detail = http.StatusText(ee.Code)
-		if m, ok := ee.Message.(string); ok && ee.Code < 500 {
-			p.Detail = m
-		}
-		if ee.Code >= 500 {
-			s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
-		}
-	default:
-		code := allowlist.ErrorCode(err)
-		p.Status = statuses[code]
-		p.Detail = allowlist.ErrorMessage(err)
-		var ae *allowlist.Error
-		if errors.As(err, &ae) {
-			p.Errors = ae.Fields
-		}
-		if code == allowlist.EINTERNAL {
-			s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
-		}
+	ae := AsError(err)
+	if ae.Code == allowlist.EINTERNAL {
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
 	}
-	if p.Status == http.StatusNotFound && s.pageNotFound != nil && !isAPIPath(c.Request().URL.Path) && c.Path() == "" {
-		if err := s.pageNotFound(c); err == nil {
-			return
-		}
+	if s.pageError != nil && !isAPIPath(c.Request().URL.Path) {
+		s.pageError(c, ae)
+		return
 	}
+	p := Problem{Status: Status(ae), Detail: ae.Message, Errors: ae.Fields}
 	p.Title = http.StatusText(p.Status)
 	p.Type = problemType(p.Status)
 	h := c.Response().Header()
@@ -110,6 +124,7 @@ func isAPIPath(path string) bool {
 	return strings.HasPrefix(path, "/v1/")
 }
 
-// SetPageNotFound makes unknown paths outside the API answer with h (the
-// pages' HTML 404) instead of problem+json.
-func (s *Server) SetPageNotFound(h echo.HandlerFunc) { s.pageNotFound = h }
+// SetPageError makes errors outside the API (an unknown page, a method a
+// page does not take) answer with h, the pages' HTML error page, instead
+// of problem+json. h renders err with the status Status gives it.
+func (s *Server) SetPageError(h func(c echo.Context, err *allowlist.Error)) { s.pageError = h }

@@ -15,7 +15,7 @@ import (
 // The staff request tracking, owners' queues, approval renewal, webhooks
 // and delivery logs: the API side of allowlist.Governance.
 
-var errNoGovernance = errStatus(http.StatusNotImplemented, "this registry's store does not track requests or notifications")
+var errNoGovernance = allowlist.Errorf(allowlist.ENOTIMPLEMENTED, "this registry's store does not track requests or notifications")
 
 func (s *Server) governance() (allowlist.Governance, error) {
 	if s.gov == nil {
@@ -235,7 +235,7 @@ func (s *Server) handleDeliveries(c echo.Context) error {
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
-			return errStatus(http.StatusBadRequest, "limit must be an integer from 1 to 1000")
+			return allowlist.Errorf(allowlist.EMALFORMED, "limit must be an integer from 1 to 1000")
 		}
 		limit = n
 	}

@@ -26,7 +26,7 @@ func format(c echo.Context) (allowlist.Format, error) {
 		f, err = f.Configure(c.QueryParam)
 	}
 	if err != nil {
-		return f, errStatus(http.StatusBadRequest, err.Error())
+		return f, allowlist.Errorf(allowlist.EMALFORMED, "%s", err.Error())
 	}
 	return f, nil
 }
@@ -100,7 +100,7 @@ func (s *Server) handleList(c echo.Context) error {
 func parseVersion(s, name string) (int64, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 {
-		return 0, errStatus(http.StatusBadRequest, name+" must be a non-negative integer version")
+		return 0, allowlist.Errorf(allowlist.EMALFORMED, "%s", name+" must be a non-negative integer version")
 	}
 	return n, nil
 }
@@ -132,7 +132,7 @@ func (s *Server) handleVersions(c echo.Context) error {
 func (s *Server) handleDiff(c echo.Context) error {
 	scope := c.Param("scope")
 	if c.QueryParam("from") == "" {
-		return errStatus(http.StatusBadRequest, "from is required")
+		return allowlist.Errorf(allowlist.EMALFORMED, "from is required")
 	}
 	from, err := parseVersion(c.QueryParam("from"), "from")
 	if err != nil {
@@ -158,7 +158,7 @@ func (s *Server) handleDiff(c echo.Context) error {
 func (s *Server) handleWatch(c echo.Context) error {
 	scope := c.Param("scope")
 	if c.QueryParam("after") == "" {
-		return errStatus(http.StatusBadRequest, "after is required")
+		return allowlist.Errorf(allowlist.EMALFORMED, "after is required")
 	}
 	after, err := parseVersion(c.QueryParam("after"), "after")
 	if err != nil {
@@ -170,12 +170,12 @@ func (s *Server) handleWatch(c echo.Context) error {
 		if err != nil {
 			secs, err2 := strconv.Atoi(v)
 			if err2 != nil {
-				return errStatus(http.StatusBadRequest, "timeout must be a duration such as 30s")
+				return allowlist.Errorf(allowlist.EMALFORMED, "timeout must be a duration such as 30s")
 			}
 			d = time.Duration(secs) * time.Second
 		}
 		if d < 0 || d > s.cfg.MaxWatch {
-			return errStatus(http.StatusBadRequest, "timeout must be between 0s and "+s.cfg.MaxWatch.String())
+			return allowlist.Errorf(allowlist.EMALFORMED, "%s", "timeout must be between 0s and "+s.cfg.MaxWatch.String())
 		}
 		timeout = d
 	}
@@ -189,7 +189,7 @@ func (s *Server) handleWatch(c echo.Context) error {
 	ip := c.RealIP()
 	if !s.watches.take(ip) {
 		c.Response().Header().Set("Retry-After", "5")
-		return errStatus(http.StatusTooManyRequests, "too many watches open from this address; close some, or poll")
+		return allowlist.Errorf(allowlist.ETOOMANY, "too many watches open from this address; close some, or poll")
 	}
 	defer s.watches.release(ip)
 	s.metrics.watchers.Inc()

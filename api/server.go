@@ -61,9 +61,9 @@ type Server struct {
 	hub      *hub
 	metrics  *metrics
 	routes   []route
-	// pageNotFound answers unknown paths outside the API (the pages' 404).
-	pageNotFound echo.HandlerFunc
-	ground       groundSites // common-ground's sites, between changes
+	// pageError answers errors outside the API (the pages' HTML errors).
+	pageError func(echo.Context, *allowlist.Error)
+	ground    groundSites // common-ground's sites, between changes
 }
 
 // access says who may call a route.
@@ -192,7 +192,7 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 		IdentifierExtractor: func(c echo.Context) (string, error) { return addressKey(c.RealIP()), nil },
 		DenyHandler: func(c echo.Context, _ string, _ error) error {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(s.requestWait()/time.Second)))
-			return errStatus(http.StatusTooManyRequests, "too many requests from this address; try again later")
+			return allowlist.Errorf(allowlist.ETOOMANY, "too many requests from this address; try again later")
 		},
 	})
 	s.routes = s.table()
@@ -316,7 +316,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		ip := c.RealIP()
 		if wait, blocked := s.failures.blocked(ip); blocked {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-			return errStatus(http.StatusTooManyRequests, "too many failed sign-ins from this address; try again later")
+			return allowlist.Errorf(allowlist.ETOOMANY, "too many failed sign-ins from this address; try again later")
 		}
 		scheme, secret, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
@@ -411,11 +411,11 @@ func (s *Server) handleReady(c echo.Context) error {
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(c.Request().Context()); err != nil {
 			s.log.Warn("not ready", "err", err)
-			return errStatus(http.StatusServiceUnavailable, "the database is not usable")
+			return allowlist.Errorf(allowlist.EUNAVAILABLE, "the database is not usable")
 		}
 	}
 	if _, ok := s.hub.version(allowlist.ScopeCommon); !ok {
-		return errStatus(http.StatusServiceUnavailable, "list versions not loaded yet")
+		return allowlist.Errorf(allowlist.EUNAVAILABLE, "list versions not loaded yet")
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -48,13 +48,13 @@ func (s *Server) handleSiteList(c echo.Context) error {
 	switch f.Status {
 	case "", allowlist.StatusProposed, allowlist.StatusApproved, allowlist.StatusSuspended, allowlist.StatusWithdrawn:
 	default:
-		return errStatus(http.StatusBadRequest, "status must be proposed, approved, suspended or withdrawn")
+		return allowlist.Errorf(allowlist.EMALFORMED, "status must be proposed, approved, suspended or withdrawn")
 	}
 	if f.Category != "" && !allowlist.ValidCategory(f.Category) {
-		return errStatus(http.StatusBadRequest, "unknown category")
+		return allowlist.Errorf(allowlist.EMALFORMED, "unknown category")
 	}
 	if len(f.Q) > 200 {
-		return errStatus(http.StatusBadRequest, "q is longer than 200 characters")
+		return allowlist.Errorf(allowlist.EMALFORMED, "q is longer than 200 characters")
 	}
 	sites, err := s.reg.FindSites(c.Request().Context(), f)
 	if err != nil {

@@ -101,7 +101,7 @@ func (p *Pages) adminDone(c echo.Context, err error, section, done string, form 
 		if len(fields) == 0 {
 			fields = []allowlist.FieldError{{Field: section, Message: ae.Message}}
 		}
-		return p.adminPage(c, http.StatusUnprocessableEntity, &adminView{Form: form, Section: section}, fields)
+		return p.adminPage(c, statusOf(allowlist.EINVALID), &adminView{Form: form, Section: section}, fields)
 	}
 	return p.fail(c, err)
 }
@@ -143,7 +143,7 @@ func (p *Pages) handleAdminToken(c echo.Context) error {
 	if f["days"] != "" {
 		days, err := strconv.Atoi(f["days"])
 		if err != nil || days < 1 || days > 3650 {
-			return p.adminPage(c, http.StatusUnprocessableEntity, &adminView{Form: f, Section: "tokens"},
+			return p.adminPage(c, statusOf(allowlist.EINVALID), &adminView{Form: f, Section: "tokens"},
 				[]allowlist.FieldError{{Field: "tokens-days", Message: "Enter a number of days from 1 to 3650, or leave it empty for no expiry"}})
 		}
 		e := time.Now().Add(time.Duration(days) * 24 * time.Hour)

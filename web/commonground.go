@@ -109,14 +109,14 @@ func (p *Pages) handleCommonGround(c echo.Context) error {
 	}
 	if len(ids) == 0 {
 		pg.Errors = []allowlist.FieldError{{Field: "departments", Message: "Select the organisations that need to work together"}}
-		return p.render(c, http.StatusUnprocessableEntity, "commonground", pg)
+		return p.render(c, statusOf(allowlist.EINVALID), "commonground", pg)
 	}
 	if path := groundPath(ids, category); c.Request().URL.RequestURI() != path {
 		return c.Redirect(http.StatusSeeOther, path)
 	}
 	gr, ok := p.check.(grounder)
 	if !ok {
-		return p.fail(c, errors.New("the checker cannot answer common-ground questions"))
+		return p.fail(c, allowlist.Errorf(allowlist.ENOTIMPLEMENTED, "this registry cannot answer common-ground questions"))
 	}
 	g, err := gr.CommonGround(ctx, ids, category)
 	if err != nil {
@@ -131,7 +131,7 @@ func (p *Pages) handleCommonGround(c echo.Context) error {
 			}
 			pg.Errors = append(pg.Errors, allowlist.FieldError{Field: f.Field, Message: msg})
 		}
-		return p.render(c, http.StatusUnprocessableEntity, "commonground", pg)
+		return p.render(c, statusOf(allowlist.EINVALID), "commonground", pg)
 	}
 	base := gr.PublicURL()
 	if base == "" {

@@ -159,6 +159,11 @@ func (p *Pages) cookie(name, value string, maxAge int) *http.Cookie {
 		SameSite: http.SameSiteStrictMode, MaxAge: maxAge}
 }
 
+const (
+	errTooMuch    = "What you sent is larger than we accept. Go back and shorten it."
+	errUnreadable = "Go back, reload the page and try again."
+)
+
 // limitBody refuses large or non-form bodies before anything reads them.
 func (p *Pages) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -167,22 +172,19 @@ func (p *Pages) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		if r.ContentLength > MaxBody {
-			return p.problem(c, http.StatusRequestEntityTooLarge, "That was too much to send",
-				"What you sent is larger than we accept. Go back and shorten it.")
+			return p.refuse(c, allowlist.ETOOLARGE, "", errTooMuch)
 		}
 		mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
 		if err != nil || mt != "application/x-www-form-urlencoded" {
-			return p.problem(c, http.StatusUnsupportedMediaType, "Your form could not be read",
-				"Go back, reload the page and try again.")
+			return p.refuse(c, allowlist.EUNSUPPORTED, "", errUnreadable)
 		}
 		r.Body = http.MaxBytesReader(c.Response(), r.Body, MaxBody)
 		if err := r.ParseForm(); err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				return p.problem(c, http.StatusRequestEntityTooLarge, "That was too much to send",
-					"What you sent is larger than we accept. Go back and shorten it.")
+				return p.refuse(c, allowlist.ETOOLARGE, "", errTooMuch)
 			}
-			return p.problem(c, http.StatusBadRequest, "Your form could not be read", "Go back, reload the page and try again.")
+			return p.refuse(c, allowlist.EMALFORMED, "", errUnreadable)
 		}
 		// A form's fields come from its body only: values in the query
 		// string of a post (a token, a decision) are not read.
@@ -243,7 +245,7 @@ func (p *Pages) checkCSRF(next echo.HandlerFunc) echo.HandlerFunc {
 			site := r.Header.Get("Sec-Fetch-Site")
 			foreign := site != "" && site != "same-origin" && site != "none"
 			if browser == "" || foreign || !hmac.Equal([]byte(sent), []byte(want)) {
-				return p.problem(c, http.StatusForbidden, "Your form has expired",
+				return p.refuse(c, allowlist.EFORBIDDEN, "Your form has expired",
 					"For your security we could not accept that form. Go back, reload the page and try again.")
 			}
 		}
@@ -295,9 +297,5 @@ func sessionID(c echo.Context) string {
 // tooMany answers 429 with a page and a Retry-After header.
 func (p *Pages) tooMany(c echo.Context, wait time.Duration, msg string) error {
 	c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(wait.Round(time.Second)/time.Second))))
-	return p.problem(c, http.StatusTooManyRequests, "Too many attempts", msg)
-}
-
-func (p *Pages) problem(c echo.Context, status int, title, msg string) error {
-	return p.render(c, status, "error", &page{Title: title, Message: msg})
+	return p.refuse(c, allowlist.ETOOMANY, "", msg)
 }

@@ -353,3 +353,46 @@ func TestSecureCookiesAndHSTS(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserErrorsAreHTML: a browser gets an HTML page with the status
+// of the error's code wherever it goes outside the API (an unknown page,
+// a method a page does not take), never problem+json; the API's own paths
+// answer problem+json whatever the client accepts.
+func TestBrowserErrorsAreHTML(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		method, path string
+		status       int
+		html         bool
+	}{
+		{"GET", "/no-such-page", 404, true},
+		{"GET", "/owner/no/such/page", 404, true},
+		{"POST", "/no-such-page", 404, true},
+		{"PUT", "/sign-in", 405, true},
+		{"DELETE", "/catalogue", 405, true},
+		{"GET", "/v1/no-such-thing", 404, false},
+		{"DELETE", "/v1/sites", 405, false},
+	} {
+		req, _ := http.NewRequest(c.method, e.url+c.path, nil)
+		req.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ct := resp.Header.Get("Content-Type")
+		if resp.StatusCode != c.status {
+			t.Errorf("%s %s: status %d, want %d", c.method, c.path, resp.StatusCode, c.status)
+		}
+		if c.html && (!strings.HasPrefix(ct, "text/html") || !strings.Contains(string(b), "<html") || resp.Header.Get("Content-Security-Policy") == "") {
+			t.Errorf("%s %s: %s, want an HTML page with the pages' headers", c.method, c.path, ct)
+		}
+		if !c.html && ct != "application/problem+json" {
+			t.Errorf("%s %s: %s, want problem+json", c.method, c.path, ct)
+		}
+		if c.status == 405 && resp.Header.Get("Allow") == "" {
+			t.Errorf("%s %s: 405 without Allow", c.method, c.path)
+		}
+	}
+}

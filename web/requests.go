@@ -56,7 +56,7 @@ func (p *Pages) handleRequestLookup(c echo.Context) error {
 	pg := &page{Title: "Check your request"}
 	if _, ok := c.QueryParams()["reference"]; ok {
 		pg.Errors = []allowlist.FieldError{{Field: "reference", Message: "Enter the reference you were given"}}
-		return p.render(c, http.StatusUnprocessableEntity, "request-lookup", pg)
+		return p.render(c, statusOf(allowlist.EINVALID), "request-lookup", pg)
 	}
 	return p.render(c, http.StatusOK, "request-lookup", pg)
 }
@@ -71,7 +71,7 @@ func (p *Pages) handleRequestStatus(c echo.Context) error {
 	if allowlist.ErrorCode(err) == allowlist.ENOTFOUND {
 		pg := &page{Title: "Check your request", Reference: ref,
 			Errors: []allowlist.FieldError{{Field: "reference", Message: "We could not find a request with that reference. Check you copied all of it"}}}
-		return p.render(c, http.StatusNotFound, "request-lookup", pg)
+		return p.render(c, statusOf(allowlist.ENOTFOUND), "request-lookup", pg)
 	}
 	if err != nil {
 		return p.fail(c, err)
@@ -110,8 +110,10 @@ func (p *Pages) handleOwnerWaiting(c echo.Context) error {
 	if v.Waiting, err = g.Queue(ctx, a.Department, p.now()); err != nil {
 		return p.fail(c, err)
 	}
-	if v.Renewals, err = p.renewals(ctx, g, a.Department); err != nil {
-		return p.fail(c, err)
+	if policy, on := p.expiryPolicy(); on {
+		if v.Renewals, err = p.renewals(ctx, g, policy, a.Department); err != nil {
+			return p.fail(c, err)
+		}
 	}
 	if v.RequestGroups, err = g.FindRequestGroups(ctx, a.Department); err != nil {
 		return p.fail(c, err)
@@ -122,14 +124,19 @@ func (p *Pages) handleOwnerWaiting(c echo.Context) error {
 	return p.render(c, http.StatusOK, "waiting", &page{Title: "Waiting for you", DepartmentName: p.scopeName(a.Department), View: v})
 }
 
-// renewals lists a department's approvals with their expiry, soonest
-// first, when approval expiry is on.
-func (p *Pages) renewals(ctx context.Context, g allowlist.Governance, dept string) ([]renewal, error) {
+// expiryPolicy returns the governance policy, and whether approvals
+// expire under it.
+func (p *Pages) expiryPolicy() (allowlist.Policy, bool) {
 	pol, ok := p.reg.(interface{ Policy() allowlist.Policy })
-	if !ok || pol.Policy().ApprovalMaxAge <= 0 {
-		return nil, nil
+	if !ok {
+		return allowlist.Policy{}, false
 	}
-	policy := pol.Policy()
+	return pol.Policy(), pol.Policy().ApprovalMaxAge > 0
+}
+
+// renewals lists a department's approvals with their expiry under
+// policy, soonest first.
+func (p *Pages) renewals(ctx context.Context, g allowlist.Governance, policy allowlist.Policy, dept string) ([]renewal, error) {
 	clocks, err := g.FindDepartmentApprovals(ctx, dept)
 	if err != nil {
 		return nil, err

@@ -100,15 +100,6 @@ func New(reg allowlist.Registry, check Checker, opt Options) *Pages {
 	return p
 }
 
-// NotFound renders the 404 page for a path nobody serves; the API calls it
-// for paths outside /v1/ (see api.Server.SetPageNotFound).
-func (p *Pages) NotFound(c echo.Context) error {
-	return p.secureHeaders(func(c echo.Context) error {
-		return p.render(c, http.StatusNotFound, "error", &page{Title: "Page not found",
-			Message: "If you typed the web address, check it is correct. If you pasted it, check you copied the entire address."})
-	})(c)
-}
-
 // Register adds the pages and their assets to the router: the one table
 // of what the pages serve, each route behind the same guard (guard.go).
 // GET pages answer HEAD too.
@@ -120,8 +111,10 @@ func (p *Pages) Register(e *echo.Echo) {
 	css := echo.WrapHandler(cacheForever(http.FileServer(http.FS(mustSub(staticFS, "static")))))
 	e.GET("/app.css", css)
 	e.HEAD("/app.css", css)
-	if s, ok := p.check.(interface{ SetPageNotFound(echo.HandlerFunc) }); ok {
-		s.SetPageNotFound(p.NotFound)
+	if s, ok := p.check.(interface {
+		SetPageError(func(echo.Context, *allowlist.Error))
+	}); ok {
+		s.SetPageError(p.routeError)
 	}
 	guard := []echo.MiddlewareFunc{p.secureHeaders, p.limitBody, p.identify, p.checkCSRF}
 	for _, r := range []struct {
@@ -200,7 +193,7 @@ func (p *Pages) require(need access) echo.MiddlewareFunc {
 			case role == "":
 				return c.Redirect(http.StatusSeeOther, "/sign-in")
 			}
-			return p.problem(c, http.StatusForbidden, "You cannot use this page",
+			return p.refuse(c, allowlist.EFORBIDDEN, "You cannot use this page",
 				"This page is for "+map[access]string{ownerOnly: "filtering owners", adminOnly: "administrators"}[need]+". Sign out and sign in with the right token.")
 		}
 	}
@@ -349,18 +342,6 @@ func (p *Pages) render(c echo.Context, status int, name string, pg *page) error 
 	return nil
 }
 
-// fail shows an error page; internal errors are logged, not shown.
-func (p *Pages) fail(c echo.Context, err error) error {
-	switch allowlist.ErrorCode(err) {
-	case allowlist.ENOTFOUND:
-		return p.render(c, http.StatusNotFound, "error", &page{Title: "Page not found", Message: allowlist.ErrorMessage(err)})
-	case allowlist.EINVALID:
-		return p.render(c, http.StatusUnprocessableEntity, "error", &page{Title: "There is a problem", Message: allowlist.ErrorMessage(err)})
-	}
-	p.log.Error("page failed", "path", c.Request().URL.Path, "err", err)
-	return p.render(c, http.StatusInternalServerError, "error", &page{Title: "Sorry, there is a problem with the service", Message: "Try again later."})
-}
-
 func (p *Pages) departments(ctx context.Context) []allowlist.Department {
 	ds, err := p.reg.FindDepartments(ctx)
 	if err != nil {
@@ -442,7 +423,7 @@ func (p *Pages) handleCheck(c echo.Context) error {
 	pg := &page{Title: "Can I use this tool at work?", Query: q, Department: dept, Departments: p.departments(ctx), Quorum: p.check.Quorum()}
 	if q == "" {
 		pg.Errors = []allowlist.FieldError{{Field: "q", Message: "Enter the name or web address of the tool"}}
-		return p.render(c, http.StatusUnprocessableEntity, "start", pg)
+		return p.render(c, statusOf(allowlist.EINVALID), "start", pg)
 	}
 	if dept != "" {
 		if _, err := p.reg.FindDepartment(ctx, dept); err != nil {
@@ -458,7 +439,7 @@ func (p *Pages) handleCheck(c echo.Context) error {
 				msg = allowlist.ErrorMessage(err) + ". Give the tool's full name, or its web address"
 			}
 			pg.Errors = []allowlist.FieldError{{Field: "q", Message: msg}}
-			return p.render(c, http.StatusUnprocessableEntity, "start", pg)
+			return p.render(c, statusOf(allowlist.EINVALID), "start", pg)
 		}
 		pg.Site = &site
 		label = site.Name
@@ -472,7 +453,7 @@ func (p *Pages) handleCheck(c echo.Context) error {
 	if err != nil {
 		if allowlist.ErrorCode(err) == allowlist.EINVALID {
 			pg.Errors = []allowlist.FieldError{{Field: "q", Message: "Enter a web address such as meet.example.org, or a tool's name"}}
-			return p.render(c, http.StatusUnprocessableEntity, "start", pg)
+			return p.render(c, statusOf(allowlist.EINVALID), "start", pg)
 		}
 		return p.fail(c, err)
 	}
@@ -543,7 +524,7 @@ func (p *Pages) handleRequest(c echo.Context) error {
 				}
 				pg.Errors = append(pg.Errors, allowlist.FieldError{Field: f.Field, Message: msg})
 			}
-			return p.render(c, http.StatusUnprocessableEntity, "request", pg)
+			return p.render(c, statusOf(allowlist.EINVALID), "request", pg)
 		}
 		return p.fail(c, err)
 	}
@@ -609,7 +590,7 @@ func (p *Pages) handleScope(c echo.Context) error {
 	to, err2 := strconv.ParseInt(pg.To, 10, 64)
 	if err1 != nil || err2 != nil || from < 0 || to < 0 || from > latest || to > latest {
 		pg.Errors = []allowlist.FieldError{{Field: "from", Message: "Enter version numbers from 0 to " + strconv.FormatInt(latest, 10)}}
-		return p.render(c, http.StatusUnprocessableEntity, "scope", pg)
+		return p.render(c, statusOf(allowlist.EINVALID), "scope", pg)
 	}
 	a, err := p.entries(ctx, scope, from)
 	if err != nil {
@@ -774,7 +755,7 @@ func (p *Pages) handleSignIn(c echo.Context) error {
 	if err != nil || (a.Role != allowlist.RoleOwner && a.Role != allowlist.RoleAdmin) {
 		p.check.SignInFailed(ip)
 		pg := &page{Title: "Sign in", Errors: []allowlist.FieldError{{Field: "token", Message: "Enter a valid filtering owner's or administrator's token"}}}
-		return p.render(c, http.StatusUnauthorized, "signin", pg)
+		return p.render(c, statusOf(allowlist.EUNAUTHORIZED), "signin", pg)
 	}
 	id := p.sessions.create(token, time.Now())
 	c.SetCookie(p.cookie(sessionCookie, id, int(sessionTTL/time.Second)))
@@ -901,7 +882,7 @@ func (p *Pages) handlePropose(c echo.Context) error {
 			if len(pg.Errors) == 0 {
 				pg.Errors = []allowlist.FieldError{{Field: "name", Message: ae.Message}}
 			}
-			return p.render(c, http.StatusUnprocessableEntity, "propose", pg)
+			return p.render(c, statusOf(allowlist.EINVALID), "propose", pg)
 		}
 		return p.fail(c, err)
 	}

@@ -37,7 +37,7 @@ func (db *DB) publish(ctx context.Context, tx *sql.Tx, gen int64, now time.Time,
 			return changesAfter(ctx, tx, scope, after, upTo)
 		},
 		Departments: depts,
-		Latest:      func(scope string) (*allowlist.Version, error) { return latestVersion(ctx, tx, scope) },
+		Latest:      func(scope string) (allowlist.Version, bool, error) { return latestVersion(ctx, tx, scope) },
 		PreviousEntries: func(v allowlist.Version) ([]allowlist.Entry, error) {
 			body, err := readBody(ctx, tx, v.Scope, v.Version)
 			if err != nil {
@@ -148,20 +148,20 @@ func joinBody(ctx context.Context, q queryer, sha string, body, head, content []
 }
 
 // latestVersion returns the identity of the latest version of scope
-// (without its body), or nil when the scope has none.
-func latestVersion(ctx context.Context, q queryer, scope string) (*allowlist.Version, error) {
+// (without its body), and false when the scope has none.
+func latestVersion(ctx context.Context, q queryer, scope string) (allowlist.Version, bool, error) {
 	var v allowlist.Version
 	var created string
 	err := q.QueryRowContext(ctx, "SELECT version, sha256, created_at, endpoints FROM versions WHERE scope = ? ORDER BY version DESC LIMIT 1", scope).
 		Scan(&v.Version, &v.SHA256, &created, &v.Endpoints)
 	if err == sql.ErrNoRows {
-		return nil, nil
+		return v, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("latest version of %s: %w", scope, err)
+		return v, false, fmt.Errorf("latest version of %s: %w", scope, err)
 	}
 	v.Scope, v.CreatedAt = scope, parseTS(created)
-	return &v, nil
+	return v, true, nil
 }
 
 func departmentIDs(ctx context.Context, q queryer) ([]string, error) {
@@ -280,5 +280,5 @@ func (db *DB) Warm(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return db.pub.Warm(gen, sites, depts, func(scope string) (*allowlist.Version, error) { return latestVersion(ctx, tx, scope) })
+	return db.pub.Warm(gen, sites, depts, func(scope string) (allowlist.Version, bool, error) { return latestVersion(ctx, tx, scope) })
 }
