@@ -176,22 +176,44 @@ type ScopeInfo struct {
 // Latest asks FindVersion for a scope's current version.
 const Latest = -1
 
-// Registry is the store of departments, sites, decisions and published
-// versions. Every change commits together with the list versions and the
-// audit entry it causes. Implementations: allowlist/sqlite.
-type Registry interface {
+// Defaults the registry owns: every other package (the stores, the API,
+// the command line) takes them from here rather than writing the number
+// again.
+const (
+	// DefaultQuorum is the number of approvals that put a site on the
+	// common list when none is configured or stored.
+	DefaultQuorum = 2
+	// MaxPage is the most entries one call of FindAudit or FindDeliveries
+	// returns.
+	MaxPage = 1000
+	// DefaultDeliveries is how many deliveries FindDeliveries returns when
+	// asked for none in particular.
+	DefaultDeliveries = 100
+)
+
+// The registry's services, one per noun. Each method's doc names the error
+// codes it returns (see error.go); any other error is EINTERNAL. Every
+// change commits together with the list versions and the audit entry it
+// causes. Callers depend on the services they use; a store implements
+// them all (Registry).
+
+// DepartmentService keeps departments (each with its scope) and their
+// filtering owners' contacts.
+type DepartmentService interface {
 	// CreateDepartment adds a department and its scope. EINVALID, ECONFLICT.
 	CreateDepartment(ctx context.Context, a Actor, d Department) (Department, error)
 	// FindDepartments lists departments by id.
 	FindDepartments(ctx context.Context) ([]Department, error)
 	// FindDepartment returns one department. ENOTFOUND.
 	FindDepartment(ctx context.Context, id string) (Department, error)
-
 	// CreateContact adds a filtering owner's contact. EINVALID, ENOTFOUND.
 	CreateContact(ctx context.Context, a Actor, c Contact) (Contact, error)
 	// FindContacts lists a department's contacts. ENOTFOUND.
 	FindContacts(ctx context.Context, department string) ([]Contact, error)
+}
 
+// TokenService keeps API credentials and says who holds one.
+type TokenService interface {
 	// CreateToken stores a new token's hash and returns the secret once.
 	// EINVALID, ENOTFOUND (department).
 	CreateToken(ctx context.Context, a Actor, t Token) (Token, string, error)
@@ -201,8 +223,13 @@ type Registry interface {
 	RevokeToken(ctx context.Context, a Actor, id int64) error
 	// Authenticate returns the actor for a secret. EUNAUTHORIZED.
 	Authenticate(ctx context.Context, secret string) (Actor, error)
+}
 
-	// CreateSite proposes a site. EINVALID, ECONFLICT.
+// SiteService keeps the catalogue of sites: proposals, changes,
+// suspension.
+type SiteService interface {
+	// CreateSite proposes a site for the actor's department. EINVALID,
+	// ECONFLICT.
 	CreateSite(ctx context.Context, a Actor, in SiteInput) (Site, error)
 	// FindSites lists sites by id.
 	FindSites(ctx context.Context, f SiteFilter) ([]Site, error)
@@ -211,27 +238,42 @@ type Registry interface {
 	// UpdateSite changes a site; new domains wait for a new quorum.
 	// EINVALID, ENOTFOUND, ECONFLICT.
 	UpdateSite(ctx context.Context, a Actor, id string, p SitePatch) (Site, error)
+	// SuspendSite takes a site off every list at once. EINVALID, ENOTFOUND.
+	SuspendSite(ctx context.Context, a Actor, id, reason string) (Site, error)
+	// ReinstateSite undoes a suspension. EINVALID, ENOTFOUND.
+	ReinstateSite(ctx context.Context, a Actor, id string) (Site, error)
+}
+
+// SignoffService keeps departments' decisions on sites.
+type SignoffService interface {
 	// SetSignoff records a department's decision on the site's current
 	// revision. EINVALID, ENOTFOUND.
 	SetSignoff(ctx context.Context, a Actor, site, department, decision, comment string) (Site, error)
 	// DeleteSignoff withdraws a department's decision. ENOTFOUND.
 	DeleteSignoff(ctx context.Context, a Actor, site, department string) (Site, error)
-	// SuspendSite takes a site off every list at once. EINVALID, ENOTFOUND.
-	SuspendSite(ctx context.Context, a Actor, id, reason string) (Site, error)
-	// ReinstateSite undoes a suspension. EINVALID, ENOTFOUND.
-	ReinstateSite(ctx context.Context, a Actor, id string) (Site, error)
+}
 
+// RequestService keeps staff requests for tools.
+type RequestService interface {
 	// CreateRequest records a staff request. EINVALID, ENOTFOUND.
 	CreateRequest(ctx context.Context, a Actor, r Request) (Request, error)
-	// FindRequests lists requests, for one department or all ("").
+	// FindRequests lists requests, newest first (at most MaxPage), for one
+	// department or all ("").
 	FindRequests(ctx context.Context, department string) ([]Request, error)
+}
 
-	// FindAudit lists audit entries after seq, oldest first, at most limit.
+// AuditService reads the hash-chained audit log.
+type AuditService interface {
+	// FindAudit lists audit entries after seq, oldest first, at most
+	// limit (at most MaxPage; 0 means MaxPage).
 	FindAudit(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
 	// VerifyAudit checks the whole chain; it returns the first broken seq,
 	// or the number of entries checked when the chain is intact.
 	VerifyAudit(ctx context.Context) (int64, bool, error)
+}
 
+// ListService reads the published, signed list versions.
+type ListService interface {
 	// FindScopes lists every scope with its current version.
 	FindScopes(ctx context.Context) ([]ScopeInfo, error)
 	// FindVersion returns a version with its body, or the latest for
@@ -247,12 +289,56 @@ type Registry interface {
 	// SignTimestamp signs a freshness statement with the list key (see
 	// Timestamp). EINVALID for a statement that is not well formed.
 	SignTimestamp(t Timestamp) (string, error)
+}
 
+// CatalogueService moves a whole registry in and out as a catalogue.
+type CatalogueService interface {
 	// Import adds a catalogue in one transaction, or nothing. EINVALID,
 	// ECONFLICT (field paths such as "sites[3].domains[1]").
 	Import(ctx context.Context, a Actor, c Catalogue) error
 	// Export returns the catalogue in the form Import reads.
 	Export(ctx context.Context) (Catalogue, error)
+}
+
+// Registry is every service together: what a store implements
+// (allowlist/sqlite, on SQLite or PostgreSQL). Optional services a store
+// may also offer are found by type assertion: Governance, Timers,
+// TSIGStore, Subscriber.
+type Registry interface {
+	DepartmentService
+	TokenService
+	SiteService
+	SignoffService
+	RequestService
+	AuditService
+	ListService
+	CatalogueService
+}
+
+// Services is a registry by noun, for a caller that uses several of its
+// services (the API, the pages): each field is the one registry, seen as
+// that service alone.
+type Services struct {
+	Departments DepartmentService
+	Tokens      TokenService
+	Sites       SiteService
+	Signoffs    SignoffService
+	Requests    RequestService
+	Audit       AuditService
+	Lists       ListService
+}
+
+// ServicesOf returns r's services.
+func ServicesOf(r Registry) Services {
+	return Services{Departments: r, Tokens: r, Sites: r, Signoffs: r, Requests: r, Audit: r, Lists: r}
+}
+
+// Subscriber is a store that tells those who subscribe of each version it
+// commits, after the commit: the API's watchers, the zone server, the
+// notification timers. A subscriber must not modify the version, and must
+// not block.
+type Subscriber interface {
+	Subscribe(f func(Version))
 }
 
 // Catalogue is the YAML seed and export form of a registry: departments

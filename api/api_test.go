@@ -79,13 +79,7 @@ func loadSpec(t *testing.T, base string) routers.Router {
 func newEnv(t *testing.T, cfg api.Config) *env {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	var srv *api.Server
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "registry.db"), sqlite.Options{Quorum: 2, Key: key,
-		OnPublish: func(v allowlist.Version) {
-			if srv != nil {
-				srv.Published(v)
-			}
-		}})
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "registry.db"), sqlite.Options{Quorum: 2, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +88,8 @@ func newEnv(t *testing.T, cfg api.Config) *env {
 	if cfg.Quorum == 0 {
 		cfg.Quorum = 2
 	}
-	srv = api.New(db, cfg)
+	srv := api.New(db, cfg)
+	db.Subscribe(srv.Published)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)

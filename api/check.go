@@ -152,7 +152,7 @@ func (s *Server) CheckAddress(ctx context.Context, ip, port, department string, 
 func (s *Server) checkAllowed(ctx context.Context, res CheckResult, a allowlist.Actor) (CheckResult, error) {
 	scope := res.Scope
 	res.Allowed = true
-	site, err := s.reg.FindSite(ctx, res.Match.Site.ID)
+	site, err := s.svc.Sites.FindSite(ctx, res.Match.Site.ID)
 	if err != nil {
 		return CheckResult{}, err
 	}
@@ -161,7 +161,7 @@ func (s *Server) checkAllowed(ctx context.Context, res CheckResult, a allowlist.
 	if canSeeContacts(a) {
 		res.Contacts = &CheckContacts{SiteOwner: site.Owner, Departments: map[string][]allowlist.Contact{}}
 		for _, so := range site.Signoffs {
-			cs, err := s.reg.FindContacts(ctx, so.Department)
+			cs, err := s.svc.Departments.FindContacts(ctx, so.Department)
 			if err == nil {
 				res.Contacts.Departments[so.Department] = cs
 			}

@@ -59,7 +59,7 @@ func (s *Server) CommonGround(ctx context.Context, departments []string, categor
 	if len(fields) > 0 {
 		return allowlist.Ground{}, allowlist.Invalid(fields...)
 	}
-	all, err := s.reg.FindDepartments(ctx)
+	all, err := s.svc.Departments.FindDepartments(ctx)
 	if err != nil {
 		return allowlist.Ground{}, err
 	}
@@ -86,11 +86,11 @@ func (s *Server) CommonGround(ctx context.Context, departments []string, categor
 		e.Message += ": " + strings.Join(unknown, ", ")
 		return allowlist.Ground{}, e
 	}
-	sites, err := s.ground.load(ctx, s.reg)
+	sites, err := s.ground.load(ctx, s.svc.Sites, s.svc.Audit)
 	if err != nil {
 		return allowlist.Ground{}, err
 	}
-	scopes, err := s.reg.FindScopes(ctx)
+	scopes, err := s.svc.Lists.FindScopes(ctx)
 	if err != nil {
 		return allowlist.Ground{}, err
 	}
@@ -127,28 +127,28 @@ type groundSites struct {
 	sites  []allowlist.Site
 }
 
-func (g *groundSites) load(ctx context.Context, reg allowlist.Registry) ([]allowlist.Site, error) {
+func (g *groundSites) load(ctx context.Context, sites allowlist.SiteService, audit allowlist.AuditService) ([]allowlist.Site, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	seq, err := newestAudit(ctx, reg, g.seq)
+	seq, err := newestAudit(ctx, audit, g.seq)
 	if err != nil {
 		return nil, err
 	}
 	if g.loaded && seq == g.seq {
 		return g.sites, nil
 	}
-	sites, err := reg.FindSites(ctx, allowlist.SiteFilter{})
+	all, err := sites.FindSites(ctx, allowlist.SiteFilter{})
 	if err != nil {
 		return nil, err
 	}
 	// Only what an answer reads: the domains and their history are most
 	// of a site's memory, and the lists say which patterns count.
-	for i, site := range sites {
-		sites[i] = allowlist.Site{ID: site.ID, Name: site.Name, Category: site.Category, Homepage: site.Homepage,
+	for i, site := range all {
+		all[i] = allowlist.Site{ID: site.ID, Name: site.Name, Category: site.Category, Homepage: site.Homepage,
 			Status: site.Status, Reason: site.Reason, Signoffs: site.Signoffs}
 	}
-	g.loaded, g.seq, g.sites = true, seq, sites
-	return sites, nil
+	g.loaded, g.seq, g.sites = true, seq, all
+	return all, nil
 }
 
 // newestAudit returns the seq of the newest audit entry, given one that is
@@ -156,9 +156,9 @@ func (g *groundSites) load(ctx context.Context, reg allowlist.Registry) ([]allow
 // chain), so FindAudit(x, 1) says whether x is older than the newest: an
 // unchanged registry costs one indexed query, and a change of n entries
 // about 2·log2(n).
-func newestAudit(ctx context.Context, reg allowlist.Registry, from int64) (int64, error) {
+func newestAudit(ctx context.Context, audit allowlist.AuditService, from int64) (int64, error) {
 	older := func(x int64) (bool, error) {
-		e, err := reg.FindAudit(ctx, x, 1)
+		e, err := audit.FindAudit(ctx, x, 1)
 		return len(e) > 0, err
 	}
 	lo, step := from, int64(1) // lo is never newer than the newest

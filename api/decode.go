@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -153,6 +154,20 @@ func checkKeys(body []byte) error {
 			}
 		}
 	}
+}
+
+// pageLimit reads the limit parameter of a listing: def when it is
+// absent, else an integer from 1 to allowlist.MaxPage. EMALFORMED.
+func pageLimit(c echo.Context, def int) (int, error) {
+	v := c.QueryParam("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > allowlist.MaxPage {
+		return 0, allowlist.Errorf(allowlist.EMALFORMED, "limit must be an integer from 1 to %d", allowlist.MaxPage)
+	}
+	return n, nil
 }
 
 // invalid is a convenience for handler-level validation failures.

@@ -18,7 +18,7 @@ func (s *Server) handleDepartmentCreate(c echo.Context) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
-	d, err := s.reg.CreateDepartment(c.Request().Context(), actorOf(c), allowlist.Department{ID: in.ID, Name: in.Name, Kind: in.Kind})
+	d, err := s.svc.Departments.CreateDepartment(c.Request().Context(), actorOf(c), allowlist.Department{ID: in.ID, Name: in.Name, Kind: in.Kind})
 	if err != nil {
 		return err
 	}
@@ -27,7 +27,7 @@ func (s *Server) handleDepartmentCreate(c echo.Context) error {
 }
 
 func (s *Server) handleDepartmentList(c echo.Context) error {
-	ds, err := s.reg.FindDepartments(c.Request().Context())
+	ds, err := s.svc.Departments.FindDepartments(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -35,7 +35,7 @@ func (s *Server) handleDepartmentList(c echo.Context) error {
 }
 
 func (s *Server) handleDepartmentGet(c echo.Context) error {
-	d, err := s.reg.FindDepartment(c.Request().Context(), c.Param("id"))
+	d, err := s.svc.Departments.FindDepartment(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -51,7 +51,7 @@ func (s *Server) handleContactCreate(c echo.Context) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
-	ct, err := s.reg.CreateContact(c.Request().Context(), actorOf(c), allowlist.Contact{Department: c.Param("id"), Name: in.Name, Email: in.Email, Role: in.Role})
+	ct, err := s.svc.Departments.CreateContact(c.Request().Context(), actorOf(c), allowlist.Contact{Department: c.Param("id"), Name: in.Name, Email: in.Email, Role: in.Role})
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ func (s *Server) handleContactCreate(c echo.Context) error {
 }
 
 func (s *Server) handleContactList(c echo.Context) error {
-	cs, err := s.reg.FindContacts(c.Request().Context(), c.Param("id"))
+	cs, err := s.svc.Departments.FindContacts(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func (s *Server) handleTokenCreate(c echo.Context) error {
 	if in.ExpiresAt != nil && !in.ExpiresAt.After(time.Now()) {
 		return invalid("expires_at", "must be in the future")
 	}
-	t, secret, err := s.reg.CreateToken(c.Request().Context(), actorOf(c), allowlist.Token{Role: in.Role, Department: in.Department, Name: in.Name, ExpiresAt: in.ExpiresAt})
+	t, secret, err := s.svc.Tokens.CreateToken(c.Request().Context(), actorOf(c), allowlist.Token{Role: in.Role, Department: in.Department, Name: in.Name, ExpiresAt: in.ExpiresAt})
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func (s *Server) handleTokenCreate(c echo.Context) error {
 }
 
 func (s *Server) handleTokenList(c echo.Context) error {
-	ts, err := s.reg.FindTokens(c.Request().Context())
+	ts, err := s.svc.Tokens.FindTokens(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func (s *Server) handleTokenRevoke(c echo.Context) error {
 	if err != nil || id <= 0 {
 		return allowlist.Errorf(allowlist.ENOTFOUND, "token %q not found", c.Param("id"))
 	}
-	if err := s.reg.RevokeToken(c.Request().Context(), actorOf(c), id); err != nil {
+	if err := s.svc.Tokens.RevokeToken(c.Request().Context(), actorOf(c), id); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -120,7 +120,7 @@ func (s *Server) handleRequestCreate(c echo.Context) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
-	r, err := s.reg.CreateRequest(c.Request().Context(), actorOf(c), allowlist.Request{Tool: in.Tool, URL: in.URL, Reason: in.Reason, Department: in.Department, Email: in.Email})
+	r, err := s.svc.Requests.CreateRequest(c.Request().Context(), actorOf(c), allowlist.Request{Tool: in.Tool, URL: in.URL, Reason: in.Reason, Department: in.Department, Email: in.Email})
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (s *Server) handleRequestList(c echo.Context) error {
 		}
 		dept = a.Department
 	}
-	rs, err := s.reg.FindRequests(c.Request().Context(), dept)
+	rs, err := s.svc.Requests.FindRequests(c.Request().Context(), dept)
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func (s *Server) handleRequestList(c echo.Context) error {
 }
 
 func (s *Server) handleAudit(c echo.Context) error {
-	after, limit := int64(0), 1000
+	after := int64(0)
 	if v := c.QueryParam("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
@@ -155,14 +155,11 @@ func (s *Server) handleAudit(c echo.Context) error {
 		}
 		after = n
 	}
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return allowlist.Errorf(allowlist.EMALFORMED, "limit must be an integer from 1 to 1000")
-		}
-		limit = n
+	limit, err := pageLimit(c, allowlist.MaxPage)
+	if err != nil {
+		return err
 	}
-	es, err := s.reg.FindAudit(c.Request().Context(), after, limit)
+	es, err := s.svc.Audit.FindAudit(c.Request().Context(), after, limit)
 	if err != nil {
 		return err
 	}

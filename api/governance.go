@@ -154,7 +154,7 @@ func (s *Server) handleQueue(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.reg.FindDepartment(c.Request().Context(), c.Param("id")); err != nil {
+	if _, err := s.svc.Departments.FindDepartment(c.Request().Context(), c.Param("id")); err != nil {
 		return err
 	}
 	q, err := g.Queue(c.Request().Context(), c.Param("id"), s.Now())
@@ -228,16 +228,12 @@ func (s *Server) handleDeliveries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.reg.FindDepartment(c.Request().Context(), c.Param("id")); err != nil {
+	if _, err := s.svc.Departments.FindDepartment(c.Request().Context(), c.Param("id")); err != nil {
 		return err
 	}
-	limit := 100
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return allowlist.Errorf(allowlist.EMALFORMED, "limit must be an integer from 1 to 1000")
-		}
-		limit = n
+	limit, err := pageLimit(c, allowlist.DefaultDeliveries)
+	if err != nil {
+		return err
 	}
 	ds, err := g.FindDeliveries(c.Request().Context(), c.Param("id"), limit)
 	if err != nil {

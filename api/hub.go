@@ -17,7 +17,7 @@ import (
 // wakes watchers when one moves, and keeps rendered lists and compiled
 // matchers so that a version is rendered once, not per request.
 type hub struct {
-	reg allowlist.Registry
+	reg allowlist.ListService
 	// flight makes concurrent first requests for one version share the
 	// work of loading, rendering and compiling it, instead of each doing it.
 	flight singleflight.Group
@@ -79,7 +79,7 @@ const (
 	maxRenderedBytes = 512 << 20
 )
 
-func newHub(reg allowlist.Registry) *hub {
+func newHub(reg allowlist.ListService) *hub {
 	return &hub{reg: reg, current: map[string]int64{}, changed: map[string]chan struct{}{},
 		rendered: map[renderKey]*rendered{}, matchers: map[string]*compiled{}, diffs: map[diffKey][]byte{},
 		stamps: map[string]signedTimestamp{}, stampEvery: 10 * time.Second}

@@ -13,7 +13,7 @@ import (
 )
 
 func (s *Server) handleScopes(c echo.Context) error {
-	scopes, err := s.reg.FindScopes(c.Request().Context())
+	scopes, err := s.svc.Lists.FindScopes(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func (s *Server) handleVersion(c echo.Context) error {
 }
 
 func (s *Server) handleVersions(c echo.Context) error {
-	vs, err := s.reg.FindVersions(c.Request().Context(), c.Param("scope"))
+	vs, err := s.svc.Lists.FindVersions(c.Request().Context(), c.Param("scope"))
 	if err != nil {
 		return err
 	}
@@ -221,7 +221,7 @@ func (s *Server) handleWatch(c echo.Context) error {
 }
 
 func (s *Server) handleKeys(c echo.Context) error {
-	pub := s.reg.PublicKey()
+	pub := s.svc.Lists.PublicKey()
 	return c.JSON(http.StatusOK, map[string]any{"keys": []map[string]string{{
 		"id": list.KeyID(pub), "algorithm": "ed25519", "public_key": base64.StdEncoding.EncodeToString(pub),
 	}}})

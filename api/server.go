@@ -1,6 +1,7 @@
 // Package api serves the registry's REST API with echo: the routes, who
 // may call each, problem+json errors, list publishing with ETags and the
-// watch long-poll. It knows the registry only through allowlist.Registry.
+// watch long-poll. It knows the registry only through the services of
+// allowlist.Registry, each handler through those it uses.
 package api
 
 import (
@@ -48,19 +49,32 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Defaults the API owns; the command line's configuration takes them from
+// here.
+const (
+	// DefaultRequestsPerMinute bounds anonymous staff requests per address.
+	DefaultRequestsPerMinute = 10
+	// DefaultTimestampEvery is how often freshness timestamps are signed.
+	DefaultTimestampEvery = 10 * time.Second
+)
+
 // Server is the REST API.
 type Server struct {
-	failures *failureLimiter
-	watches  *watchLimiter
-	requests *middleware.RateLimiterMemoryStore
-	reg      allowlist.Registry
-	gov      allowlist.Governance // nil when the store has none
-	cfg      Config
-	log      *slog.Logger
-	echo     *echo.Echo
-	hub      *hub
-	metrics  *metrics
-	routes   []route
+	failures     *failureLimiter
+	watches      *watchLimiter
+	requestLimit *middleware.RateLimiterMemoryStore
+	// svc is the registry by noun, what handlers use; reg is the store
+	// itself, for the optional services found by type assertion (gov,
+	// TSIG keys, queue statistics).
+	svc     allowlist.Services
+	reg     allowlist.Registry
+	gov     allowlist.Governance // nil when the store has none
+	cfg     Config
+	log     *slog.Logger
+	echo    *echo.Echo
+	hub     *hub
+	metrics *metrics
+	routes  []route
 	// pageError answers errors outside the API (the pages' HTML errors).
 	pageError func(echo.Context, *allowlist.Error)
 	ground    groundSites // common-ground's sites, between changes
@@ -148,8 +162,8 @@ func (s *Server) table() []route {
 	}
 }
 
-// New builds the API over a registry. Call Notify from the store's
-// OnPublish hook, and Run (or Start) to keep versions fresh.
+// New builds the API over a registry. Subscribe Published to the store
+// (allowlist.Subscriber), and call Start to keep versions fresh.
 func New(reg allowlist.Registry, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -161,18 +175,18 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 		cfg.RefreshEvery = 2 * time.Second
 	}
 	if cfg.TimestampEvery <= 0 {
-		cfg.TimestampEvery = 10 * time.Second
+		cfg.TimestampEvery = DefaultTimestampEvery
 	}
 	if cfg.RequestsPerMinute <= 0 {
-		cfg.RequestsPerMinute = 10
+		cfg.RequestsPerMinute = DefaultRequestsPerMinute
 	}
 	if cfg.WatchesPerAddress <= 0 {
 		cfg.WatchesPerAddress = 64
 	}
 	if cfg.Quorum <= 0 {
-		cfg.Quorum = 2
+		cfg.Quorum = allowlist.DefaultQuorum
 	}
-	s := &Server{reg: reg, cfg: cfg, log: cfg.Logger, hub: newHub(reg), metrics: newMetrics(), failures: newFailureLimiter(), watches: newWatchLimiter(cfg.WatchesPerAddress)}
+	s := &Server{reg: reg, svc: allowlist.ServicesOf(reg), cfg: cfg, log: cfg.Logger, hub: newHub(reg), metrics: newMetrics(), failures: newFailureLimiter(), watches: newWatchLimiter(cfg.WatchesPerAddress)}
 	s.hub.stampEvery = cfg.TimestampEvery
 	s.gov, _ = reg.(allowlist.Governance)
 	if qs, ok := reg.(queueStats); ok {
@@ -184,11 +198,11 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 	e.Use(s.logRequests, middleware.Recover(), s.authenticate)
 	// One allowance per client address for staff requests, spent by the
 	// API and the pages alike.
-	s.requests = middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+	s.requestLimit = middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
 		Rate: rate.Limit(float64(cfg.RequestsPerMinute) / 60), Burst: cfg.RequestsPerMinute, ExpiresIn: 10 * time.Minute,
 	})
 	limiter := middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
-		Store:               s.requests,
+		Store:               s.requestLimit,
 		IdentifierExtractor: func(c echo.Context) (string, error) { return addressKey(c.RealIP()), nil },
 		DenyHandler: func(c echo.Context, _ string, _ error) error {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(s.requestWait()/time.Second)))
@@ -225,7 +239,7 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 // /v1/requests and the request page; when none is left it says how long
 // to wait.
 func (s *Server) StaffRequestAllowed(ip string) (time.Duration, bool) {
-	ok, err := s.requests.Allow(addressKey(ip))
+	ok, err := s.requestLimit.Allow(addressKey(ip))
 	if err != nil || !ok {
 		return s.requestWait(), false
 	}
@@ -249,7 +263,7 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // Published hands the API a version the store has just committed: its
 // JSON is served from the bytes already in memory (a watcher woken by it
 // is answered without reading the body back), and watchers are woken.
-// Wire it to the store's OnPublish.
+// Subscribe it to the store (allowlist.Subscriber).
 func (s *Server) Published(v allowlist.Version) {
 	s.hub.prime(v)
 	s.Notify(v.Scope, v.Version)
@@ -290,7 +304,7 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) Refresh(ctx context.Context) error { return s.refresh(ctx) }
 
 func (s *Server) refresh(ctx context.Context) error {
-	scopes, err := s.reg.FindScopes(ctx)
+	scopes, err := s.svc.Lists.FindScopes(ctx)
 	if err != nil {
 		return err
 	}
@@ -323,7 +337,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			s.failures.fail(ip)
 			return allowlist.Errorf(allowlist.EUNAUTHORIZED, "missing, unknown, expired or revoked token")
 		}
-		a, err := s.reg.Authenticate(c.Request().Context(), strings.TrimSpace(secret))
+		a, err := s.svc.Tokens.Authenticate(c.Request().Context(), strings.TrimSpace(secret))
 		if err != nil {
 			if allowlist.ErrorCode(err) == allowlist.EUNAUTHORIZED {
 				s.failures.fail(ip)
@@ -358,7 +372,7 @@ func (s *Server) authorize(r route) echo.MiddlewareFunc {
 			case siteOwner:
 				allowed = a.Role == allowlist.RoleAdmin
 				if a.Role == allowlist.RoleOwner {
-					site, err := s.reg.FindSite(c.Request().Context(), c.Param("id"))
+					site, err := s.svc.Sites.FindSite(c.Request().Context(), c.Param("id"))
 					if err != nil {
 						return err
 					}

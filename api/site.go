@@ -34,7 +34,7 @@ func (s *Server) handleSiteCreate(c echo.Context) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
-	site, err := s.reg.CreateSite(c.Request().Context(), actorOf(c), in)
+	site, err := s.svc.Sites.CreateSite(c.Request().Context(), actorOf(c), in)
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func (s *Server) handleSiteList(c echo.Context) error {
 	if len(f.Q) > 200 {
 		return allowlist.Errorf(allowlist.EMALFORMED, "q is longer than 200 characters")
 	}
-	sites, err := s.reg.FindSites(c.Request().Context(), f)
+	sites, err := s.svc.Sites.FindSites(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func (s *Server) handleSiteList(c echo.Context) error {
 }
 
 func (s *Server) handleSiteGet(c echo.Context) error {
-	site, err := s.reg.FindSite(c.Request().Context(), c.Param("id"))
+	site, err := s.svc.Sites.FindSite(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func (s *Server) handleSiteUpdate(c echo.Context) error {
 	if err := decode(c, &p); err != nil {
 		return err
 	}
-	site, err := s.reg.UpdateSite(c.Request().Context(), actorOf(c), c.Param("id"), p)
+	site, err := s.svc.Sites.UpdateSite(c.Request().Context(), actorOf(c), c.Param("id"), p)
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func (s *Server) handleSignoffSet(c echo.Context) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
-	site, err := s.reg.SetSignoff(c.Request().Context(), actorOf(c), c.Param("id"), c.Param("department"), in.Decision, in.Comment)
+	site, err := s.svc.Signoffs.SetSignoff(c.Request().Context(), actorOf(c), c.Param("id"), c.Param("department"), in.Decision, in.Comment)
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func (s *Server) handleSignoffSet(c echo.Context) error {
 }
 
 func (s *Server) handleSignoffDelete(c echo.Context) error {
-	site, err := s.reg.DeleteSignoff(c.Request().Context(), actorOf(c), c.Param("id"), c.Param("department"))
+	site, err := s.svc.Signoffs.DeleteSignoff(c.Request().Context(), actorOf(c), c.Param("id"), c.Param("department"))
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func (s *Server) handleSiteSuspend(c echo.Context) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
-	site, err := s.reg.SuspendSite(c.Request().Context(), actorOf(c), c.Param("id"), in.Reason)
+	site, err := s.svc.Sites.SuspendSite(c.Request().Context(), actorOf(c), c.Param("id"), in.Reason)
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,7 @@ func (s *Server) handleSiteSuspend(c echo.Context) error {
 }
 
 func (s *Server) handleSiteReinstate(c echo.Context) error {
-	site, err := s.reg.ReinstateSite(c.Request().Context(), actorOf(c), c.Param("id"))
+	site, err := s.svc.Sites.ReinstateSite(c.Request().Context(), actorOf(c), c.Param("id"))
 	if err != nil {
 		return err
 	}

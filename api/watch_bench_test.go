@@ -46,15 +46,14 @@ func BenchmarkWatchers(b *testing.B) {
 	}
 	ctx := context.Background()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	var srv *api.Server
-	db, err := sqlite.Open(filepath.Join(b.TempDir(), "registry.db"), sqlite.Options{Quorum: 2, Key: key,
-		OnPublish: func(v allowlist.Version) { srv.Published(v) }})
+	db, err := sqlite.Open(filepath.Join(b.TempDir(), "registry.db"), sqlite.Options{Quorum: 2, Key: key})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	srv = api.New(db, api.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PublicLists: true, RequestsPerMinute: 1 << 30,
+	srv := api.New(db, api.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PublicLists: true, RequestsPerMinute: 1 << 30,
 		WatchesPerAddress: 1 << 20}) // every watcher comes from 127.0.0.1
+	db.Subscribe(srv.Published)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := srv.Start(runCtx); err != nil {

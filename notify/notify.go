@@ -148,7 +148,7 @@ func (r *Runner) loop(ctx context.Context, what string, step func(context.Contex
 }
 
 // Changed tells the runner that decisions changed (wire it to the
-// store's OnPublish), so that the next tick computes due times again.
+// store with Subscribe), so that the next tick computes due times again.
 func (r *Runner) Changed() { r.dirty.Store(true) }
 
 // Tick does one round of Timers, then of Deliver.

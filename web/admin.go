@@ -40,14 +40,14 @@ type adminToken struct {
 
 func (p *Pages) adminPage(c echo.Context, status int, v *adminView, errs []allowlist.FieldError) error {
 	ctx := c.Request().Context()
-	for _, d := range p.departments(ctx) {
-		cs, err := p.reg.FindContacts(ctx, d.ID)
+	for _, d := range p.departmentList(ctx) {
+		cs, err := p.svc.Departments.FindContacts(ctx, d.ID)
 		if err != nil {
 			return p.fail(c, err)
 		}
 		v.Departments = append(v.Departments, adminDepartment{Department: d, Contacts: cs})
 	}
-	tokens, err := p.reg.FindTokens(ctx)
+	tokens, err := p.svc.Tokens.FindTokens(ctx)
 	if err != nil {
 		return p.fail(c, err)
 	}
@@ -62,7 +62,7 @@ func (p *Pages) adminPage(c echo.Context, status int, v *adminView, errs []allow
 		}
 		v.Tokens = append(v.Tokens, adminToken{Token: t, DepartmentName: p.deptName(ctx, t.Department), State: state})
 	}
-	sites, err := p.reg.FindSites(ctx, allowlist.SiteFilter{})
+	sites, err := p.svc.Sites.FindSites(ctx, allowlist.SiteFilter{})
 	if err != nil {
 		return p.fail(c, err)
 	}
@@ -123,13 +123,13 @@ func formOf(c echo.Context, keys ...string) map[string]string {
 
 func (p *Pages) handleAdminDepartment(c echo.Context) error {
 	f := formOf(c, "id", "name", "kind")
-	_, err := p.reg.CreateDepartment(c.Request().Context(), p.actor(c), allowlist.Department{ID: f["id"], Name: f["name"], Kind: f["kind"]})
+	_, err := p.svc.Departments.CreateDepartment(c.Request().Context(), p.actor(c), allowlist.Department{ID: f["id"], Name: f["name"], Kind: f["kind"]})
 	return p.adminDone(c, err, "departments", "Added "+f["name"]+".", f)
 }
 
 func (p *Pages) handleAdminContact(c echo.Context) error {
 	f := formOf(c, "department", "name", "email", "role")
-	_, err := p.reg.CreateContact(c.Request().Context(), p.actor(c), allowlist.Contact{Department: f["department"], Name: f["name"], Email: f["email"], Role: f["role"]})
+	_, err := p.svc.Departments.CreateContact(c.Request().Context(), p.actor(c), allowlist.Contact{Department: f["department"], Name: f["name"], Email: f["email"], Role: f["role"]})
 	return p.adminDone(c, err, "contacts", "Added "+f["name"]+" to "+p.deptName(c.Request().Context(), f["department"])+"'s contacts.", f)
 }
 
@@ -149,7 +149,7 @@ func (p *Pages) handleAdminToken(c echo.Context) error {
 		e := time.Now().Add(time.Duration(days) * 24 * time.Hour)
 		t.ExpiresAt = &e
 	}
-	t, secret, err := p.reg.CreateToken(ctx, p.actor(c), t)
+	t, secret, err := p.svc.Tokens.CreateToken(ctx, p.actor(c), t)
 	if err != nil {
 		return p.adminDone(c, err, "tokens", "", f)
 	}
@@ -168,20 +168,23 @@ func (p *Pages) handleAdminRevoke(c echo.Context) error {
 	if err != nil {
 		return p.fail(c, allowlist.Errorf(allowlist.ENOTFOUND, "no such token"))
 	}
-	err = p.reg.RevokeToken(c.Request().Context(), p.actor(c), id)
+	err = p.svc.Tokens.RevokeToken(c.Request().Context(), p.actor(c), id)
 	return p.adminDone(c, err, "tokens", "Revoked token "+strconv.FormatInt(id, 10)+". It stops working at once, on the API and the pages.", nil)
 }
 
 func (p *Pages) handleAdminSuspend(c echo.Context) error {
 	f := formOf(c, "site", "reason")
-	s, err := p.reg.SuspendSite(c.Request().Context(), p.actor(c), f["site"], f["reason"])
+	s, err := p.svc.Sites.SuspendSite(c.Request().Context(), p.actor(c), f["site"], f["reason"])
 	return p.adminDone(c, err, "sites", "Suspended "+s.Name+": it leaves every list in the next version.", f)
 }
 
 func (p *Pages) handleAdminReinstate(c echo.Context) error {
-	s, err := p.reg.ReinstateSite(c.Request().Context(), p.actor(c), c.FormValue("site"))
+	s, err := p.svc.Sites.ReinstateSite(c.Request().Context(), p.actor(c), c.FormValue("site"))
 	return p.adminDone(c, err, "sites", "Reinstated "+s.Name+".", nil)
 }
+
+// auditShown is how many audit entries the audit page shows.
+const auditShown = 200
 
 type auditView struct {
 	Entries  []allowlist.AuditEntry
@@ -192,7 +195,7 @@ type auditView struct {
 
 func (p *Pages) handleAdminAudit(c echo.Context) error {
 	ctx := c.Request().Context()
-	seq, ok, err := p.reg.VerifyAudit(ctx)
+	seq, ok, err := p.svc.Audit.VerifyAudit(ctx)
 	if err != nil {
 		return p.fail(c, err)
 	}
@@ -202,13 +205,13 @@ func (p *Pages) handleAdminAudit(c echo.Context) error {
 	} else {
 		v.BrokenAt = seq
 	}
-	// The latest 200 entries, newest first; or, when the chain is broken,
-	// those around the break.
-	after := max(0, v.Checked-200)
+	// The latest auditShown entries, newest first; or, when the chain is
+	// broken, those around the break.
+	after := max(0, v.Checked-auditShown)
 	if !ok {
-		after = max(0, v.BrokenAt-100)
+		after = max(0, v.BrokenAt-auditShown/2)
 	}
-	entries, err := p.reg.FindAudit(ctx, after, 200)
+	entries, err := p.svc.Audit.FindAudit(ctx, after, auditShown)
 	if err != nil {
 		return p.fail(c, err)
 	}

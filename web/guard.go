@@ -206,7 +206,7 @@ func (p *Pages) identify(next echo.HandlerFunc) echo.HandlerFunc {
 			c.SetCookie(p.cookie(sessionCookie, "", -1))
 			return next(c)
 		}
-		a, err := p.reg.Authenticate(c.Request().Context(), token)
+		a, err := p.svc.Tokens.Authenticate(c.Request().Context(), token)
 		switch {
 		case err == nil && (a.Role == allowlist.RoleOwner || a.Role == allowlist.RoleAdmin):
 			c.Set(ctxActor, a)

@@ -104,7 +104,7 @@ func awaiting(r siteRow) bool {
 func (p *Pages) handleOwner(c echo.Context) error {
 	a, _ := p.owner(c)
 	ctx := c.Request().Context()
-	sites, err := p.reg.FindSites(ctx, allowlist.SiteFilter{})
+	sites, err := p.svc.Sites.FindSites(ctx, allowlist.SiteFilter{})
 	if err != nil {
 		return p.fail(c, err)
 	}
@@ -140,13 +140,13 @@ func (p *Pages) handleOwner(c echo.Context) error {
 			v.Pages = append(v.Pages, pageLink{Number: n, Href: "/owner?" + q.Encode() + "#all-sites", Current: n == at})
 		}
 	}
-	reqs, err := p.reg.FindRequests(ctx, a.Department)
+	reqs, err := p.svc.Requests.FindRequests(ctx, a.Department)
 	if err != nil {
 		return p.fail(c, err)
 	}
 	v.Requests = len(reqs)
 	return p.render(c, http.StatusOK, "owner", &page{Title: "Sites waiting for your decision", DepartmentName: p.deptName(ctx, a.Department),
-		Departments: p.departments(ctx), Categories: allowlist.Categories, Statuses: []string{allowlist.StatusProposed, allowlist.StatusApproved,
+		Departments: p.departmentList(ctx), Categories: allowlist.Categories, Statuses: []string{allowlist.StatusProposed, allowlist.StatusApproved,
 			allowlist.StatusSuspended, allowlist.StatusWithdrawn}, View: v})
 }
 
@@ -154,7 +154,7 @@ func (p *Pages) handleOwner(c echo.Context) error {
 func (p *Pages) handleOwnerSite(c echo.Context) error {
 	a, _ := p.owner(c)
 	ctx := c.Request().Context()
-	s, err := p.reg.FindSite(ctx, c.Param("id"))
+	s, err := p.svc.Sites.FindSite(ctx, c.Param("id"))
 	if err != nil {
 		return p.fail(c, err)
 	}
@@ -166,7 +166,7 @@ func (p *Pages) handleDecide(c echo.Context) error {
 	a, _ := p.owner(c)
 	ctx := c.Request().Context()
 	decision := c.FormValue("decision")
-	site, err := p.reg.SetSignoff(ctx, a, c.FormValue("site"), a.Department, decision, c.FormValue("comment"))
+	site, err := p.svc.Signoffs.SetSignoff(ctx, a, c.FormValue("site"), a.Department, decision, c.FormValue("comment"))
 	if err != nil {
 		return p.fail(c, err)
 	}
@@ -192,7 +192,7 @@ func (p *Pages) decisionMessage(ctx context.Context, r siteRow, department strin
 func (p *Pages) handleOwnerRequests(c echo.Context) error {
 	a, _ := p.owner(c)
 	ctx := c.Request().Context()
-	reqs, err := p.reg.FindRequests(ctx, a.Department)
+	reqs, err := p.svc.Requests.FindRequests(ctx, a.Department)
 	if err != nil {
 		return p.fail(c, err)
 	}
@@ -212,8 +212,8 @@ type directoryGroup struct {
 func (p *Pages) handleDirectory(c echo.Context) error {
 	ctx := c.Request().Context()
 	v := &directoryView{}
-	for _, d := range p.departments(ctx) {
-		cs, err := p.reg.FindContacts(ctx, d.ID)
+	for _, d := range p.departmentList(ctx) {
+		cs, err := p.svc.Departments.FindContacts(ctx, d.ID)
 		if err != nil {
 			return p.fail(c, err)
 		}
@@ -230,7 +230,7 @@ func (p *Pages) deptName(ctx context.Context, id string) string {
 	if id == allowlist.ScopeCommon {
 		return "Common list"
 	}
-	if d, err := p.reg.FindDepartment(ctx, id); err == nil {
+	if d, err := p.svc.Departments.FindDepartment(ctx, id); err == nil {
 		return d.Name
 	}
 	return id

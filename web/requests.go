@@ -118,7 +118,7 @@ func (p *Pages) handleOwnerWaiting(c echo.Context) error {
 	if v.RequestGroups, err = g.FindRequestGroups(ctx, a.Department); err != nil {
 		return p.fail(c, err)
 	}
-	if v.Requests, err = p.reg.FindRequests(ctx, a.Department); err != nil {
+	if v.Requests, err = p.svc.Requests.FindRequests(ctx, a.Department); err != nil {
 		return p.fail(c, err)
 	}
 	return p.render(c, http.StatusOK, "waiting", &page{Title: "Waiting for you", DepartmentName: p.scopeName(a.Department), View: v})

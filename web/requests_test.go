@@ -97,20 +97,15 @@ func TestOwnerSeesOverdueAndRenews(t *testing.T) {
 	now := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	var srv *api.Server
 	db, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"), sqlite.Options{Quorum: 2, Key: key, Now: clock,
-		Policy: allowlist.Policy{DecisionSLA: 5 * 24 * time.Hour, ApprovalMaxAge: 365 * 24 * time.Hour, ApprovalWarning: 30 * 24 * time.Hour},
-		OnPublish: func(v allowlist.Version) {
-			if srv != nil {
-				srv.Published(v)
-			}
-		}})
+		Policy: allowlist.Policy{DecisionSLA: 5 * 24 * time.Hour, ApprovalMaxAge: 365 * 24 * time.Hour, ApprovalWarning: 30 * 24 * time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv = api.New(db, api.Config{PublicLists: true, Logger: quiet, Now: clock})
+	srv := api.New(db, api.Config{PublicLists: true, Logger: quiet, Now: clock})
+	db.Subscribe(srv.Published)
 	web.New(db, srv, web.Options{Logger: quiet}).Register(srv.Echo())
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()

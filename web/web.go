@@ -2,7 +2,8 @@
 // tool, filtering owners deciding for their department, and anyone looking
 // at the catalogue, the lists and the dashboard. Pages are rendered on the
 // server in the GOV.UK Design System's markup and work without JavaScript.
-// It uses the registry through allowlist.Registry and the API's check.
+// It uses the registry through the services of allowlist.Registry and the
+// API's check.
 package web
 
 import (
@@ -56,6 +57,10 @@ type Options struct {
 
 // Pages is the web front end.
 type Pages struct {
+	// svc is the registry by noun, what handlers use; reg is the store
+	// itself, for the optional services found by type assertion
+	// (Governance, its policy, queue statistics).
+	svc      allowlist.Services
 	reg      allowlist.Registry
 	check    Checker
 	opt      Options
@@ -70,7 +75,7 @@ func New(reg allowlist.Registry, check Checker, opt Options) *Pages {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	p := &Pages{reg: reg, check: check, opt: opt, log: opt.Logger, tmpl: map[string]*template.Template{}, sessions: newSessions(), csrfKey: make([]byte, 32)}
+	p := &Pages{reg: reg, svc: allowlist.ServicesOf(reg), check: check, opt: opt, log: opt.Logger, tmpl: map[string]*template.Template{}, sessions: newSessions(), csrfKey: make([]byte, 32)}
 	if _, err := rand.Read(p.csrfKey); err != nil {
 		panic("crypto/rand: " + err.Error())
 	}
@@ -342,8 +347,8 @@ func (p *Pages) render(c echo.Context, status int, name string, pg *page) error 
 	return nil
 }
 
-func (p *Pages) departments(ctx context.Context) []allowlist.Department {
-	ds, err := p.reg.FindDepartments(ctx)
+func (p *Pages) departmentList(ctx context.Context) []allowlist.Department {
+	ds, err := p.svc.Departments.FindDepartments(ctx)
 	if err != nil {
 		p.log.Warn("departments", "err", err)
 	}
@@ -354,7 +359,7 @@ func (p *Pages) scopeName(scope string) string {
 	if scope == allowlist.ScopeCommon {
 		return "Common list"
 	}
-	if d, err := p.reg.FindDepartment(context.Background(), scope); err == nil {
+	if d, err := p.svc.Departments.FindDepartment(context.Background(), scope); err == nil {
 		return d.Name
 	}
 	return scope
@@ -412,7 +417,7 @@ func statusColour(status string) string {
 // --- staff ---
 
 func (p *Pages) handleStart(c echo.Context) error {
-	return p.render(c, http.StatusOK, "start", &page{Title: "Can I use this tool at work?", Departments: p.departments(c.Request().Context()), Department: c.QueryParam("department")})
+	return p.render(c, http.StatusOK, "start", &page{Title: "Can I use this tool at work?", Departments: p.departmentList(c.Request().Context()), Department: c.QueryParam("department")})
 }
 
 // handleCheck accepts a web address, a host name, or a tool's name.
@@ -420,13 +425,13 @@ func (p *Pages) handleCheck(c echo.Context) error {
 	ctx := c.Request().Context()
 	q := strings.TrimSpace(c.QueryParam("q"))
 	dept := c.QueryParam("department")
-	pg := &page{Title: "Can I use this tool at work?", Query: q, Department: dept, Departments: p.departments(ctx), Quorum: p.check.Quorum()}
+	pg := &page{Title: "Can I use this tool at work?", Query: q, Department: dept, Departments: p.departmentList(ctx), Quorum: p.check.Quorum()}
 	if q == "" {
 		pg.Errors = []allowlist.FieldError{{Field: "q", Message: "Enter the name or web address of the tool"}}
 		return p.render(c, statusOf(allowlist.EINVALID), "start", pg)
 	}
 	if dept != "" {
-		if _, err := p.reg.FindDepartment(ctx, dept); err != nil {
+		if _, err := p.svc.Departments.FindDepartment(ctx, dept); err != nil {
 			dept, pg.Department = "", ""
 		}
 	}
@@ -482,7 +487,7 @@ func (p *Pages) handleCheck(c echo.Context) error {
 // findTool finds a site by its name or id, case-insensitively; failing
 // an exact match, the only one whose name contains the text.
 func (p *Pages) findTool(ctx context.Context, name string) (allowlist.Site, error) {
-	sites, err := p.reg.FindSites(ctx, allowlist.SiteFilter{Q: name})
+	sites, err := p.svc.Sites.FindSites(ctx, allowlist.SiteFilter{Q: name})
 	if err != nil {
 		return allowlist.Site{}, err
 	}
@@ -490,7 +495,7 @@ func (p *Pages) findTool(ctx context.Context, name string) (allowlist.Site, erro
 }
 
 func (p *Pages) handleRequestForm(c echo.Context) error {
-	return p.render(c, http.StatusOK, "request", &page{Title: "Request a tool", Departments: p.departments(c.Request().Context()), Department: c.QueryParam("department"),
+	return p.render(c, http.StatusOK, "request", &page{Title: "Request a tool", Departments: p.departmentList(c.Request().Context()), Department: c.QueryParam("department"),
 		Form: map[string]string{"tool": c.QueryParam("tool"), "url": c.QueryParam("url")}})
 }
 
@@ -510,11 +515,11 @@ func (p *Pages) handleRequest(c echo.Context) error {
 	if !strings.Contains(form["url"], ".") {
 		url = ""
 	}
-	r, err := p.reg.CreateRequest(ctx, p.actor(c), allowlist.Request{Tool: form["tool"], URL: url, Reason: form["reason"], Department: form["department"], Email: form["email"]})
+	r, err := p.svc.Requests.CreateRequest(ctx, p.actor(c), allowlist.Request{Tool: form["tool"], URL: url, Reason: form["reason"], Department: form["department"], Email: form["email"]})
 	if err != nil {
 		var ae *allowlist.Error
 		if errors.As(err, &ae) && ae.Code == allowlist.EINVALID {
-			pg := &page{Title: "Request a tool", Form: form, Department: form["department"], Departments: p.departments(ctx)}
+			pg := &page{Title: "Request a tool", Form: form, Department: form["department"], Departments: p.departmentList(ctx)}
 			for _, f := range ae.Fields {
 				msg := map[string]string{"tool": "Enter the name of the tool", "reason": "Tell us why you need it",
 					"department": "Select your organisation", "email": "Enter an email address in the right format, like name@example.gov.uk",
@@ -543,7 +548,7 @@ func (p *Pages) handleCatalogue(c echo.Context) error {
 	default:
 		status = ""
 	}
-	sites, err := p.reg.FindSites(c.Request().Context(), allowlist.SiteFilter{Status: status})
+	sites, err := p.svc.Sites.FindSites(c.Request().Context(), allowlist.SiteFilter{Status: status})
 	if err != nil {
 		return p.fail(c, err)
 	}
@@ -564,7 +569,7 @@ func (p *Pages) handleCatalogue(c echo.Context) error {
 }
 
 func (p *Pages) handleLists(c echo.Context) error {
-	scopes, err := p.reg.FindScopes(c.Request().Context())
+	scopes, err := p.svc.Lists.FindScopes(c.Request().Context())
 	if err != nil {
 		return p.fail(c, err)
 	}
@@ -574,7 +579,7 @@ func (p *Pages) handleLists(c echo.Context) error {
 func (p *Pages) handleScope(c echo.Context) error {
 	ctx := c.Request().Context()
 	scope := c.Param("scope")
-	versions, err := p.reg.FindVersions(ctx, scope)
+	versions, err := p.svc.Lists.FindVersions(ctx, scope)
 	if err != nil {
 		return p.fail(c, err)
 	}
@@ -607,7 +612,7 @@ func (p *Pages) handleScope(c echo.Context) error {
 }
 
 func (p *Pages) entries(ctx context.Context, scope string, n int64) ([]allowlist.Entry, error) {
-	v, err := p.reg.FindVersion(ctx, scope, n)
+	v, err := p.svc.Lists.FindVersion(ctx, scope, n)
 	if err != nil {
 		return nil, err
 	}
@@ -639,7 +644,7 @@ type tick struct {
 
 func (p *Pages) handleDashboard(c echo.Context) error {
 	ctx := c.Request().Context()
-	sites, err := p.reg.FindSites(ctx, allowlist.SiteFilter{})
+	sites, err := p.svc.Sites.FindSites(ctx, allowlist.SiteFilter{})
 	if err != nil {
 		return p.fail(c, err)
 	}
@@ -672,7 +677,7 @@ func (p *Pages) handleDashboard(c echo.Context) error {
 		pg.ByDepartment = append(pg.ByDepartment, *d)
 	}
 	sort.Slice(pg.ByDepartment, func(i, j int) bool { return pg.ByDepartment[i].Name < pg.ByDepartment[j].Name })
-	versions, err := p.reg.FindVersions(ctx, allowlist.ScopeCommon)
+	versions, err := p.svc.Lists.FindVersions(ctx, allowlist.ScopeCommon)
 	if err != nil {
 		return p.fail(c, err)
 	}
@@ -740,7 +745,7 @@ func (p *Pages) handleSignIn(c echo.Context) error {
 		return p.tooMany(c, wait, "There have been too many failed sign-ins from your network. Wait a few seconds and try again.")
 	}
 	token := strings.TrimSpace(c.FormValue("token"))
-	a, err := p.reg.Authenticate(c.Request().Context(), token)
+	a, err := p.svc.Tokens.Authenticate(c.Request().Context(), token)
 	if err != nil && allowlist.ErrorCode(err) != allowlist.EUNAUTHORIZED {
 		return p.fail(c, err)
 	}
@@ -831,10 +836,10 @@ func (p *Pages) handlePropose(c echo.Context) error {
 	var site allowlist.Site
 	var err error = allowlist.Invalid(lineErrs...)
 	if len(lineErrs) == 0 {
-		site, err = p.reg.CreateSite(ctx, a, in)
+		site, err = p.svc.Sites.CreateSite(ctx, a, in)
 	}
 	if err == nil {
-		site, err = p.reg.SetSignoff(ctx, a, site.ID, a.Department, allowlist.DecisionApprove, "proposed by "+a.Department)
+		site, err = p.svc.Signoffs.SetSignoff(ctx, a, site.ID, a.Department, allowlist.DecisionApprove, "proposed by "+a.Department)
 	}
 	if err != nil {
 		var ae *allowlist.Error

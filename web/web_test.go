@@ -32,17 +32,13 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, web.Options{}) }
 
 func newEnvWith(t *testing.T, opt web.Options) *env {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	var srv *api.Server
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"), sqlite.Options{Quorum: 2, Key: key, OnPublish: func(v allowlist.Version) {
-		if srv != nil {
-			srv.Published(v)
-		}
-	}})
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"), sqlite.Options{Quorum: 2, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv = api.New(db, api.Config{PublicLists: true, Logger: quiet})
+	srv := api.New(db, api.Config{PublicLists: true, Logger: quiet})
+	db.Subscribe(srv.Published)
 	opt.Logger = quiet
 	web.New(db, srv, opt).Register(srv.Echo())
 	ctx, cancel := context.WithCancel(context.Background())

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,15 +55,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir()}
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	var mu sync.Mutex
-	db, err := sqlite.Open(filepath.Join(e.dir, "registry.db"), sqlite.Options{Quorum: 2, Key: key, OnPublish: func(v allowlist.Version) {
-		mu.Lock()
-		zs := e.zs
-		mu.Unlock()
-		if zs != nil {
-			zs.Published(v)
-		}
-	}})
+	db, err := sqlite.Open(filepath.Join(e.dir, "registry.db"), sqlite.Options{Quorum: 2, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,9 +80,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
 	e.zs = zs
-	mu.Unlock()
+	db.Subscribe(zs.Published)
 	runCtx, cancel := context.WithCancel(ctx)
 	if err := zs.Start(runCtx); err != nil {
 		t.Fatal(err)

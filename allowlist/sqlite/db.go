@@ -33,14 +33,12 @@ var migrations embed.FS
 // Options configure a DB.
 type Options struct {
 	// Quorum is the number of approvals that put a site on the common list.
-	// Zero keeps the quorum stored in the database (2 for a new one), so
+	// Zero keeps the quorum stored in the database (DefaultQuorum for a
+	// new one), so
 	// that command-line tools never republish lists under another rule.
 	Quorum int
 	// Key signs published versions.
 	Key ed25519.PrivateKey
-	// OnPublish, if set, is called after a commit for each new version,
-	// with its body, signature and changes (which must not be modified).
-	OnPublish func(v allowlist.Version)
 	// Now returns the current time; tests may fix it.
 	Now func() time.Time
 	// Policy holds the governance rules (lazy consensus, decision SLA,
@@ -62,9 +60,25 @@ type DB struct {
 	// bumped by every write; scopes' sorted entries; the latest versions'
 	// entries): see allowlist.Publisher.
 	pub *allowlist.Publisher
+	// subs are told of each new version after its commit (Subscribe).
+	subsMu sync.Mutex
+	subs   []func(allowlist.Version)
 }
 
-var _ allowlist.Registry = (*DB)(nil)
+var (
+	_ allowlist.Registry   = (*DB)(nil)
+	_ allowlist.Subscriber = (*DB)(nil)
+)
+
+// Subscribe has f called after each commit with each version it
+// published, with its body, signature and changes (which f must not
+// modify). Those built after the store (the
+// API, the zone server, the timers) subscribe once they exist.
+func (db *DB) Subscribe(f func(allowlist.Version)) {
+	db.subsMu.Lock()
+	db.subs = append(db.subs, f)
+	db.subsMu.Unlock()
+}
 
 // dsn sets the pragmas every connection needs:
 //   - WAL lets readers proceed while the writer commits;
@@ -126,7 +140,7 @@ func OpenDB(w, r *sql.DB, d Dialect, opts Options) (*DB, error) {
 	if db.opts.Quorum < 1 {
 		db.opts.Quorum, _ = strconv.Atoi(stored)
 		if db.opts.Quorum < 1 {
-			db.opts.Quorum = 2
+			db.opts.Quorum = allowlist.DefaultQuorum
 		}
 	}
 	db.pub = allowlist.NewPublisher(db.opts.Quorum, db.opts.Key)
@@ -283,7 +297,7 @@ type change func(tx *sql.Tx) (action, object string, detail any, err error)
 
 // update runs fn in one immediate transaction together with republishing
 // every scope whose content changed and appending the audit entry, then
-// tells OnPublish about new versions once committed.
+// tells the subscribers about new versions once committed.
 func (db *DB) update(ctx context.Context, actor allowlist.Actor, fn change) error {
 	return db.updateSite(ctx, actor, allowlist.AnySite, fn)
 }
@@ -330,9 +344,12 @@ func (db *DB) write1(ctx context.Context, actor allowlist.Actor, site string, fn
 	if err != nil {
 		return s, err
 	}
-	if db.opts.OnPublish != nil {
-		for _, v := range pub.Versions {
-			db.opts.OnPublish(v)
+	db.subsMu.Lock()
+	subs := db.subs
+	db.subsMu.Unlock()
+	for _, v := range pub.Versions {
+		for _, f := range subs {
+			f(v)
 		}
 	}
 	return s, nil

@@ -304,8 +304,8 @@ func scanDelivery(row interface{ Scan(...any) error }) (allowlist.Delivery, erro
 
 // FindDeliveries lists a department's latest deliveries, newest first.
 func (db *DB) FindDeliveries(ctx context.Context, dept string, limit int) ([]allowlist.Delivery, error) {
-	if limit <= 0 || limit > 1000 {
-		limit = 100
+	if limit <= 0 || limit > allowlist.MaxPage {
+		limit = allowlist.DefaultDeliveries
 	}
 	rows, err := db.read.QueryContext(ctx, "SELECT "+deliveryColumns+" FROM deliveries WHERE department = ? ORDER BY id DESC LIMIT ?", dept, limit)
 	if err != nil {

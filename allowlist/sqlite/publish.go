@@ -204,8 +204,8 @@ func appendAudit(ctx context.Context, tx *sql.Tx, now time.Time, actor, action, 
 
 // FindAudit lists audit entries after seq, oldest first.
 func (db *DB) FindAudit(ctx context.Context, after int64, limit int) ([]allowlist.AuditEntry, error) {
-	if limit <= 0 || limit > 1000 {
-		limit = 1000
+	if limit <= 0 || limit > allowlist.MaxPage {
+		limit = allowlist.MaxPage
 	}
 	rows, err := db.read.QueryContext(ctx, "SELECT seq, at, actor, action, object, detail, prev_hash, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
 	if err != nil {
@@ -231,7 +231,7 @@ func (db *DB) FindAudit(ctx context.Context, after int64, limit int) ([]allowlis
 func (db *DB) VerifyAudit(ctx context.Context) (int64, bool, error) {
 	prev, next := "", int64(1)
 	for {
-		batch, err := db.FindAudit(ctx, next-1, 1000)
+		batch, err := db.FindAudit(ctx, next-1, allowlist.MaxPage)
 		if err != nil {
 			return 0, false, err
 		}

@@ -8,6 +8,7 @@ import (
 	"encoding/base32"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/cross-gov/allowlist/allowlist"
@@ -131,10 +132,10 @@ func findRequests(ctx context.Context, q queryer, where string, args ...any) ([]
 	return out, rows.Err()
 }
 
-// FindRequests lists staff requests, newest first, for one department or
-// for all when department is "".
+// FindRequests lists staff requests, the newest allowlist.MaxPage first,
+// for one department or for all when department is "".
 func (db *DB) FindRequests(ctx context.Context, dept string) ([]allowlist.Request, error) {
-	return findRequests(ctx, db.read, "CAST(? AS TEXT) = '' OR department = ? ORDER BY id DESC LIMIT 1000", dept, dept)
+	return findRequests(ctx, db.read, "CAST(? AS TEXT) = '' OR department = ? ORDER BY id DESC LIMIT "+strconv.Itoa(allowlist.MaxPage), dept, dept)
 }
 
 func findRequest(ctx context.Context, q queryer, where string, arg any) (allowlist.Request, error) {

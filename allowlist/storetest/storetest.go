@@ -25,6 +25,7 @@ var ctx = context.Background()
 // Store is what the suite needs of a store.
 type Store interface {
 	allowlist.Registry
+	allowlist.Subscriber
 	Ping(ctx context.Context) error
 	Quorum() int
 	Close() error
@@ -58,6 +59,7 @@ func Run(t *testing.T, b Backend) {
 		{"OneSigningKey", testOneSigningKey},
 		{"Reopen", testReopen},
 		{"Endpoints", testEndpoints},
+		{"Subscribers", testSubscribers},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
 	}

@@ -62,8 +62,8 @@ type ServeConfig struct {
 
 // DefaultServeConfig is what a missing file or key means.
 func DefaultServeConfig() ServeConfig {
-	return ServeConfig{Listen: "127.0.0.1:8080", DB: "var/registry.db", Quorum: 2, PublicLists: true, LogLevel: "info", RequestsPerMinute: 10,
-		TimestampInterval: 10 * time.Second}
+	return ServeConfig{Listen: "127.0.0.1:8080", DB: "var/registry.db", Quorum: allowlist.DefaultQuorum, PublicLists: true, LogLevel: "info",
+		RequestsPerMinute: api.DefaultRequestsPerMinute, TimestampInterval: api.DefaultTimestampEvery}
 }
 
 // Validate names the first bad key.
@@ -203,34 +203,20 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	var srv *api.Server
-	var timers *notify.Runner
 	now := time.Now
 	if *clockFile != "" {
 		now = (&offsetClock{path: *clockFile}).Now
 	}
-	var zs *zone.Server
-	store, err := openDB(cfg.DB, cfg.SigningKey, sqlite.Options{
-		Quorum: cfg.Quorum,
-		OnPublish: func(v allowlist.Version) {
-			log.Info("list published", "scope", v.Scope, "version", v.Version, "entries", v.Entries, "added", v.Added, "removed", v.Removed)
-			if srv != nil {
-				srv.Published(v)
-			}
-			if timers != nil {
-				timers.Changed()
-			}
-			if zs != nil {
-				zs.Published(v)
-			}
-		},
-		Now:    now,
-		Policy: cfg.Governance.Policy(),
-	})
+	store, err := openDB(cfg.DB, cfg.SigningKey, sqlite.Options{Quorum: cfg.Quorum, Now: now, Policy: cfg.Governance.Policy()})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	// Each part that follows new versions subscribes to the store once it
+	// exists: the log here, then the API, the timers and the zone server.
+	store.Subscribe(func(v allowlist.Version) {
+		log.Info("list published", "scope", v.Scope, "version", v.Version, "entries", v.Entries, "added", v.Added, "removed", v.Removed)
+	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if cfg.Seed {
@@ -255,8 +241,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 		return store.Ping(ctx)
 	}
-	srv = api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute, WatchesPerAddress: cfg.WatchesPerAddress,
+	srv := api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute, WatchesPerAddress: cfg.WatchesPerAddress,
 		TimestampEvery: cfg.TimestampInterval, Logger: log, Ready: ready, PublicURL: pageBase, Now: now})
+	store.Subscribe(srv.Published)
 	web.New(store, srv, webOptions(cfg, log)).Register(srv.Echo())
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -265,7 +252,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	ncfg, _ := cfg.Notifications.runner(cfg.PublicURL) // validated above
 	ncfg.Logger = log
-	timers = notify.New(store, ncfg)
+	timers := notify.New(store, ncfg)
+	store.Subscribe(func(allowlist.Version) { timers.Changed() })
 	if err := timers.Start(runCtx); err != nil {
 		return err
 	}
@@ -277,8 +265,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			LogError: func(err error) { log.Warn("listening for other instances' versions", "err", err) }}
 		go l.Listen(runCtx)
 	}
-	if zs, err = startZone(runCtx, cfg.ZoneConfig, store, srv, log); err != nil {
+	zs, err := startZone(runCtx, cfg.ZoneConfig, store, srv, log)
+	if err != nil {
 		return err
+	}
+	if zs != nil {
+		store.Subscribe(zs.Published)
 	}
 	// Load what the first write would otherwise load itself (seconds at a
 	// million entries); writes wait for it, reads do not.
