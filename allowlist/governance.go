@@ -203,8 +203,9 @@ func FallsBelowQuorum(s Site, dept string, quorum int) bool {
 }
 
 // awaitsDecision reports whether a site waits for dept's decision: it is
-// live, common does not list its current domains yet, and dept has not
-// decided on them.
+// live, common does not list its current domains, networks or handling
+// yet, and dept has not decided on them. Undecided is the one rule of a
+// department's queue (Governance.Queue), for the API and the pages.
 func awaitsDecision(s Site, dept string, quorum int) bool {
 	return len(Undecided(s, []string{dept}, quorum)) == 1
 }
@@ -212,13 +213,19 @@ func awaitsDecision(s Site, dept string, quorum int) bool {
 // Undecided returns the departments of depts whose decision the site
 // awaits (see awaitsDecision).
 func Undecided(s Site, depts []string, quorum int) []string {
-	if !live(s) || slices.Equal(PublishedDomains(s, quorum), s.Domains) {
+	if !live(s) {
 		return nil
+	}
+	current := revisionEndpoints(s, s.Revision)
+	if slices.Equal(PublishedDomains(s, quorum), s.Domains) {
+		if published, _ := PublishedEndpoints(s, quorum); endpointsCover(published, current) {
+			return nil
+		}
 	}
 	var out []string
 	for _, d := range depts {
 		decided := slices.ContainsFunc(s.Signoffs, func(so Signoff) bool {
-			return so.Department == d && covers(s.History[so.Revision], s.Domains)
+			return so.Department == d && covers(s.History[so.Revision], s.Domains) && endpointsCover(revisionEndpoints(s, so.Revision), current)
 		})
 		if !decided {
 			out = append(out, d)
@@ -233,10 +240,16 @@ func Overdue(since, now time.Time, p Policy) bool {
 	return p.DecisionSLA > 0 && now.Sub(since) > p.DecisionSLA
 }
 
+// The kinds of QueueItem.
+const (
+	QueueSite    = "site"    // a site to decide on (ID is its id)
+	QueueRequest = "request" // a staff request to answer (ID is its number)
+)
+
 // QueueItem is one thing waiting for a department: a site to decide on or
 // a staff request to answer.
 type QueueItem struct {
-	Kind    string    `json:"kind"` // "site" or "request"
+	Kind    string    `json:"kind"` // QueueSite or QueueRequest
 	ID      string    `json:"id"`
 	Title   string    `json:"title"`
 	Since   time.Time `json:"since"`

@@ -280,3 +280,29 @@ func TestValidateRequestAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestAwaitsEndpointChange: a change of networks waits for decisions as a
+// change of domains does (the one queue rule, for the API's queue and the
+// owner's page): a department that approved the old networks is asked
+// again; one that approved the new ones is not; once the quorum approved
+// them, nothing waits.
+func TestAwaitsEndpointChange(t *testing.T) {
+	same := map[int][]string{1: {"meet.example.org"}, 2: {"meet.example.org"}}
+	wider := map[int]Endpoints{
+		1: {Handling: Handling{TLSInspection: TLSAllow, Proxy: ProxyUse}},
+		2: {Networks: []Network{{Prefix: "192.0.2.0/24", Protocol: ProtocolUDP, Ports: "3478"}}, Handling: Handling{TLSInspection: TLSAllow, Proxy: ProxyUse}},
+	}
+	s := site("m", StatusApproved, same, ok("a", 1), ok("b", 1), ok("c", 2))
+	s.EndpointHistory = wider
+	s.Networks, s.Handling = wider[2].Networks, wider[2].Handling
+	if !awaitsDecision(s, "a", 2) {
+		t.Error("a approved the old networks only: the new ones should wait for it")
+	}
+	if awaitsDecision(s, "c", 2) {
+		t.Error("c approved the new networks: nothing waits for it")
+	}
+	s.Signoffs = append(s.Signoffs, ok("d", 2))
+	if awaitsDecision(s, "a", 2) {
+		t.Error("two approvals of the new networks: common lists them, nothing waits")
+	}
+}

@@ -231,6 +231,11 @@ type SiteService interface {
 	// CreateSite proposes a site for the actor's department. EINVALID,
 	// ECONFLICT.
 	CreateSite(ctx context.Context, a Actor, in SiteInput) (Site, error)
+	// ProposeSite proposes a site for the actor's department and records
+	// that department's approval of it, in one transaction: both or
+	// neither. EINVALID, ECONFLICT, ENOTFOUND (the department),
+	// EFORBIDDEN (an actor bound to no department).
+	ProposeSite(ctx context.Context, a Actor, in SiteInput, comment string) (Site, error)
 	// FindSites lists sites by id.
 	FindSites(ctx context.Context, f SiteFilter) ([]Site, error)
 	// FindSite returns one site. ENOTFOUND.

@@ -40,7 +40,7 @@ type adminToken struct {
 
 func (p *Pages) adminPage(c echo.Context, status int, v *adminView, errs []allowlist.FieldError) error {
 	ctx := c.Request().Context()
-	for _, d := range p.departmentList(ctx) {
+	for _, d := range p.departmentList(c) {
 		cs, err := p.svc.Departments.FindContacts(ctx, d.ID)
 		if err != nil {
 			return p.fail(c, err)
@@ -60,7 +60,7 @@ func (p *Pages) adminPage(c echo.Context, status int, v *adminView, errs []allow
 		case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
 			state = "expired"
 		}
-		v.Tokens = append(v.Tokens, adminToken{Token: t, DepartmentName: p.deptName(ctx, t.Department), State: state})
+		v.Tokens = append(v.Tokens, adminToken{Token: t, DepartmentName: p.deptName(c, t.Department), State: state})
 	}
 	sites, err := p.svc.Sites.FindSites(ctx, allowlist.SiteFilter{})
 	if err != nil {
@@ -68,7 +68,7 @@ func (p *Pages) adminPage(c echo.Context, status int, v *adminView, errs []allow
 	}
 	for _, s := range sites {
 		if s.Status != allowlist.StatusWithdrawn {
-			v.Sites = append(v.Sites, p.row(ctx, s, ""))
+			v.Sites = append(v.Sites, p.row(c, s, ""))
 		}
 	}
 	v.Kinds = allowlist.DepartmentKinds
@@ -130,7 +130,7 @@ func (p *Pages) handleAdminDepartment(c echo.Context) error {
 func (p *Pages) handleAdminContact(c echo.Context) error {
 	f := formOf(c, "department", "name", "email", "role")
 	_, err := p.svc.Departments.CreateContact(c.Request().Context(), p.actor(c), allowlist.Contact{Department: f["department"], Name: f["name"], Email: f["email"], Role: f["role"]})
-	return p.adminDone(c, err, "contacts", "Added "+f["name"]+" to "+p.deptName(c.Request().Context(), f["department"])+"'s contacts.", f)
+	return p.adminDone(c, err, "contacts", "Added "+f["name"]+" to "+p.deptName(c, f["department"])+"'s contacts.", f)
 }
 
 func (p *Pages) handleAdminToken(c echo.Context) error {
@@ -157,7 +157,7 @@ func (p *Pages) handleAdminToken(c echo.Context) error {
 	// redirecting means a reload does not create another.
 	what := t.Name + " (" + t.Role
 	if t.Department != "" {
-		what += ", " + p.deptName(ctx, t.Department)
+		what += ", " + p.deptName(c, t.Department)
 	}
 	p.sessions.showOnce(sessionID(c), secret, what+")")
 	return c.Redirect(http.StatusSeeOther, "/admin#tokens")

@@ -99,7 +99,7 @@ func (p *Pages) handleCommonGround(c echo.Context) error {
 	for _, cat := range allowlist.Categories {
 		v.Categories = append(v.Categories, option{cat, categoryTitles[cat]})
 	}
-	pg := &page{Title: "Find a tool you can all use", Departments: p.departmentList(ctx), View: v}
+	pg := &page{Title: "Find a tool you can all use", Departments: p.departmentList(c), View: v}
 	// By name, as people look for them (the checkboxes' order is also the
 	// order of the columns).
 	slices.SortFunc(pg.Departments, func(a, b allowlist.Department) int { return strings.Compare(a.Name, b.Name) })

@@ -152,6 +152,9 @@ const (
 	ctxSession = "web.session"
 	ctxCSRF    = "web.csrf"
 	ctxEnded   = "web.ended"
+	// ctxDepartments holds the departments read for this request.
+	ctxDepartments = "web.departments"
+	ctxNames       = "web.names"
 )
 
 func (p *Pages) cookie(name, value string, maxAge int) *http.Cookie {

@@ -1,9 +1,9 @@
 package web
 
 import (
-	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -48,15 +48,11 @@ type pageLink struct {
 
 const sitesPerPage = 20
 
-// owner returns the signed-in owner.
-func (p *Pages) owner(c echo.Context) (allowlist.Actor, bool) {
-	a := p.actor(c)
-	return a, a.Role == allowlist.RoleOwner
-}
-
-// row describes a site for the owner of department.
-func (p *Pages) row(ctx context.Context, s allowlist.Site, department string) siteRow {
-	r := siteRow{Site: s, CategoryTitle: categoryTitles[s.Category], ProposerName: p.deptName(ctx, s.ProposedBy)}
+// row describes a site for the owner of department, with the names the
+// request read once.
+func (p *Pages) row(c echo.Context, s allowlist.Site, department string) siteRow {
+	names := p.names(c)
+	r := siteRow{Site: s, CategoryTitle: categoryTitles[s.Category], ProposerName: nameIn(names, s.ProposedBy)}
 	approvals := 0
 	for _, so := range s.Signoffs {
 		if so.Revision != s.Revision {
@@ -65,70 +61,82 @@ func (p *Pages) row(ctx context.Context, s allowlist.Site, department string) si
 		switch so.Decision {
 		case allowlist.DecisionApprove:
 			approvals++
-			r.Approvers = append(r.Approvers, p.deptName(ctx, so.Department))
+			r.Approvers = append(r.Approvers, nameIn(names, so.Department))
 		case allowlist.DecisionObject:
-			r.Objectors = append(r.Objectors, p.deptName(ctx, so.Department))
+			r.Objectors = append(r.Objectors, nameIn(names, so.Department))
 		}
 		if so.Department == department {
 			r.Mine = so.Decision
 		}
 	}
-	r.Pending = (!sameStrings(s.Domains, s.Published) || !allowlist.SameEndpoints(allowlist.Endpoints{Networks: s.Networks, Handling: s.Handling}, s.PublishedEndpoints)) &&
+	r.Pending = (!slices.Equal(s.Domains, s.Published) || !allowlist.SameEndpoints(allowlist.Endpoints{Networks: s.Networks, Handling: s.Handling}, s.PublishedEndpoints)) &&
 		s.Status == allowlist.StatusApproved
 	r.Needs = max(0, p.check.Quorum()-approvals)
 	return r
 }
 
-func sameStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+func (f siteFilter) matches(s allowlist.Site) bool {
+	return (f.Category == "" || s.Category == f.Category) && (f.Status == "" || s.Status == f.Status) && (f.Proposer == "" || s.ProposedBy == f.Proposer)
 }
 
-// awaiting says whether a site needs my department's decision: not yet on
-// the common list (or its new domains not yet), not suspended or
-// withdrawn, and not decided by my department on its current revision.
-func awaiting(r siteRow) bool {
-	if r.Mine != "" || r.Status == allowlist.StatusSuspended || r.Status == allowlist.StatusWithdrawn {
-		return false
-	}
-	return r.Status == allowlist.StatusProposed || r.Pending
-}
-
+// handleOwner shows the owner's queue, as the domain defines it
+// (Governance.Queue, as GET /v1/departments/{id}/queue answers: overdue
+// first, then the longest waiting), then every other site, filtered and
+// in pages.
 func (p *Pages) handleOwner(c echo.Context) error {
-	a, _ := p.owner(c)
+	a := p.actor(c)
 	ctx := c.Request().Context()
+	g, err := p.governance()
+	if err != nil {
+		return p.fail(c, err)
+	}
+	queue, err := g.Queue(ctx, a.Department, p.now())
+	if err != nil {
+		return p.fail(c, err)
+	}
 	sites, err := p.svc.Sites.FindSites(ctx, allowlist.SiteFilter{})
 	if err != nil {
 		return p.fail(c, err)
 	}
 	f := siteFilter{Category: c.QueryParam("category"), Status: c.QueryParam("status"), Proposer: c.QueryParam("proposer")}
-	v := &queueView{Filter: f}
-	var rest []siteRow
+	v := &queueView{Filter: f, Overdue: map[string]bool{}}
+	byID := map[string]allowlist.Site{}
 	for _, s := range sites {
-		r := p.row(ctx, s, a.Department)
-		if awaiting(r) {
-			v.Awaiting = append(v.Awaiting, r)
-			continue
-		}
-		if (f.Category == "" || s.Category == f.Category) && (f.Status == "" || s.Status == f.Status) && (f.Proposer == "" || s.ProposedBy == f.Proposer) {
-			rest = append(rest, r)
+		byID[s.ID] = s
+	}
+	queued := map[string]bool{}
+	for _, it := range queue {
+		if s, ok := byID[it.ID]; ok && it.Kind == allowlist.QueueSite {
+			v.Awaiting = append(v.Awaiting, p.row(c, s, a.Department))
+			queued[it.ID], v.Overdue[it.ID] = true, it.Overdue
 		}
 	}
-	sort.SliceStable(v.Awaiting, func(i, j int) bool { return v.Awaiting[i].CreatedAt.Before(v.Awaiting[j].CreatedAt) })
-	v.Overdue = p.overdueFirst(ctx, a.Department, v.Awaiting)
+	var rest []siteRow
+	for _, s := range sites {
+		if !queued[s.ID] && f.matches(s) {
+			rest = append(rest, p.row(c, s, a.Department))
+		}
+	}
 	sort.SliceStable(rest, func(i, j int) bool { return rest[i].Name < rest[j].Name })
 	v.Total = len(rest)
 	at, _ := strconv.Atoi(c.QueryParam("page"))
-	pages := max(1, (len(rest)+sitesPerPage-1)/sitesPerPage)
+	v.Sites, v.Pages = pageOf(rest, at, f)
+	reqs, err := p.svc.Requests.FindRequests(ctx, a.Department)
+	if err != nil {
+		return p.fail(c, err)
+	}
+	v.Requests = len(reqs)
+	return p.render(c, http.StatusOK, "owner", &page{Title: "Sites waiting for your decision", DepartmentName: p.deptName(c, a.Department),
+		Departments: p.departmentList(c), Categories: allowlist.Categories, Statuses: []string{allowlist.StatusProposed, allowlist.StatusApproved,
+			allowlist.StatusSuspended, allowlist.StatusWithdrawn}, View: v})
+}
+
+// pageOf returns page at (from 1, clamped) of rows, and the links to every
+// page when there is more than one, keeping the filter.
+func pageOf(rows []siteRow, at int, f siteFilter) ([]siteRow, []pageLink) {
+	pages := max(1, (len(rows)+sitesPerPage-1)/sitesPerPage)
 	at = min(max(at, 1), pages)
-	v.Sites = rest[(at-1)*sitesPerPage : min(len(rest), at*sitesPerPage)]
+	var links []pageLink
 	if pages > 1 {
 		for n := 1; n <= pages; n++ {
 			q := url.Values{"page": {strconv.Itoa(n)}}
@@ -137,46 +145,36 @@ func (p *Pages) handleOwner(c echo.Context) error {
 					q.Set(k, val)
 				}
 			}
-			v.Pages = append(v.Pages, pageLink{Number: n, Href: "/owner?" + q.Encode() + "#all-sites", Current: n == at})
+			links = append(links, pageLink{Number: n, Href: "/owner?" + q.Encode() + "#all-sites", Current: n == at})
 		}
 	}
-	reqs, err := p.svc.Requests.FindRequests(ctx, a.Department)
-	if err != nil {
-		return p.fail(c, err)
-	}
-	v.Requests = len(reqs)
-	return p.render(c, http.StatusOK, "owner", &page{Title: "Sites waiting for your decision", DepartmentName: p.deptName(ctx, a.Department),
-		Departments: p.departmentList(ctx), Categories: allowlist.Categories, Statuses: []string{allowlist.StatusProposed, allowlist.StatusApproved,
-			allowlist.StatusSuspended, allowlist.StatusWithdrawn}, View: v})
+	return rows[(at-1)*sitesPerPage : min(len(rows), at*sitesPerPage)], links
 }
 
 // handleOwnerSite shows one site with the decision form.
 func (p *Pages) handleOwnerSite(c echo.Context) error {
-	a, _ := p.owner(c)
-	ctx := c.Request().Context()
-	s, err := p.svc.Sites.FindSite(ctx, c.Param("id"))
+	a := p.actor(c)
+	s, err := p.svc.Sites.FindSite(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return p.fail(c, err)
 	}
-	r := p.row(ctx, s, a.Department)
-	return p.render(c, http.StatusOK, "decide", &page{Title: s.Name, DepartmentName: p.deptName(ctx, a.Department), View: &r})
+	r := p.row(c, s, a.Department)
+	return p.render(c, http.StatusOK, "decide", &page{Title: s.Name, DepartmentName: p.deptName(c, a.Department), View: &r})
 }
 
 func (p *Pages) handleDecide(c echo.Context) error {
-	a, _ := p.owner(c)
-	ctx := c.Request().Context()
-	decision := c.FormValue("decision")
-	site, err := p.svc.Signoffs.SetSignoff(ctx, a, c.FormValue("site"), a.Department, decision, c.FormValue("comment"))
+	a := p.actor(c)
+	site, err := p.svc.Signoffs.SetSignoff(c.Request().Context(), a, c.FormValue("site"), a.Department, c.FormValue("decision"), c.FormValue("comment"))
 	if err != nil {
 		return p.fail(c, err)
 	}
-	p.setFlash(c, p.decisionMessage(ctx, p.row(ctx, site, a.Department), a.Department))
+	p.setFlash(c, p.decisionMessage(c, p.row(c, site, a.Department), a.Department))
 	return c.Redirect(http.StatusSeeOther, "/owner")
 }
 
 // decisionMessage says what a decision did to the lists, in plain words.
-func (p *Pages) decisionMessage(ctx context.Context, r siteRow, department string) string {
-	dept := p.deptName(ctx, department)
+func (p *Pages) decisionMessage(c echo.Context, r siteRow, department string) string {
+	dept := p.deptName(c, department)
 	switch {
 	case r.Mine == allowlist.DecisionObject:
 		return "You objected to " + r.Name + " for " + dept + ". It is not on " + dept + "'s list."
@@ -190,13 +188,13 @@ func (p *Pages) decisionMessage(ctx context.Context, r siteRow, department strin
 }
 
 func (p *Pages) handleOwnerRequests(c echo.Context) error {
-	a, _ := p.owner(c)
+	a := p.actor(c)
 	ctx := c.Request().Context()
 	reqs, err := p.svc.Requests.FindRequests(ctx, a.Department)
 	if err != nil {
 		return p.fail(c, err)
 	}
-	return p.render(c, http.StatusOK, "requests", &page{Title: "Requests from staff", DepartmentName: p.deptName(ctx, a.Department), Requests: reqs})
+	return p.render(c, http.StatusOK, "requests", &page{Title: "Requests from staff", DepartmentName: p.deptName(c, a.Department), Requests: reqs})
 }
 
 // directoryView is the owners' directory, by organisation.
@@ -212,7 +210,7 @@ type directoryGroup struct {
 func (p *Pages) handleDirectory(c echo.Context) error {
 	ctx := c.Request().Context()
 	v := &directoryView{}
-	for _, d := range p.departmentList(ctx) {
+	for _, d := range p.departmentList(c) {
 		cs, err := p.svc.Departments.FindContacts(ctx, d.ID)
 		if err != nil {
 			return p.fail(c, err)
@@ -220,20 +218,6 @@ func (p *Pages) handleDirectory(c echo.Context) error {
 		v.Groups = append(v.Groups, directoryGroup{Department: d.Name, Contacts: cs})
 	}
 	return p.render(c, http.StatusOK, "directory", &page{Title: "Filtering owners' directory", View: v})
-}
-
-// deptName is a department's name, or its id when unknown ("" stays "").
-func (p *Pages) deptName(ctx context.Context, id string) string {
-	if id == "" {
-		return ""
-	}
-	if id == allowlist.ScopeCommon {
-		return "Common list"
-	}
-	if d, err := p.svc.Departments.FindDepartment(ctx, id); err == nil {
-		return d.Name
-	}
-	return id
 }
 
 // decisionForm is what the decision-form template needs.

@@ -100,7 +100,7 @@ type renewal struct {
 }
 
 func (p *Pages) handleOwnerWaiting(c echo.Context) error {
-	a, _ := p.owner(c)
+	a := p.actor(c)
 	g, err := p.governance()
 	if err != nil {
 		return p.fail(c, err)
@@ -121,7 +121,7 @@ func (p *Pages) handleOwnerWaiting(c echo.Context) error {
 	if v.Requests, err = p.svc.Requests.FindRequests(ctx, a.Department); err != nil {
 		return p.fail(c, err)
 	}
-	return p.render(c, http.StatusOK, "waiting", &page{Title: "Waiting for you", DepartmentName: p.scopeName(a.Department), View: v})
+	return p.render(c, http.StatusOK, "waiting", &page{Title: "Waiting for you", DepartmentName: p.deptName(c, a.Department), View: v})
 }
 
 // expiryPolicy returns the governance policy, and whether approvals
@@ -155,7 +155,7 @@ func (p *Pages) renewals(ctx context.Context, g allowlist.Governance, policy all
 }
 
 func (p *Pages) handleOwnerAnswer(c echo.Context) error {
-	a, _ := p.owner(c)
+	a := p.actor(c)
 	g, err := p.governance()
 	if err != nil {
 		return p.fail(c, err)
@@ -175,7 +175,7 @@ func (p *Pages) handleOwnerAnswer(c echo.Context) error {
 }
 
 func (p *Pages) handleRenew(c echo.Context) error {
-	a, _ := p.owner(c)
+	a := p.actor(c)
 	g, err := p.governance()
 	if err != nil {
 		return p.fail(c, err)
@@ -198,14 +198,14 @@ type backlog struct {
 
 // backlog counts, per organisation with anything waiting, what waits for
 // its decision and what of it is overdue, the most overdue first.
-func (p *Pages) backlog(ctx context.Context) *backlogView {
+func (p *Pages) backlog(c echo.Context) *backlogView {
 	qs, ok := p.reg.(interface {
 		QueueStats(ctx context.Context, now time.Time) (waiting, overdue map[string]int, err error)
 	})
 	if !ok {
 		return nil
 	}
-	waiting, overdue, err := qs.QueueStats(ctx, p.now())
+	waiting, overdue, err := qs.QueueStats(c.Request().Context(), p.now())
 	if err != nil {
 		p.log.Warn("backlog", "err", err)
 		return nil
@@ -213,7 +213,7 @@ func (p *Pages) backlog(ctx context.Context) *backlogView {
 	v := &backlogView{}
 	for d, n := range waiting {
 		if n > 0 {
-			v.Rows = append(v.Rows, backlog{Name: p.scopeName(d), Waiting: n, Overdue: overdue[d]})
+			v.Rows = append(v.Rows, backlog{Name: p.deptName(c, d), Waiting: n, Overdue: overdue[d]})
 		}
 	}
 	sort.Slice(v.Rows, func(i, j int) bool {
@@ -223,26 +223,4 @@ func (p *Pages) backlog(ctx context.Context) *backlogView {
 		return v.Rows[i].Name < v.Rows[j].Name
 	})
 	return v
-}
-
-// overdueFirst puts the sites whose decision is overdue for dept first in
-// queue (keeping the order otherwise) and returns which they are.
-func (p *Pages) overdueFirst(ctx context.Context, dept string, queue []siteRow) map[string]bool {
-	g, err := p.governance()
-	if err != nil {
-		return nil
-	}
-	items, err := g.Queue(ctx, dept, p.now())
-	if err != nil {
-		p.log.Warn("queue", "err", err)
-		return nil
-	}
-	overdue := map[string]bool{}
-	for _, it := range items {
-		if it.Kind == "site" && it.Overdue {
-			overdue[it.ID] = true
-		}
-	}
-	sort.SliceStable(queue, func(i, j int) bool { return overdue[queue[i].ID] && !overdue[queue[j].ID] })
-	return overdue
 }

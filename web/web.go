@@ -80,10 +80,8 @@ func New(reg allowlist.Registry, check Checker, opt Options) *Pages {
 		panic("crypto/rand: " + err.Error())
 	}
 	funcs := template.FuncMap{
-		"approvers":     p.approverNames,
 		"statusLabel":   statusLabel,
 		"statusColour":  statusColour,
-		"scopeName":     p.scopeName,
 		"categoryTitle": func(c string) string { return categoryTitles[c] },
 		"decisionForm":  func(csrf string, r siteRow) decisionForm { return decisionForm{CSRF: csrf, Row: r} },
 		"adminInput":    adminInput,
@@ -280,6 +278,8 @@ type page struct {
 	// View is the page's own view, for pages that have one (owner.go,
 	// admin.go): one struct per template rather than more fields here.
 	View any
+
+	names map[string]string // department names, read once per request
 }
 
 // FieldError returns the message for a field, for inline errors.
@@ -317,6 +317,7 @@ type field struct{ Name, Label, Hint string }
 func (p *Pages) render(c echo.Context, status int, name string, pg *page) error {
 	pg.Actor = p.actor(c)
 	pg.CSRF, _ = c.Get(ctxCSRF).(string)
+	pg.names = p.names(c)
 	last := navItem{"/sign-in", "Sign in", false}
 	switch pg.Actor.Role {
 	case allowlist.RoleOwner:
@@ -347,30 +348,58 @@ func (p *Pages) render(c echo.Context, status int, name string, pg *page) error 
 	return nil
 }
 
-func (p *Pages) departmentList(ctx context.Context) []allowlist.Department {
-	ds, err := p.svc.Departments.FindDepartments(ctx)
+// departmentList returns the departments, read once per request with its
+// context and kept on it: every name a page shows comes from this one
+// read, never from a query per name or per template call.
+func (p *Pages) departmentList(c echo.Context) []allowlist.Department {
+	if ds, ok := c.Get(ctxDepartments).([]allowlist.Department); ok {
+		return ds
+	}
+	ds, err := p.svc.Departments.FindDepartments(c.Request().Context())
 	if err != nil {
 		p.log.Warn("departments", "err", err)
 	}
+	c.Set(ctxDepartments, ds)
 	return ds
 }
 
-func (p *Pages) scopeName(scope string) string {
-	if scope == allowlist.ScopeCommon {
-		return "Common list"
+// names maps department ids to names, for departmentList's departments.
+func (p *Pages) names(c echo.Context) map[string]string {
+	if m, ok := c.Get(ctxNames).(map[string]string); ok {
+		return m
 	}
-	if d, err := p.svc.Departments.FindDepartment(context.Background(), scope); err == nil {
-		return d.Name
+	m := map[string]string{}
+	for _, d := range p.departmentList(c) {
+		m[d.ID] = d.Name
 	}
-	return scope
+	c.Set(ctxNames, m)
+	return m
 }
 
-// approverNames names the organisations that approved a site.
-func (p *Pages) approverNames(s allowlist.Site) []string {
+// deptName is a department's name: "Common list" for common, its id when
+// unknown, "" for "".
+func (p *Pages) deptName(c echo.Context, id string) string { return nameIn(p.names(c), id) }
+
+func nameIn(names map[string]string, id string) string {
+	if id == allowlist.ScopeCommon {
+		return "Common list"
+	}
+	if n, ok := names[id]; ok {
+		return n
+	}
+	return id
+}
+
+// NameOf is a scope's name for the templates, from the names the request
+// read once.
+func (pg *page) NameOf(scope string) string { return nameIn(pg.names, scope) }
+
+// ApproverNames names the organisations that approved a site.
+func (pg *page) ApproverNames(s allowlist.Site) []string {
 	var out []string
 	for _, so := range s.Signoffs {
 		if so.Decision == allowlist.DecisionApprove {
-			out = append(out, p.scopeName(so.Department))
+			out = append(out, pg.NameOf(so.Department))
 		}
 	}
 	return out
@@ -417,7 +446,7 @@ func statusColour(status string) string {
 // --- staff ---
 
 func (p *Pages) handleStart(c echo.Context) error {
-	return p.render(c, http.StatusOK, "start", &page{Title: "Can I use this tool at work?", Departments: p.departmentList(c.Request().Context()), Department: c.QueryParam("department")})
+	return p.render(c, http.StatusOK, "start", &page{Title: "Can I use this tool at work?", Departments: p.departmentList(c), Department: c.QueryParam("department")})
 }
 
 // handleCheck accepts a web address, a host name, or a tool's name.
@@ -425,7 +454,7 @@ func (p *Pages) handleCheck(c echo.Context) error {
 	ctx := c.Request().Context()
 	q := strings.TrimSpace(c.QueryParam("q"))
 	dept := c.QueryParam("department")
-	pg := &page{Title: "Can I use this tool at work?", Query: q, Department: dept, Departments: p.departmentList(ctx), Quorum: p.check.Quorum()}
+	pg := &page{Title: "Can I use this tool at work?", Query: q, Department: dept, Departments: p.departmentList(c), Quorum: p.check.Quorum()}
 	if q == "" {
 		pg.Errors = []allowlist.FieldError{{Field: "q", Message: "Enter the name or web address of the tool"}}
 		return p.render(c, statusOf(allowlist.EINVALID), "start", pg)
@@ -469,11 +498,11 @@ func (p *Pages) handleCheck(c echo.Context) error {
 	pg.Label, pg.Result, pg.URL = label, res, q
 	pg.ScopeName = "common list"
 	if res.Scope != allowlist.ScopeCommon {
-		pg.ScopeName = "list for " + p.scopeName(res.Scope)
+		pg.ScopeName = "list for " + p.deptName(c, res.Scope)
 	}
 	for _, so := range res.Signoffs {
 		if so.Decision == allowlist.DecisionApprove {
-			pg.Approvers = append(pg.Approvers, p.scopeName(so.Department))
+			pg.Approvers = append(pg.Approvers, p.deptName(c, so.Department))
 		}
 	}
 	if res.Allowed {
@@ -495,7 +524,7 @@ func (p *Pages) findTool(ctx context.Context, name string) (allowlist.Site, erro
 }
 
 func (p *Pages) handleRequestForm(c echo.Context) error {
-	return p.render(c, http.StatusOK, "request", &page{Title: "Request a tool", Departments: p.departmentList(c.Request().Context()), Department: c.QueryParam("department"),
+	return p.render(c, http.StatusOK, "request", &page{Title: "Request a tool", Departments: p.departmentList(c), Department: c.QueryParam("department"),
 		Form: map[string]string{"tool": c.QueryParam("tool"), "url": c.QueryParam("url")}})
 }
 
@@ -519,7 +548,7 @@ func (p *Pages) handleRequest(c echo.Context) error {
 	if err != nil {
 		var ae *allowlist.Error
 		if errors.As(err, &ae) && ae.Code == allowlist.EINVALID {
-			pg := &page{Title: "Request a tool", Form: form, Department: form["department"], Departments: p.departmentList(ctx)}
+			pg := &page{Title: "Request a tool", Form: form, Department: form["department"], Departments: p.departmentList(c)}
 			for _, f := range ae.Fields {
 				msg := map[string]string{"tool": "Enter the name of the tool", "reason": "Tell us why you need it",
 					"department": "Select your organisation", "email": "Enter an email address in the right format, like name@example.gov.uk",
@@ -583,7 +612,7 @@ func (p *Pages) handleScope(c echo.Context) error {
 	if err != nil {
 		return p.fail(c, err)
 	}
-	pg := &page{Title: p.scopeName(scope), Scope: scope, Versions: versions, From: c.QueryParam("from"), To: c.QueryParam("to")}
+	pg := &page{Title: p.deptName(c, scope), Scope: scope, Versions: versions, From: c.QueryParam("from"), To: c.QueryParam("to")}
 	latest := versions[len(versions)-1].Version
 	if pg.From == "" {
 		pg.From = strconv.FormatInt(max(0, latest-1), 10)
@@ -657,7 +686,7 @@ func (p *Pages) handleDashboard(c echo.Context) error {
 		for _, so := range s.Signoffs {
 			d := perDept[so.Department]
 			if d == nil {
-				d = &deptCount{Name: p.scopeName(so.Department)}
+				d = &deptCount{Name: p.deptName(c, so.Department)}
 				perDept[so.Department] = d
 			}
 			if so.Decision == allowlist.DecisionApprove {
@@ -682,7 +711,7 @@ func (p *Pages) handleDashboard(c echo.Context) error {
 		return p.fail(c, err)
 	}
 	pg.Chart = makeChart(versions)
-	pg.View = p.backlog(ctx) // requests.go
+	pg.View = p.backlog(c) // requests.go
 	return p.render(c, http.StatusOK, "dashboard", pg)
 }
 
@@ -816,14 +845,13 @@ func parseNetworkLines(text string) ([]allowlist.Network, []allowlist.FieldError
 }
 
 func (p *Pages) handleProposeForm(c echo.Context) error {
-	a, _ := p.owner(c)
+	a := p.actor(c)
 	return p.render(c, http.StatusOK, "propose", &page{Title: "Propose a site", ProposeFields: proposeFields, Categories: allowlist.Categories,
-		Form: map[string]string{}, DepartmentName: p.scopeName(a.Department)})
+		Form: map[string]string{}, DepartmentName: p.deptName(c, a.Department)})
 }
 
 func (p *Pages) handlePropose(c echo.Context) error {
-	a, _ := p.owner(c)
-	ctx := c.Request().Context()
+	a := p.actor(c)
 	form := map[string]string{}
 	for _, f := range proposeFields {
 		form[f.Name] = strings.TrimSpace(c.FormValue(f.Name))
@@ -836,61 +864,67 @@ func (p *Pages) handlePropose(c echo.Context) error {
 	var site allowlist.Site
 	var err error = allowlist.Invalid(lineErrs...)
 	if len(lineErrs) == 0 {
-		site, err = p.svc.Sites.CreateSite(ctx, a, in)
-	}
-	if err == nil {
-		site, err = p.svc.Signoffs.SetSignoff(ctx, a, site.ID, a.Department, allowlist.DecisionApprove, "proposed by "+a.Department)
+		// One transaction: the site and this department's approval, or
+		// neither.
+		site, err = p.svc.Sites.ProposeSite(c.Request().Context(), a, in, "proposed by "+a.Department)
 	}
 	if err != nil {
 		var ae *allowlist.Error
 		if errors.As(err, &ae) && (ae.Code == allowlist.EINVALID || ae.Code == allowlist.ECONFLICT) {
-			pg := &page{Title: "Propose a site", ProposeFields: proposeFields, Categories: allowlist.Categories, Form: form, DepartmentName: p.scopeName(a.Department)}
-			for _, f := range ae.Fields {
-				name := f.Field
-				msg := f.Message
-				switch {
-				case strings.HasPrefix(name, "domains"):
-					// domains[1]: say which line.
-					if idx, ok := strings.CutPrefix(name, "domains["); ok {
-						if n, err := strconv.Atoi(strings.TrimSuffix(idx, "]")); err == nil {
-							msg = "line " + strconv.Itoa(n+1) + ": " + msg
-						}
-					}
-					name = "domains"
-				case strings.HasPrefix(name, "networks["):
-					// networks[0].prefix: say which of them, and what.
-					idx, part, _ := strings.Cut(strings.TrimPrefix(name, "networks["), "].")
-					if n, err := strconv.Atoi(idx); err == nil {
-						msg = "network " + strconv.Itoa(n+1) + " (" + part + "): " + msg
-					}
-					name = "networks"
-				case strings.HasPrefix(name, "handling."):
-					name = strings.TrimPrefix(name, "handling.")
-				}
-				if name == "owner.name" {
-					name = "owner_name"
-				}
-				// Name the field in the summary, as people read it.
-				for _, pf := range proposeFields {
-					if pf.Name == name {
-						msg = pf.Label + ": " + msg
-					}
-				}
-				pg.Errors = append(pg.Errors, allowlist.FieldError{Field: name, Message: msg})
-			}
-			// In the order of the form.
-			order := map[string]int{}
-			for i, pf := range proposeFields {
-				order[pf.Name] = i + 1
-			}
-			sort.SliceStable(pg.Errors, func(i, j int) bool { return order[pg.Errors[i].Field] < order[pg.Errors[j].Field] })
-			if len(pg.Errors) == 0 {
-				pg.Errors = []allowlist.FieldError{{Field: "name", Message: ae.Message}}
-			}
+			pg := &page{Title: "Propose a site", ProposeFields: proposeFields, Categories: allowlist.Categories, Form: form, DepartmentName: p.deptName(c, a.Department),
+				Errors: proposeErrors(ae)}
 			return p.render(c, statusOf(allowlist.EINVALID), "propose", pg)
 		}
 		return p.fail(c, err)
 	}
-	p.setFlash(c, "You proposed "+site.Name+" and approved it for "+p.scopeName(a.Department)+".")
+	p.setFlash(c, "You proposed "+site.Name+" and approved it for "+p.deptName(c, a.Department)+".")
 	return c.Redirect(http.StatusSeeOther, "/owner")
+}
+
+// proposeErrors says what is wrong with a proposal in the propose form's
+// own terms: its fields, which line, in the order of the form.
+func proposeErrors(ae *allowlist.Error) []allowlist.FieldError {
+	var errs []allowlist.FieldError
+	for _, f := range ae.Fields {
+		name, msg := f.Field, f.Message
+		switch {
+		case strings.HasPrefix(name, "domains"):
+			// domains[1]: say which line.
+			if idx, ok := strings.CutPrefix(name, "domains["); ok {
+				if n, err := strconv.Atoi(strings.TrimSuffix(idx, "]")); err == nil {
+					msg = "line " + strconv.Itoa(n+1) + ": " + msg
+				}
+			}
+			name = "domains"
+		case strings.HasPrefix(name, "networks["):
+			// networks[0].prefix: say which of them, and what.
+			idx, part, _ := strings.Cut(strings.TrimPrefix(name, "networks["), "].")
+			if n, err := strconv.Atoi(idx); err == nil {
+				msg = "network " + strconv.Itoa(n+1) + " (" + part + "): " + msg
+			}
+			name = "networks"
+		case strings.HasPrefix(name, "handling."):
+			name = strings.TrimPrefix(name, "handling.")
+		}
+		if name == "owner.name" {
+			name = "owner_name"
+		}
+		// Name the field in the summary, as people read it.
+		for _, pf := range proposeFields {
+			if pf.Name == name {
+				msg = pf.Label + ": " + msg
+			}
+		}
+		errs = append(errs, allowlist.FieldError{Field: name, Message: msg})
+	}
+	// In the order of the form.
+	order := map[string]int{}
+	for i, pf := range proposeFields {
+		order[pf.Name] = i + 1
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return order[errs[i].Field] < order[errs[j].Field] })
+	if len(errs) == 0 {
+		errs = []allowlist.FieldError{{Field: "name", Message: ae.Message}}
+	}
+	return errs
 }

@@ -22,6 +22,7 @@ import (
 )
 
 type env struct {
+	path    string // the store's SQLite file
 	url     string
 	handler http.Handler
 	db      *sqlite.DB
@@ -32,7 +33,8 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, web.Options{}) }
 
 func newEnvWith(t *testing.T, opt web.Options) *env {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"), sqlite.Options{Quorum: 2, Key: key})
+	path := filepath.Join(t.TempDir(), "r.db")
+	db, err := sqlite.Open(path, sqlite.Options{Quorum: 2, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +63,7 @@ func newEnvWith(t *testing.T, opt web.Options) *env {
 	db.SetSignoff(ctx, sys, "evil", "dept-b", "approve", "")
 	_, owner, _ := db.CreateToken(ctx, sys, allowlist.Token{Role: "owner", Department: "dept-b", Name: "owner-b"})
 	db.CreateRequest(ctx, allowlist.Actor{}, allowlist.Request{Tool: evil, Reason: evil, Department: "dept-b", Email: "staff@example.org"})
-	return &env{url: hs.URL, handler: srv.Handler(), db: db, owner: owner}
+	return &env{path: path, url: hs.URL, handler: srv.Handler(), db: db, owner: owner}
 }
 
 func get(t *testing.T, c *http.Client, u string) (int, string) {

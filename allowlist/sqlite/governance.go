@@ -351,7 +351,7 @@ func (db *DB) queues(ctx context.Context, now time.Time) (map[string][]allowlist
 	out := map[string][]allowlist.QueueItem{}
 	for _, s := range sites {
 		for _, d := range allowlist.Undecided(s, depts, p.Quorum) {
-			out[d] = append(out[d], allowlist.QueueItem{Kind: "site", ID: s.ID, Title: s.Name, Since: s.UpdatedAt, Overdue: allowlist.Overdue(s.UpdatedAt, now, p)})
+			out[d] = append(out[d], allowlist.QueueItem{Kind: allowlist.QueueSite, ID: s.ID, Title: s.Name, Since: s.UpdatedAt, Overdue: allowlist.Overdue(s.UpdatedAt, now, p)})
 		}
 	}
 	open, err := findRequests(ctx, db.read, "status IN ('received') ORDER BY id")
@@ -359,7 +359,7 @@ func (db *DB) queues(ctx context.Context, now time.Time) (map[string][]allowlist
 		return nil, err
 	}
 	for _, r := range open {
-		out[r.Department] = append(out[r.Department], allowlist.QueueItem{Kind: "request", ID: strconv.FormatInt(r.ID, 10), Title: r.Tool, Since: r.CreatedAt, Overdue: allowlist.Overdue(r.CreatedAt, now, p)})
+		out[r.Department] = append(out[r.Department], allowlist.QueueItem{Kind: allowlist.QueueRequest, ID: strconv.FormatInt(r.ID, 10), Title: r.Tool, Since: r.CreatedAt, Overdue: allowlist.Overdue(r.CreatedAt, now, p)})
 	}
 	for _, d := range depts {
 		allowlist.SortQueue(out[d])

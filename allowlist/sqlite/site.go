@@ -288,28 +288,63 @@ func (db *DB) SetSignoff(ctx context.Context, a allowlist.Actor, site, dept, dec
 		return allowlist.Site{}, err
 	}
 	return db.siteAfter(ctx, a, site, func(tx *sql.Tx) (string, string, any, error) {
-		var rev int
-		var status string
-		err := tx.QueryRowContext(ctx, "SELECT revision, status FROM sites WHERE id = ?", site).Scan(&rev, &status)
-		if err == sql.ErrNoRows {
-			return "", "", nil, notFound("site", site)
-		}
-		if err != nil {
-			return "", "", nil, fmt.Errorf("find site: %w", err)
-		}
-		if status == allowlist.StatusWithdrawn {
-			return "", "", nil, allowlist.Errorf(allowlist.EINVALID, "site %q is withdrawn", site)
-		}
-		if err := departmentExists(ctx, tx, dept); err != nil {
+		return db.setSignoff(ctx, tx, a, site, dept, decision, comment)
+	})
+}
+
+// setSignoff records a decision within tx, returning its audit entry.
+func (db *DB) setSignoff(ctx context.Context, tx *sql.Tx, a allowlist.Actor, site, dept, decision, comment string) (string, string, any, error) {
+	var rev int
+	var status string
+	err := tx.QueryRowContext(ctx, "SELECT revision, status FROM sites WHERE id = ?", site).Scan(&rev, &status)
+	if err == sql.ErrNoRows {
+		return "", "", nil, notFound("site", site)
+	}
+	if err != nil {
+		return "", "", nil, fmt.Errorf("find site: %w", err)
+	}
+	if status == allowlist.StatusWithdrawn {
+		return "", "", nil, allowlist.Errorf(allowlist.EINVALID, "site %q is withdrawn", site)
+	}
+	if err := departmentExists(ctx, tx, dept); err != nil {
+		return "", "", nil, err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO signoffs (site, department, decision, revision, by, comment, at) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (site, department) DO UPDATE SET decision = excluded.decision, revision = excluded.revision,
+		by = excluded.by, comment = excluded.comment, at = excluded.at`, site, dept, decision, rev, a.String(), comment, ts(db.opts.Now()))
+	if err != nil {
+		return "", "", nil, fmt.Errorf("set signoff: %w", err)
+	}
+	return "signoff.set", "site/" + site + "/signoffs/" + dept, map[string]any{"decision": decision, "comment": comment, "revision": rev}, nil
+}
+
+// ProposeSite proposes a site and records the proposing department's
+// approval in one transaction, audited as the two steps it joins (the
+// proposal, then the decision), so notifications and the audit log read
+// it as they read CreateSite followed by SetSignoff.
+func (db *DB) ProposeSite(ctx context.Context, a allowlist.Actor, in allowlist.SiteInput, comment string) (allowlist.Site, error) {
+	if a.Department == "" {
+		return allowlist.Site{}, allowlist.Errorf(allowlist.EFORBIDDEN, "only a department's filtering owner proposes and approves a site")
+	}
+	in, err := allowlist.NormalizeSite(in)
+	if err != nil {
+		return allowlist.Site{}, err
+	}
+	if err := allowlist.ValidateSignoff(allowlist.DecisionApprove, comment); err != nil {
+		return allowlist.Site{}, err
+	}
+	return db.siteAfter(ctx, a, in.ID, func(tx *sql.Tx) (string, string, any, error) {
+		if err := departmentExists(ctx, tx, a.Department); err != nil {
 			return "", "", nil, err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO signoffs (site, department, decision, revision, by, comment, at) VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (site, department) DO UPDATE SET decision = excluded.decision, revision = excluded.revision,
-			by = excluded.by, comment = excluded.comment, at = excluded.at`, site, dept, decision, rev, a.String(), comment, ts(db.opts.Now()))
-		if err != nil {
-			return "", "", nil, fmt.Errorf("set signoff: %w", err)
+		now := db.opts.Now()
+		if err := createSite(ctx, tx, now, a.Department, in); err != nil {
+			return "", "", nil, err
 		}
-		return "signoff.set", "site/" + site + "/signoffs/" + dept, map[string]any{"decision": decision, "comment": comment, "revision": rev}, nil
+		if err := appendAudit(ctx, tx, now, a.String(), "site.create", "site/"+in.ID, in); err != nil {
+			return "", "", nil, err
+		}
+		return db.setSignoff(ctx, tx, a, in.ID, a.Department, allowlist.DecisionApprove, comment)
 	})
 }
 

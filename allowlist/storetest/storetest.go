@@ -60,6 +60,7 @@ func Run(t *testing.T, b Backend) {
 		{"Reopen", testReopen},
 		{"Endpoints", testEndpoints},
 		{"Subscribers", testSubscribers},
+		{"ProposeSite", testProposeSite},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
 	}
