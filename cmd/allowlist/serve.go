@@ -265,12 +265,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			LogError: func(err error) { log.Warn("listening for other instances' versions", "err", err) }}
 		go l.Listen(runCtx)
 	}
-	zs, err := startZone(runCtx, cfg.ZoneConfig, store, srv, log)
-	if err != nil {
-		return err
-	}
-	if zs != nil {
-		store.Subscribe(zs.Published)
+	if cfg.DNSListen != "" {
+		if err := startZone(runCtx, cfg.ZoneConfig, store, srv, log); err != nil {
+			return err
+		}
 	}
 	// Load what the first write would otherwise load itself (seconds at a
 	// million entries); writes wait for it, reads do not.

@@ -59,12 +59,9 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
-// startZone starts the zone-transfer server when the config asks for one;
-// it returns nil when it does not.
-func startZone(ctx context.Context, c ZoneConfig, store *sqlite.DB, srv *api.Server, log *slog.Logger) (*zone.Server, error) {
-	if c.DNSListen == "" {
-		return nil, nil
-	}
+// startZone starts the zone-transfer server the config asks for (on
+// c.DNSListen) and subscribes it to the store's new versions.
+func startZone(ctx context.Context, c ZoneConfig, store *sqlite.DB, srv *api.Server, log *slog.Logger) error {
 	targets := make([]zone.Target, len(c.Notify))
 	for i, t := range c.Notify {
 		targets[i] = zone.Target(t)
@@ -73,21 +70,22 @@ func startZone(ctx context.Context, c ZoneConfig, store *sqlite.DB, srv *api.Ser
 	for i, n := range c.XFRUnsignedFrom {
 		p, err := netip.ParsePrefix(n)
 		if err != nil {
-			return nil, fmt.Errorf("config: xfr_unsigned_from[%d]: %q is not a network such as 192.0.2.53/32", i, n)
+			return fmt.Errorf("config: xfr_unsigned_from[%d]: %q is not a network such as 192.0.2.53/32", i, n)
 		}
 		unsigned = append(unsigned, p.Masked())
 	}
 	zs, err := zone.New(store, zone.Config{Listen: c.DNSListen, Suffix: c.RPZSuffix, Notify: targets, UnsignedFrom: unsigned, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return fmt.Errorf("config: %w", err)
 	}
 	if err := srv.RegisterMetrics(zs.Collectors()...); err != nil {
-		return nil, err
+		return err
 	}
 	if err := zs.Start(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	return zs, nil
+	store.Subscribe(zs.Published)
+	return nil
 }
 
 func runTSIGCreate(args []string, stdout, stderr io.Writer) error {
