@@ -56,6 +56,14 @@ const (
 	DefaultRequestsPerMinute = 10
 	// DefaultTimestampEvery is how often freshness timestamps are signed.
 	DefaultTimestampEvery = 10 * time.Second
+	// DefaultWatchesPerAddress caps one address's open watches: a
+	// department's resolvers behind one NAT.
+	DefaultWatchesPerAddress = 64
+	// DefaultMaxWatch caps the watch timeout a client may ask for.
+	DefaultMaxWatch = 5 * time.Minute
+	// DefaultRefreshEvery is how often versions other processes wrote are
+	// read.
+	DefaultRefreshEvery = 2 * time.Second
 )
 
 // Server is the REST API.
@@ -165,27 +173,7 @@ func (s *Server) table() []route {
 // New builds the API over a registry. Subscribe Published to the store
 // (allowlist.Subscriber), and call Start to keep versions fresh.
 func New(reg allowlist.Registry, cfg Config) *Server {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.MaxWatch <= 0 {
-		cfg.MaxWatch = 5 * time.Minute
-	}
-	if cfg.RefreshEvery <= 0 {
-		cfg.RefreshEvery = 2 * time.Second
-	}
-	if cfg.TimestampEvery <= 0 {
-		cfg.TimestampEvery = DefaultTimestampEvery
-	}
-	if cfg.RequestsPerMinute <= 0 {
-		cfg.RequestsPerMinute = DefaultRequestsPerMinute
-	}
-	if cfg.WatchesPerAddress <= 0 {
-		cfg.WatchesPerAddress = 64
-	}
-	if cfg.Quorum <= 0 {
-		cfg.Quorum = allowlist.DefaultQuorum
-	}
+	cfg = cfg.withDefaults()
 	s := &Server{reg: reg, svc: allowlist.ServicesOf(reg), cfg: cfg, log: cfg.Logger, hub: newHub(reg), metrics: newMetrics(), failures: newFailureLimiter(), watches: newWatchLimiter(cfg.WatchesPerAddress)}
 	s.hub.stampEvery = cfg.TimestampEvery
 	s.gov, _ = reg.(allowlist.Governance)
@@ -196,12 +184,48 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.logRequests, middleware.Recover(), s.authenticate)
-	// One allowance per client address for staff requests, spent by the
-	// API and the pages alike.
+	s.routes = s.table()
+	s.addRoutes(e, s.staffRequestLimiter())
+	// Only real clients' addresses count; X-Forwarded-For is trusted only
+	// from loopback (a local reverse proxy).
+	e.IPExtractor = echo.ExtractIPFromXFFHeader(echo.TrustLoopback(true), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false))
+	s.echo = e
+	return s
+}
+
+// withDefaults fills in what cfg leaves unset.
+func (cfg Config) withDefaults() Config {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxWatch <= 0 {
+		cfg.MaxWatch = DefaultMaxWatch
+	}
+	if cfg.RefreshEvery <= 0 {
+		cfg.RefreshEvery = DefaultRefreshEvery
+	}
+	if cfg.TimestampEvery <= 0 {
+		cfg.TimestampEvery = DefaultTimestampEvery
+	}
+	if cfg.RequestsPerMinute <= 0 {
+		cfg.RequestsPerMinute = DefaultRequestsPerMinute
+	}
+	if cfg.WatchesPerAddress <= 0 {
+		cfg.WatchesPerAddress = DefaultWatchesPerAddress
+	}
+	if cfg.Quorum <= 0 {
+		cfg.Quorum = allowlist.DefaultQuorum
+	}
+	return cfg
+}
+
+// staffRequestLimiter is one allowance per client address for staff
+// requests, spent by the API and the pages alike (StaffRequestAllowed).
+func (s *Server) staffRequestLimiter() echo.MiddlewareFunc {
 	s.requestLimit = middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
-		Rate: rate.Limit(float64(cfg.RequestsPerMinute) / 60), Burst: cfg.RequestsPerMinute, ExpiresIn: 10 * time.Minute,
+		Rate: rate.Limit(float64(s.cfg.RequestsPerMinute) / 60), Burst: s.cfg.RequestsPerMinute, ExpiresIn: 10 * time.Minute,
 	})
-	limiter := middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
 		Store:               s.requestLimit,
 		IdentifierExtractor: func(c echo.Context) (string, error) { return addressKey(c.RealIP()), nil },
 		DenyHandler: func(c echo.Context, _ string, _ error) error {
@@ -209,7 +233,12 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 			return allowlist.Errorf(allowlist.ETOOMANY, "too many requests from this address; try again later")
 		},
 	})
-	s.routes = s.table()
+}
+
+// addRoutes registers s.routes, each behind its access rule (and limiter
+// when limited). HEAD answers wherever GET does: the same handler, whose
+// body net/http discards for HEAD.
+func (s *Server) addRoutes(e *echo.Echo, limiter echo.MiddlewareFunc) {
 	explicitHead := map[string]bool{}
 	for _, r := range s.routes {
 		if r.method == http.MethodHead {
@@ -222,17 +251,10 @@ func New(reg allowlist.Registry, cfg Config) *Server {
 			mw = append([]echo.MiddlewareFunc{limiter}, mw...)
 		}
 		e.Add(r.method, r.path, r.handler, mw...)
-		// HEAD answers wherever GET does: the same handler, whose body
-		// net/http discards for HEAD.
 		if r.method == http.MethodGet && !explicitHead[r.path] {
 			e.Add(http.MethodHead, r.path, r.handler, mw...)
 		}
 	}
-	// Only real clients' addresses count; X-Forwarded-For is trusted only
-	// from loopback (a local reverse proxy).
-	e.IPExtractor = echo.ExtractIPFromXFFHeader(echo.TrustLoopback(true), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false))
-	s.echo = e
-	return s
 }
 
 // StaffRequestAllowed spends one of ip's staff requests, shared by POST
