@@ -151,6 +151,29 @@ func (s *Server) handleDiff(c echo.Context) error {
 	return c.JSONBlob(http.StatusOK, body)
 }
 
+// defaultWatch is how long a watch waits when the client does not say.
+const defaultWatch = 30 * time.Second
+
+// watchTimeout reads a watch's timeout: a duration ("30s") or seconds,
+// from 0 to most; defaultWatch when v is empty. EMALFORMED.
+func watchTimeout(v string, most time.Duration) (time.Duration, error) {
+	if v == "" {
+		return defaultWatch, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		secs, err2 := strconv.Atoi(v)
+		if err2 != nil {
+			return 0, allowlist.Errorf(allowlist.EMALFORMED, "timeout must be a duration such as 30s")
+		}
+		d = time.Duration(secs) * time.Second
+	}
+	if d < 0 || d > most {
+		return 0, allowlist.Errorf(allowlist.EMALFORMED, "timeout must be between 0s and %s", most)
+	}
+	return d, nil
+}
+
 // handleWatch is a long-poll: it answers at once if the scope is already
 // past after, otherwise when it next moves, or 304 at the timeout. Each
 // waiter blocks on a channel that the hub closes on change: no polling,
@@ -164,20 +187,9 @@ func (s *Server) handleWatch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	timeout := 30 * time.Second
-	if v := c.QueryParam("timeout"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			secs, err2 := strconv.Atoi(v)
-			if err2 != nil {
-				return allowlist.Errorf(allowlist.EMALFORMED, "timeout must be a duration such as 30s")
-			}
-			d = time.Duration(secs) * time.Second
-		}
-		if d < 0 || d > s.cfg.MaxWatch {
-			return allowlist.Errorf(allowlist.EMALFORMED, "%s", "timeout must be between 0s and "+s.cfg.MaxWatch.String())
-		}
-		timeout = d
+	timeout, err := watchTimeout(c.QueryParam("timeout"), s.cfg.MaxWatch)
+	if err != nil {
+		return err
 	}
 	f, err := format(c)
 	if err != nil {

@@ -459,10 +459,8 @@ func (p *Pages) handleCheck(c echo.Context) error {
 		pg.Errors = []allowlist.FieldError{{Field: "q", Message: "Enter the name or web address of the tool"}}
 		return p.render(c, statusOf(allowlist.EINVALID), "start", pg)
 	}
-	if dept != "" {
-		if _, err := p.svc.Departments.FindDepartment(ctx, dept); err != nil {
-			dept, pg.Department = "", ""
-		}
+	if _, known := p.names(c)[dept]; !known {
+		dept, pg.Department = "", ""
 	}
 	target, label := q, q
 	if !strings.Contains(q, ".") || strings.Contains(q, " ") {
@@ -494,8 +492,14 @@ func (p *Pages) handleCheck(c echo.Context) error {
 	if pg.Site == nil && res.Allowed {
 		label = res.Match.Site.Name
 	}
-	pg.Title = label
-	pg.Label, pg.Result, pg.URL = label, res, q
+	p.describe(c, pg, label, res)
+	return p.render(c, http.StatusOK, "check", pg)
+}
+
+// describe fills the answer to a check: what was checked, on which list,
+// who approved it.
+func (p *Pages) describe(c echo.Context, pg *page, label string, res api.CheckResult) {
+	pg.Label, pg.Result, pg.URL = label, res, pg.Query
 	pg.ScopeName = "common list"
 	if res.Scope != allowlist.ScopeCommon {
 		pg.ScopeName = "list for " + p.deptName(c, res.Scope)
@@ -510,7 +514,6 @@ func (p *Pages) handleCheck(c echo.Context) error {
 	} else {
 		pg.Title = "No, " + label + " is not on the " + pg.ScopeName + " yet"
 	}
-	return p.render(c, http.StatusOK, "check", pg)
 }
 
 // findTool finds a site by its name or id, case-insensitively; failing
