@@ -1,0 +1,211 @@
+package allowlist
+
+import (
+	"time"
+
+	"golang.org/x/net/publicsuffix"
+)
+
+// Usage reports: what a department's resolver saw in one period, sent to
+// POST /v1/usage. A report holds counts only: no client address, no query
+// time finer than the period, no name below the registrable domain for
+// names the list does not allow. docs/privacy.md says what each field is
+// and why none of them identifies a person.
+
+// Limits of one usage report.
+const (
+	// UsageMaxPeriod is the longest period one report may cover.
+	UsageMaxPeriod = 24 * time.Hour
+	// UsageMaxSkew is how far in the future a period may end (clocks differ).
+	UsageMaxSkew = 5 * time.Minute
+	// UsageMaxEntries bounds the entries of one report (the most hit first).
+	UsageMaxEntries = 50000
+	// UsageMaxRefused bounds the refused domains of one report (the most asked first).
+	UsageMaxRefused = 1000
+	// UsageMinK is the smallest distinct-client threshold a resolver may use.
+	UsageMinK = 2
+	// UsageDefaultK is the registry's own threshold when none is configured.
+	UsageDefaultK = 5
+	// UsageHitsStep is what hits and queries are rounded up to a multiple of.
+	UsageHitsStep = 10
+	// UsageClientsStep is what clients are rounded down to a multiple of.
+	UsageClientsStep = 5
+	// usageMaxFieldErrors bounds the field errors one refusal lists, so that
+	// a report of 50,000 bad entries gets a short answer.
+	usageMaxFieldErrors = 20
+)
+
+// Resolver modes a report may name.
+const (
+	ModeEnforce = "enforce"
+	ModeRoute   = "route"
+	ModeMonitor = "monitor"
+)
+
+// UsageReport is one period of one department's resolver.
+type UsageReport struct {
+	// ReportID is 32 lower-case hex characters, random per report: sending
+	// the same report again counts it once.
+	ReportID    string    `json:"report_id"`
+	Department  string    `json:"department"`
+	Scope       string    `json:"scope"`
+	ListVersion int64     `json:"list_version"`
+	Mode        string    `json:"mode"`
+	PeriodStart time.Time `json:"period_start"`
+	PeriodEnd   time.Time `json:"period_end"`
+	// K is the resolver's distinct-client threshold for refused domains.
+	K       int            `json:"k"`
+	Entries []UsageEntry   `json:"entries"`
+	Refused []UsageRefused `json:"refused"`
+}
+
+// UsageEntry is a list entry hit in the period; Hits is rounded up to a
+// multiple of 10.
+type UsageEntry struct {
+	Pattern string `json:"pattern"`
+	Hits    int64  `json:"hits"`
+}
+
+// UsageRefused is a registrable domain the department's list does not
+// allow, asked for by at least k distinct clients in the period. Queries is
+// rounded up to a multiple of 10, Clients down to a multiple of 5.
+type UsageRefused struct {
+	Domain  string `json:"domain"`
+	Queries int64  `json:"queries"`
+	Clients int    `json:"clients"`
+}
+
+// UsageReceipt is the registry's answer to a report.
+type UsageReceipt struct {
+	ReportID       string `json:"report_id"`
+	Entries        int    `json:"entries"`
+	IgnoredEntries int    `json:"ignored_entries"`
+	Refused        int    `json:"refused"`
+}
+
+// UsageK is the threshold a report is held to: the larger of the
+// resolver's and the registry's.
+func UsageK(reportK, registryK int) int {
+	return max(reportK, registryK, UsageMinK)
+}
+
+// Validate checks a report received at now against the registry's own
+// threshold registryK (0: UsageDefaultK). It returns EINVALID naming each
+// field at fault (at most 20 of them), such as "refused[3].clients".
+func (r UsageReport) Validate(now time.Time, registryK int) error {
+	if registryK <= 0 {
+		registryK = UsageDefaultK
+	}
+	var c checker
+	if !validReportID(r.ReportID) {
+		c.add("report_id", "must be 32 lower-case hex characters")
+	}
+	if !ValidDepartmentID(r.Department) {
+		c.add("department", "must be a department id")
+	}
+	if r.Scope != ScopeCommon && (r.Scope != r.Department || !ValidDepartmentID(r.Scope)) {
+		c.add("scope", "must be \"common\" or the report's department")
+	}
+	if r.ListVersion < 1 {
+		c.add("list_version", "must be a published version (1 or more)")
+	}
+	switch r.Mode {
+	case ModeEnforce, ModeRoute, ModeMonitor:
+	default:
+		c.add("mode", "must be enforce, route or monitor")
+	}
+	switch {
+	case r.PeriodStart.IsZero():
+		c.add("period_start", "is required")
+	case r.PeriodEnd.IsZero():
+		c.add("period_end", "is required")
+	case !r.PeriodEnd.After(r.PeriodStart):
+		c.add("period_end", "must be after period_start")
+	case r.PeriodEnd.Sub(r.PeriodStart) > UsageMaxPeriod:
+		c.add("period_end", "a period is at most 24 hours")
+	case r.PeriodEnd.After(now.Add(UsageMaxSkew)):
+		c.add("period_end", "is in the future")
+	}
+	if r.K < UsageMinK {
+		c.add("k", "must be at least 2")
+	}
+	k := UsageK(r.K, registryK)
+
+	if len(r.Entries) > UsageMaxEntries {
+		c.add("entries", "at most "+itoa(UsageMaxEntries)+" entries per report")
+	} else {
+		seen := make(map[string]bool, len(r.Entries))
+		for i, e := range r.Entries {
+			if len(c.fields) >= usageMaxFieldErrors {
+				break
+			}
+			f := "entries[" + itoa(i) + "]"
+			if p, err := ParsePattern(e.Pattern); err != nil || p.String() != e.Pattern {
+				c.add(f+".pattern", "must be a list entry in list form, such as example.org or *.example.org")
+			} else if seen[e.Pattern] {
+				c.add(f+".pattern", "appears twice")
+			}
+			seen[e.Pattern] = true
+			if e.Hits < UsageHitsStep || e.Hits%UsageHitsStep != 0 {
+				c.add(f+".hits", "must be a positive multiple of 10 (hits rounded up)")
+			}
+		}
+	}
+
+	if len(r.Refused) > UsageMaxRefused {
+		c.add("refused", "at most "+itoa(UsageMaxRefused)+" domains per report")
+	} else {
+		seen := make(map[string]bool, len(r.Refused))
+		for i, d := range r.Refused {
+			if len(c.fields) >= usageMaxFieldErrors {
+				break
+			}
+			f := "refused[" + itoa(i) + "]"
+			if !RegistrableDomain(d.Domain) {
+				c.add(f+".domain", "must be a registrable domain in lower-case ASCII, such as example.com")
+			} else if seen[d.Domain] {
+				c.add(f+".domain", "appears twice")
+			}
+			seen[d.Domain] = true
+			if d.Queries < UsageHitsStep || d.Queries%UsageHitsStep != 0 {
+				c.add(f+".queries", "must be a positive multiple of 10 (queries rounded up)")
+			}
+			switch {
+			case d.Clients%UsageClientsStep != 0:
+				c.add(f+".clients", "must be a multiple of 5 (clients rounded down)")
+			case d.Clients < k:
+				c.add(f+".clients", "is below the threshold of "+itoa(k)+" distinct clients")
+			}
+		}
+	}
+	return c.err()
+}
+
+// RegistrableDomain says whether s is a registrable domain (one label below
+// its public suffix) already in its normalised form: lower-case ASCII with
+// A-labels, no trailing dot, not a bare suffix, not localhost or a name
+// under arpa.
+func RegistrableDomain(s string) bool {
+	p, err := ParsePattern(s)
+	if err != nil || p.Wildcard || p.Name != s {
+		return false
+	}
+	etld1, err := publicsuffix.EffectiveTLDPlusOne(s)
+	return err == nil && etld1 == s && !hasSuffixLabel(s, "arpa") && !hasSuffixLabel(s, "localhost")
+}
+
+func hasSuffixLabel(name, label string) bool {
+	return name == label || len(name) > len(label) && name[len(name)-len(label)-1] == '.' && name[len(name)-len(label):] == label
+}
+
+func validReportID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
