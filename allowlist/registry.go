@@ -9,7 +9,8 @@ import (
 )
 
 // Actor is who is making a change: recorded in the audit log and used for
-// authorisation. Department is set for owners only.
+// authorisation. Department is set for owners, and for readers bound to
+// a department (a resolver sending usage reports).
 type Actor struct {
 	TokenID    int64
 	Name       string

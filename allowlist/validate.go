@@ -192,9 +192,15 @@ func ValidateRequest(r Request) error {
 func ValidateToken(t Token) error {
 	var c checker
 	switch t.Role {
-	case RoleAdmin, RoleReader:
+	case RoleAdmin:
 		if t.Department != "" {
-			c.add("department", "only owner tokens belong to a department")
+			c.add("department", "an admin token belongs to no department")
+		}
+	case RoleReader:
+		// A reader may belong to a department: its resolver then sends
+		// that department's usage reports (POST /v1/usage).
+		if t.Department != "" && !ValidDepartmentID(t.Department) {
+			c.add("department", "must be a department id")
 		}
 	case RoleOwner:
 		if !ValidDepartmentID(t.Department) {

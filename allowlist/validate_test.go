@@ -62,3 +62,24 @@ func TestFreeTextRefusesHiddenCharacters(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateTokenDepartment: owners need a department, readers may have
+// one (a resolver sending usage reports), admins may not.
+func TestValidateTokenDepartment(t *testing.T) {
+	for _, tt := range []struct {
+		role, dept string
+		ok         bool
+	}{
+		{RoleOwner, "hmrc", true}, {RoleOwner, "", false}, {RoleOwner, "Bad Id", false},
+		{RoleReader, "", true}, {RoleReader, "hmrc", true}, {RoleReader, "common", false}, {RoleReader, "Bad Id", false},
+		{RoleAdmin, "", true}, {RoleAdmin, "hmrc", false},
+	} {
+		err := ValidateToken(Token{Role: tt.role, Department: tt.dept, Name: "n"})
+		if (err == nil) != tt.ok {
+			t.Errorf("%s token of %q: %v, want ok=%v", tt.role, tt.dept, err, tt.ok)
+		}
+		if err != nil && err.(*Error).Fields[0].Field != "department" {
+			t.Errorf("%s token of %q: %v names the wrong field", tt.role, tt.dept, err)
+		}
+	}
+}

@@ -137,7 +137,7 @@ func (p *Pages) handleAdminToken(c echo.Context) error {
 	ctx := c.Request().Context()
 	f := formOf(c, "role", "department", "name", "days")
 	t := allowlist.Token{Role: f["role"], Department: f["department"], Name: f["name"]}
-	if t.Role != allowlist.RoleOwner {
+	if t.Role == allowlist.RoleAdmin {
 		t.Department = ""
 	}
 	if f["days"] != "" {

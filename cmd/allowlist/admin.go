@@ -22,7 +22,7 @@ func runTokenCreate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("token create", "token create --db PATH --role admin|owner|reader [--department ID] --name NAME [--expires 720h]", stderr)
 	db := fs.String("db", "", "database: SQLite path (created if missing) or postgres:// URL")
 	role := fs.String("role", "", "admin, owner or reader")
-	dept := fs.String("department", "", "the owner's department id")
+	dept := fs.String("department", "", "the department of an owner, or of a reader whose resolver sends usage reports")
 	name := fs.String("name", "", "who or what the token is for")
 	expires := fs.Duration("expires", 0, "lifetime, e.g. 720h (default: no expiry)")
 	if _, err := parse(fs, args); err != nil {
