@@ -449,3 +449,14 @@ func (p *Publisher) Holding(scope string) (sha256 string, entries, sites int) {
 	e := p.published[scope]
 	return e.sha256, len(e.entries), len(p.sites)
 }
+
+// Entries returns the sorted entries p holds for version of scope, and
+// false when it holds another version or none (the caller reads the
+// version itself). The slice is shared: do not modify it.
+func (p *Publisher) Entries(scope string, version int64) ([]Entry, bool) {
+	e, ok := p.published[scope]
+	if !ok || e.version != version || e.entries == nil {
+		return nil, false
+	}
+	return e.entries, true
+}

@@ -61,6 +61,7 @@ func Run(t *testing.T, b Backend) {
 		{"Endpoints", testEndpoints},
 		{"Subscribers", testSubscribers},
 		{"ProposeSite", testProposeSite},
+		{"Usage", testUsage},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
 	}

@@ -1,0 +1,166 @@
+package storetest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cross-gov/allowlist/allowlist"
+)
+
+// Reader is a reader token's actor bound to dept (a resolver sending usage
+// reports).
+func Reader(dept string) allowlist.Actor {
+	return allowlist.Actor{Role: allowlist.RoleReader, Department: dept, Name: "resolver-" + dept}
+}
+
+// UsageReport is a valid report from dept for the 15 minutes before end,
+// with report id n.
+func UsageReport(dept string, n int, end time.Time) allowlist.UsageReport {
+	return allowlist.UsageReport{
+		ReportID: fmt.Sprintf("%032x", n), Department: dept, Scope: dept, ListVersion: 1, Mode: allowlist.ModeEnforce,
+		PeriodStart: end.Add(-15 * time.Minute), PeriodEnd: end, K: 5,
+	}
+}
+
+func usageStore(t *testing.T, db Store) allowlist.UsageStore {
+	u, ok := db.(allowlist.UsageStore)
+	if !ok {
+		t.Fatal("the store keeps no usage reports (allowlist.UsageStore)")
+	}
+	return u
+}
+
+// testUsage: reports are counted once per report_id, only a reader of the
+// report's own department may send one, entries not on the list are
+// ignored, sums per department and across departments are right, and the
+// sweep deletes what is older than the retention.
+func testUsage(t *testing.T, b Backend) {
+	db := b.open(t, 2)
+	u := usageStore(t, db)
+	Seed(t, db, "dept-a", "dept-b")
+	Must[allowlist.Site](t)(db.CreateSite(ctx, Owner("dept-a"), allowlist.SiteInput{
+		ID: "wiki", Name: "Wiki", Category: "wiki", Domains: []string{"*.wiki.example.org", "files.example.net"}, Owner: allowlist.Owner{Name: "Ops"},
+	}))
+	Must[allowlist.Site](t)(db.SetSignoff(ctx, Owner("dept-a"), "wiki", "dept-a", "approve", ""))
+	Must[allowlist.Site](t)(db.SetSignoff(ctx, Owner("dept-b"), "wiki", "dept-b", "approve", ""))
+
+	now := time.Date(2026, 12, 3, 10, 15, 0, 0, time.UTC)
+	r := UsageReport("dept-a", 1, now)
+	r.Entries = []allowlist.UsageEntry{{Pattern: "*.wiki.example.org", Hits: 1200}, {Pattern: "gone.example.org", Hits: 10}}
+	r.Refused = []allowlist.UsageRefused{{Domain: "example.com", Queries: 150, Clients: 10}, {Domain: "tool.example", Queries: 20, Clients: 5}}
+
+	// Refused, and nothing counted: the wrong department, an owner, a
+	// reader with no department, clients below the registry's k.
+	for name, a := range map[string]allowlist.Actor{
+		"other department": Reader("dept-b"), "owner": Owner("dept-a"), "admin": allowlist.System,
+		"reader of no department": {Role: allowlist.RoleReader, Name: "r"},
+	} {
+		if _, _, err := u.RecordUsage(ctx, a, r, now, 5); allowlist.ErrorCode(err) != allowlist.EFORBIDDEN {
+			t.Errorf("%s: %v, want EFORBIDDEN", name, err)
+		}
+	}
+	if _, _, err := u.RecordUsage(ctx, Reader("dept-a"), r, now, 10); allowlist.ErrorCode(err) != allowlist.EINVALID {
+		t.Errorf("clients 5 under a registry k of 10: %v, want EINVALID", err)
+	}
+	old := UsageReport("dept-a", 99, now.Add(-allowlist.UsageRetention-time.Hour))
+	if _, _, err := u.RecordUsage(ctx, Reader("dept-a"), old, now, 5); allowlist.ErrorCode(err) != allowlist.EINVALID {
+		t.Errorf("report older than the retention: %v, want EINVALID", err)
+	}
+	day := allowlist.UsageFilter{From: now.Truncate(24 * time.Hour), To: now.Truncate(24 * time.Hour).Add(24 * time.Hour)}
+	if s := Must[allowlist.UsageSummary](t)(u.FindUsage(ctx, day)); s.Reports != 0 || len(s.Refused) != 0 || len(s.Entries) != 0 {
+		t.Fatalf("refused reports counted: %+v", s)
+	}
+
+	rc, fresh, err := u.RecordUsage(ctx, Reader("dept-a"), r, now, 5)
+	if err != nil || !fresh {
+		t.Fatalf("RecordUsage = %+v, %v, %v", rc, fresh, err)
+	}
+	want := allowlist.UsageReceipt{ReportID: r.ReportID, Entries: 1, IgnoredEntries: 1, Refused: 2}
+	if rc != want {
+		t.Errorf("receipt %+v, want %+v", rc, want)
+	}
+	// Sent again (a retry whose answer was lost): the same receipt, counted once.
+	again, fresh, err := u.RecordUsage(ctx, Reader("dept-a"), r, now, 5)
+	if err != nil || fresh || again != want {
+		t.Errorf("report sent again: %+v, %v, %v", again, fresh, err)
+	}
+	// The same id from another department is not the same report.
+	rb := UsageReport("dept-b", 1, now)
+	if _, _, err := u.RecordUsage(ctx, Reader("dept-b"), rb, now, 5); allowlist.ErrorCode(err) != allowlist.ECONFLICT {
+		t.Errorf("report_id reused by another department: %v, want ECONFLICT", err)
+	}
+	// A second period of dept-a the same day, and one of dept-b.
+	r2 := UsageReport("dept-a", 2, now.Add(15*time.Minute))
+	r2.Entries = []allowlist.UsageEntry{{Pattern: "*.wiki.example.org", Hits: 30}, {Pattern: "files.example.net", Hits: 10}}
+	r2.Refused = []allowlist.UsageRefused{{Domain: "example.com", Queries: 10, Clients: 5}}
+	Must[allowlist.UsageReceipt](t)(func() (allowlist.UsageReceipt, error) {
+		rc, _, err := u.RecordUsage(ctx, Reader("dept-a"), r2, now.Add(15*time.Minute), 5)
+		return rc, err
+	}())
+	rb = UsageReport("dept-b", 3, now)
+	rb.Refused = []allowlist.UsageRefused{{Domain: "example.com", Queries: 40, Clients: 5}}
+	Must[allowlist.UsageReceipt](t)(func() (allowlist.UsageReceipt, error) {
+		rc, _, err := u.RecordUsage(ctx, Reader("dept-b"), rb, now, 5)
+		return rc, err
+	}())
+
+	a := day
+	a.Department = "dept-a"
+	s := Must[allowlist.UsageSummary](t)(u.FindUsage(ctx, a))
+	if s.Reports != 2 || len(s.Refused) != 2 || s.Refused[0] != (allowlist.RefusedUsage{Domain: "example.com", Queries: 160, Clients: 10, Departments: 1}) ||
+		s.Refused[1] != (allowlist.RefusedUsage{Domain: "tool.example", Queries: 20, Clients: 5, Departments: 1}) {
+		t.Errorf("dept-a refused: %d reports, %+v", s.Reports, s.Refused)
+	}
+	if len(s.Entries) != 2 || s.Entries[0].Pattern != "*.wiki.example.org" || s.Entries[0].Hits != 1230 || s.Entries[0].Site != "wiki" ||
+		!s.Entries[0].LastHit.Equal(now.Add(15*time.Minute)) || s.Entries[1].Pattern != "files.example.net" || s.Entries[1].Hits != 10 {
+		t.Errorf("dept-a entries: %+v", s.Entries)
+	}
+	if len(s.Days) != 1 || s.Days[0] != (allowlist.UsageDay{Day: "2026-12-03", Hits: 1240, RefusedQueries: 180, RefusedDomains: 2}) {
+		t.Errorf("dept-a days: %+v", s.Days)
+	}
+	all := Must[allowlist.UsageSummary](t)(u.FindUsage(ctx, day))
+	if all.Reports != 3 || len(all.Refused) != 2 || all.Refused[0] != (allowlist.RefusedUsage{Domain: "example.com", Queries: 200, Clients: 15, Departments: 2}) {
+		t.Errorf("all departments: %d reports, %+v", all.Reports, all.Refused)
+	}
+	b2 := day
+	b2.Department = "dept-b"
+	if s := Must[allowlist.UsageSummary](t)(u.FindUsage(ctx, b2)); s.Reports != 1 || len(s.Refused) != 1 || s.Refused[0].Queries != 40 || len(s.Entries) != 0 {
+		t.Errorf("dept-b sees %+v", s)
+	}
+	if _, err := u.FindUsage(ctx, allowlist.UsageFilter{Department: "nope", From: day.From, To: day.To}); allowlist.ErrorCode(err) != allowlist.ENOTFOUND {
+		t.Errorf("unknown department: %v", err)
+	}
+
+	sites, first := func() (map[string]allowlist.SiteUsage, time.Time) {
+		m, f, err := u.FindSiteUsage(ctx, allowlist.MonthStart(now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, f
+	}()
+	if w := sites["wiki"]; w.Hits != 1240 || !w.LastHit.Equal(now.Add(15*time.Minute)) || !first.Equal(now) || len(sites) != 1 {
+		t.Errorf("site usage %+v, first report %v", sites, first)
+	}
+
+	// The sweep: nothing is younger than the cutoff yet.
+	if n := Must[int64](t)(u.SweepUsage(ctx, now.Add(-time.Hour))); n != 0 {
+		t.Errorf("sweep deleted %d rows of today", n)
+	}
+	// 401 days on, a new report sweeps everything older than 400 days.
+	later := now.Add(401 * 24 * time.Hour)
+	Must[allowlist.UsageReceipt](t)(func() (allowlist.UsageReceipt, error) {
+		rc, _, err := u.RecordUsage(ctx, Reader("dept-a"), UsageReport("dept-a", 4, later), later, 5)
+		return rc, err
+	}())
+	if s := Must[allowlist.UsageSummary](t)(u.FindUsage(ctx, day)); s.Reports != 0 || len(s.Refused) != 0 || len(s.Entries) != 0 {
+		t.Errorf("kept past the retention: %+v", s)
+	}
+	if m, _, _ := u.FindSiteUsage(ctx, now); len(m) != 0 {
+		t.Errorf("site usage kept past the retention: %+v", m)
+	}
+	// Swept reports are gone for good: the old id may not come back.
+	if _, _, err := u.RecordUsage(ctx, Reader("dept-a"), r, later, 5); allowlist.ErrorCode(err) != allowlist.EINVALID {
+		t.Errorf("report older than the retention accepted: %v", err)
+	}
+}
