@@ -577,7 +577,8 @@ func snapshot(e *env) string {
 	reqs, _ := e.db.FindRequests(ctx, "")
 	tokens, _ := e.db.FindTokens(ctx)
 	depts, _ := e.db.FindDepartments(ctx)
-	b, _ := json.Marshal([]any{sites, scopes, len(audit), len(reqs), len(tokens), depts})
+	usage, _ := e.db.FindUsage(ctx, allowlist.UsageFilter{From: time.Unix(0, 0), To: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)})
+	b, _ := json.Marshal([]any{sites, scopes, len(audit), len(reqs), len(tokens), depts, usage})
 	return string(b)
 }
 

@@ -100,6 +100,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", static("/v1/lists/common/diff?from=0"), none, all},
 		{"GET", static("/v1/lists/common/watch?after=0&timeout=0s"), none, all},
 		{"GET", static("/v1/keys"), none, all},
+		// Only a reader bound to dept-a may send dept-a's usage (TestUsageReport).
+		{"POST", static("/v1/usage"), func() any { return usageBody("dept-a", uniq()) }, nil},
+		{"GET", static("/v1/usage"), none, all},
+		{"GET", static("/v1/departments/dept-a/usage"), none, []string{"a", "admin"}},
+		{"GET", static("/v1/departments/dept-b/usage"), none, []string{"b", "admin"}},
 	}
 	checked := 0
 	for _, c := range cells {

@@ -38,8 +38,13 @@ func writeJSON(w io.Writer, v any) error {
 // Go's decoder would otherwise match keys case-insensitively and let the
 // last duplicate win, so {"domain":"a","DOMAIN":"b"} could smuggle a value
 // past a proxy or a log that read the first.
-func decode(c echo.Context, v any) error {
+func decode(c echo.Context, v any) error { return decodeLimit(c, v, MaxBody) }
+
+// decodeLimit is decode with a body limit of limit bytes (a whole number
+// of MiB), for the routes that take more than MaxBody (POST /v1/usage).
+func decodeLimit(c echo.Context, v any, limit int64) error {
 	r := c.Request()
+	tooLarge := allowlist.Errorf(allowlist.ETOOLARGE, "the body is larger than %d MiB", limit>>20)
 	mt, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
 	if err != nil || mt != "application/json" {
 		return allowlist.Errorf(allowlist.EUNSUPPORTED, "send the body as application/json")
@@ -47,19 +52,19 @@ func decode(c echo.Context, v any) error {
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return allowlist.Errorf(allowlist.EUNSUPPORTED, "the only charset accepted is utf-8")
 	}
-	if r.ContentLength > MaxBody {
-		return allowlist.Errorf(allowlist.ETOOLARGE, "the body is larger than 1 MiB")
+	if r.ContentLength > limit {
+		return tooLarge
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return allowlist.Errorf(allowlist.ETOOLARGE, "the body is larger than 1 MiB")
+			return tooLarge
 		}
 		return allowlist.Errorf(allowlist.EMALFORMED, "could not read the body")
 	}
-	if len(body) > MaxBody {
-		return allowlist.Errorf(allowlist.ETOOLARGE, "the body is larger than 1 MiB")
+	if int64(len(body)) > limit {
+		return tooLarge
 	}
 	if !utf8.Valid(body) {
 		return allowlist.Errorf(allowlist.EMALFORMED, "the body is not valid UTF-8")

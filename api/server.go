@@ -47,6 +47,10 @@ type Config struct {
 	Ready func(context.Context) error
 	// Now is the registry's clock (default time.Now).
 	Now func() time.Time
+	// UsageK is the least number of distinct clients a refused domain
+	// needs in a usage report, and in the cross-government totals anyone
+	// may see (default 5; a report's own k counts when larger).
+	UsageK int
 }
 
 // Defaults the API owns; the command line's configuration takes them from
@@ -98,6 +102,7 @@ const (
 	ownerParam               // an owner of the department named by the route, or admin
 	siteOwner                // an owner of the site's proposing department, or admin
 	adminOnly                // admin
+	reporter                 // a reader token bound to a department (a resolver sending usage)
 )
 
 // route is one endpoint: the single table of what the API serves and who
@@ -167,6 +172,10 @@ func (s *Server) table() []route {
 		// one's identity and signature, then takes the change as a diff.
 		{method: "HEAD", path: "/v1/lists/:scope/watch", handler: s.handleWatch, access: listReader},
 		{method: "GET", path: "/v1/keys", handler: s.handleKeys, access: public},
+
+		{method: "POST", path: "/v1/usage", handler: s.handleUsageReport, access: reporter},
+		{method: "GET", path: "/v1/usage", handler: s.handleUsage, access: public},
+		{method: "GET", path: "/v1/departments/:id/usage", handler: s.handleDepartmentUsage, access: ownerParam, param: "id"},
 	}
 }
 
@@ -402,6 +411,8 @@ func (s *Server) authorize(r route) echo.MiddlewareFunc {
 				}
 			case adminOnly:
 				allowed = a.Role == allowlist.RoleAdmin
+			case reporter:
+				allowed = a.Role == allowlist.RoleReader && a.Department != ""
 			}
 			if allowed {
 				return next(c)

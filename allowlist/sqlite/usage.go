@@ -137,8 +137,8 @@ func insertRows(ctx context.Context, tx *sql.Tx, head, tail string, rows [][]any
 // pattern: those the publisher holds, or else read from the version.
 // The caller holds db.mu.
 func (db *DB) scopeEntries(ctx context.Context, tx *sql.Tx, scope string) ([]allowlist.Entry, error) {
-	v, err := latestVersion(ctx, tx, scope)
-	if err != nil || v == nil {
+	v, ok, err := latestVersion(ctx, tx, scope)
+	if err != nil || !ok {
 		return nil, err
 	}
 	if entries, ok := db.pub.Entries(scope, v.Version); ok {

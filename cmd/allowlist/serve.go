@@ -39,6 +39,9 @@ type ServeConfig struct {
 	LogLevel          string `yaml:"log_level"`
 	Seed              bool   `yaml:"seed"`
 	RequestsPerMinute int    `yaml:"requests_per_minute"`
+	// UsageK is the least number of distinct clients a refused domain
+	// needs in a usage report and in public totals (docs/privacy.md).
+	UsageK int `yaml:"usage_k"`
 	// MaxConnections caps open client connections (0: what the process's
 	// file limit allows, less a reserve for the database and logs), and
 	// WatchesPerAddress the watches one client address may hold.
@@ -63,7 +66,7 @@ type ServeConfig struct {
 // DefaultServeConfig is what a missing file or key means.
 func DefaultServeConfig() ServeConfig {
 	return ServeConfig{Listen: "127.0.0.1:8080", DB: "var/registry.db", Quorum: allowlist.DefaultQuorum, PublicLists: true, LogLevel: "info",
-		RequestsPerMinute: api.DefaultRequestsPerMinute, TimestampInterval: api.DefaultTimestampEvery}
+		RequestsPerMinute: api.DefaultRequestsPerMinute, UsageK: allowlist.UsageDefaultK, TimestampInterval: api.DefaultTimestampEvery}
 }
 
 // Validate names the first bad key.
@@ -82,6 +85,9 @@ func (c ServeConfig) Validate() error {
 	}
 	if c.RequestsPerMinute < 1 {
 		return errors.New("requests_per_minute: must be at least 1")
+	}
+	if c.UsageK < allowlist.UsageMinK {
+		return fmt.Errorf("usage_k: %d is less than %d", c.UsageK, allowlist.UsageMinK)
 	}
 	if c.MaxConnections < 0 || c.WatchesPerAddress < 0 {
 		return errors.New("max_connections and watches_per_address: must not be negative")
@@ -241,7 +247,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 		return store.Ping(ctx)
 	}
-	srv := api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute, WatchesPerAddress: cfg.WatchesPerAddress,
+	srv := api.New(store, api.Config{PublicLists: cfg.PublicLists, Quorum: store.Quorum(), RequestsPerMinute: cfg.RequestsPerMinute, UsageK: cfg.UsageK, WatchesPerAddress: cfg.WatchesPerAddress,
 		TimestampEvery: cfg.TimestampInterval, Logger: log, Ready: ready, PublicURL: pageBase, Now: now})
 	store.Subscribe(srv.Published)
 	web.New(store, srv, webOptions(cfg, log)).Register(srv.Echo())
