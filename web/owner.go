@@ -24,6 +24,7 @@ type queueView struct {
 	Total    int
 	Requests int
 	Overdue  map[string]bool // sites whose decision is overdue (requests.go)
+	Usage    *ownerUsageView // what staff tried to reach (usage.go)
 }
 
 // siteRow is a site as the owner's pages show it: names, not slugs.
@@ -117,6 +118,7 @@ func (p *Pages) handleOwner(c echo.Context) error {
 			rest = append(rest, p.row(c, s, a.Department))
 		}
 	}
+	v.Usage = p.ownerUsage(c, a.Department)
 	sort.SliceStable(rest, func(i, j int) bool { return rest[i].Name < rest[j].Name })
 	v.Total = len(rest)
 	at, _ := strconv.Atoi(c.QueryParam("page"))

@@ -95,10 +95,11 @@ func New(reg allowlist.Registry, check Checker, opt Options) *Pages {
 	names, _ := fs.Glob(templateFS, "templates/*.html")
 	for _, n := range names {
 		base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
-		if base == "layout" || base == "partials" {
+		if base == "layout" || base == "partials" || strings.HasPrefix(base, "_") {
 			continue
 		}
-		p.tmpl[base] = template.Must(template.New(base).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", n))
+		// Files named _*.html hold templates every page may use.
+		p.tmpl[base] = template.Must(template.New(base).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/_*.html", n))
 	}
 	return p
 }
@@ -151,6 +152,7 @@ func (p *Pages) Register(e *echo.Echo) {
 		{"GET", "/owner/waiting", p.handleOwnerWaiting, ownerOnly},
 		{"POST", "/owner/requests/answer", p.handleOwnerAnswer, ownerOnly},
 		{"POST", "/owner/renew", p.handleRenew, ownerOnly},
+		{"POST", "/owner/usage/propose", p.handleUsagePropose, ownerOnly},
 		{"GET", "/owner/directory", p.handleDirectory, signedIn},
 
 		{"GET", "/admin", p.handleAdmin, adminOnly},
@@ -267,6 +269,7 @@ type page struct {
 	ByStatus, ByCategory []count
 	ByDepartment         []deptCount
 	Chart                chart
+	Usage                any // usage.go: what the page shows of usage reports
 
 	DepartmentName string
 	Queue          []allowlist.Site
@@ -585,6 +588,7 @@ func (p *Pages) handleCatalogue(c echo.Context) error {
 		return p.fail(c, err)
 	}
 	pg := &page{Title: "Catalogue of tools", Status: status, Statuses: []string{allowlist.StatusApproved, allowlist.StatusProposed, allowlist.StatusSuspended}}
+	pg.Usage = p.catalogueUsage(c.Request().Context(), sites)
 	for _, cat := range allowlist.Categories {
 		g := group{Category: cat, Title: categoryTitles[cat]}
 		for _, s := range sites {
@@ -652,8 +656,10 @@ func (p *Pages) entries(ctx context.Context, scope string, n int64) ([]allowlist
 	return l.Entries, err
 }
 
-// chart is a bar chart of the common list's size by version, drawn as
-// SVG with labelled axes; the same figures are given as a table.
+// chart is a bar chart drawn as SVG with labelled axes (the "bar-chart"
+// template); a page gives the same figures as a table. The dashboard draws
+// the common list's size by version (makeChart) and usage trends
+// (usage.go).
 type chart struct {
 	Width, Height, Left, Bottom, Top int
 	First, Last                      int
@@ -661,12 +667,14 @@ type chart struct {
 	YTicks                           []tick
 	FirstVersion, LastVersion        int64
 	Versions                         []allowlist.Version
+	// ID prefixes the SVG's title and description ids; Title, Desc, the
+	// axis labels and the first and last bars' labels are shown.
+	ID, Title, Desc, XLabel, YLabel, XFirst, XLast string
 }
 
 type bar struct {
 	X, Y, W, H float64
-	Version    int64
-	Entries    int
+	Label      string // what the bar's tooltip says
 }
 
 type tick struct {
@@ -715,6 +723,7 @@ func (p *Pages) handleDashboard(c echo.Context) error {
 	}
 	pg.Chart = makeChart(versions)
 	pg.View = p.backlog(c) // requests.go
+	pg.Usage = p.usageTrends(ctx)
 	return p.render(c, http.StatusOK, "dashboard", pg)
 }
 
@@ -724,10 +733,29 @@ func makeChart(versions []allowlist.Version) chart {
 	if len(versions) > 200 {
 		versions = versions[len(versions)-200:]
 	}
-	ch := chart{Width: 640, Height: 240, Left: 56, Bottom: 36, Top: 10, Versions: versions}
+	values, labels := make([]int, len(versions)), make([]string, len(versions))
+	for i, v := range versions {
+		values[i] = v.Entries
+		labels[i] = "version " + strconv.FormatInt(v.Version, 10) + ": " + strconv.Itoa(v.Entries) + " entries"
+	}
+	ch := barChart(values, labels)
+	ch.Versions, ch.ID, ch.Title, ch.XLabel, ch.YLabel = versions, "chart", "Entries in the common list at each version", "List version", "Entries"
+	if len(versions) > 0 {
+		ch.First, ch.Last = versions[0].Entries, versions[len(versions)-1].Entries
+		ch.FirstVersion, ch.LastVersion = versions[0].Version, versions[len(versions)-1].Version
+		ch.XFirst, ch.XLast = "version "+strconv.FormatInt(ch.FirstVersion, 10), "version "+strconv.FormatInt(ch.LastVersion, 10)
+	}
+	ch.Desc = "From " + strconv.Itoa(ch.First) + " entries at " + ch.XFirst + " to " + strconv.Itoa(ch.Last) + " entries at " + ch.XLast + ". The table below gives every figure."
+	return ch
+}
+
+// barChart lays out one bar per value, scaled to a round number above the
+// largest, with ticks on the value axis; labels are the bars' tooltips.
+func barChart(values []int, labels []string) chart {
+	ch := chart{Width: 640, Height: 240, Left: 56, Bottom: 36, Top: 10}
 	peak := 1
-	for _, v := range versions {
-		peak = max(peak, v.Entries)
+	for _, v := range values {
+		peak = max(peak, v)
 	}
 	step := niceStep(peak)
 	top := ((peak + step - 1) / step) * step
@@ -736,14 +764,10 @@ func makeChart(versions []allowlist.Version) chart {
 	for y := 0; y <= top; y += step {
 		ch.YTicks = append(ch.YTicks, tick{Y: float64(ch.Top) + plotH - float64(y)/float64(top)*plotH, Label: strconv.Itoa(y)})
 	}
-	w := plotW / float64(max(1, len(versions)))
-	for i, v := range versions {
-		h := float64(v.Entries) / float64(top) * plotH
-		ch.Bars = append(ch.Bars, bar{X: float64(ch.Left) + float64(i)*w + w*0.1, Y: float64(ch.Top) + plotH - h, W: w * 0.8, H: h, Version: v.Version, Entries: v.Entries})
-	}
-	if len(versions) > 0 {
-		ch.First, ch.Last = versions[0].Entries, versions[len(versions)-1].Entries
-		ch.FirstVersion, ch.LastVersion = versions[0].Version, versions[len(versions)-1].Version
+	w := plotW / float64(max(1, len(values)))
+	for i, v := range values {
+		h := float64(v) / float64(top) * plotH
+		ch.Bars = append(ch.Bars, bar{X: float64(ch.Left) + float64(i)*w + w*0.1, Y: float64(ch.Top) + plotH - h, W: w * 0.8, H: h, Label: labels[i]})
 	}
 	return ch
 }

@@ -31,7 +31,10 @@ type env struct {
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, web.Options{}) }
 
-func newEnvWith(t *testing.T, opt web.Options) *env {
+func newEnvWith(t *testing.T, opt web.Options) *env { return newEnvConfig(t, opt, api.Config{}) }
+
+// newEnvConfig is newEnvWith an API configured as cfg (its clock, usage_k).
+func newEnvConfig(t *testing.T, opt web.Options, cfg api.Config) *env {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	path := filepath.Join(t.TempDir(), "r.db")
 	db, err := sqlite.Open(path, sqlite.Options{Quorum: 2, Key: key})
@@ -39,7 +42,8 @@ func newEnvWith(t *testing.T, opt web.Options) *env {
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := api.New(db, api.Config{PublicLists: true, Logger: quiet})
+	cfg.PublicLists, cfg.Logger = true, quiet
+	srv := api.New(db, cfg)
 	db.Subscribe(srv.Published)
 	opt.Logger = quiet
 	web.New(db, srv, opt).Register(srv.Echo())
