@@ -86,11 +86,11 @@ func TestOwnerUsage(t *testing.T) {
 
 	csrf := formToken(t, c, e.url+"/owner")
 	code, path, page := postForm(t, c, e.url+"/owner/usage/propose", url.Values{"_csrf": {csrf}, "domain": {"chat.example"}})
-	if code != 200 || !strings.Contains(page, `value="chat-example"`) || !strings.Contains(page, "chat.example\n*.chat.example</textarea>") ||
+	if code != 200 || path != "/owner/usage/propose" || !strings.Contains(page, `value="chat-example"`) || !strings.Contains(page, "chat.example\n*.chat.example</textarea>") ||
 		!strings.Contains(page, `action="/owner/propose"`) {
 		t.Errorf("propose button: %d, the form is not filled in:\n%s", code, page)
 	}
-	if _, path, _ = postForm(t, c, e.url+"/owner/usage/propose", url.Values{"_csrf": {csrf}, "domain": {"example.org"}}); path != "/owner/sites/evil" {
+	if _, path, _ := postForm(t, c, e.url+"/owner/usage/propose", url.Values{"_csrf": {csrf}, "domain": {"example.org"}}); path != "/owner/sites/evil" {
 		t.Errorf("a domain in the registry went to %s, want its site", path)
 	}
 	if code, _, _ := postForm(t, c, e.url+"/owner/usage/propose", url.Values{"_csrf": {csrf}, "domain": {"<script>"}}); code != 422 {
