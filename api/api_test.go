@@ -33,6 +33,7 @@ import (
 type env struct {
 	t      *testing.T
 	url    string
+	path   string // the SQLite file
 	db     *sqlite.DB
 	srv    *api.Server
 	admin  string
@@ -79,12 +80,15 @@ func loadSpec(t *testing.T, base string) routers.Router {
 func newEnv(t *testing.T, cfg api.Config) *env {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "registry.db"), sqlite.Options{Quorum: 2, Key: key})
+	path := filepath.Join(t.TempDir(), "registry.db")
+	db, err := sqlite.Open(path, sqlite.Options{Quorum: 2, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Ready = db.Ping
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	if cfg.Quorum == 0 {
 		cfg.Quorum = 2
 	}
@@ -96,7 +100,7 @@ func newEnv(t *testing.T, cfg api.Config) *env {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { hs.Close(); cancel(); db.Close() })
-	e := &env{t: t, url: hs.URL, db: db, srv: srv, tok: map[string]string{}}
+	e := &env{t: t, url: hs.URL, path: path, db: db, srv: srv, tok: map[string]string{}}
 	e.router = loadSpec(t, hs.URL)
 	_, e.admin, _ = db.CreateToken(context.Background(), allowlist.System, allowlist.Token{Role: "admin", Name: "root"})
 	for _, d := range []string{"dept-a", "dept-b", "dept-c"} {

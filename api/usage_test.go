@@ -5,7 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,5 +193,75 @@ func TestUsageCrossGovernment(t *testing.T) {
 	e.do("GET", "/v1/usage", e.tok["admin"], nil).want(200).decode(&v)
 	if len(v.Refused) != 2 || v.Refused[0] != (allowlist.RefusedUsage{Domain: "lonely.example", Queries: 500, Clients: 5, Departments: 1}) || *v.Reports != 2 {
 		t.Errorf("admin sees %+v", v)
+	}
+}
+
+// lockedBuffer is a log sink the server's goroutines may write at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestUsageNoClientAddressKept: a resolver that tried to send client
+// addresses (in any field, or as a refused domain) is refused, and not a
+// byte of the addresses reaches the registry's database files or its logs,
+// while its good reports are kept.
+func TestUsageNoClientAddressKept(t *testing.T) {
+	logs := &lockedBuffer{}
+	e := usageEnv(t, api.Config{Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	addrs := []string{"192.0.2.77", "2001:db8::77", "77.2.0.192.in-addr.arpa"}
+	for i, b := range []map[string]any{
+		with(usageBody("dept-a", "addr-1"), "client", addrs[0]),
+		with(usageBody("dept-a", "addr-2"), "clients", []string{addrs[0], addrs[1]}),
+		with(usageBody("dept-a", "addr-3"), "refused", []map[string]any{{"domain": "example.com", "queries": 10, "clients": 5, "client": addrs[1]}}),
+		with(usageBody("dept-a", "addr-4"), "refused", []map[string]any{{"domain": addrs[0], "queries": 10, "clients": 5}}),
+		with(usageBody("dept-a", "addr-5"), "refused", []map[string]any{{"domain": addrs[2], "queries": 10, "clients": 5}}),
+		with(usageBody("dept-a", "addr-6"), "entries", []map[string]any{{"pattern": addrs[1], "hits": 10}}),
+	} {
+		if r := e.do("POST", "/v1/usage", e.tok["resolver-a"], b); r.code != 400 && r.code != 422 {
+			t.Errorf("report %d with an address: %d", i, r.code)
+		}
+	}
+	e.do("POST", "/v1/usage", e.tok["resolver-a"], usageBody("dept-a", "good")).want(202)
+	e.db.Close() // everything on disk
+	files, _ := filepath.Glob(e.path + "*")
+	if len(files) == 0 {
+		t.Fatal("no database files")
+	}
+	kept := false
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = kept || bytes.Contains(b, []byte("example.com"))
+		for _, a := range addrs {
+			if bytes.Contains(b, []byte(a)) {
+				t.Errorf("%s holds %s", filepath.Base(f), a)
+			}
+		}
+	}
+	if !kept {
+		t.Error("the good report's refused domain is not in the database: the search proves nothing")
+	}
+	if !strings.Contains(logs.String(), `"route":"/v1/usage"`) {
+		t.Fatal("no request logged: the search proves nothing")
+	}
+	for _, a := range addrs {
+		if strings.Contains(logs.String(), a) {
+			t.Errorf("the logs hold %s", a)
+		}
 	}
 }
