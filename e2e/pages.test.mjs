@@ -52,6 +52,16 @@ test('every page has no serious or critical accessibility violation', async () =
     body: JSON.stringify({ tool: 'Excalidraw', url: 'https://excalidraw.com', reason: 'Sketching', department: 'dsit' }) });
   const { reference } = await sent.json();
   anonymous.push('/requests', '/requests?reference=', `/requests/${reference}`, '/requests/req_unknown');
+  // A usage report from dsit's resolver, so that the owner's page, the
+  // catalogue and the dashboard show their usage sections.
+  const reader = execFileSync(bin, ['token', 'create', '--db', registry.db, '--role', 'reader', '--department', 'dsit', '--name', 'resolver-e2e'])
+    .toString().trim().split('\n').pop();
+  const end = new Date(Math.floor(Date.now() / 1000) * 1000);
+  const usage = await fetch(`${base}/v1/usage`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${reader}` },
+    body: JSON.stringify({ report_id: '0123456789abcdef0123456789abcdef', department: 'dsit', scope: 'dsit', list_version: 1, mode: 'monitor',
+      period_start: new Date(end - 15 * 60 * 1000).toISOString(), period_end: end.toISOString(), k: 5,
+      entries: [{ pattern: '*.zoom.us', hits: 120 }], refused: [{ domain: 'excalidraw.com', queries: 150, clients: 10 }, { domain: 'example.com', queries: 40, clients: 5 }] }) });
+  assert.equal(usage.status, 202, await usage.text());
   const owner = ['/owner', '/owner?status=approved', '/owner/sites/zoom', '/owner/requests', '/owner/waiting', '/owner/directory', '/owner/propose'];
   const admin = ['/admin', '/admin/audit', '/owner/directory'];
   let pages = 0;
@@ -59,6 +69,13 @@ test('every page has no serious or critical accessibility violation', async () =
   for (const p of anonymous) { await audit(page, p); pages++; }
   await signIn(page, ownerToken(registry.db, 'dsit'));
   for (const p of owner) { await audit(page, p); pages++; }
+  await page.goto(`${base}/owner`);
+  assert.match(await page.locator('#usage').innerText(), /What staff here tried to reach this month/);
+  assert.match(await page.locator('#refused').innerText(), /excalidraw\.com/);
+  await page.goto(`${base}/catalogue`);
+  assert.match(await page.locator('main').innerText(), /120 this month/);
+  await page.goto(`${base}/dashboard`);
+  assert.equal(await page.locator('svg[role=img]').count(), 3);
   const ctx = await browser.newContext();
   const adminPage = await ctx.newPage();
   await signIn(adminPage, adminToken(registry.db));
