@@ -94,6 +94,11 @@ type UsageStore interface {
 	// the site's entries and the hits counted since the UTC day of since,
 	// and when the first report kept was received (zero: none).
 	FindSiteUsage(ctx context.Context, since time.Time) (map[string]SiteUsage, time.Time, error)
+	// FindEntryUsage returns each entry of site that a report hit, from
+	// every department: its hits since the UTC day of since and its
+	// latest hit kept, by pattern; and when the first report kept was
+	// received (zero: none).
+	FindEntryUsage(ctx context.Context, site string, since time.Time) ([]EntryUsage, time.Time, error)
 	// SweepUsage deletes the reports and counts whose period ended before
 	// before, and returns how many rows went.
 	SweepUsage(ctx context.Context, before time.Time) (int64, error)

@@ -161,7 +161,8 @@ func (p *Pages) handleOwnerSite(c echo.Context) error {
 		return p.fail(c, err)
 	}
 	r := p.row(c, s, a.Department)
-	return p.render(c, http.StatusOK, "decide", &page{Title: s.Name, DepartmentName: p.deptName(c, a.Department), View: &r})
+	return p.render(c, http.StatusOK, "decide", &page{Title: s.Name, DepartmentName: p.deptName(c, a.Department), View: &r,
+		Usage: p.entryUsage(c.Request().Context(), s)})
 }
 
 func (p *Pages) handleDecide(c echo.Context) error {

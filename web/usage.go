@@ -217,3 +217,47 @@ func (p *Pages) usageTrends(ctx context.Context) *usageTrends {
 	}
 	return v
 }
+
+// entryRow is one of a site's entries as resolvers used it.
+type entryRow struct {
+	Pattern, LastHit string
+	Hits             int64
+	Stale            bool
+}
+
+// entryUsage is each of the site's current entries' use by reporting
+// resolvers (nil when none has reported yet).
+func (p *Pages) entryUsage(ctx context.Context, s allowlist.Site) []entryRow {
+	u, ok := p.usageStore()
+	if !ok {
+		return nil
+	}
+	now := p.now()
+	used, first, err := u.FindEntryUsage(ctx, s.ID, allowlist.MonthStart(now))
+	if err != nil {
+		p.log.Warn("usage", "site", s.ID, "err", err)
+	}
+	if err != nil || first.IsZero() {
+		return nil
+	}
+	byPattern := map[string]allowlist.EntryUsage{}
+	for _, e := range used {
+		byPattern[e.Pattern] = e
+	}
+	since := first
+	if s.CreatedAt.After(since) {
+		since = s.CreatedAt
+	}
+	listed := s.Status != allowlist.StatusSuspended && s.Status != allowlist.StatusWithdrawn &&
+		(s.Status == allowlist.StatusApproved || len(allowlist.Sponsors(s)) > 0)
+	var out []entryRow
+	for _, d := range s.Domains {
+		e := byPattern[d]
+		r := entryRow{Pattern: d, Hits: e.Hits, Stale: listed && allowlist.UsageStale(e.LastHit, since, now)}
+		if !e.LastHit.IsZero() {
+			r.LastHit = e.LastHit.Format("2 Jan 2006")
+		}
+		out = append(out, r)
+	}
+	return out
+}

@@ -136,13 +136,33 @@ func TestCatalogueStaleOnTestClock(t *testing.T) {
 	if strings.Contains(body, "Review: no use in 90 days") {
 		t.Error("flagged for review on the day it was hit")
 	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	signIn(t, e, c)
+	site := func() string {
+		_, b := get(t, c, e.url+"/owner/sites/evil")
+		i := strings.Index(b, `id="entry-usage"`)
+		if i < 0 {
+			t.Fatal("no entry usage on the owner's site page")
+		}
+		return b[i : i+strings.Index(b[i:], "</table>")]
+	}
+	if s := site(); !strings.Contains(s, "<code>*.evil.example.org</code>") || !strings.Contains(s, ">120<") || !strings.Contains(s, start.Format("2 Jan 2006")) || strings.Contains(s, "Review") {
+		t.Errorf("site page entry usage:\n%s", s)
+	}
 	set(start.Add(89 * 24 * time.Hour))
+	if strings.Contains(site(), "Review") {
+		t.Error("entry flagged for review 89 days after its last hit")
+	}
 	if _, body = get(t, http.DefaultClient, e.url+"/catalogue"); strings.Contains(body, "Review: no use in 90 days") || !strings.Contains(body, "Last "+start.Format("2 Jan 2006")) {
 		t.Error("flagged for review 89 days after its last hit")
 	}
 	set(start.Add(91 * 24 * time.Hour))
 	if _, body = get(t, http.DefaultClient, e.url+"/catalogue"); !strings.Contains(body, "Review: no use in 90 days") || !strings.Contains(body, "None this month") {
 		t.Error("not flagged for review 91 days after its last hit")
+	}
+	if s := site(); !strings.Contains(s, "Review: no use in 90 days") || !strings.Contains(s, ">0<") {
+		t.Errorf("entry not flagged for review 91 days after its last hit:\n%s", s)
 	}
 }
 

@@ -294,9 +294,9 @@ func (db *DB) FindUsage(ctx context.Context, f allowlist.UsageFilter) (allowlist
 // FindSiteUsage returns each site's latest hit and its hits since a day.
 func (db *DB) FindSiteUsage(ctx context.Context, since time.Time) (map[string]allowlist.SiteUsage, time.Time, error) {
 	out := map[string]allowlist.SiteUsage{}
-	var first sql.NullString
-	if err := db.read.QueryRowContext(ctx, "SELECT MIN(received_at) FROM usage_reports").Scan(&first); err != nil {
-		return nil, time.Time{}, fmt.Errorf("usage: %w", err)
+	first, err := db.firstUsage(ctx)
+	if err != nil {
+		return nil, first, err
 	}
 	rows, err := db.read.QueryContext(ctx, "SELECT site, MAX(last_hit), SUM(CASE WHEN day >= ? THEN hits ELSE 0 END) FROM usage_hits GROUP BY site", usageDay(since))
 	if err != nil {
@@ -312,9 +312,42 @@ func (db *DB) FindSiteUsage(ctx context.Context, since time.Time) (map[string]al
 		s.LastHit = parseUsageTime(last)
 		out[s.Site] = s
 	}
-	var t time.Time
-	if first.Valid {
-		t = parseUsageTime(first.String)
+	return out, first, rows.Err()
+}
+
+// firstUsage is when the first report kept was received (zero: none).
+func (db *DB) firstUsage(ctx context.Context) (time.Time, error) {
+	var first sql.NullString
+	if err := db.read.QueryRowContext(ctx, "SELECT MIN(received_at) FROM usage_reports").Scan(&first); err != nil {
+		return time.Time{}, fmt.Errorf("usage: %w", err)
 	}
-	return out, t, rows.Err()
+	if !first.Valid {
+		return time.Time{}, nil
+	}
+	return parseUsageTime(first.String), nil
+}
+
+// FindEntryUsage returns a site's entries' hits since a day and last hits.
+func (db *DB) FindEntryUsage(ctx context.Context, site string, since time.Time) ([]allowlist.EntryUsage, time.Time, error) {
+	first, err := db.firstUsage(ctx)
+	if err != nil {
+		return nil, first, err
+	}
+	rows, err := db.read.QueryContext(ctx, `SELECT pattern, SUM(CASE WHEN day >= ? THEN hits ELSE 0 END), MAX(last_hit)
+		FROM usage_hits WHERE site = ? GROUP BY pattern ORDER BY pattern`, usageDay(since), site)
+	if err != nil {
+		return nil, first, fmt.Errorf("usage: %w", err)
+	}
+	defer rows.Close()
+	out := []allowlist.EntryUsage{}
+	for rows.Next() {
+		e := allowlist.EntryUsage{Site: site}
+		var last string
+		if err := rows.Scan(&e.Pattern, &e.Hits, &last); err != nil {
+			return nil, first, err
+		}
+		e.LastHit = parseUsageTime(last)
+		out = append(out, e)
+	}
+	return out, first, rows.Err()
 }

@@ -143,6 +143,15 @@ func testUsage(t *testing.T, b Backend) {
 		t.Errorf("site usage %+v, first report %v", sites, first)
 	}
 
+	entries, first, err := u.FindEntryUsage(ctx, "wiki", now.Add(15*time.Minute))
+	if err != nil || !first.Equal(now) || len(entries) != 2 || entries[0] != (allowlist.EntryUsage{Pattern: "*.wiki.example.org", Site: "wiki", Hits: 1230, LastHit: now.Add(15 * time.Minute)}) ||
+		entries[1] != (allowlist.EntryUsage{Pattern: "files.example.net", Site: "wiki", Hits: 10, LastHit: now.Add(15 * time.Minute)}) {
+		t.Errorf("entry usage of wiki: %+v, %v", entries, err)
+	}
+	if entries, _, _ := u.FindEntryUsage(ctx, "wiki", now.Add(24*time.Hour)); len(entries) != 2 || entries[0].Hits != 0 || entries[0].LastHit.IsZero() {
+		t.Errorf("entry usage of wiki since tomorrow: %+v", entries)
+	}
+
 	// The sweep: nothing is younger than the cutoff yet.
 	if n := Must[int64](t)(u.SweepUsage(ctx, now.Add(-time.Hour))); n != 0 {
 		t.Errorf("sweep deleted %d rows of today", n)
