@@ -92,13 +92,13 @@ type UsageStore interface {
 	FindUsage(ctx context.Context, f UsageFilter) (UsageSummary, error)
 	// FindSiteUsage returns, by site id, every department's latest hit on
 	// the site's entries and the hits counted since the UTC day of since,
-	// and when the first report kept was received (zero: none).
-	FindSiteUsage(ctx context.Context, since time.Time) (map[string]SiteUsage, time.Time, error)
+	// and when each department's first report kept was received.
+	FindSiteUsage(ctx context.Context, since time.Time) (map[string]SiteUsage, map[string]time.Time, error)
 	// FindEntryUsage returns each entry of site that a report hit, from
 	// every department: its hits since the UTC day of since and its
-	// latest hit kept, by pattern; and when the first report kept was
-	// received (zero: none).
-	FindEntryUsage(ctx context.Context, site string, since time.Time) ([]EntryUsage, time.Time, error)
+	// latest hit kept, by pattern; and when each department's first
+	// report kept was received.
+	FindEntryUsage(ctx context.Context, site string, since time.Time) ([]EntryUsage, map[string]time.Time, error)
 	// SweepUsage deletes the reports and counts whose period ended before
 	// before, and returns how many rows went.
 	SweepUsage(ctx context.Context, before time.Time) (int64, error)
@@ -129,6 +129,36 @@ func UsageStale(lastHit, since, now time.Time) bool {
 		return false
 	}
 	return lastHit.IsZero() || now.Sub(lastHit) > UsageStaleAfter
+}
+
+// UsageSince is when reporting resolvers could first have hit s's entries:
+// the earliest first report (firstReports, by department) of the
+// departments whose lists hold s (every department's when s is on the
+// common list), and never before s was created. Zero when s is on no list,
+// or no department whose list holds it reports.
+func UsageSince(s Site, firstReports map[string]time.Time) time.Time {
+	if s.Status == StatusSuspended || s.Status == StatusWithdrawn {
+		return time.Time{}
+	}
+	var since time.Time
+	consider := func(dept string) {
+		if t, ok := firstReports[dept]; ok && (since.IsZero() || t.Before(since)) {
+			since = t
+		}
+	}
+	if s.Status == StatusApproved {
+		for dept := range firstReports {
+			consider(dept)
+		}
+	} else {
+		for _, so := range Sponsors(s) {
+			consider(so.Department)
+		}
+	}
+	if !since.IsZero() && s.CreatedAt.After(since) {
+		since = s.CreatedAt
+	}
+	return since
 }
 
 // MonthStart is the first instant of t's month, in UTC.

@@ -144,7 +144,7 @@ func (p *Pages) catalogueUsage(ctx context.Context, sites []allowlist.Site) map[
 		p.log.Warn("usage", "err", err)
 		return nil
 	}
-	if first.IsZero() {
+	if len(first) == 0 {
 		return nil
 	}
 	out := make(map[string]siteUsage, len(sites))
@@ -156,11 +156,7 @@ func (p *Pages) catalogueUsage(ctx context.Context, sites []allowlist.Site) map[
 		if !h.LastHit.IsZero() {
 			su.LastHit = h.LastHit.Format("2 Jan 2006")
 		}
-		since := first
-		if s.CreatedAt.After(since) {
-			since = s.CreatedAt
-		}
-		su.Stale = listed && allowlist.UsageStale(h.LastHit, since, now)
+		su.Stale = listed && allowlist.UsageStale(h.LastHit, allowlist.UsageSince(s, first), now)
 		out[s.ID] = su
 	}
 	return out
@@ -237,23 +233,18 @@ func (p *Pages) entryUsage(ctx context.Context, s allowlist.Site) []entryRow {
 	if err != nil {
 		p.log.Warn("usage", "site", s.ID, "err", err)
 	}
-	if err != nil || first.IsZero() {
+	if err != nil || len(first) == 0 {
 		return nil
 	}
 	byPattern := map[string]allowlist.EntryUsage{}
 	for _, e := range used {
 		byPattern[e.Pattern] = e
 	}
-	since := first
-	if s.CreatedAt.After(since) {
-		since = s.CreatedAt
-	}
-	listed := s.Status != allowlist.StatusSuspended && s.Status != allowlist.StatusWithdrawn &&
-		(s.Status == allowlist.StatusApproved || len(allowlist.Sponsors(s)) > 0)
+	since := allowlist.UsageSince(s, first)
 	var out []entryRow
 	for _, d := range s.Domains {
 		e := byPattern[d]
-		r := entryRow{Pattern: d, Hits: e.Hits, Stale: listed && allowlist.UsageStale(e.LastHit, since, now)}
+		r := entryRow{Pattern: d, Hits: e.Hits, Stale: allowlist.UsageStale(e.LastHit, since, now)}
 		if !e.LastHit.IsZero() {
 			r.LastHit = e.LastHit.Format("2 Jan 2006")
 		}

@@ -292,22 +292,22 @@ func (db *DB) FindUsage(ctx context.Context, f allowlist.UsageFilter) (allowlist
 }
 
 // FindSiteUsage returns each site's latest hit and its hits since a day.
-func (db *DB) FindSiteUsage(ctx context.Context, since time.Time) (map[string]allowlist.SiteUsage, time.Time, error) {
+func (db *DB) FindSiteUsage(ctx context.Context, since time.Time) (map[string]allowlist.SiteUsage, map[string]time.Time, error) {
 	out := map[string]allowlist.SiteUsage{}
-	first, err := db.firstUsage(ctx)
+	first, err := db.firstReports(ctx)
 	if err != nil {
 		return nil, first, err
 	}
 	rows, err := db.read.QueryContext(ctx, "SELECT site, MAX(last_hit), SUM(CASE WHEN day >= ? THEN hits ELSE 0 END) FROM usage_hits GROUP BY site", usageDay(since))
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("usage: %w", err)
+		return nil, nil, fmt.Errorf("usage: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var s allowlist.SiteUsage
 		var last string
 		if err := rows.Scan(&s.Site, &last, &s.Hits); err != nil {
-			return nil, time.Time{}, err
+			return nil, nil, err
 		}
 		s.LastHit = parseUsageTime(last)
 		out[s.Site] = s
@@ -315,21 +315,27 @@ func (db *DB) FindSiteUsage(ctx context.Context, since time.Time) (map[string]al
 	return out, first, rows.Err()
 }
 
-// firstUsage is when the first report kept was received (zero: none).
-func (db *DB) firstUsage(ctx context.Context) (time.Time, error) {
-	var first sql.NullString
-	if err := db.read.QueryRowContext(ctx, "SELECT MIN(received_at) FROM usage_reports").Scan(&first); err != nil {
-		return time.Time{}, fmt.Errorf("usage: %w", err)
+// firstReports is when each department's first report kept was received.
+func (db *DB) firstReports(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := db.read.QueryContext(ctx, "SELECT department, MIN(received_at) FROM usage_reports GROUP BY department")
+	if err != nil {
+		return nil, fmt.Errorf("usage: %w", err)
 	}
-	if !first.Valid {
-		return time.Time{}, nil
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var dept, first string
+		if err := rows.Scan(&dept, &first); err != nil {
+			return nil, err
+		}
+		out[dept] = parseUsageTime(first)
 	}
-	return parseUsageTime(first.String), nil
+	return out, rows.Err()
 }
 
 // FindEntryUsage returns a site's entries' hits since a day and last hits.
-func (db *DB) FindEntryUsage(ctx context.Context, site string, since time.Time) ([]allowlist.EntryUsage, time.Time, error) {
-	first, err := db.firstUsage(ctx)
+func (db *DB) FindEntryUsage(ctx context.Context, site string, since time.Time) ([]allowlist.EntryUsage, map[string]time.Time, error) {
+	first, err := db.firstReports(ctx)
 	if err != nil {
 		return nil, first, err
 	}

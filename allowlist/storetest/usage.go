@@ -132,19 +132,19 @@ func testUsage(t *testing.T, b Backend) {
 		t.Errorf("unknown department: %v", err)
 	}
 
-	sites, first := func() (map[string]allowlist.SiteUsage, time.Time) {
+	sites, first := func() (map[string]allowlist.SiteUsage, map[string]time.Time) {
 		m, f, err := u.FindSiteUsage(ctx, allowlist.MonthStart(now))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return m, f
 	}()
-	if w := sites["wiki"]; w.Hits != 1240 || !w.LastHit.Equal(now.Add(15*time.Minute)) || !first.Equal(now) || len(sites) != 1 {
+	if w := sites["wiki"]; w.Hits != 1240 || !w.LastHit.Equal(now.Add(15*time.Minute)) || len(first) != 2 || !first["dept-a"].Equal(now) || !first["dept-b"].Equal(now) || len(sites) != 1 {
 		t.Errorf("site usage %+v, first report %v", sites, first)
 	}
 
 	entries, first, err := u.FindEntryUsage(ctx, "wiki", now.Add(15*time.Minute))
-	if err != nil || !first.Equal(now) || len(entries) != 2 || entries[0] != (allowlist.EntryUsage{Pattern: "*.wiki.example.org", Site: "wiki", Hits: 1230, LastHit: now.Add(15 * time.Minute)}) ||
+	if err != nil || len(first) != 2 || len(entries) != 2 || entries[0] != (allowlist.EntryUsage{Pattern: "*.wiki.example.org", Site: "wiki", Hits: 1230, LastHit: now.Add(15 * time.Minute)}) ||
 		entries[1] != (allowlist.EntryUsage{Pattern: "files.example.net", Site: "wiki", Hits: 10, LastHit: now.Add(15 * time.Minute)}) {
 		t.Errorf("entry usage of wiki: %+v, %v", entries, err)
 	}
