@@ -231,7 +231,9 @@ func (db *DB) FindUsage(ctx context.Context, f allowlist.UsageFilter) (allowlist
 		}
 		out.Refused = append(out.Refused, r)
 	}
-	rows.Close()
+	if err := closeRows(rows); err != nil {
+		return out, err
+	}
 	rows, err = tx.QueryContext(ctx, `SELECT pattern, MAX(site), SUM(hits), MAX(last_hit) FROM usage_hits WHERE `+where+`
 		GROUP BY pattern ORDER BY SUM(hits) DESC, pattern LIMIT ?`, append(args, f.Limit)...)
 	if err != nil {
@@ -247,7 +249,9 @@ func (db *DB) FindUsage(ctx context.Context, f allowlist.UsageFilter) (allowlist
 		e.LastHit = parseUsageTime(last)
 		out.Entries = append(out.Entries, e)
 	}
-	rows.Close()
+	if err := closeRows(rows); err != nil {
+		return out, err
+	}
 	days := map[string]*allowlist.UsageDay{}
 	dayOf := func(d string) *allowlist.UsageDay {
 		if days[d] == nil {
@@ -268,7 +272,9 @@ func (db *DB) FindUsage(ctx context.Context, f allowlist.UsageFilter) (allowlist
 		}
 		dayOf(d).Hits = n
 	}
-	rows.Close()
+	if err := closeRows(rows); err != nil {
+		return out, err
+	}
 	rows, err = tx.QueryContext(ctx, "SELECT day, SUM(queries), COUNT(DISTINCT domain) FROM usage_refused WHERE "+where+" GROUP BY day", args...)
 	if err != nil {
 		return out, fmt.Errorf("usage days: %w", err)
@@ -283,12 +289,21 @@ func (db *DB) FindUsage(ctx context.Context, f allowlist.UsageFilter) (allowlist
 		}
 		dayOf(d).RefusedQueries, dayOf(d).RefusedDomains = q, n
 	}
-	rows.Close()
+	if err := closeRows(rows); err != nil {
+		return out, err
+	}
 	for _, d := range days {
 		out.Days = append(out.Days, *d)
 	}
 	sort.Slice(out.Days, func(i, j int) bool { return out.Days[i].Day < out.Days[j].Day })
-	return out, rows.Err()
+	return out, nil
+}
+
+// closeRows closes rows read to the end and says whether reading failed.
+func closeRows(rows *sql.Rows) error {
+	err := rows.Err()
+	rows.Close()
+	return err
 }
 
 // FindSiteUsage returns each site's latest hit and its hits since a day.
