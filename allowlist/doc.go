@@ -31,6 +31,10 @@
 //   - timestamp.go: the signed freshness statement.
 //   - tsig.go: zone-transfer keys.
 //   - audit.go: the hash-chained audit log.
+//   - usage.go, usagestore.go: usage reports from departments' resolvers
+//     (the wire body and its validation), the UsageStore a store may
+//     implement, who sees what (PublicRefused) and the review flag
+//     (UsageSince, UsageStale); docs/privacy.md.
 //   - registry.go: the Registry interface the stores implement, Version,
 //     Actor.
 //   - error.go: Error and its codes.
