@@ -346,3 +346,28 @@ func equalFold(stored, name string) bool {
 
 // Bytes returns the memory the matcher holds: its table and its arena.
 func (m *Matcher) Bytes() int { return len(m.slots)*int(unsafe.Sizeof(slot{})) + len(m.arena) }
+
+// Span returns one more than the largest index Match can return: the
+// number of patterns the matcher was compiled from, plus those Patch added
+// since. A table of per-pattern counters indexed by Match has this length.
+func (m *Matcher) Span() int { return m.next }
+
+// Each calls fn for every pattern the matcher holds, in no particular
+// order, with the index Match returns for it, its name (without "*.") and
+// whether it is a wildcard. It walks the whole table: for occasional use
+// (naming the patterns a counter table saw), not per query.
+func (m *Matcher) Each(fn func(index int, name string, wildcard bool)) {
+	for _, s := range m.slots {
+		if s.tag == 0 || s.exact == 0 && s.wild == 0 {
+			continue
+		}
+		o := s.off &^ interior
+		name := m.arena[o : o+s.tag&0xff]
+		if s.exact != 0 {
+			fn(int(s.exact)-1, name, false)
+		}
+		if s.wild != 0 {
+			fn(int(s.wild)-1, name, true)
+		}
+	}
+}

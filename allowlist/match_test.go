@@ -280,3 +280,34 @@ func BenchmarkCompile(b *testing.B) {
 		Compile(pats)
 	}
 }
+
+// Each names every pattern with the index Match gives it, after Compile
+// and after Patch; Span bounds those indexes.
+func TestMatcherEachAndSpan(t *testing.T) {
+	pats := []Pattern{{Name: "example.org"}, {Name: "example.org", Wildcard: true}, {Name: "a.b.example.net"}, {Name: "gov.uk", Wildcard: true}}
+	check := func(m *Matcher, want map[string]int, span int) {
+		t.Helper()
+		got := map[string]int{}
+		m.Each(func(i int, name string, wild bool) {
+			p := Pattern{Name: name, Wildcard: wild}
+			got[p.String()] = i
+			probe := name
+			if wild {
+				probe = "x." + name
+			}
+			if m.Match(probe) != i {
+				t.Errorf("Each gave %s index %d, Match(%q) = %d", p, i, probe, m.Match(probe))
+			}
+			if i >= m.Span() {
+				t.Errorf("index %d of %s is not below Span %d", i, p, m.Span())
+			}
+		})
+		if fmt.Sprint(got) != fmt.Sprint(want) || m.Span() != span {
+			t.Errorf("Each = %v, Span = %d; want %v, %d", got, m.Span(), want, span)
+		}
+	}
+	m := Compile(pats)
+	check(m, map[string]int{"example.org": 0, "*.example.org": 1, "a.b.example.net": 2, "*.gov.uk": 3}, 4)
+	p := m.Patch([]Pattern{{Name: "a.b.example.net"}}, []Pattern{{Name: "b.example.net"}})
+	check(p, map[string]int{"example.org": 0, "*.example.org": 1, "b.example.net": 4, "*.gov.uk": 3}, 5)
+}

@@ -34,6 +34,8 @@ type wireQuery struct {
 	edns  bool
 	do    bool
 	size  int // the client's UDP buffer
+	// client is the asker's address (for usage counts, never kept).
+	client netip.Addr
 }
 
 // parseQuery reads a plain query: RD set and TC clear, one question of
@@ -215,7 +217,7 @@ func (r *Resolver) fast(b []byte, q *wireQuery, out []byte) ([]byte, string, *gr
 	if p == nil {
 		return nil, "", nil
 	}
-	v := r.decide(p, unsafe.String(unsafe.SliceData(q.name), len(q.name)))
+	v := r.decide(p, unsafe.String(unsafe.SliceData(q.name), len(q.name)), q.client)
 	switch {
 	case v.result == resultLocal:
 		return nil, "", nil
@@ -347,6 +349,7 @@ func (r *Resolver) serveUDP(conn *net.UDPConn) {
 			}
 			q, ok := parseQuery(pkt, name)
 			if ok {
+				q.client = ua.AddrPort().Addr()
 				resp, result, g := r.fast(pkt, &q, bufs[w][:0])
 				if resp != nil {
 					out[w].Buffers[0], out[w].Addr = resp, in[i].Addr
@@ -416,7 +419,11 @@ func (r *Resolver) slowUDP(conn *net.UDPConn, addr netip.AddrPort, pkt []byte, q
 		return
 	}
 	w := &udpWriter{conn: conn, addr: addr}
-	resp, result, v := r.answer(req, skip)
+	client := addr.Addr()
+	if parsed {
+		client = netip.Addr{} // the fast path decided, and counted, it
+	}
+	resp, result, v := r.answer(req, skip, client)
 	if resp == nil {
 		return
 	}

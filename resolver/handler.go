@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -25,7 +26,7 @@ const (
 // an allowed name's answer is passed through, CNAME chain included.
 func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	start := time.Now()
-	resp, result, _ := r.answer(req, "")
+	resp, result, _ := r.answer(req, "", clientAddr(w.RemoteAddr()))
 	if resp != nil {
 		r.write(w, req, resp)
 	}
@@ -41,8 +42,9 @@ type verdict struct {
 
 // decide is the policy, the one decision both paths take: where a query
 // for name (lower case, dotted, no final dot; see policyName) goes, under
-// the list p (nil: none verified yet).
-func (r *Resolver) decide(p *policy, name string) verdict {
+// the list p (nil: none verified yet). It counts the query for usage
+// reports; client is the asker, the zero Addr when counted already.
+func (r *Resolver) decide(p *policy, name string, client netip.Addr) verdict {
 	if isLocal(name) {
 		return verdict{result: resultLocal}
 	}
@@ -56,8 +58,10 @@ func (r *Resolver) decide(p *policy, name string) verdict {
 		}
 		return verdict{result: resultNotReady}
 	}
+	i := p.matcher.Match(name)
+	r.usage.count(p, i, name, client)
 	switch {
-	case p.matcher.Match(name) >= 0:
+	case i >= 0:
 		return verdict{result: resultAllowed, g: r.up}
 	case r.opt.Mode == ModeRoute:
 		return verdict{result: resultRouted, g: r.filtered, routed: true}
@@ -88,8 +92,9 @@ func policyName(qname string) string {
 // answer decides the response to req, the result label to count and the
 // verdict it followed. Checks first (what is not a query we serve gets an
 // error), then the policy, then the cache and the upstreams. skip is an
-// upstream already waited on in vain for this query.
-func (r *Resolver) answer(req *dns.Msg, skip string) (*dns.Msg, string, verdict) {
+// upstream already waited on in vain for this query; client is the asker
+// (the zero Addr: the query was counted already, see decide).
+func (r *Resolver) answer(req *dns.Msg, skip string, client netip.Addr) (*dns.Msg, string, verdict) {
 	var none verdict
 	if m := r.check(req); m != nil {
 		return m, resultRefused, none
@@ -100,7 +105,7 @@ func (r *Resolver) answer(req *dns.Msg, skip string) (*dns.Msg, string, verdict)
 	q := req.Question[0]
 	name := policyName(q.Name)
 	p := r.enforced()
-	v := r.decide(p, name)
+	v := r.decide(p, name, client)
 	switch {
 	case v.result == resultLocal:
 		return localAnswer(req, name), resultLocal, v

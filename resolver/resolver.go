@@ -82,7 +82,9 @@ type Options struct {
 	WatchTimeout time.Duration
 	// PollInterval is the wait between plain fetches when watch fails.
 	PollInterval time.Duration
-	Logger       *slog.Logger
+	// Report: usage reports to the registry (report.go); off when Every is 0.
+	Report ReportOptions
+	Logger *slog.Logger
 }
 
 // Resolver is the DNS resolver.
@@ -101,6 +103,7 @@ type Resolver struct {
 	udp       []*net.UDPConn
 	policy    atomic.Pointer[policy]
 	freshness ageState // the list's signed age (freshness.go)
+	usage     *usage   // usage counters and reports (report.go); nil: off
 	// spoolInMemory is set once the cache directory could not take a
 	// spooled list: later lists load in memory.
 	spoolInMemory atomic.Bool
@@ -187,6 +190,11 @@ func New(opt Options) (*Resolver, error) {
 		return nil, err
 	}
 	r.fetch = &fetcher{base: strings.TrimRight(opt.Registry, "/"), scope: opt.Scope, token: opt.Token, client: client}
+	if opt.Report.Every != 0 {
+		if r.usage, err = newUsage(r, opt.Report); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
@@ -213,6 +221,7 @@ func (r *Resolver) Addr(which string) string {
 func (r *Resolver) install(p *policy, from string) {
 	r.policy.Store(p)
 	r.installed(p)
+	r.usage.listInstalled(p)
 	r.m.listVersion.Set(float64(p.version))
 	r.m.listEntries.Set(float64(p.entries))
 	r.m.listBytes.Set(float64(p.matcher.Bytes()))
@@ -452,6 +461,9 @@ func (r *Resolver) Start(ctx context.Context) error {
 		r.addrs["metrics"] = ln.Addr().String()
 		r.mu.Unlock()
 		go r.httpSrv.Serve(ln)
+	}
+	if r.usage != nil {
+		go r.usage.run(ctx)
 	}
 	r.syncing.Add(1)
 	go func() {

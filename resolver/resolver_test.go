@@ -237,7 +237,9 @@ func start(t *testing.T, o Options) *Resolver {
 	if o.CacheDir == "" {
 		o.CacheDir = t.TempDir()
 	}
-	o.Logger = quiet()
+	if o.Logger == nil {
+		o.Logger = quiet()
+	}
 	o.WatchTimeout = 2 * time.Second
 	o.PollInterval = 300 * time.Millisecond
 	o.UpstreamTimeout = 500 * time.Millisecond

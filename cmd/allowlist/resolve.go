@@ -46,6 +46,16 @@ type ResolveConfig struct {
 	CacheBytes      int64         `yaml:"cache_bytes"`
 	PollInterval    time.Duration `yaml:"poll_interval"`
 	LogLevel        string        `yaml:"log_level"`
+	// Report turns on usage reports to the registry (absent: off).
+	Report *ReportConfig `yaml:"report"`
+}
+
+// ReportConfig is the report: section. A key left out (or 0) takes its
+// default: every 15m, k 5, department the scope's.
+type ReportConfig struct {
+	Every      time.Duration `yaml:"every"`
+	K          int           `yaml:"k"`
+	Department string        `yaml:"department"`
 }
 
 // DefaultResolveConfig is what a missing key means.
@@ -76,7 +86,17 @@ func (c ResolveConfig) options(log *slog.Logger) (resolver.Options, error) {
 	if c.WatchTimeout < time.Second || c.WatchTimeout > 5*time.Minute {
 		return resolver.Options{}, fmt.Errorf("watch_timeout: %v is not between 1s and 5m (the registry's limit)", c.WatchTimeout)
 	}
-	return resolver.Options{Listen: c.Listen, Registry: c.Registry, Scope: c.Scope, Token: c.Token, PublicKey: key,
+	var report resolver.ReportOptions
+	if c.Report != nil {
+		report = resolver.ReportOptions{Every: c.Report.Every, K: c.Report.K, Department: c.Report.Department}
+		if report.Every == 0 {
+			report.Every = 15 * time.Minute
+		}
+		if report.K == 0 {
+			report.K = 5
+		}
+	}
+	return resolver.Options{Report: report, Listen: c.Listen, Registry: c.Registry, Scope: c.Scope, Token: c.Token, PublicKey: key,
 		CacheDir: c.CacheDir, Mode: c.Mode, Upstreams: c.Upstreams, FilteredUpstreams: c.FilteredUpstreams, Block: c.Block,
 		SinkholeV4: v4.To4(), SinkholeV6: v6, MetricsListen: c.MetricsListen, RequestURL: c.RequestURL, MaxListAge: c.MaxListAge,
 		ListExpiry: c.ListExpiry, OnExpiry: c.OnExpiry, CAFile: c.CAFile, WatchTimeout: c.WatchTimeout,

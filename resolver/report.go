@@ -1,0 +1,392 @@
+package resolver
+
+import (
+	"fmt"
+	"hash/maphash"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/publicsuffix"
+)
+
+// Usage reports (report: in the config). For each period the resolver
+// counts, on the path every query takes (decide):
+//
+//   - how often each list entry allowed a name: an atomic add into a table
+//     indexed by the matcher's pattern index;
+//   - each name the list does not allow, aggregated to its registrable
+//     domain (example.com for a.b.example.com), with the number of queries
+//     and the number of distinct clients that asked.
+//
+// Distinct clients are counted as 32-bit keyed hashes of their addresses
+// (hash/maphash) under a seed made afresh for each period and dropped with
+// it, at most maxClientHashes per domain. The addresses themselves are
+// never kept, written or sent; the hashes live in memory for one period
+// and cannot be compared across periods. At the end of a period the
+// counters are swapped for fresh ones (the queries never wait for it) and
+// turned into an allowlist.UsageReport, which report_send.go posts to the
+// registry.
+
+// ReportOptions configure usage reports. Every 0 is off (the default).
+type ReportOptions struct {
+	// Every is the period length and the send interval.
+	Every time.Duration
+	// K is the number of distinct clients a refused domain needs in a
+	// period to be reported.
+	K int
+	// Department is the department the token belongs to, which the
+	// report names. Empty: the scope, when the scope is a department's.
+	Department string
+}
+
+const (
+	// MinReportEvery is the shortest period report.every may set.
+	MinReportEvery = time.Minute
+	// maxClientHashes bounds the distinct clients counted per domain: a
+	// domain asked by more is reported as asked by 60 or more (the count
+	// is rounded down to a multiple of 5).
+	maxClientHashes = 64
+	// domainSlots is the size of a period's table of refused domains;
+	// maxDomains of them may be taken (half), after which new domains go
+	// uncounted until the period ends (usage_domains_untracked_total).
+	domainSlots = 1 << 15
+	maxDomains  = domainSlots / 2
+	maxProbe    = 64
+	// memoSlots is the size of the table that remembers where a name's
+	// registrable domain starts (publicsuffix costs far more than a query).
+	memoSlots = 1 << 16
+	// memoNone marks a name with no registrable domain to count.
+	memoNone = 0xFFFF
+)
+
+// usage is the reporting state of a resolver; nil when reporting is off.
+type usage struct {
+	r          *Resolver
+	every      time.Duration
+	k          int
+	department string
+
+	cur atomic.Pointer[period]
+	mu  sync.Mutex // serialises period swaps and list changes (not queries)
+
+	memoSeed maphash.Seed
+	memo     []atomic.Uint64
+
+	untracked prometheus.Counter
+	sender
+}
+
+// period holds one period's counters.
+type period struct {
+	start time.Time
+	// seed keys the client hashes; it exists only as long as the period.
+	seed    maphash.Seed
+	hits    atomic.Pointer[hitTable]
+	domains []atomic.Pointer[refusedDomain]
+	n       atomic.Int32
+	// folded holds the hits of entries counted under a list that was
+	// replaced during the period (under usage.mu).
+	folded map[string]int64
+}
+
+// hitTable counts hits for one compiled list, by pattern index.
+type hitTable struct {
+	m      *allowlist.Matcher
+	counts []atomic.Uint64
+}
+
+// refusedDomain is one registrable domain the list did not allow.
+type refusedDomain struct {
+	hash    uint64
+	name    string
+	queries atomic.Uint64
+	clients [maxClientHashes]atomic.Uint32
+}
+
+func newUsage(r *Resolver, o ReportOptions) (*usage, error) {
+	switch {
+	case o.Every < MinReportEvery:
+		return nil, fmt.Errorf("report.every: %v is less than the minimum, %v", o.Every, MinReportEvery)
+	case o.Every > allowlist.UsageMaxPeriod:
+		return nil, fmt.Errorf("report.every: %v is more than %v (a report covers at most a day)", o.Every, allowlist.UsageMaxPeriod)
+	case o.K < allowlist.UsageMinK:
+		return nil, fmt.Errorf("report.k: %d is less than %d", o.K, allowlist.UsageMinK)
+	case r.opt.Token == "":
+		return nil, fmt.Errorf("report: needs token (a reader token of the department the reports are for)")
+	}
+	dept := o.Department
+	if dept == "" && r.opt.Scope != allowlist.ScopeCommon {
+		dept = r.opt.Scope
+	}
+	if !allowlist.ValidDepartmentID(dept) {
+		return nil, fmt.Errorf("report.department: %q is not a department id; with scope common, give the department the token belongs to", dept)
+	}
+	if r.opt.Scope != allowlist.ScopeCommon && r.opt.Scope != dept {
+		return nil, fmt.Errorf("report.department: %q, but the scope is department %q's list", dept, r.opt.Scope)
+	}
+	u := &usage{r: r, every: o.Every, k: o.K, department: dept, memoSeed: maphash.MakeSeed(), memo: make([]atomic.Uint64, memoSlots)}
+	u.cur.Store(u.newPeriod(time.Now(), nil))
+	u.untracked = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "allowlist", Subsystem: "resolver", Name: "usage_domains_untracked_total",
+		Help: "Refused queries not counted for the usage report because the period already held the most domains it may."})
+	u.initSender(r)
+	r.m.reg.MustRegister(u.untracked, u.sent, u.dropped)
+	return u, nil
+}
+
+func (u *usage) newPeriod(now time.Time, p *policy) *period {
+	per := &period{start: now, seed: maphash.MakeSeed(), domains: make([]atomic.Pointer[refusedDomain], domainSlots), folded: map[string]int64{}}
+	if p != nil {
+		per.hits.Store(newHitTable(p.matcher))
+	}
+	return per
+}
+
+func newHitTable(m *allowlist.Matcher) *hitTable {
+	return &hitTable{m: m, counts: make([]atomic.Uint64, m.Span())}
+}
+
+// count records one decided query: the entry that allowed it (i >= 0) or
+// the name the list does not allow. A zero client means the query was
+// counted already (the fast path decided it before handing it on).
+func (u *usage) count(p *policy, i int, name string, client netip.Addr) {
+	if u == nil || !client.IsValid() {
+		return
+	}
+	per := u.cur.Load()
+	if i >= 0 {
+		// A table for another list: the query raced a list change, whose
+		// counts are being folded; it goes uncounted.
+		if t := per.hits.Load(); t != nil && t.m == p.matcher && i < len(t.counts) {
+			t.counts[i].Add(1)
+		}
+		return
+	}
+	cut := u.registrable(name)
+	if cut < 0 {
+		return
+	}
+	d := per.domain(name[cut:])
+	if d == nil {
+		u.untracked.Inc()
+		return
+	}
+	d.queries.Add(1)
+	a := client.Unmap().As16()
+	h := uint32(maphash.Bytes(per.seed, a[:]))
+	if h == 0 {
+		h = 1 // 0 marks a free slot
+	}
+	for j := range d.clients {
+		c := &d.clients[j]
+		v := c.Load()
+		if v == 0 {
+			if c.CompareAndSwap(0, h) {
+				return
+			}
+			v = c.Load()
+		}
+		if v == h {
+			return
+		}
+	}
+	// maxClientHashes held already: it is reported as that many.
+}
+
+// registrable returns where the registrable domain of name starts, or -1
+// when the name has none to count (a public suffix itself, a name under
+// arpa, anything that is not a host name). The answer for a name is
+// remembered in a small table, so a name asked again costs one hash.
+func (u *usage) registrable(name string) int {
+	h := maphash.String(u.memoSeed, name)
+	tag := h &^ 0xFFFF
+	i := int(h % memoSlots)
+	for _, j := range [2]int{i, i ^ 1} {
+		if e := u.memo[j].Load(); e&^0xFFFF == tag && e&0xFFFF != 0 {
+			if v := int(e & 0xFFFF); v != memoNone {
+				return v - 1
+			}
+			return -1
+		}
+	}
+	cut := registrableCut(name)
+	v := uint64(memoNone)
+	if cut >= 0 {
+		v = uint64(cut + 1)
+	}
+	j := i
+	if u.memo[i].Load() != 0 && u.memo[i^1].Load() == 0 {
+		j = i ^ 1
+	}
+	u.memo[j].Store(tag | v)
+	return cut
+}
+
+// registrableCut finds the registrable domain of name (the public suffix
+// list's eTLD+1) without allocating where it can: where it starts in
+// name, or -1.
+func registrableCut(name string) int {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return -1 // an escaped or unusual label: no host name
+		}
+	}
+	if name == "arpa" || strings.HasSuffix(name, ".arpa") {
+		return -1
+	}
+	ps, _ := publicsuffix.PublicSuffix(name)
+	if len(ps) >= len(name) {
+		return -1
+	}
+	dot := len(name) - len(ps) - 1
+	if name[dot] != '.' {
+		return -1
+	}
+	cut := strings.LastIndexByte(name[:dot], '.') + 1
+	if cut == dot || strings.IndexByte(name[cut:dot], '_') >= 0 {
+		return -1
+	}
+	return cut
+}
+
+// domain finds or adds the counter of a registrable domain; nil when the
+// period's table is full.
+func (per *period) domain(name string) *refusedDomain {
+	h := maphash.String(per.seed, name)
+	i := int(h % domainSlots)
+	for range maxProbe {
+		d := per.domains[i].Load()
+		if d == nil {
+			if per.n.Load() >= maxDomains {
+				return nil
+			}
+			nd := &refusedDomain{hash: h, name: strings.Clone(name)}
+			if per.domains[i].CompareAndSwap(nil, nd) {
+				per.n.Add(1)
+				return nd
+			}
+			d = per.domains[i].Load()
+		}
+		if d.hash == h && d.name == name {
+			return d
+		}
+		i = (i + 1) % domainSlots
+	}
+	return nil
+}
+
+// listInstalled gives the current period a counter table for a new list;
+// the old table's counts are kept by pattern.
+func (u *usage) listInstalled(p *policy) {
+	if u == nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	per := u.cur.Load()
+	old := per.hits.Swap(newHitTable(p.matcher))
+	old.fold(per.folded)
+}
+
+// fold adds the table's non-zero counts to hits, by pattern in list form.
+func (t *hitTable) fold(hits map[string]int64) {
+	if t == nil {
+		return
+	}
+	seen := false
+	for i := range t.counts {
+		if t.counts[i].Load() != 0 {
+			seen = true
+			break
+		}
+	}
+	if !seen {
+		return
+	}
+	t.m.Each(func(i int, name string, wild bool) {
+		if n := int64(t.counts[i].Load()); n > 0 {
+			hits[allowlist.Pattern{Name: name, Wildcard: wild}.String()] += n
+		}
+	})
+}
+
+// cut ends the current period at now, starts the next, and returns the
+// ended period's report: nil when no list was enforced.
+func (u *usage) cut(now time.Time) *allowlist.UsageReport {
+	u.mu.Lock()
+	p := u.r.policy.Load()
+	old := u.cur.Swap(u.newPeriod(now, p))
+	old.hits.Load().fold(old.folded)
+	u.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	rep := &allowlist.UsageReport{ReportID: randomID(), Department: u.department, Scope: u.r.opt.Scope, ListVersion: p.version,
+		Mode: u.r.opt.Mode, PeriodStart: old.start.UTC(), PeriodEnd: now.UTC(), K: u.k,
+		Entries: []allowlist.UsageEntry{}, Refused: []allowlist.UsageRefused{}}
+	for pat, n := range old.folded {
+		rep.Entries = append(rep.Entries, allowlist.UsageEntry{Pattern: pat, Hits: roundUp(n)})
+	}
+	slices.SortFunc(rep.Entries, func(a, b allowlist.UsageEntry) int {
+		if a.Hits != b.Hits {
+			return int(b.Hits - a.Hits)
+		}
+		return strings.Compare(a.Pattern, b.Pattern)
+	})
+	if len(rep.Entries) > allowlist.UsageMaxEntries {
+		rep.Entries = rep.Entries[:allowlist.UsageMaxEntries]
+	}
+	for i := range old.domains {
+		d := old.domains[i].Load()
+		if d == nil {
+			continue
+		}
+		clients := 0
+		for j := range d.clients {
+			if d.clients[j].Load() != 0 {
+				clients++
+			}
+		}
+		// Rounded down first, then held to k: what is sent must meet the
+		// threshold itself.
+		clients -= clients % allowlist.UsageClientsStep
+		if clients < u.k || clients < allowlist.UsageClientsStep || !allowlist.RegistrableDomain(d.name) {
+			continue
+		}
+		rep.Refused = append(rep.Refused, allowlist.UsageRefused{Domain: d.name, Queries: roundUp(int64(d.queries.Load())), Clients: clients})
+	}
+	slices.SortFunc(rep.Refused, func(a, b allowlist.UsageRefused) int {
+		if a.Queries != b.Queries {
+			return int(b.Queries - a.Queries)
+		}
+		return strings.Compare(a.Domain, b.Domain)
+	})
+	if len(rep.Refused) > allowlist.UsageMaxRefused {
+		rep.Refused = rep.Refused[:allowlist.UsageMaxRefused]
+	}
+	return rep
+}
+
+// roundUp rounds a count up to a multiple of 10 (1..10 is 10).
+func roundUp(n int64) int64 {
+	s := int64(allowlist.UsageHitsStep)
+	return (n + s - 1) / s * s
+}
+
+// clientAddr is the address of a DNS client, or the zero Addr.
+func clientAddr(a net.Addr) netip.Addr {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort().Addr()
+	case *net.TCPAddr:
+		return a.AddrPort().Addr()
+	}
+	return netip.Addr{}
+}
