@@ -85,13 +85,16 @@ func (u *usageRegistry) ids() []string {
 
 // reporting starts a resolver that reports (every hour: the tests end
 // periods themselves) to reg, logging at debug level into log.
-func reporting(t *testing.T, reg *usageRegistry, mode string, log io.Writer) *Resolver {
+func reporting(t *testing.T, reg *usageRegistry, mode string, log io.Writer, change ...func(*Options)) *Resolver {
 	t.Helper()
 	up := newUpstream(t, "192.0.2.1")
 	o := Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}, Mode: mode, Token: "reader-token",
 		Report: ReportOptions{Every: time.Hour, K: 5, Department: "hmrc"}}
 	if mode == ModeRoute {
 		o.FilteredUpstreams = []string{newUpstream(t, "192.0.2.9").addr}
+	}
+	for _, c := range change {
+		c(&o)
 	}
 	if log != nil {
 		o.Logger = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -121,12 +124,15 @@ func askFrom(t *testing.T, r *Resolver, from, name string) *dns.Msg {
 // and no client address appears in the report, the log, the metrics or
 // the files in cache_dir.
 func TestUsageReport(t *testing.T) {
-	for _, mode := range []string{ModeEnforce, ModeRoute, ModeMonitor} {
-		t.Run(mode, func(t *testing.T) {
+	// Sinkhole answers for blocked names come from the ordinary path,
+	// after the fast path decided them: counted once all the same.
+	for _, c := range []struct{ mode, block string }{{ModeEnforce, BlockNXDOMAIN}, {ModeEnforce, BlockSinkhole}, {ModeRoute, ""}, {ModeMonitor, ""}} {
+		mode := c.mode
+		t.Run(mode+c.block, func(t *testing.T) {
 			reg := newUsageRegistry(t)
 			reg.publish(7, []string{"*.zoom.example", "meet.example.org"})
 			var logs syncBuffer
-			r := reporting(t, reg, mode, &logs)
+			r := reporting(t, reg, mode, &logs, func(o *Options) { o.Block = c.block })
 			var clients []string
 			for i := 2; i <= 7; i++ {
 				clients = append(clients, fmt.Sprintf("127.0.0.%d", i))
