@@ -9,6 +9,8 @@
 #   SIZES="1000 100000 1000000"  list sizes (default "1000 100000")
 #   DURATION=5 RUNS=3            seconds per run, runs per figure
 #   QUICK=1                      CI smoke test: one small list, 1 s, 1 run
+#   USAGE_ONLY=1                 only our resolver with usage reports on and
+#                                off (cached and blocked), not the peers
 #   UPSTREAM_PORT=5300           loopback port of the upstream (NSD)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -102,8 +104,10 @@ latency() { # port, file
 rss_mb() { awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$1/status"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "-" }'; }
 
+if [ -z "${USAGE_ONLY:-}" ]; then
 echo "== matcher (go test -bench, medians over -count $RUNS in benchstat-friendly form below)"
 go test -run '^$' -bench 'BenchmarkMatcher' -benchmem -count "$RUNS" -benchtime "${DURATION}s" ./allowlist/ 2>/dev/null | grep '^Benchmark' | tee "$WORK/matcher.txt"
+fi
 
 RESULTS="$WORK/results.txt"
 
@@ -164,13 +168,48 @@ reload_under_load() {
   read -r noerr nx < <(awk '/Response codes/ { for (i = 1; i <= NF; i++) { if ($i == "NOERROR") n = $(i+1); if ($i == "NXDOMAIN") x = $(i+1) } } END { print n+0, x+0 }' "$dir/reload.out")
   echo "reload $size $v0 $v1 ${sent:-0} ${lost:-0} $(( ${sent:-0} - ${lost:-0} - ${noerr:-0} - ${nx:-0} )) $(printf '%s\n' "${times[@]}" | median) $(printf '%s\n' "${times[@]}" | sort -g | tail -1) ${how:-?} ${times[*]}" >> "$RESULTS"
 }
+# usage_on_off: our resolver twice, on core 0, the same list, one with
+# usage reports on (report: every 15m, k 5; no report is due during the
+# run) and one without, measured in turns (off, on, off, on, ...) so that
+# both see the same machine: cached and blocked queries/s, medians of
+# RUNS turns. The blocked file's 20,000 names fall under one registrable
+# domain (example.com), each counted; dnsperf asks from one address.
+usage_on_off() {
+  local dir=$1 size=$2 tok on off r
+  tok=$(bin/allowlist token create --db "$dir/registry.db" --role reader --name "usage-$size" 2>/dev/null | tail -1)
+  sed -e "s/^listen: .*/listen: 127.0.0.1:5405/" -e "s/^metrics_listen: .*/metrics_listen: 127.0.0.1:9251/" "$dir/resolver.yaml" > "$dir/off.yaml"
+  sed -e "s/^listen: .*/listen: 127.0.0.1:5406/" -e "s/^metrics_listen: .*/metrics_listen: 127.0.0.1:9252/" -e "s|^cache_dir: .*|cache_dir: $dir/cache-on|" "$dir/resolver.yaml" > "$dir/on.yaml"
+  printf 'token: %s\nreport:\n  every: 15m\n  k: 5\n  department: bench-a\n' "$tok" >> "$dir/on.yaml"
+  sed -i "s|^cache_dir: .*|cache_dir: $dir/cache-off|" "$dir/off.yaml"
+  taskset -c 0 bin/allowlist resolve --config "$dir/off.yaml" >/dev/null 2>&1 & off=$!; PIDS+=($off)
+  taskset -c 0 bin/allowlist resolve --config "$dir/on.yaml" >/dev/null 2>&1 & on=$!; PIDS+=($on)
+  for port in 5405 5406; do
+    for _ in $(seq 1200); do
+      [ "$(dig +short +time=1 +tries=1 @127.0.0.1 -p $port x.svc1.tool0.example.net A 2>/dev/null)" = "192.0.2.1" ] && break; sleep 0.05
+    done
+    qps $port "$dir/allowed.txt" >/dev/null # warm the cache
+  done
+  for r in $(seq "$RUNS"); do
+    for f in allowed blocked; do
+      echo "usage $size off $f $(qps 5405 "$dir/$f.txt")" >> "$RESULTS"
+      echo "usage $size on $f $(qps 5406 "$dir/$f.txt")" >> "$RESULTS"
+    done
+  done
+  curl -s 127.0.0.1:9252/metrics | awk -v s="$size" '$1 == "allowlist_resolver_usage_domains_untracked_total" {u = $2}
+    $1 == "go_memstats_heap_alloc_bytes" {h = $2} END {printf "usagemem %s untracked=%d heap_alloc_MB=%d\n", s, u, h/1048576}' >> "$RESULTS"
+  kill $off $on; wait $off $on 2>/dev/null || true
+}
+
 # The floor: a plain miekg/dns server answering everything locally, no
 # policy, on the same core.
+PLAIN=-
+if [ -z "${USAGE_ONLY:-}" ]; then
 taskset -c 0 bin/bench-upstream -listen 127.0.0.1:5404 >/dev/null & plain=$!; PIDS+=($plain)
 wait_dns 5404 x.example.net || true
 awk 'BEGIN { for (i = 0; i < 20000; i++) printf "x%d.example.net A\n", i }' > "$WORK/plain.txt"
 PLAIN=$(qps_median 5404 "$WORK/plain.txt")
 kill $plain; wait $plain 2>/dev/null || true
+fi
 for size in $SIZES; do
   dir="$WORK/$size"; mkdir -p "$dir"
   bin/bench-catalogue -entries "$size" > "$dir/cat.yaml"
@@ -246,7 +285,7 @@ allow-from=127.0.0.0/8
 max-cache-entries=4000000
 CONF
 
-  for server in ours unbound pdns; do
+  for server in $([ -n "${USAGE_ONLY:-}" ] || echo ours unbound pdns); do
     start=$(date +%s.%N)
     case $server in
       ours)    taskset -c 0 bin/allowlist resolve --config "$dir/resolver.yaml" >/dev/null 2>&1 & pid=$!; port=$OURS ;;
@@ -287,6 +326,9 @@ CONF
     kill $pid; wait $pid 2>/dev/null || true
   done
 
+  usage_on_off "$dir" "$size"
+  if [ -n "${USAGE_ONLY:-}" ]; then kill $regpid; wait $regpid 2>/dev/null || true; continue; fi
+
   # Registry, now on core 0 alone: a check, a 304 poll, then full lists
   # (last: the server is still sending large bodies for a while after).
   taskset -p -c 0 $regpid >/dev/null
@@ -298,6 +340,19 @@ CONF
   kill $regpid; wait $regpid 2>/dev/null || true
 done
 
+echo
+echo "== usage reports: our resolver with report: on and off, same run, in turns (queries/s, median of $RUNS x ${DURATION}s)"
+printf "%-8s %-8s %9s %9s %7s   %s\n" entries query off on on/off "each turn (off/on)"
+for size in $SIZES; do
+  for f in allowed blocked; do
+    awk -v s="$size" -v f="$f" '$1 == "usage" && $2 == s && $4 == f { if ($3 == "off") off[++n] = $5; else on[++m] = $5 }
+      function med(a, k,   i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } return a[int((k + 1) / 2)] }
+      END { if (n == 0) exit; line = ""; for (i = 1; i <= n; i++) line = line " " off[i] "/" on[i]
+        o = med(off, n); p = med(on, m); printf "%-8s %-8s %9d %9d %7.3f  %s\n", s, (f == "allowed" ? "cached" : f), o, p, (o > 0 ? p / o : 0), line }' "$RESULTS"
+  done
+done
+awk '$1 == "usagemem" { $1 = ""; print "  reporting resolver at the end:" $0 }' "$RESULTS"
+[ -n "${USAGE_ONLY:-}" ] && exit 0
 echo
 echo "== resolvers: queries/s (median of $RUNS x ${DURATION}s), latency at 5k q/s, RSS once loaded and after the runs, time to answer a listed name"
 echo "plain miekg/dns server (no policy, answers everything): $PLAIN q/s"

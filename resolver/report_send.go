@@ -38,6 +38,7 @@ type pending struct {
 }
 
 type sender struct {
+	now           chan struct{} // ReportNow
 	url, token    string
 	client        *http.Client
 	queue         []pending // only the run goroutine touches it
@@ -50,6 +51,7 @@ func (u *usage) initSender(r *Resolver) {
 	u.url = strings.TrimRight(r.opt.Registry, "/") + "/v1/usage"
 	u.token = r.opt.Token
 	u.backoff = sendBackoff
+	u.now = make(chan struct{}, 1)
 	u.client = &http.Client{Timeout: sendTimeout, Transport: r.fetch.client.Transport}
 	u.sent = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "allowlist", Subsystem: "resolver", Name: "usage_reports_sent_total",
 		Help: "Usage reports the registry accepted."})
@@ -71,12 +73,28 @@ func (u *usage) run(ctx context.Context) {
 			if retry != nil {
 				continue // the waiting report goes first, when its time comes
 			}
+		case <-u.now:
+			u.end(time.Now())
+			tick.Reset(u.every) // and try the waiting ones at once
 		case <-retry:
 		}
 		retry = nil
 		if wait := u.flush(ctx); wait > 0 {
 			retry = time.After(wait)
 		}
+	}
+}
+
+// ReportNow ends the current period and sends its report (and any that
+// wait) at once; the next period runs a whole report.every from now. It
+// does nothing when reporting is off.
+func (r *Resolver) ReportNow() {
+	if r.usage == nil {
+		return
+	}
+	select {
+	case r.usage.now <- struct{}{}:
+	default: // one is pending already
 	}
 }
 

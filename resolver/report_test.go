@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/e2e/realproc"
 	"github.com/miekg/dns"
 )
 
@@ -131,7 +132,7 @@ func TestUsageReport(t *testing.T) {
 		t.Run(mode+c.block, func(t *testing.T) {
 			reg := newUsageRegistry(t)
 			reg.publish(7, []string{"*.zoom.example", "meet.example.org"})
-			var logs syncBuffer
+			var logs realproc.Buffer
 			r := reporting(t, reg, mode, &logs, func(o *Options) { o.Block = c.block })
 			var clients []string
 			for i := 2; i <= 7; i++ {
@@ -207,9 +208,9 @@ func TestUsageReport(t *testing.T) {
 			}
 
 			// No client address anywhere the resolver writes.
-			eventually(t, "the install logged", func() bool { return bytes.Contains(logs.Bytes(), []byte("list installed")) })
+			eventually(t, "the install logged", func() bool { return strings.Contains(logs.String(), "list installed") })
 			waitCached(t, r.opt.CacheDir, 7)
-			files := map[string][]byte{"report body": body, "log": logs.Bytes(), "metrics": []byte(scrape(t, r))}
+			files := map[string][]byte{"report body": body, "log": []byte(logs.String()), "metrics": []byte(scrape(t, r))}
 			filepath.Walk(r.opt.CacheDir, func(path string, info os.FileInfo, err error) error {
 				if err == nil && !info.IsDir() {
 					b, _ := os.ReadFile(path)
@@ -342,6 +343,20 @@ func TestUsageReportLoop(t *testing.T) {
 	}
 }
 
+// TestReportNow: ReportNow (SIGUSR1 to allowlist resolve) ends the period
+// and sends its report at once, an hour before it is due.
+func TestReportNow(t *testing.T) {
+	reg := newUsageRegistry(t)
+	reg.publish(7, []string{"*.zoom.example"})
+	r := reporting(t, reg, ModeEnforce, nil)
+	askFrom(t, r, "127.0.0.1", "a.zoom.example")
+	r.ReportNow()
+	eventually(t, "a report sent on ReportNow", func() bool { return len(reg.ids()) == 1 })
+	if got, _, _ := reg.snapshot(); len(got[0].Entries) != 1 || got[0].Entries[0].Pattern != "*.zoom.example" {
+		t.Errorf("report %+v", got[0])
+	}
+}
+
 // TestUsageHitsAcrossListChange: hits counted under a list replaced during
 // the period are kept, by pattern.
 func TestUsageHitsAcrossListChange(t *testing.T) {
@@ -465,22 +480,4 @@ func TestReportOptions(t *testing.T) {
 	if r, err := New(o); err != nil || r.usage.department != "hmrc" {
 		t.Errorf("a department's scope names the department: %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
 }

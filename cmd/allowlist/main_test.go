@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
+	"github.com/cross-gov/allowlist/e2e/realproc"
 	_ "github.com/mattn/go-sqlite3"
 	"github.com/miekg/dns"
 )
@@ -469,10 +470,18 @@ func startResolver(t *testing.T, conf string) string {
 // startResolverMetrics is startResolver, also returning the metrics address.
 func startResolverMetrics(t *testing.T, conf string) (string, string) {
 	t.Helper()
+	_, _, udp, metrics := startResolverProc(t, conf)
+	return udp, metrics
+}
+
+// startResolverProc is startResolverMetrics, also returning the process
+// and what it writes to stderr (its log).
+func startResolverProc(t *testing.T, conf string) (*exec.Cmd, *realproc.Buffer, string, string) {
+	t.Helper()
 	cmd := exec.Command(binary, "resolve", "--config", conf)
 	out, _ := cmd.StdoutPipe()
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
+	errb := &realproc.Buffer{}
+	cmd.Stderr = errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +494,7 @@ func startResolverMetrics(t *testing.T, conf string) (string, string) {
 	if len(f) < 10 {
 		t.Fatalf("resolver said %q", line)
 	}
-	return f[3], strings.TrimSuffix(f[9], ",")
+	return cmd, errb, f[3], strings.TrimSuffix(f[9], ",")
 }
 
 // startUpstream answers every A query with 192.0.2.1.

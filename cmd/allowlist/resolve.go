@@ -147,6 +147,15 @@ func runResolve(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "resolver listening on %s (udp) %s (tcp), metrics on %s, mode %s, scope %s\n",
 		r.Addr("udp"), r.Addr("tcp"), r.Addr("metrics"), cfg.Mode, cfg.Scope)
+	// SIGUSR1: end the usage report's period now and send it.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go func() {
+		for range usr1 {
+			r.ReportNow()
+		}
+	}()
 	<-ctx.Done()
 	log.Info("shutting down")
 	r.Shutdown()

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// TestUsageReportsReachRealRegistry: the real registry and the real
+// resolver, in monitor mode, as processes. Six clients (127.0.0.2 to .7,
+// each its own UDP socket) ask names under one domain the list does not
+// allow, three ask under another; staff use Zoom. On SIGUSR1 the resolver
+// ends its period and sends the report with its department's reader
+// token; the department's usage on the registry then shows the domain the
+// six asked, not the one the three asked, and the hits on *.zoom.us. No
+// client address is in the registry's database, either process's log, or
+// the resolver's cache directory.
+func TestUsageReportsReachRealRegistry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two processes")
+	}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "registry.db")
+	reg := startRegistry(t, db, "--seed")
+	pub, _, code := cli(t, "keygen", "--db", db)
+	if code != 0 {
+		t.Fatal("keygen")
+	}
+	token := func(role string) string {
+		out, errOut, code := cli(t, "token", "create", "--db", db, "--role", role, "--department", "hmrc", "--name", "usage-"+role)
+		if code != 0 {
+			t.Fatalf("token create --role %s: %s", role, errOut)
+		}
+		return lastLine(out)
+	}
+	reader, owner := token("reader"), token("owner")
+	up := startUpstream(t)
+	conf := filepath.Join(dir, "resolver.yaml")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+registry: %s
+scope: common
+token: %s
+public_key: %q
+cache_dir: %s
+mode: monitor
+upstreams: [%q]
+metrics_listen: 127.0.0.1:0
+log_level: debug
+report:
+  every: 1h
+  k: 5
+  department: hmrc
+`, reg.url, reader, strings.TrimSpace(pub), filepath.Join(dir, "cache"), up)), 0o644)
+	res, resLog, udp, metrics := startResolverProc(t, conf)
+	ask := func(from, name string) *dns.Msg {
+		t.Helper()
+		c := &dns.Client{Timeout: 2 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(from)}}}
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+		resp, _, err := c.Exchange(m, udp)
+		if err != nil {
+			t.Fatalf("%s from %s: %v", name, from, err)
+		}
+		return resp
+	}
+	for deadline := time.Now().Add(5 * time.Second); metric(t, metrics, "allowlist_resolver_list_version") < 1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the resolver never loaded the seeded common list")
+		}
+	}
+	var clients []string
+	for i := 2; i <= 7; i++ {
+		c := fmt.Sprintf("127.0.0.%d", i)
+		clients = append(clients, c)
+		// Monitor mode: answered, and counted as would-be blocked.
+		if resp := ask(c, fmt.Sprintf("tool%d.unlisted-tool.co.uk", i)); resp.Rcode != dns.RcodeSuccess {
+			t.Fatalf("monitor mode answers every name: %s", resp)
+		}
+		if i < 5 {
+			ask(c, "app.three-people.com")
+		}
+		ask(c, "us02web.zoom.us")
+	}
+
+	res.Process.Signal(syscall.SIGUSR1)
+	var view struct {
+		Reports *int `json:"reports"`
+		Refused []struct {
+			Domain  string `json:"domain"`
+			Queries int64  `json:"queries"`
+			Clients int    `json:"clients"`
+		} `json:"refused"`
+		Entries []struct {
+			Pattern string `json:"pattern"`
+			Hits    int64  `json:"hits"`
+		} `json:"entries"`
+	}
+	var body []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var c int
+		c, body = reg.call(t, "GET", "/v1/departments/hmrc/usage", owner, "")
+		if c != http.StatusOK {
+			t.Fatalf("GET usage: %d %s", c, body)
+		}
+		if err := json.Unmarshal(body, &view); err != nil {
+			t.Fatal(err)
+		}
+		if view.Reports != nil && *view.Reports > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no report reached the registry:\n%s\nresolver log:\n%s", body, resLog.String())
+		}
+	}
+	if len(view.Refused) != 1 || view.Refused[0].Domain != "unlisted-tool.co.uk" || view.Refused[0].Clients != 5 || view.Refused[0].Queries != 10 {
+		t.Errorf("refused: want unlisted-tool.co.uk, 10 queries (6 rounded up), 5 clients (6 rounded down), alone:\n%s", body)
+	}
+	zoom := false
+	for _, e := range view.Entries {
+		zoom = zoom || e.Pattern == "*.zoom.us" && e.Hits == 10
+	}
+	if !zoom {
+		t.Errorf("entries: want *.zoom.us with 10 hits:\n%s", body)
+	}
+	if metric(t, metrics, "allowlist_resolver_usage_reports_sent_total") != 1 {
+		t.Errorf("usage_reports_sent_total is not 1")
+	}
+
+	// No client address anywhere either process wrote.
+	reg.cmd.Process.Kill()
+	reg.cmd.Wait()
+	res.Process.Signal(syscall.SIGTERM)
+	res.Wait()
+	places := map[string][]byte{"registry log": reg.stderr.Bytes(), "resolver log": []byte(resLog.String()), "report view": body}
+	filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && path != conf {
+			b, _ := os.ReadFile(path)
+			places[path] = b
+		}
+		return nil
+	})
+	if !strings.Contains(resLog.String(), "list installed") || places[db] == nil {
+		t.Fatalf("expected the logs and the database to search; have %d places", len(places))
+	}
+	for what, b := range places {
+		for _, c := range clients {
+			ip := netip.MustParseAddr(c)
+			raw4, raw16 := ip.As4(), ip.As16()
+			if strings.Contains(string(b), c) || strings.Contains(string(b), string(raw4[:])) || strings.Contains(string(b), string(raw16[:])) {
+				t.Errorf("%s holds the client address %s", what, c)
+			}
+		}
+	}
+}
+
+// metric reads one unlabelled metric from a /metrics endpoint (-1: absent).
+func metric(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		var v float64
+		if f := strings.Fields(l); len(f) == 2 && f[0] == name {
+			fmt.Sscan(f[1], &v)
+			return v
+		}
+	}
+	return -1
+}
