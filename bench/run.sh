@@ -189,10 +189,21 @@ usage_on_off() {
     done
     qps $port "$dir/allowed.txt" >/dev/null # warm the cache
   done
+  # qps_cpu: queries/s, and the server's CPU time per answered query in
+  # microseconds (user + system, from /proc: what the work costs, whatever
+  # share of the core the shared machine gave it).
+  qps_cpu() { # port, file, pid
+    local t0 t1 out
+    t0=$(awk '{print $14 + $15}' "/proc/$3/stat")
+    out=$(taskset -c 1 dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -c 4 -q 200 2>/dev/null)
+    t1=$(awk '{print $14 + $15}' "/proc/$3/stat")
+    echo "$out" | awk -v d="$(( t1 - t0 ))" -v hz="$(getconf CLK_TCK)" '/Queries completed/ {n = $3} /Queries per second/ {q = int($4)}
+      END {printf "%d %.3f", q, (n > 0 ? d / hz / n * 1e6 : 0)}'
+  }
   for r in $(seq "$RUNS"); do
     for f in allowed blocked; do
-      echo "usage $size off $f $(qps 5405 "$dir/$f.txt")" >> "$RESULTS"
-      echo "usage $size on $f $(qps 5406 "$dir/$f.txt")" >> "$RESULTS"
+      echo "usage $size off $f $(qps_cpu 5405 "$dir/$f.txt" $off)" >> "$RESULTS"
+      echo "usage $size on $f $(qps_cpu 5406 "$dir/$f.txt" $on)" >> "$RESULTS"
     done
   done
   curl -s 127.0.0.1:9252/metrics | awk -v s="$size" '$1 == "allowlist_resolver_usage_domains_untracked_total" {u = $2}
@@ -341,14 +352,16 @@ CONF
 done
 
 echo
-echo "== usage reports: our resolver with report: on and off, same run, in turns (queries/s, median of $RUNS x ${DURATION}s)"
-printf "%-8s %-8s %9s %9s %7s   %s\n" entries query off on on/off "each turn (off/on)"
+echo "== usage reports: our resolver with report: on and off, same run, in turns (median of $RUNS x ${DURATION}s)"
+echo "   q/s, and the resolver's CPU time per query (us, user + system; the cost itself, less swayed by the machine's load)"
+printf "%-8s %-8s %9s %9s %7s %8s %8s %7s   %s\n" entries query "q/s off" "q/s on" on/off "cpu off" "cpu on" on/off "each turn (q/s off/on)"
 for size in $SIZES; do
   for f in allowed blocked; do
-    awk -v s="$size" -v f="$f" '$1 == "usage" && $2 == s && $4 == f { if ($3 == "off") off[++n] = $5; else on[++m] = $5 }
-      function med(a, k,   i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } return a[int((k + 1) / 2)] }
+    awk -v s="$size" -v f="$f" '$1 == "usage" && $2 == s && $4 == f { if ($3 == "off") { off[++n] = $5; coff[n] = $6 } else { on[++m] = $5; con[m] = $6 } }
+      function med(a, k,   i, j, t, b) { for (i = 1; i <= k; i++) b[i] = a[i]; for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (b[j] < b[i]) { t = b[i]; b[i] = b[j]; b[j] = t } return b[int((k + 1) / 2)] }
       END { if (n == 0) exit; line = ""; for (i = 1; i <= n; i++) line = line " " off[i] "/" on[i]
-        o = med(off, n); p = med(on, m); printf "%-8s %-8s %9d %9d %7.3f  %s\n", s, (f == "allowed" ? "cached" : f), o, p, (o > 0 ? p / o : 0), line }' "$RESULTS"
+        o = med(off, n); p = med(on, m); co = med(coff, n); cp = med(con, m)
+        printf "%-8s %-8s %9d %9d %7.3f %8.3f %8.3f %7.3f  %s\n", s, (f == "allowed" ? "cached" : f), o, p, (o > 0 ? p / o : 0), co, cp, (co > 0 ? cp / co : 0), line }' "$RESULTS"
   done
 done
 awk '$1 == "usagemem" { $1 = ""; print "  reporting resolver at the end:" $0 }' "$RESULTS"

@@ -60,10 +60,14 @@ const (
 	maxDomains  = domainSlots / 2
 	maxProbe    = 64
 	// memoSlots is the size of the table that remembers where a name's
-	// registrable domain starts (publicsuffix costs far more than a query).
+	// registrable domain starts (publicsuffix costs far more than a query),
+	// and of each period's table from names to their domain's counter.
 	memoSlots = 1 << 16
 	// memoNone marks a name with no registrable domain to count.
 	memoNone = 0xFFFF
+	// memoWays is the bucket size of a period's names (8 entries, 32
+	// bytes: one cache line); the remembered cuts have buckets of 4.
+	memoWays = 8
 )
 
 // usage is the reporting state of a resolver; nil when reporting is off.
@@ -91,6 +95,12 @@ type period struct {
 	hits    atomic.Pointer[hitTable]
 	domains []atomic.Pointer[refusedDomain]
 	n       atomic.Int32
+	// names maps a name seen in the period to its domain's slot in
+	// domains, in buckets of memoWays: 16 bits of the name's hash, and the
+	// slot plus one (memoNone: nothing to count), so that a name asked
+	// again costs one hash and two reads. Four bytes an entry keep the
+	// table (256 KiB) in a core's cache.
+	names []atomic.Uint32
 	// folded holds the hits of entries counted under a list that was
 	// replaced during the period (under usage.mu).
 	folded map[string]int64
@@ -107,6 +117,7 @@ type refusedDomain struct {
 	hash    uint64
 	name    string
 	queries atomic.Uint64
+	full    atomic.Bool // maxClientHashes held: no more to look at
 	clients [maxClientHashes]atomic.Uint32
 }
 
@@ -141,7 +152,8 @@ func newUsage(r *Resolver, o ReportOptions) (*usage, error) {
 }
 
 func (u *usage) newPeriod(now time.Time, p *policy) *period {
-	per := &period{start: now, seed: maphash.MakeSeed(), domains: make([]atomic.Pointer[refusedDomain], domainSlots), folded: map[string]int64{}}
+	per := &period{start: now, seed: maphash.MakeSeed(), domains: make([]atomic.Pointer[refusedDomain], domainSlots),
+		names: make([]atomic.Uint32, memoSlots), folded: map[string]int64{}}
 	if p != nil {
 		per.hits.Store(newHitTable(p.matcher))
 	}
@@ -168,47 +180,89 @@ func (u *usage) count(p *policy, i int, name string, client netip.Addr) {
 		}
 		return
 	}
-	cut := u.registrable(name)
-	if cut < 0 {
-		return
+	h := maphash.String(u.memoSeed, name)
+	tag, g := uint32(h>>48)<<16, int(h%memoSlots)&^(memoWays-1)
+	free := -1
+	var d *refusedDomain
+	for j := g; j < g+memoWays; j++ {
+		v := per.names[j].Load()
+		if v == 0 {
+			free = j // entries fill a bucket from its start and stay
+			break
+		}
+		if v&^0xFFFF == tag {
+			d, free = per.named(v), -2
+			break
+		}
 	}
-	d := per.domain(name[cut:])
+	if free != -2 {
+		v := tag | memoNone
+		if cut := u.registrable(name, h); cut >= 0 {
+			slot := per.domain(name[cut:])
+			if slot < 0 {
+				u.untracked.Inc()
+				return
+			}
+			v = tag | uint32(slot+1)
+		}
+		if free < 0 {
+			free = g + int(h>>20)%memoWays // a full bucket: replace one
+		}
+		per.names[free].Store(v)
+		d = per.named(v)
+	}
 	if d == nil {
-		u.untracked.Inc()
 		return
 	}
 	d.queries.Add(1)
-	a := client.Unmap().As16()
-	h := uint32(maphash.Bytes(per.seed, a[:]))
-	if h == 0 {
-		h = 1 // 0 marks a free slot
+	if d.full.Load() {
+		return
+	}
+	a := client.As16() // an IPv4 address and its IPv4-mapped form alike
+	c := uint32(maphash.Bytes(per.seed, a[:]))
+	if c == 0 {
+		c = 1 // 0 marks a free slot
 	}
 	for j := range d.clients {
-		c := &d.clients[j]
-		v := c.Load()
+		s := &d.clients[j]
+		v := s.Load()
 		if v == 0 {
-			if c.CompareAndSwap(0, h) {
+			if s.CompareAndSwap(0, c) {
 				return
 			}
-			v = c.Load()
+			v = s.Load()
 		}
-		if v == h {
+		if v == c {
 			return
 		}
 	}
-	// maxClientHashes held already: it is reported as that many.
+	d.full.Store(true) // reported as maxClientHashes
+}
+
+// named is the counter an entry of per.names points to; nil for memoNone.
+func (per *period) named(v uint32) *refusedDomain {
+	if v&0xFFFF == memoNone {
+		return nil
+	}
+	return per.domains[v&0xFFFF-1].Load()
 }
 
 // registrable returns where the registrable domain of name starts, or -1
 // when the name has none to count (a public suffix itself, a name under
-// arpa, anything that is not a host name). The answer for a name is
-// remembered in a small table, so a name asked again costs one hash.
-func (u *usage) registrable(name string) int {
-	h := maphash.String(u.memoSeed, name)
-	tag := h &^ 0xFFFF
-	i := int(h % memoSlots)
-	for _, j := range [2]int{i, i ^ 1} {
-		if e := u.memo[j].Load(); e&^0xFFFF == tag && e&0xFFFF != 0 {
+// arpa, anything that is not a host name). h is the name's hash under
+// memoSeed. The answer is remembered, in buckets of 4 (picked by other
+// bits of h than a period's names, so names that crowd a bucket there do
+// not crowd one here too).
+func (u *usage) registrable(name string, h uint64) int {
+	tag, g := h&^0xFFFF, int((h>>16)%memoSlots)&^(memoWays/2-1)
+	free := g + int(h>>40)%(memoWays/2)
+	for j := g; j < g+memoWays/2; j++ {
+		e := u.memo[j].Load()
+		if e == 0 {
+			free = j
+			break
+		}
+		if e&^0xFFFF == tag {
 			if v := int(e & 0xFFFF); v != memoNone {
 				return v - 1
 			}
@@ -220,11 +274,7 @@ func (u *usage) registrable(name string) int {
 	if cut >= 0 {
 		v = uint64(cut + 1)
 	}
-	j := i
-	if u.memo[i].Load() != 0 && u.memo[i^1].Load() == 0 {
-		j = i ^ 1
-	}
-	u.memo[j].Store(tag | v)
+	u.memo[free].Store(tag | v)
 	return cut
 }
 
@@ -256,30 +306,30 @@ func registrableCut(name string) int {
 	return cut
 }
 
-// domain finds or adds the counter of a registrable domain; nil when the
-// period's table is full.
-func (per *period) domain(name string) *refusedDomain {
+// domain finds or adds the counter of a registrable domain, and returns
+// its slot in per.domains; -1 when the period's table is full.
+func (per *period) domain(name string) int {
 	h := maphash.String(per.seed, name)
 	i := int(h % domainSlots)
 	for range maxProbe {
 		d := per.domains[i].Load()
 		if d == nil {
 			if per.n.Load() >= maxDomains {
-				return nil
+				return -1
 			}
 			nd := &refusedDomain{hash: h, name: strings.Clone(name)}
 			if per.domains[i].CompareAndSwap(nil, nd) {
 				per.n.Add(1)
-				return nd
+				return i
 			}
 			d = per.domains[i].Load()
 		}
 		if d.hash == h && d.name == name {
-			return d
+			return i
 		}
 		i = (i + 1) % domainSlots
 	}
-	return nil
+	return -1
 }
 
 // listInstalled gives the current period a counter table for a new list;

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -181,4 +182,25 @@ func metric(t *testing.T, addr, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// TestReportConfigMistakes: a report: section that cannot work stops the
+// resolver at start, naming the key.
+func TestReportConfigMistakes(t *testing.T) {
+	dir := t.TempDir()
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32)) // any 32 bytes pass the config check
+	for _, c := range []struct{ extra, want string }{
+		{"token: t\nreport:\n  every: 30s\n  department: hmrc\n", "report.every"},
+		{"token: t\nreport:\n  k: 1\n  department: hmrc\n", "report.k"},
+		{"token: t\nreport:\n  every: 15m\n", "report.department"},
+		{"report:\n  department: hmrc\n", "token"},
+		{"token: t\nreport:\n  department: hmrc\n  clients: 3\n", "clients"},
+	} {
+		p := filepath.Join(dir, "bad.yaml")
+		os.WriteFile(p, []byte("listen: 127.0.0.1:0\nregistry: http://127.0.0.1:1\npublic_key: "+key+"\ncache_dir: "+dir+
+			"\nmetrics_listen: 127.0.0.1:0\n"+c.extra), 0o644)
+		if _, errOut, code := cli(t, "resolve", "--config", p); code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%q: exit %d, %q", c.extra, code, errOut)
+		}
+	}
 }
