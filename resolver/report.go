@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"cmp"
 	"fmt"
 	"hash/maphash"
 	"net"
@@ -381,47 +382,50 @@ func (u *usage) cut(now time.Time) *allowlist.UsageReport {
 	rep := &allowlist.UsageReport{ReportID: randomID(), Department: u.department, Scope: u.r.opt.Scope, ListVersion: p.version,
 		Mode: u.r.opt.Mode, PeriodStart: old.start.UTC(), PeriodEnd: now.UTC(), K: u.k,
 		Entries: []allowlist.UsageEntry{}, Refused: []allowlist.UsageRefused{}}
+	// Sorted by the counts themselves, then rounded: the most hit and the
+	// most asked are the ones kept when there are too many.
+	type hit struct {
+		pattern string
+		n       int64
+	}
+	hits := make([]hit, 0, len(old.folded))
 	for pat, n := range old.folded {
-		rep.Entries = append(rep.Entries, allowlist.UsageEntry{Pattern: pat, Hits: roundUp(n)})
+		hits = append(hits, hit{pat, n})
 	}
-	slices.SortFunc(rep.Entries, func(a, b allowlist.UsageEntry) int {
-		if a.Hits != b.Hits {
-			return int(b.Hits - a.Hits)
-		}
-		return strings.Compare(a.Pattern, b.Pattern)
-	})
-	if len(rep.Entries) > allowlist.UsageMaxEntries {
-		rep.Entries = rep.Entries[:allowlist.UsageMaxEntries]
+	slices.SortFunc(hits, func(a, b hit) int { return cmp.Or(cmp.Compare(b.n, a.n), strings.Compare(a.pattern, b.pattern)) })
+	for _, h := range hits[:min(len(hits), allowlist.UsageMaxEntries)] {
+		rep.Entries = append(rep.Entries, allowlist.UsageEntry{Pattern: h.pattern, Hits: roundUp(h.n)})
 	}
+	var refused []allowlist.UsageRefused // raw queries until sorted
 	for i := range old.domains {
 		d := old.domains[i].Load()
-		if d == nil {
-			continue
-		}
-		clients := 0
-		for j := range d.clients {
-			if d.clients[j].Load() != 0 {
-				clients++
-			}
-		}
-		// Rounded down first, then held to k: what is sent must meet the
+		// Held to k after rounding down: what is sent must meet the
 		// threshold itself.
-		clients -= clients % allowlist.UsageClientsStep
-		if clients < u.k || clients < allowlist.UsageClientsStep || !allowlist.RegistrableDomain(d.name) {
+		if d == nil || clientsOf(d) < max(u.k, allowlist.UsageClientsStep) || !allowlist.RegistrableDomain(d.name) {
 			continue
 		}
-		rep.Refused = append(rep.Refused, allowlist.UsageRefused{Domain: d.name, Queries: roundUp(int64(d.queries.Load())), Clients: clients})
+		refused = append(refused, allowlist.UsageRefused{Domain: d.name, Queries: int64(d.queries.Load()), Clients: clientsOf(d)})
 	}
-	slices.SortFunc(rep.Refused, func(a, b allowlist.UsageRefused) int {
-		if a.Queries != b.Queries {
-			return int(b.Queries - a.Queries)
-		}
-		return strings.Compare(a.Domain, b.Domain)
+	slices.SortFunc(refused, func(a, b allowlist.UsageRefused) int {
+		return cmp.Or(cmp.Compare(b.Queries, a.Queries), strings.Compare(a.Domain, b.Domain))
 	})
-	if len(rep.Refused) > allowlist.UsageMaxRefused {
-		rep.Refused = rep.Refused[:allowlist.UsageMaxRefused]
+	for _, d := range refused[:min(len(refused), allowlist.UsageMaxRefused)] {
+		d.Queries = roundUp(d.Queries)
+		rep.Refused = append(rep.Refused, d)
 	}
 	return rep
+}
+
+// clientsOf is the distinct clients of a domain, rounded down to a
+// multiple of 5.
+func clientsOf(d *refusedDomain) int {
+	n := 0
+	for j := range d.clients {
+		if d.clients[j].Load() != 0 {
+			n++
+		}
+	}
+	return n - n%allowlist.UsageClientsStep
 }
 
 // roundUp rounds a count up to a multiple of 10 (1..10 is 10).

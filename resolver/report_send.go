@@ -152,8 +152,9 @@ func (u *usage) flush(ctx context.Context) time.Duration {
 	return 0
 }
 
-// post sends one report: nil for 200 or 202, else the status (0: none)
-// and what went wrong.
+// post sends one report: nil when the registry took it (202, or 200 for
+// a report_id it had already; any 2xx), else the status (0: none) and
+// what went wrong.
 func (u *usage) post(ctx context.Context, p pending) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.url, bytes.NewReader(p.body))
 	if err != nil {
@@ -167,7 +168,7 @@ func (u *usage) post(ctx context.Context, p pending) (int, error) {
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
-	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusAccepted {
+	if resp.StatusCode/100 == 2 {
 		return resp.StatusCode, nil
 	}
 	return resp.StatusCode, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))

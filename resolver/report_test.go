@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -586,6 +587,64 @@ func BenchmarkUsageFastPath(b *testing.B) {
 				cpu := time.Duration(r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano())
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			})
+		}
+	}
+}
+
+// TestUsageReportLimits: a period with more entries hit and more refused
+// domains above k than a report may carry gives the most hit and the most
+// asked, within the limits, and still validates; a domain asked by more
+// than 64 clients is sent as 60.
+func TestUsageReportLimits(t *testing.T) {
+	var pats []allowlist.Pattern
+	for i := 0; i < allowlist.UsageMaxEntries+10; i++ {
+		pats = append(pats, allowlist.Pattern{Name: fmt.Sprintf("tool%d.example.org", i)})
+	}
+	r, err := New(Options{Registry: "http://127.0.0.1:1", PublicKey: make([]byte, 32), Scope: "common", CacheDir: t.TempDir(),
+		Mode: ModeMonitor, Upstreams: []string{"127.0.0.1:9"}, Token: "t", Logger: quiet(),
+		Report: ReportOptions{Every: time.Hour, K: 5, Department: "hmrc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &policy{scope: "common", version: 3, entries: len(pats), matcher: allowlist.Compile(pats), generated: time.Now()}
+	r.install(p, "test")
+	client := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+	for i := range pats {
+		n := 1
+		if i < 10 {
+			n = 100 + i // the ten most hit
+		}
+		for range n {
+			r.decide(p, pats[i].Name, client(i))
+		}
+	}
+	for d := 0; d < allowlist.UsageMaxRefused+100; d++ {
+		clients := 5 + d%3
+		if d == 7 {
+			clients = 200
+		}
+		for c := 0; c < clients; c++ {
+			r.decide(p, fmt.Sprintf("www%d.refused%d.net", c, d), client(c))
+			if d < 10 {
+				r.decide(p, fmt.Sprintf("more.refused%d.net", d), client(c)) // the most asked
+			}
+		}
+	}
+	rep := r.usage.cut(time.Now())
+	if err := rep.Validate(time.Now(), 5); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Entries) != allowlist.UsageMaxEntries || rep.Entries[0] != (allowlist.UsageEntry{Pattern: "tool9.example.org", Hits: 110}) ||
+		rep.Entries[9].Hits != 100 || rep.Entries[10].Hits != 10 {
+		t.Errorf("%d entries, first %v, tenth %v", len(rep.Entries), rep.Entries[0], rep.Entries[9])
+	}
+	if len(rep.Refused) != allowlist.UsageMaxRefused || rep.Refused[0] != (allowlist.UsageRefused{Domain: "refused7.net", Queries: 400, Clients: 60}) {
+		t.Errorf("%d refused, first %v", len(rep.Refused), rep.Refused[0])
+	}
+	for _, d := range rep.Refused[:10] {
+		if n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(d.Domain, "refused"), ".net")); n >= 10 {
+			t.Errorf("the most asked first: %v", rep.Refused[:10])
+			break
 		}
 	}
 }
