@@ -354,14 +354,15 @@ done
 echo
 echo "== usage reports: our resolver with report: on and off, same run, in turns (median of $RUNS x ${DURATION}s)"
 echo "   q/s, and the resolver's CPU time per query (us, user + system; the cost itself, less swayed by the machine's load)"
+echo "   on/off: the median of each turn's ratio (the turn's two runs are seconds apart, so they share the machine's load)"
 printf "%-8s %-8s %9s %9s %7s %8s %8s %7s   %s\n" entries query "q/s off" "q/s on" on/off "cpu off" "cpu on" on/off "each turn (q/s off/on)"
 for size in $SIZES; do
   for f in allowed blocked; do
     awk -v s="$size" -v f="$f" '$1 == "usage" && $2 == s && $4 == f { if ($3 == "off") { off[++n] = $5; coff[n] = $6 } else { on[++m] = $5; con[m] = $6 } }
       function med(a, k,   i, j, t, b) { for (i = 1; i <= k; i++) b[i] = a[i]; for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (b[j] < b[i]) { t = b[i]; b[i] = b[j]; b[j] = t } return b[int((k + 1) / 2)] }
-      END { if (n == 0) exit; line = ""; for (i = 1; i <= n; i++) line = line " " off[i] "/" on[i]
-        o = med(off, n); p = med(on, m); co = med(coff, n); cp = med(con, m)
-        printf "%-8s %-8s %9d %9d %7.3f %8.3f %8.3f %7.3f  %s\n", s, (f == "allowed" ? "cached" : f), o, p, (o > 0 ? p / o : 0), co, cp, (co > 0 ? cp / co : 0), line }' "$RESULTS"
+      END { if (n == 0 || n != m) exit; line = ""
+        for (i = 1; i <= n; i++) { line = line " " off[i] "/" on[i]; rq[i] = (off[i] > 0 ? on[i] / off[i] : 0); rc[i] = (coff[i] > 0 ? con[i] / coff[i] : 0) }
+        printf "%-8s %-8s %9d %9d %7.3f %8.3f %8.3f %7.3f  %s\n", s, (f == "allowed" ? "cached" : f), med(off, n), med(on, n), med(rq, n), med(coff, n), med(con, n), med(rc, n), line }' "$RESULTS"
   done
 done
 awk '$1 == "usagemem" { $1 = ""; print "  reporting resolver at the end:" $0 }' "$RESULTS"
