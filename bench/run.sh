@@ -200,10 +200,14 @@ usage_on_off() {
     echo "$out" | awk -v d="$(( t1 - t0 ))" -v hz="$(getconf CLK_TCK)" '/Queries completed/ {n = $3} /Queries per second/ {q = int($4)}
       END {printf "%d %.3f", q, (n > 0 ? d / hz / n * 1e6 : 0)}'
   }
+  # Turns alternate which goes first, so that a drift in the machine's
+  # load does not favour one side.
   for r in $(seq "$RUNS"); do
     for f in allowed blocked; do
-      echo "usage $size off $f $(qps_cpu 5405 "$dir/$f.txt" $off)" >> "$RESULTS"
-      echo "usage $size on $f $(qps_cpu 5406 "$dir/$f.txt" $on)" >> "$RESULTS"
+      for side in $([ $((r % 2)) = 1 ] && echo off on || echo on off); do
+        if [ $side = off ]; then echo "usage $size off $f $(qps_cpu 5405 "$dir/$f.txt" $off)"
+        else echo "usage $size on $f $(qps_cpu 5406 "$dir/$f.txt" $on)"; fi >> "$RESULTS"
+      done
     done
   done
   curl -s 127.0.0.1:9252/metrics | awk -v s="$size" '$1 == "allowlist_resolver_usage_domains_untracked_total" {u = $2}
@@ -355,13 +359,13 @@ echo
 echo "== usage reports: our resolver with report: on and off, same run, in turns (median of $RUNS x ${DURATION}s)"
 echo "   q/s, and the resolver's CPU time per query (us, user + system; the cost itself, less swayed by the machine's load)"
 echo "   on/off: the median of each turn's ratio (the turn's two runs are seconds apart, so they share the machine's load)"
-printf "%-8s %-8s %9s %9s %7s %8s %8s %7s   %s\n" entries query "q/s off" "q/s on" on/off "cpu off" "cpu on" on/off "each turn (q/s off/on)"
+printf "%-8s %-8s %9s %9s %7s %8s %8s %7s   %s\n" entries query "q/s off" "q/s on" on/off "cpu off" "cpu on" on/off "each turn's ratios, q/s and cpu"
 for size in $SIZES; do
   for f in allowed blocked; do
     awk -v s="$size" -v f="$f" '$1 == "usage" && $2 == s && $4 == f { if ($3 == "off") { off[++n] = $5; coff[n] = $6 } else { on[++m] = $5; con[m] = $6 } }
       function med(a, k,   i, j, t, b) { for (i = 1; i <= k; i++) b[i] = a[i]; for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (b[j] < b[i]) { t = b[i]; b[i] = b[j]; b[j] = t } return b[int((k + 1) / 2)] }
       END { if (n == 0 || n != m) exit; line = ""
-        for (i = 1; i <= n; i++) { line = line " " off[i] "/" on[i]; rq[i] = (off[i] > 0 ? on[i] / off[i] : 0); rc[i] = (coff[i] > 0 ? con[i] / coff[i] : 0) }
+        for (i = 1; i <= n; i++) { rq[i] = (off[i] > 0 ? on[i] / off[i] : 0); rc[i] = (coff[i] > 0 ? con[i] / coff[i] : 0); line = line sprintf(" %.2f/%.2f", rq[i], rc[i]) }
         printf "%-8s %-8s %9d %9d %7.3f %8.3f %8.3f %7.3f  %s\n", s, (f == "allowed" ? "cached" : f), med(off, n), med(on, n), med(rq, n), med(coff, n), med(con, n), med(rc, n), line }' "$RESULTS"
   done
 done
