@@ -348,8 +348,10 @@ func (r *Resolver) serveUDP(conn *net.UDPConn) {
 				continue
 			}
 			q, ok := parseQuery(pkt, name)
+			if ok && r.usage != nil {
+				q.client = ua.AddrPort().Addr() // for usage counts only
+			}
 			if ok {
-				q.client = ua.AddrPort().Addr()
 				resp, result, g := r.fast(pkt, &q, bufs[w][:0])
 				if resp != nil {
 					out[w].Buffers[0], out[w].Addr = resp, in[i].Addr
