@@ -7,9 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -133,6 +136,29 @@ report:
 	}
 	if !zoom {
 		t.Errorf("entries: want *.zoom.us with 10 hits:\n%s", body)
+	}
+	// The owner's page shows the refused domain with a propose button.
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar}
+	get := func(u string) string {
+		r, err := hc.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return string(b)
+	}
+	csrf := regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindStringSubmatch(get(reg.url + "/sign-in"))
+	if r, err := hc.PostForm(reg.url+"/sign-in", url.Values{"_csrf": {csrf[1]}, "token": {owner}}); err != nil {
+		t.Fatal(err)
+	} else {
+		r.Body.Close()
+	}
+	page := get(reg.url + "/owner")
+	if !strings.Contains(page, "What staff here tried to reach this month") || !strings.Contains(page, "<code>unlisted-tool.co.uk</code>") ||
+		!strings.Contains(page, `name="domain" value="unlisted-tool.co.uk"`) {
+		t.Errorf("the owner's page does not show the refused domain with a propose button")
 	}
 	if metric(t, metrics, "allowlist_resolver_usage_reports_sent_total") != 1 {
 		t.Errorf("usage_reports_sent_total is not 1")
