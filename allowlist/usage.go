@@ -30,6 +30,16 @@ const (
 	UsageHitsStep = 10
 	// UsageClientsStep is what clients are rounded down to a multiple of.
 	UsageClientsStep = 5
+	// UsageMaxCount bounds one entry's hits and one refused domain's
+	// queries in a report: a million million look-ups, far above what any
+	// resolver answers in 24 hours, and far below what overflows a sum.
+	UsageMaxCount = 1_000_000_000_000
+	// UsageMaxClients bounds one refused domain's distinct clients.
+	UsageMaxClients = 1_000_000
+	// UsageMaxTotal is where the registry's stored counts and their sums
+	// saturate: a day's count for one department never grows past it, and
+	// no total shown is larger, however many reports arrive.
+	UsageMaxTotal = 1_000_000_000_000_000
 	// usageMaxFieldErrors bounds the field errors one refusal lists, so that
 	// a report of 50,000 bad entries gets a short answer.
 	usageMaxFieldErrors = 20
@@ -146,8 +156,11 @@ func (r UsageReport) Validate(now time.Time, registryK int) error {
 				c.add(f+".pattern", "appears twice")
 			}
 			seen[e.Pattern] = true
-			if e.Hits < UsageHitsStep || e.Hits%UsageHitsStep != 0 {
+			switch {
+			case e.Hits < UsageHitsStep || e.Hits%UsageHitsStep != 0:
 				c.add(f+".hits", "must be a positive multiple of 10 (hits rounded up)")
+			case e.Hits > UsageMaxCount:
+				c.add(f+".hits", "must be at most "+itoa(UsageMaxCount))
 			}
 		}
 	}
@@ -167,12 +180,17 @@ func (r UsageReport) Validate(now time.Time, registryK int) error {
 				c.add(f+".domain", "appears twice")
 			}
 			seen[d.Domain] = true
-			if d.Queries < UsageHitsStep || d.Queries%UsageHitsStep != 0 {
+			switch {
+			case d.Queries < UsageHitsStep || d.Queries%UsageHitsStep != 0:
 				c.add(f+".queries", "must be a positive multiple of 10 (queries rounded up)")
+			case d.Queries > UsageMaxCount:
+				c.add(f+".queries", "must be at most "+itoa(UsageMaxCount))
 			}
 			switch {
 			case d.Clients%UsageClientsStep != 0:
 				c.add(f+".clients", "must be a multiple of 5 (clients rounded down)")
+			case d.Clients > UsageMaxClients:
+				c.add(f+".clients", "must be at most "+itoa(UsageMaxClients))
 			case d.Clients < k:
 				c.add(f+".clients", "is below the threshold of "+itoa(k)+" distinct clients")
 			}

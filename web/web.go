@@ -14,6 +14,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -751,6 +752,8 @@ func makeChart(versions []allowlist.Version) chart {
 
 // barChart lays out one bar per value, scaled to a round number above the
 // largest, with ticks on the value axis; labels are the bars' tooltips.
+// Any int is safe: the scale is worked in float64 and no sum or product
+// of counts can overflow; a negative value draws as no bar.
 func barChart(values []int, labels []string) chart {
 	ch := chart{Width: 640, Height: 240, Left: 56, Bottom: 36, Top: 10}
 	peak := 1
@@ -758,26 +761,39 @@ func barChart(values []int, labels []string) chart {
 		peak = max(peak, v)
 	}
 	step := niceStep(peak)
-	top := ((peak + step - 1) / step) * step
+	// ticks intervals of step reach peak; ticks*step may not fit an int.
+	ticks := (peak-1)/step + 1
+	top := float64(ticks) * float64(step)
 	plotH := float64(ch.Height - ch.Bottom - ch.Top)
 	plotW := float64(ch.Width - ch.Left - 10)
-	for y := 0; y <= top; y += step {
-		ch.YTicks = append(ch.YTicks, tick{Y: float64(ch.Top) + plotH - float64(y)/float64(top)*plotH, Label: strconv.Itoa(y)})
+	for i := 0; i <= ticks; i++ {
+		y := float64(i) * float64(step)
+		label := strconv.FormatFloat(y, 'f', 0, 64)
+		if i <= math.MaxInt/step {
+			label = strconv.Itoa(i * step)
+		}
+		ch.YTicks = append(ch.YTicks, tick{Y: float64(ch.Top) + plotH - y/top*plotH, Label: label})
 	}
 	w := plotW / float64(max(1, len(values)))
 	for i, v := range values {
-		h := float64(v) / float64(top) * plotH
+		h := float64(max(v, 0)) / top * plotH
 		ch.Bars = append(ch.Bars, bar{X: float64(ch.Left) + float64(i)*w + w*0.1, Y: float64(ch.Top) + plotH - h, W: w * 0.8, H: h, Label: labels[i]})
 	}
 	return ch
 }
 
 // niceStep is a tick interval of 1, 2 or 5 times a power of ten giving
-// at most five intervals up to peak.
+// at most five intervals up to peak (1 for a peak below 1). It returns
+// for every int: the products it compares are never formed, and the
+// largest step it can need (2e18 for math.MaxInt64) fits.
 func niceStep(peak int) int {
+	if peak <= 5 {
+		return 1
+	}
 	for base := 1; ; base *= 10 {
 		for _, m := range []int{1, 2, 5} {
-			if peak <= 5*m*base {
+			// peak <= 5*m*base, without forming 5*m*base.
+			if (peak-1)/(5*m) < base {
 				return m * base
 			}
 		}
