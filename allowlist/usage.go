@@ -1,6 +1,7 @@
 package allowlist
 
 import (
+	"strings"
 	"time"
 
 	"golang.org/x/net/publicsuffix"
@@ -199,17 +200,52 @@ func (r UsageReport) Validate(now time.Time, registryK int) error {
 	return c.err()
 }
 
-// RegistrableDomain says whether s is a registrable domain (one label below
-// its public suffix) already in its normalised form: lower-case ASCII with
-// A-labels, no trailing dot, not a bare suffix, not localhost or a name
-// under arpa.
-func RegistrableDomain(s string) bool {
-	p, err := ParsePattern(s)
-	if err != nil || p.Wildcard || p.Name != s {
-		return false
+// RegistrableDomainOf returns the registrable domain of a DNS name (one
+// label below its public suffix: meet.example.co.uk -> example.co.uk), and
+// false for a name that has none a usage report may carry. The name may
+// be in upper case and end in a dot; the answer is lower-case ASCII with
+// A-labels. The suffix must be an ICANN suffix on the public suffix list:
+// a name under a private suffix (someone.github.io) counts as the ICANN
+// one's (github.io), and a name under a suffix not on the list (foo.corp,
+// which the list's default rule would take as a TLD) has none. So has a
+// name under a special-use or non-delegated name (RFC 6761 and the like:
+// test, invalid, example, localhost, local, onion, internal, alt, arpa
+// and home.arpa), a bare suffix, an IP address or a wildcard. Both the
+// resolver, counting refused names, and the registry, checking reports,
+// use it, so a resolver never sends a domain the registry refuses.
+func RegistrableDomainOf(name string) (string, bool) {
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	p, err := ParsePattern(name)
+	if err != nil || p.Wildcard || p.Name != name || !strings.Contains(name, ".") {
+		return "", false
 	}
-	etld1, err := publicsuffix.EffectiveTLDPlusOne(s)
-	return err == nil && etld1 == s && !hasSuffixLabel(s, "arpa") && !hasSuffixLabel(s, "localhost")
+	for _, l := range specialUseNames {
+		if hasSuffixLabel(name, l) {
+			return "", false
+		}
+	}
+	suffix, icann := publicsuffix.PublicSuffix(name)
+	if !icann {
+		return "", false // a private suffix, or one not on the list
+	}
+	if len(name) <= len(suffix) {
+		return "", false // a bare suffix
+	}
+	rest := name[:len(name)-len(suffix)-1]
+	return rest[strings.LastIndexByte(rest, '.')+1:] + "." + suffix, true
+}
+
+// specialUseNames are names with no registrable domain below them for
+// usage reports: special-use names (RFC 6761, RFC 7686 onion, RFC 8375
+// home.arpa, RFC 9476 alt) and names reserved for private use (internal,
+// local for mDNS); arpa holds reverse look-ups only.
+var specialUseNames = []string{"test", "invalid", "example", "localhost", "local", "onion", "internal", "alt", "arpa"}
+
+// RegistrableDomain says whether s is its own registrable domain, already
+// in its normalised form: RegistrableDomainOf(s) returns s.
+func RegistrableDomain(s string) bool {
+	d, ok := RegistrableDomainOf(s)
+	return ok && d == s
 }
 
 func hasSuffixLabel(name, label string) bool {

@@ -42,7 +42,7 @@ func TestUsageReportValidate(t *testing.T) {
 		{"period of 24h", 5, func(r *UsageReport) { r.PeriodStart = r.PeriodEnd.Add(-24 * time.Hour) }, ""},
 		{"end 4m ahead (clock skew)", 5, func(r *UsageReport) { r.PeriodEnd = now.Add(4 * time.Minute) }, ""},
 		{"IDN refused domain as A-label", 5, func(r *UsageReport) { r.Refused[0].Domain = "xn--bcher-kva.de" }, ""},
-		{"registrable under a private suffix", 5, func(r *UsageReport) { r.Refused[0].Domain = "someone.github.io" }, ""},
+		{"refused below a private suffix", 5, func(r *UsageReport) { r.Refused[0].Domain = "someone.github.io" }, "refused[0].domain"},
 		{"entry hits at the cap", 5, func(r *UsageReport) { r.Entries[0].Hits = UsageMaxCount }, ""},
 		{"refused queries and clients at the caps", 5, func(r *UsageReport) { r.Refused[0].Queries, r.Refused[0].Clients = UsageMaxCount, UsageMaxClients }, ""},
 		{"default registry k", 0, func(r *UsageReport) { r.Refused[0].Clients = 5 }, ""},
@@ -155,5 +155,34 @@ func TestUsageReportJSON(t *testing.T) {
 	rc, _ := json.Marshal(UsageReceipt{ReportID: "x", Entries: 1, IgnoredEntries: 2, Refused: 3})
 	if string(rc) != `{"report_id":"x","entries":1,"ignored_entries":2,"refused":3}` {
 		t.Errorf("receipt: %s", rc)
+	}
+}
+
+// TestRegistrableDomainOf: a name's registrable domain under an ICANN
+// suffix on the list; none under special-use names, private-use names,
+// private suffixes or suffixes the list does not hold (its default rule would take any
+// unknown TLD for a real one).
+func TestRegistrableDomainOf(t *testing.T) {
+	for name, want := range map[string]string{
+		"example.com": "example.com", "meet.example.com": "example.com", "Meet.Example.COM.": "example.com",
+		"a.b.example.co.uk": "example.co.uk", "someone.github.io": "", "github.io": "", "a.b.ck": "a.b.ck",
+		"www.gov.uk": "www.gov.uk", "xn--bcher-kva.de": "xn--bcher-kva.de",
+		"foo.internal": "", "foo.local": "", "foo.onion": "", "a.foo.onion": "", "foo.test": "", "foo.invalid": "",
+		"foo.example": "", "foo.localhost": "", "localhost": "", "foo.alt": "", "x.home.arpa": "", "10.in-addr.arpa": "",
+		"foo.bar-like": "", "foo.corp": "", "foo.lan": "", "com": "", "co.uk": "", "192.0.2.1": "", "*.example.com": "",
+		"": "", ".": "", "bücher.de": "", "exa mple.com": "",
+	} {
+		got, ok := RegistrableDomainOf(name)
+		if got != want || ok != (want != "") {
+			t.Errorf("RegistrableDomainOf(%q) = %q, %v; want %q", name, got, ok, want)
+		}
+		if want != "" && !RegistrableDomain(want) {
+			t.Errorf("RegistrableDomain(%q) = false", want)
+		}
+	}
+	for _, s := range []string{"meet.example.com", "Example.com", "example.com.", "someone.github.io", "foo.test", "foo.bar-like"} {
+		if RegistrableDomain(s) {
+			t.Errorf("RegistrableDomain(%q) = true", s)
+		}
 	}
 }

@@ -168,8 +168,8 @@ func TestUsageCrossGovernment(t *testing.T) {
 		dept    string
 		refused []allowlist.UsageRefused
 	}{
-		{"dept-a", []allowlist.UsageRefused{{Domain: "shared.example", Queries: 100, Clients: 5}, {Domain: "lonely.example", Queries: 500, Clients: 5}}},
-		{"dept-b", []allowlist.UsageRefused{{Domain: "shared.example", Queries: 20, Clients: 5}}},
+		{"dept-a", []allowlist.UsageRefused{{Domain: "shared-example.net", Queries: 100, Clients: 5}, {Domain: "lonely-example.net", Queries: 500, Clients: 5}}},
+		{"dept-b", []allowlist.UsageRefused{{Domain: "shared-example.net", Queries: 20, Clients: 5}}},
 	} {
 		r := allowlist.UsageReport{ReportID: fmt.Sprintf("%032x", i+1), Department: rep.dept, Scope: rep.dept, ListVersion: 1, Mode: "monitor",
 			PeriodStart: now.Add(-time.Minute), PeriodEnd: now, K: 5, Refused: rep.refused}
@@ -182,7 +182,7 @@ func TestUsageCrossGovernment(t *testing.T) {
 		r := e.do("GET", "/v1/usage", e.tok[who], nil).want(200)
 		var v api.UsageView
 		r.decode(&v)
-		if len(v.Refused) != 1 || v.Refused[0] != (allowlist.RefusedUsage{Domain: "shared.example", Queries: 120, Clients: 10}) || v.K != 10 {
+		if len(v.Refused) != 1 || v.Refused[0] != (allowlist.RefusedUsage{Domain: "shared-example.net", Queries: 120, Clients: 10}) || v.K != 10 {
 			t.Errorf("%q sees %+v", who, v)
 		}
 		if v.Reports != nil || v.Entries != nil || v.Days != nil || bytes.Contains(r.body, []byte("dept-")) || bytes.Contains(r.body, []byte("departments")) {
@@ -191,7 +191,7 @@ func TestUsageCrossGovernment(t *testing.T) {
 	}
 	var v api.UsageView
 	e.do("GET", "/v1/usage", e.tok["admin"], nil).want(200).decode(&v)
-	if len(v.Refused) != 2 || v.Refused[0] != (allowlist.RefusedUsage{Domain: "lonely.example", Queries: 500, Clients: 5, Departments: 1}) || *v.Reports != 2 {
+	if len(v.Refused) != 2 || v.Refused[0] != (allowlist.RefusedUsage{Domain: "lonely-example.net", Queries: 500, Clients: 5, Departments: 1}) || *v.Reports != 2 {
 		t.Errorf("admin sees %+v", v)
 	}
 }

@@ -57,8 +57,8 @@ func postForm(t *testing.T, c *http.Client, u string, form url.Values) (int, str
 func TestOwnerUsage(t *testing.T) {
 	e := newEnv(t) // the owner signed in is dept-b's
 	now := time.Now().UTC()
-	report(t, e, "dept-b", now, nil, []allowlist.UsageRefused{{Domain: "chat.example", Queries: 300, Clients: 15}, {Domain: "example.org", Queries: 20, Clients: 5}})
-	report(t, e, "dept-a", now, nil, []allowlist.UsageRefused{{Domain: "secret-a.example", Queries: 900, Clients: 50}})
+	report(t, e, "dept-b", now, nil, []allowlist.UsageRefused{{Domain: "chat-example.net", Queries: 300, Clients: 15}, {Domain: "example.org", Queries: 20, Clients: 5}})
+	report(t, e, "dept-a", now, nil, []allowlist.UsageRefused{{Domain: "secret-a-example.net", Queries: 900, Clients: 50}})
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
 	signIn(t, e, c)
@@ -68,25 +68,25 @@ func TestOwnerUsage(t *testing.T) {
 		t.Fatal("no usage section on the owner's page")
 	}
 	section := body[i:strings.Index(body, `id="all-sites"`)]
-	if !strings.Contains(section, "<code>chat.example</code>") || !strings.Contains(section, ">300<") || !strings.Contains(section, ">15<") {
+	if !strings.Contains(section, "<code>chat-example.net</code>") || !strings.Contains(section, ">300<") || !strings.Contains(section, ">15<") {
 		t.Errorf("dept-b's refused domain is missing:\n%s", section)
 	}
-	if strings.Contains(body, "secret-a.example") {
+	if strings.Contains(body, "secret-a-example.net") {
 		t.Error("dept-a's report is shown to dept-b's owner")
 	}
-	if strings.Index(section, "chat.example") > strings.Index(section, "example.org<") {
+	if strings.Index(section, "chat-example.net") > strings.Index(section, "example.org<") {
 		t.Error("not the most asked first")
 	}
-	if !strings.Contains(section, `action="/owner/usage/propose"`) || !strings.Contains(section, `name="domain" value="chat.example"`) || !strings.Contains(section, `name="_csrf"`) {
-		t.Errorf("no propose button for chat.example:\n%s", section)
+	if !strings.Contains(section, `action="/owner/usage/propose"`) || !strings.Contains(section, `name="domain" value="chat-example.net"`) || !strings.Contains(section, `name="_csrf"`) {
+		t.Errorf("no propose button for chat-example.net:\n%s", section)
 	}
 	if !strings.Contains(section, `href="/owner/sites/evil"`) {
 		t.Errorf("example.org, which the registry holds names under, does not link to its site:\n%s", section)
 	}
 
 	csrf := formToken(t, c, e.url+"/owner")
-	code, path, page := postForm(t, c, e.url+"/owner/usage/propose", url.Values{"_csrf": {csrf}, "domain": {"chat.example"}})
-	if code != 200 || path != "/owner/usage/propose" || !strings.Contains(page, `value="chat-example"`) || !strings.Contains(page, "chat.example\n*.chat.example</textarea>") ||
+	code, path, page := postForm(t, c, e.url+"/owner/usage/propose", url.Values{"_csrf": {csrf}, "domain": {"chat-example.net"}})
+	if code != 200 || path != "/owner/usage/propose" || !strings.Contains(page, `value="chat-example-net"`) || !strings.Contains(page, "chat-example.net\n*.chat-example.net</textarea>") ||
 		!strings.Contains(page, `action="/owner/propose"`) {
 		t.Errorf("propose button: %d, the form is not filled in:\n%s", code, page)
 	}
@@ -96,7 +96,7 @@ func TestOwnerUsage(t *testing.T) {
 	if code, _, _ := postForm(t, c, e.url+"/owner/usage/propose", url.Values{"_csrf": {csrf}, "domain": {"<script>"}}); code != 422 {
 		t.Errorf("a bad domain: %d, want 422", code)
 	}
-	if code, _, _ := postForm(t, c, e.url+"/owner/usage/propose", url.Values{"domain": {"chat.example"}}); code != 403 {
+	if code, _, _ := postForm(t, c, e.url+"/owner/usage/propose", url.Values{"domain": {"chat-example.net"}}); code != 403 {
 		t.Errorf("no CSRF token: %d, want 403", code)
 	}
 
@@ -106,12 +106,12 @@ func TestOwnerUsage(t *testing.T) {
 	ca := &http.Client{Jar: jarA}
 	signInWith(t, e, ca, tokA, "/owner")
 	_, bodyA := get(t, ca, e.url+"/owner")
-	if !strings.Contains(bodyA, "secret-a.example") || strings.Contains(bodyA, "chat.example") {
+	if !strings.Contains(bodyA, "secret-a-example.net") || strings.Contains(bodyA, "chat-example.net") {
 		t.Error("owner A does not see exactly A's usage")
 	}
 	// Anonymous pages never show a department's report.
 	for _, p := range []string{"/", "/catalogue", "/dashboard", "/lists"} {
-		if _, b := get(t, http.DefaultClient, e.url+p); strings.Contains(b, "secret-a.example") || strings.Contains(b, "chat.example") {
+		if _, b := get(t, http.DefaultClient, e.url+p); strings.Contains(b, "secret-a-example.net") || strings.Contains(b, "chat-example.net") {
 			t.Errorf("%s shows a department's refused domains", p)
 		}
 	}
@@ -176,7 +176,7 @@ func TestDashboardUsageCharts(t *testing.T) {
 		t.Error("usage charts with no reports")
 	}
 	now := time.Now().UTC()
-	report(t, e, "dept-a", now, []allowlist.UsageEntry{{Pattern: "*.evil.example.org", Hits: 70}}, []allowlist.UsageRefused{{Domain: "chat.example", Queries: 30, Clients: 5}})
+	report(t, e, "dept-a", now, []allowlist.UsageEntry{{Pattern: "*.evil.example.org", Hits: 70}}, []allowlist.UsageRefused{{Domain: "chat-example.net", Queries: 30, Clients: 5}})
 	_, body = get(t, http.DefaultClient, e.url+"/dashboard")
 	for _, want := range []string{
 		`aria-labelledby="refused-chart-title refused-chart-desc"`, `<title id="refused-chart-title">Sites refused each day, all organisations</title>`,
@@ -190,7 +190,7 @@ func TestDashboardUsageCharts(t *testing.T) {
 			t.Errorf("dashboard lacks %s", want)
 		}
 	}
-	if strings.Count(body, "<svg") != 3 || strings.Contains(body, "chat.example") {
+	if strings.Count(body, "<svg") != 3 || strings.Contains(body, "chat-example.net") {
 		t.Errorf("%d charts, or a refused domain named", strings.Count(body, "<svg"))
 	}
 }

@@ -48,7 +48,7 @@ func testUsage(t *testing.T, b Backend) {
 	now := time.Date(2026, 12, 3, 10, 15, 0, 0, time.UTC)
 	r := UsageReport("dept-a", 1, now)
 	r.Entries = []allowlist.UsageEntry{{Pattern: "*.wiki.example.org", Hits: 1200}, {Pattern: "gone.example.org", Hits: 10}}
-	r.Refused = []allowlist.UsageRefused{{Domain: "example.com", Queries: 150, Clients: 10}, {Domain: "tool.example", Queries: 20, Clients: 5}}
+	r.Refused = []allowlist.UsageRefused{{Domain: "example.com", Queries: 150, Clients: 10}, {Domain: "tool-example.net", Queries: 20, Clients: 5}}
 
 	// Refused, and nothing counted: the wrong department, an owner, a
 	// reader with no department, clients below the registry's k.
@@ -109,7 +109,7 @@ func testUsage(t *testing.T, b Backend) {
 	a.Department = "dept-a"
 	s := Must[allowlist.UsageSummary](t)(u.FindUsage(ctx, a))
 	if s.Reports != 2 || len(s.Refused) != 2 || s.Refused[0] != (allowlist.RefusedUsage{Domain: "example.com", Queries: 160, Clients: 10, Departments: 1}) ||
-		s.Refused[1] != (allowlist.RefusedUsage{Domain: "tool.example", Queries: 20, Clients: 5, Departments: 1}) {
+		s.Refused[1] != (allowlist.RefusedUsage{Domain: "tool-example.net", Queries: 20, Clients: 5, Departments: 1}) {
 		t.Errorf("dept-a refused: %d reports, %+v", s.Reports, s.Refused)
 	}
 	if len(s.Entries) != 2 || s.Entries[0].Pattern != "*.wiki.example.org" || s.Entries[0].Hits != 1230 || s.Entries[0].Site != "wiki" ||
