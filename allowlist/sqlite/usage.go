@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,7 +85,7 @@ func (db *DB) RecordUsage(ctx context.Context, a allowlist.Actor, r allowlist.Us
 		}
 		rc.Entries, rc.Refused = len(hits), len(r.Refused)
 		if err := insertRows(ctx, tx, "INSERT INTO usage_hits (department, day, pattern, site, hits, last_hit) VALUES ",
-			" ON CONFLICT (department, day, pattern) DO UPDATE SET hits = usage_hits.hits + excluded.hits, site = excluded.site,"+
+			" ON CONFLICT (department, day, pattern) DO UPDATE SET hits = "+cappedAdd("usage_hits.hits", "excluded.hits")+", site = excluded.site,"+
 				" last_hit = CASE WHEN excluded.last_hit > usage_hits.last_hit THEN excluded.last_hit ELSE usage_hits.last_hit END", hits); err != nil {
 			return "", "", nil, fmt.Errorf("usage hits: %w", err)
 		}
@@ -93,7 +94,7 @@ func (db *DB) RecordUsage(ctx context.Context, a allowlist.Actor, r allowlist.Us
 			refused[i] = []any{r.Department, day, d.Domain, d.Queries, d.Clients}
 		}
 		if err := insertRows(ctx, tx, "INSERT INTO usage_refused (department, day, domain, queries, clients) VALUES ",
-			" ON CONFLICT (department, day, domain) DO UPDATE SET queries = usage_refused.queries + excluded.queries,"+
+			" ON CONFLICT (department, day, domain) DO UPDATE SET queries = "+cappedAdd("usage_refused.queries", "excluded.queries")+","+
 				" clients = CASE WHEN excluded.clients > usage_refused.clients THEN excluded.clients ELSE usage_refused.clients END", refused); err != nil {
 			return "", "", nil, fmt.Errorf("usage refused: %w", err)
 		}
@@ -107,6 +108,26 @@ func (db *DB) RecordUsage(ctx context.Context, a allowlist.Actor, r allowlist.Us
 		return "", "", nil, nil
 	})
 	return rc, fresh, err
+}
+
+// usageCap is allowlist.UsageMaxTotal in SQL.
+var usageCap = strconv.FormatInt(allowlist.UsageMaxTotal, 10)
+
+// cappedAdd is a + b saturated at allowlist.UsageMaxTotal, in the SQL
+// both databases share: a stored count is at most the cap and an added
+// one at most allowlist.UsageMaxCount, so a + b never overflows.
+func cappedAdd(a, b string) string {
+	return "CASE WHEN " + a + " + " + b + " > " + usageCap + " THEN " + usageCap + " ELSE " + a + " + " + b + " END"
+}
+
+// cappedSum is SUM(expr) saturated at allowlist.UsageMaxTotal, an integer
+// on both databases. It sums in double precision, which never overflows
+// (an integer SUM errs on SQLite past int64, and PostgreSQL's numeric
+// one does not fit an int64): every count is under 2^53, so a sum under
+// the cap is exact.
+func cappedSum(expr string) string {
+	s := "SUM(CAST(" + expr + " AS DOUBLE PRECISION))"
+	return "CAST(CASE WHEN " + s + " > " + usageCap + " THEN " + usageCap + " ELSE " + s + " END AS BIGINT)"
 }
 
 // insertRows inserts rows with head + "(?, ...), ..." + tail, a batch at a time.
@@ -217,9 +238,9 @@ func (db *DB) FindUsage(ctx context.Context, f allowlist.UsageFilter) (allowlist
 	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM usage_reports WHERE "+repWhere, args...).Scan(&out.Reports); err != nil {
 		return out, fmt.Errorf("usage reports: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT domain, SUM(q), SUM(c), COUNT(*) FROM
-		(SELECT department, domain, SUM(queries) AS q, MAX(clients) AS c FROM usage_refused WHERE `+where+` GROUP BY department, domain) AS per_department
-		GROUP BY domain ORDER BY SUM(q) DESC, domain LIMIT ?`, append(args, f.Limit)...)
+	rows, err := tx.QueryContext(ctx, `SELECT domain, `+cappedSum("q")+` AS sq, `+cappedSum("c")+`, COUNT(*) FROM
+		(SELECT department, domain, `+cappedSum("queries")+` AS q, MAX(clients) AS c FROM usage_refused WHERE `+where+` GROUP BY department, domain) AS per_department
+		GROUP BY domain ORDER BY sq DESC, domain LIMIT ?`, append(args, f.Limit)...)
 	if err != nil {
 		return out, fmt.Errorf("usage refused: %w", err)
 	}
@@ -234,8 +255,8 @@ func (db *DB) FindUsage(ctx context.Context, f allowlist.UsageFilter) (allowlist
 	if err := closeRows(rows); err != nil {
 		return out, err
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT pattern, MAX(site), SUM(hits), MAX(last_hit) FROM usage_hits WHERE `+where+`
-		GROUP BY pattern ORDER BY SUM(hits) DESC, pattern LIMIT ?`, append(args, f.Limit)...)
+	rows, err = tx.QueryContext(ctx, `SELECT pattern, MAX(site), `+cappedSum("hits")+` AS sh, MAX(last_hit) FROM usage_hits WHERE `+where+`
+		GROUP BY pattern ORDER BY sh DESC, pattern LIMIT ?`, append(args, f.Limit)...)
 	if err != nil {
 		return out, fmt.Errorf("usage hits: %w", err)
 	}
@@ -259,7 +280,7 @@ func (db *DB) FindUsage(ctx context.Context, f allowlist.UsageFilter) (allowlist
 		}
 		return days[d]
 	}
-	rows, err = tx.QueryContext(ctx, "SELECT day, SUM(hits) FROM usage_hits WHERE "+where+" GROUP BY day", args...)
+	rows, err = tx.QueryContext(ctx, "SELECT day, "+cappedSum("hits")+" FROM usage_hits WHERE "+where+" GROUP BY day", args...)
 	if err != nil {
 		return out, fmt.Errorf("usage days: %w", err)
 	}
@@ -275,7 +296,7 @@ func (db *DB) FindUsage(ctx context.Context, f allowlist.UsageFilter) (allowlist
 	if err := closeRows(rows); err != nil {
 		return out, err
 	}
-	rows, err = tx.QueryContext(ctx, "SELECT day, SUM(queries), COUNT(DISTINCT domain) FROM usage_refused WHERE "+where+" GROUP BY day", args...)
+	rows, err = tx.QueryContext(ctx, "SELECT day, "+cappedSum("queries")+", COUNT(DISTINCT domain) FROM usage_refused WHERE "+where+" GROUP BY day", args...)
 	if err != nil {
 		return out, fmt.Errorf("usage days: %w", err)
 	}
@@ -313,7 +334,8 @@ func (db *DB) FindSiteUsage(ctx context.Context, since time.Time) (map[string]al
 	if err != nil {
 		return nil, first, err
 	}
-	rows, err := db.read.QueryContext(ctx, "SELECT site, MAX(last_hit), SUM(CASE WHEN day >= ? THEN hits ELSE 0 END) FROM usage_hits GROUP BY site", usageDay(since))
+	rows, err := db.read.QueryContext(ctx, "SELECT site, MAX(last_hit), "+cappedSum("CASE WHEN day >= ? THEN hits ELSE 0 END")+" FROM usage_hits GROUP BY site",
+		usageDay(since), usageDay(since)) // cappedSum names its sum twice
 	if err != nil {
 		return nil, nil, fmt.Errorf("usage: %w", err)
 	}
@@ -354,8 +376,8 @@ func (db *DB) FindEntryUsage(ctx context.Context, site string, since time.Time) 
 	if err != nil {
 		return nil, first, err
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT pattern, SUM(CASE WHEN day >= ? THEN hits ELSE 0 END), MAX(last_hit)
-		FROM usage_hits WHERE site = ? GROUP BY pattern ORDER BY pattern`, usageDay(since), site)
+	rows, err := db.read.QueryContext(ctx, `SELECT pattern, `+cappedSum("CASE WHEN day >= ? THEN hits ELSE 0 END")+`, MAX(last_hit)
+		FROM usage_hits WHERE site = ? GROUP BY pattern ORDER BY pattern`, usageDay(since), usageDay(since), site)
 	if err != nil {
 		return nil, first, fmt.Errorf("usage: %w", err)
 	}

@@ -62,6 +62,7 @@ func Run(t *testing.T, b Backend) {
 		{"Subscribers", testSubscribers},
 		{"ProposeSite", testProposeSite},
 		{"Usage", testUsage},
+		{"UsageSaturates", testUsageSaturates},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
 	}

@@ -173,3 +173,81 @@ func testUsage(t *testing.T, b Backend) {
 		t.Errorf("report older than the retention accepted: %v", err)
 	}
 }
+
+// usageSetup is a store with departments dept-a and dept-b and a site
+// wiki (*.wiki.example.org, files.example.net) on both departments'
+// lists, and the name of its database.
+func usageSetup(t *testing.T, b Backend) (allowlist.UsageStore, string) {
+	name := b.New(t)
+	db := b.openOn(t, name, 2, newKey())
+	Seed(t, db, "dept-a", "dept-b")
+	Must[allowlist.Site](t)(db.CreateSite(ctx, Owner("dept-a"), allowlist.SiteInput{
+		ID: "wiki", Name: "Wiki", Category: "wiki", Domains: []string{"*.wiki.example.org", "files.example.net"}, Owner: allowlist.Owner{Name: "Ops"},
+	}))
+	Must[allowlist.Site](t)(db.SetSignoff(ctx, Owner("dept-a"), "wiki", "dept-a", "approve", ""))
+	Must[allowlist.Site](t)(db.SetSignoff(ctx, Owner("dept-b"), "wiki", "dept-b", "approve", ""))
+	return usageStore(t, db), name
+}
+
+// testUsageSaturates: however many reports arrive, a stored count stops
+// at allowlist.UsageMaxTotal instead of overflowing, and so does every
+// sum the store returns, even over rows whose total passes int64 (once a
+// 500 on GET /v1/usage, and a SQLite column turned REAL).
+func testUsageSaturates(t *testing.T, b Backend) {
+	u, name := usageSetup(t, b)
+	now := time.Date(2026, 12, 3, 10, 15, 0, 0, time.UTC)
+	send := func(n int) {
+		t.Helper()
+		r := UsageReport("dept-a", n, now)
+		r.Entries = []allowlist.UsageEntry{{Pattern: "*.wiki.example.org", Hits: allowlist.UsageMaxCount}}
+		r.Refused = []allowlist.UsageRefused{{Domain: "example.com", Queries: allowlist.UsageMaxCount, Clients: allowlist.UsageMaxClients}}
+		if _, _, err := u.RecordUsage(ctx, Reader("dept-a"), r, now, 5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(1)
+	// A day's count just under the cap (as after 1,000 reports at the cap).
+	for _, stmt := range []string{
+		fmt.Sprintf("UPDATE usage_hits SET hits = %d", allowlist.UsageMaxTotal-10),
+		fmt.Sprintf("UPDATE usage_refused SET queries = %d", allowlist.UsageMaxTotal-10),
+	} {
+		if err := b.Exec(name, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(2)
+	day := allowlist.UsageFilter{From: now.Truncate(24 * time.Hour), To: now.Truncate(24 * time.Hour).Add(24 * time.Hour), Department: "dept-a"}
+	s := Must[allowlist.UsageSummary](t)(u.FindUsage(ctx, day))
+	if len(s.Entries) != 1 || s.Entries[0].Hits != allowlist.UsageMaxTotal || len(s.Refused) != 1 || s.Refused[0].Queries != allowlist.UsageMaxTotal {
+		t.Errorf("after a report at the cap: entries %+v, refused %+v; want both at %d", s.Entries, s.Refused, int64(allowlist.UsageMaxTotal))
+	}
+
+	// 10,000 rows at the cap, on one day: 10^19 in all, past int64.
+	for _, stmt := range []string{
+		fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
+			INSERT INTO usage_hits (department, day, pattern, site, hits, last_hit)
+			SELECT 'dept-b', '2026-12-03', 'p' || CAST(i AS TEXT) || '.wiki.example.org', 'wiki', %d, '2026-12-03T10:15:00Z' FROM n`, allowlist.UsageMaxTotal),
+		fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
+			INSERT INTO usage_refused (department, day, domain, queries, clients)
+			SELECT 'dept-b', '2026-12-03', 'd' || CAST(i AS TEXT) || '.com', %d, %d FROM n`, allowlist.UsageMaxTotal, allowlist.UsageMaxClients),
+	} {
+		if err := b.Exec(name, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	day.Department = ""
+	all, err := u.FindUsage(ctx, day)
+	if err != nil {
+		t.Fatalf("FindUsage over sums past int64: %v", err)
+	}
+	if len(all.Days) != 1 || all.Days[0].Hits != allowlist.UsageMaxTotal || all.Days[0].RefusedQueries != allowlist.UsageMaxTotal || all.Days[0].RefusedDomains != 10001 {
+		t.Errorf("days %+v, want hits and refused queries at %d", all.Days, int64(allowlist.UsageMaxTotal))
+	}
+	sites, _, err := u.FindSiteUsage(ctx, allowlist.MonthStart(now))
+	if err != nil || sites["wiki"].Hits != allowlist.UsageMaxTotal {
+		t.Errorf("FindSiteUsage: %+v, %v", sites["wiki"], err)
+	}
+	if _, _, err := u.FindEntryUsage(ctx, "wiki", allowlist.MonthStart(now)); err != nil {
+		t.Errorf("FindEntryUsage: %v", err)
+	}
+}
