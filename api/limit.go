@@ -110,3 +110,48 @@ func (w *watchLimiter) release(ip string) {
 		delete(w.count, ip)
 	}
 }
+
+// tokenLimiter bounds how often one token may do something (send a usage
+// report): a burst, then one every so often. Each request costs a write
+// transaction and rows kept for 400 days, so one token must not be able
+// to send thousands a minute.
+type tokenLimiter struct {
+	mu     sync.Mutex
+	burst  int
+	every  time.Duration
+	tokens map[int64]*rate.Limiter
+	swept  time.Time
+}
+
+func newTokenLimiter(burst int, every time.Duration) *tokenLimiter {
+	return &tokenLimiter{burst: burst, every: every, tokens: map[int64]*rate.Limiter{}, swept: time.Now()}
+}
+
+// take spends one of token's allowance; when none is left it says how
+// long until there is, and spends nothing.
+func (l *tokenLimiter) take(token int64) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if now.Sub(l.swept) > 10*time.Minute {
+		// Forget tokens whose allowance has refilled.
+		for k, r := range l.tokens {
+			if r.TokensAt(now) >= float64(l.burst) {
+				delete(l.tokens, k)
+			}
+		}
+		l.swept = now
+	}
+	r, ok := l.tokens[token]
+	if !ok {
+		r = rate.NewLimiter(rate.Every(l.every), l.burst)
+		l.tokens[token] = r
+	}
+	if r.AllowN(now, 1) {
+		return 0, true
+	}
+	res := r.ReserveN(now, 1)
+	wait := res.DelayFrom(now)
+	res.CancelAt(now)
+	return wait, false
+}

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -51,6 +52,11 @@ type Config struct {
 	// needs in a usage report, and in the cross-government totals anyone
 	// may see (default 5; a report's own k counts when larger).
 	UsageK int
+	// UsageBurst and UsageEvery bound the usage reports one token may
+	// send: a burst of UsageBurst, then one per UsageEvery (defaults 10
+	// and 30s; a resolver sends one per period, at least a minute).
+	UsageBurst int
+	UsageEvery time.Duration
 }
 
 // Defaults the API owns; the command line's configuration takes them from
@@ -68,12 +74,18 @@ const (
 	// DefaultRefreshEvery is how often versions other processes wrote are
 	// read.
 	DefaultRefreshEvery = 2 * time.Second
+	// DefaultUsageBurst and DefaultUsageEvery bound one token's usage
+	// reports: a resolver sends one per period (at least a minute) and
+	// backs off when it retries, so it never meets the limit.
+	DefaultUsageBurst = 10
+	DefaultUsageEvery = 30 * time.Second
 )
 
 // Server is the REST API.
 type Server struct {
 	failures     *failureLimiter
 	watches      *watchLimiter
+	reports      *tokenLimiter
 	requestLimit *middleware.RateLimiterMemoryStore
 	// svc is the registry by noun, what handlers use; reg is the store
 	// itself, for the optional services found by type assertion (gov,
@@ -183,7 +195,8 @@ func (s *Server) table() []route {
 // (allowlist.Subscriber), and call Start to keep versions fresh.
 func New(reg allowlist.Registry, cfg Config) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{reg: reg, svc: allowlist.ServicesOf(reg), cfg: cfg, log: cfg.Logger, hub: newHub(reg), metrics: newMetrics(), failures: newFailureLimiter(), watches: newWatchLimiter(cfg.WatchesPerAddress)}
+	s := &Server{reg: reg, svc: allowlist.ServicesOf(reg), cfg: cfg, log: cfg.Logger, hub: newHub(reg), metrics: newMetrics(), failures: newFailureLimiter(), watches: newWatchLimiter(cfg.WatchesPerAddress),
+		reports: newTokenLimiter(cmp.Or(cfg.UsageBurst, DefaultUsageBurst), cmp.Or(cfg.UsageEvery, DefaultUsageEvery))}
 	s.hub.stampEvery = cfg.TimestampEvery
 	s.gov, _ = reg.(allowlist.Governance)
 	if qs, ok := reg.(queueStats); ok {

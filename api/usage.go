@@ -61,6 +61,10 @@ func (s *Server) handleUsageReport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if wait, ok := s.reports.take(actorOf(c).TokenID); !ok {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		return allowlist.Errorf(allowlist.ETOOMANY, "too many usage reports from this token; a resolver sends one per period")
+	}
 	var r allowlist.UsageReport
 	if err := decodeLimit(c, &r, MaxUsageBody); err != nil {
 		return err

@@ -265,3 +265,23 @@ func TestUsageNoClientAddressKept(t *testing.T) {
 		}
 	}
 }
+
+// TestUsageReportRateLimit: one token sends a burst of 10 reports, then
+// gets 429 with Retry-After and nothing counted (an attacker once sent
+// 1,000 reports in 20 s); another department's token is not slowed.
+func TestUsageReportRateLimit(t *testing.T) {
+	e := usageEnv(t, api.Config{})
+	for i := range api.DefaultUsageBurst {
+		e.do("POST", "/v1/usage", e.tok["resolver-a"], usageBody("dept-a", fmt.Sprint("burst", i))).want(202)
+	}
+	r := e.do("POST", "/v1/usage", e.tok["resolver-a"], usageBody("dept-a", "one too many"))
+	if r.code != 429 || r.h.Get("Retry-After") == "" || r.h.Get("Retry-After") == "0" {
+		t.Fatalf("report past the burst: %d, Retry-After %q: %s", r.code, r.h.Get("Retry-After"), r.body)
+	}
+	var v api.UsageView
+	e.do("GET", "/v1/departments/dept-a/usage", e.tok["a"], nil).want(200).decode(&v)
+	if *v.Reports != api.DefaultUsageBurst {
+		t.Errorf("%d reports counted, want %d", *v.Reports, api.DefaultUsageBurst)
+	}
+	e.do("POST", "/v1/usage", e.tok["resolver-b"], usageBody("dept-b", "other token")).want(202)
+}
