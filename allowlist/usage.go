@@ -23,6 +23,11 @@ const (
 	UsageMaxEntries = 50000
 	// UsageMaxRefused bounds the refused domains of one report (the most asked first).
 	UsageMaxRefused = 1000
+	// UsageMaxRefusedPerDay bounds the refused domains the registry keeps
+	// for one department and one day: once a department's reports of a
+	// day have brought this many, further domains that day are left out
+	// (and counted in the receipt's ignored_refused).
+	UsageMaxRefusedPerDay = 5000
 	// UsageMinK is the smallest distinct-client threshold a resolver may use.
 	UsageMinK = 2
 	// UsageDefaultK is the registry's own threshold when none is configured.
@@ -92,6 +97,9 @@ type UsageReceipt struct {
 	Entries        int    `json:"entries"`
 	IgnoredEntries int    `json:"ignored_entries"`
 	Refused        int    `json:"refused"`
+	// IgnoredRefused is how many refused domains were left out because
+	// the department's day already held UsageMaxRefusedPerDay of them.
+	IgnoredRefused int `json:"ignored_refused"`
 }
 
 // UsageK is the threshold a report is held to: the larger of the

@@ -90,6 +90,10 @@ type UsageStore interface {
 	RecordUsage(ctx context.Context, a Actor, r UsageReport, now time.Time, registryK int) (UsageReceipt, bool, error)
 	// FindUsage sums the reports over f. ENOTFOUND (no such department).
 	FindUsage(ctx context.Context, f UsageFilter) (UsageSummary, error)
+	// UsageDays returns the cross-government totals of each day from
+	// from to to (excluded) that has any, in order: what the dashboard
+	// shows, read without the per-domain sums FindUsage makes.
+	UsageDays(ctx context.Context, from, to time.Time) ([]UsageDay, error)
 	// FindSiteUsage returns, by site id, every department's latest hit on
 	// the site's entries and the hits counted since the UTC day of since,
 	// and when each department's first report kept was received.

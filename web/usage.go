@@ -176,16 +176,16 @@ func (p *Pages) usageTrends(ctx context.Context) *usageTrends {
 	}
 	to := p.now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
 	from := to.AddDate(0, 0, -trendDays)
-	sum, err := u.FindUsage(ctx, allowlist.UsageFilter{From: from, To: to, Limit: 1})
+	days, err := u.UsageDays(ctx, from, to)
 	if err != nil {
 		p.log.Warn("usage", "err", err)
 		return nil
 	}
-	if len(sum.Days) == 0 {
+	if len(days) == 0 {
 		return nil
 	}
 	byDay := map[string]allowlist.UsageDay{}
-	for _, d := range sum.Days {
+	for _, d := range days {
 		byDay[d.Day] = d
 	}
 	v := &usageTrends{}

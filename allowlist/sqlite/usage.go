@@ -53,8 +53,8 @@ func (db *DB) RecordUsage(ctx context.Context, a allowlist.Actor, r allowlist.Us
 	fresh := false
 	err := db.record(ctx, a, func(tx *sql.Tx) (string, string, any, error) {
 		var dept string
-		err := tx.QueryRowContext(ctx, "SELECT department, entries, ignored_entries, refused FROM usage_reports WHERE report_id = ?", r.ReportID).
-			Scan(&dept, &rc.Entries, &rc.IgnoredEntries, &rc.Refused)
+		err := tx.QueryRowContext(ctx, "SELECT department, entries, ignored_entries, refused, ignored_refused FROM usage_reports WHERE report_id = ?", r.ReportID).
+			Scan(&dept, &rc.Entries, &rc.IgnoredEntries, &rc.Refused, &rc.IgnoredRefused)
 		switch {
 		case err == nil && dept == r.Department:
 			return "", "", nil, nil // sent again: the first receipt
@@ -83,14 +83,18 @@ func (db *DB) RecordUsage(ctx context.Context, a allowlist.Actor, r allowlist.Us
 			}
 			hits = append(hits, []any{r.Department, day, e.Pattern, listed[i].Site, e.Hits, end})
 		}
-		rc.Entries, rc.Refused = len(hits), len(r.Refused)
+		kept, err := refusedRoom(ctx, tx, r.Department, day, r.Refused)
+		if err != nil {
+			return "", "", nil, err
+		}
+		rc.Entries, rc.Refused, rc.IgnoredRefused = len(hits), len(kept), len(r.Refused)-len(kept)
 		if err := insertRows(ctx, tx, "INSERT INTO usage_hits (department, day, pattern, site, hits, last_hit) VALUES ",
 			" ON CONFLICT (department, day, pattern) DO UPDATE SET hits = "+cappedAdd("usage_hits.hits", "excluded.hits")+", site = excluded.site,"+
 				" last_hit = CASE WHEN excluded.last_hit > usage_hits.last_hit THEN excluded.last_hit ELSE usage_hits.last_hit END", hits); err != nil {
 			return "", "", nil, fmt.Errorf("usage hits: %w", err)
 		}
-		refused := make([][]any, len(r.Refused))
-		for i, d := range r.Refused {
+		refused := make([][]any, len(kept))
+		for i, d := range kept {
 			refused[i] = []any{r.Department, day, d.Domain, d.Queries, d.Clients}
 		}
 		if err := insertRows(ctx, tx, "INSERT INTO usage_refused (department, day, domain, queries, clients) VALUES ",
@@ -98,9 +102,9 @@ func (db *DB) RecordUsage(ctx context.Context, a allowlist.Actor, r allowlist.Us
 				" clients = CASE WHEN excluded.clients > usage_refused.clients THEN excluded.clients ELSE usage_refused.clients END", refused); err != nil {
 			return "", "", nil, fmt.Errorf("usage refused: %w", err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO usage_reports (report_id, department, scope, list_version, mode, period_start, period_end, k, received_at, entries, ignored_entries, refused)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ReportID, r.Department, r.Scope, r.ListVersion, r.Mode, usageTime(r.PeriodStart), end,
-			allowlist.UsageK(r.K, registryK), usageTime(now), rc.Entries, rc.IgnoredEntries, rc.Refused)
+		_, err = tx.ExecContext(ctx, `INSERT INTO usage_reports (report_id, department, scope, list_version, mode, period_start, period_end, k, received_at, entries, ignored_entries, refused, ignored_refused)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ReportID, r.Department, r.Scope, r.ListVersion, r.Mode, usageTime(r.PeriodStart), end,
+			allowlist.UsageK(r.K, registryK), usageTime(now), rc.Entries, rc.IgnoredEntries, rc.Refused, rc.IgnoredRefused)
 		if err != nil {
 			return "", "", nil, fmt.Errorf("usage report: %w", err)
 		}
@@ -108,6 +112,47 @@ func (db *DB) RecordUsage(ctx context.Context, a allowlist.Actor, r allowlist.Us
 		return "", "", nil, nil
 	})
 	return rc, fresh, err
+}
+
+// refusedRoom returns the refused domains of a report that the day's cap
+// leaves room for: all those department already has that day, and of the
+// new ones the most asked, up to allowlist.UsageMaxRefusedPerDay in all.
+func refusedRoom(ctx context.Context, tx *sql.Tx, department, day string, refused []allowlist.UsageRefused) ([]allowlist.UsageRefused, error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM usage_refused WHERE department = ? AND day = ?", department, day).Scan(&n); err != nil {
+		return nil, fmt.Errorf("usage refused: %w", err)
+	}
+	if n+len(refused) <= allowlist.UsageMaxRefusedPerDay {
+		return refused, nil
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT domain FROM usage_refused WHERE department = ? AND day = ?", department, day)
+	if err != nil {
+		return nil, fmt.Errorf("usage refused: %w", err)
+	}
+	have := make(map[string]bool, n)
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		have[d] = true
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, err
+	}
+	byQueries := append([]allowlist.UsageRefused(nil), refused...)
+	sort.SliceStable(byQueries, func(i, j int) bool { return byQueries[i].Queries > byQueries[j].Queries })
+	kept := byQueries[:0]
+	for _, d := range byQueries {
+		if have[d.Domain] || n < allowlist.UsageMaxRefusedPerDay {
+			if !have[d.Domain] {
+				n++
+			}
+			kept = append(kept, d)
+		}
+	}
+	return kept, nil
 }
 
 // usageCap is allowlist.UsageMaxTotal in SQL.
@@ -273,6 +318,26 @@ func (db *DB) FindUsage(ctx context.Context, f allowlist.UsageFilter) (allowlist
 	if err := closeRows(rows); err != nil {
 		return out, err
 	}
+	if out.Days, err = usageDays(ctx, tx, where, args); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// UsageDays returns the cross-government totals of the days from from to
+// to (excluded), from the indexes on (day, hits) and (day, domain,
+// queries) alone.
+func (db *DB) UsageDays(ctx context.Context, from, to time.Time) ([]allowlist.UsageDay, error) {
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	return usageDays(ctx, tx, "day >= ? AND day < ?", []any{usageDay(from), usageDay(to)})
+}
+
+// usageDays sums the rows matching where by day, in order of day.
+func usageDays(ctx context.Context, tx *sql.Tx, where string, args []any) ([]allowlist.UsageDay, error) {
 	days := map[string]*allowlist.UsageDay{}
 	dayOf := func(d string) *allowlist.UsageDay {
 		if days[d] == nil {
@@ -280,25 +345,25 @@ func (db *DB) FindUsage(ctx context.Context, f allowlist.UsageFilter) (allowlist
 		}
 		return days[d]
 	}
-	rows, err = tx.QueryContext(ctx, "SELECT day, "+cappedSum("hits")+" FROM usage_hits WHERE "+where+" GROUP BY day", args...)
+	rows, err := tx.QueryContext(ctx, "SELECT day, "+cappedSum("hits")+" FROM usage_hits WHERE "+where+" GROUP BY day", args...)
 	if err != nil {
-		return out, fmt.Errorf("usage days: %w", err)
+		return nil, fmt.Errorf("usage days: %w", err)
 	}
 	for rows.Next() {
 		var d string
 		var n int64
 		if err := rows.Scan(&d, &n); err != nil {
 			rows.Close()
-			return out, err
+			return nil, err
 		}
 		dayOf(d).Hits = n
 	}
 	if err := closeRows(rows); err != nil {
-		return out, err
+		return nil, err
 	}
 	rows, err = tx.QueryContext(ctx, "SELECT day, "+cappedSum("queries")+", COUNT(DISTINCT domain) FROM usage_refused WHERE "+where+" GROUP BY day", args...)
 	if err != nil {
-		return out, fmt.Errorf("usage days: %w", err)
+		return nil, fmt.Errorf("usage days: %w", err)
 	}
 	for rows.Next() {
 		var d string
@@ -306,17 +371,18 @@ func (db *DB) FindUsage(ctx context.Context, f allowlist.UsageFilter) (allowlist
 		var n int
 		if err := rows.Scan(&d, &q, &n); err != nil {
 			rows.Close()
-			return out, err
+			return nil, err
 		}
 		dayOf(d).RefusedQueries, dayOf(d).RefusedDomains = q, n
 	}
 	if err := closeRows(rows); err != nil {
-		return out, err
+		return nil, err
 	}
+	out := make([]allowlist.UsageDay, 0, len(days))
 	for _, d := range days {
-		out.Days = append(out.Days, *d)
+		out = append(out, *d)
 	}
-	sort.Slice(out.Days, func(i, j int) bool { return out.Days[i].Day < out.Days[j].Day })
+	sort.Slice(out, func(i, j int) bool { return out[i].Day < out[j].Day })
 	return out, nil
 }
 

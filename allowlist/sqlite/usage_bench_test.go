@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"crypto/ed25519"
+	"database/sql"
 	"crypto/rand"
 	"fmt"
 	"path/filepath"
@@ -49,7 +50,7 @@ func BenchmarkRecordUsage(b *testing.B) {
 		}
 		r.Refused = make([]allowlist.UsageRefused, allowlist.UsageMaxRefused)
 		for j := range r.Refused {
-			r.Refused[j] = allowlist.UsageRefused{Domain: fmt.Sprintf("refused-%d.example", j), Queries: 10, Clients: 5}
+			r.Refused[j] = allowlist.UsageRefused{Domain: fmt.Sprintf("refused-%d-example.net", j), Queries: 10, Clients: 5}
 		}
 		return r
 	}
@@ -64,4 +65,68 @@ func BenchmarkRecordUsage(b *testing.B) {
 			b.Fatalf("%+v, %v", rc, err)
 		}
 	}
+}
+
+// BenchmarkUsageDashboard reads the dashboard's 30 days of
+// cross-government totals from a store of about a million refused-domain
+// rows (10 departments, 30 days, 3,400 domains each a day: under the
+// day's cap) and 300,000 hit rows: FindUsage, which the dashboard once
+// ran (it sums every domain too), against UsageDays, which it runs now.
+func BenchmarkUsageDashboard(b *testing.B) {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	path := filepath.Join(b.TempDir(), "registry.db")
+	db, err := Open(path, Options{Quorum: 2, Key: key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var c allowlist.Catalogue
+	for d := 0; d < 10; d++ {
+		c.Departments = append(c.Departments, allowlist.CatalogueDepartment{ID: fmt.Sprintf("bench-%d", d), Name: "D", Kind: "other"})
+	}
+	if err := db.Import(ctx, allowlist.System, c); err != nil {
+		b.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite3", path+"?_busy_timeout=10000")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	from := time.Date(2026, 11, 4, 0, 0, 0, 0, time.UTC)
+	const fill = `WITH RECURSIVE dept(d) AS (SELECT 0 UNION ALL SELECT d + 1 FROM dept WHERE d < 9),
+		day(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM day WHERE n < 29),
+		item(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM item WHERE i < %d)
+		INSERT INTO %s SELECT 'bench-' || d, date('2026-11-04', '+' || n || ' days'), %s FROM dept, day, item`
+	for _, stmt := range []string{
+		fmt.Sprintf(fill, 3399, "usage_refused (department, day, domain, queries, clients)", "'d' || i || '-example.com', 10 * (1 + i % 50), 5"),
+		fmt.Sprintf(fill, 999, "usage_hits (department, day, pattern, site, hits, last_hit)", "'*.s' || i || '.example.org', 'site', 10 * (1 + i % 50), '2026-11-04T10:00:00Z'"),
+	} {
+		if _, err := raw.Exec(stmt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := raw.Exec("ANALYZE"); err != nil {
+		b.Fatal(err)
+	}
+	var rows int
+	if err := raw.QueryRow("SELECT COUNT(*) FROM usage_refused").Scan(&rows); err != nil || rows != 1020000 {
+		b.Fatalf("%d rows, %v", rows, err)
+	}
+	to := from.AddDate(0, 0, 30)
+	b.Run("FindUsage", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			s, err := db.FindUsage(ctx, allowlist.UsageFilter{From: from, To: to, Limit: 1})
+			if err != nil || len(s.Days) != 30 || s.Days[0].RefusedDomains != 3400 {
+				b.Fatalf("%v, %v", len(s.Days), err)
+			}
+		}
+	})
+	b.Run("UsageDays", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			days, err := db.UsageDays(ctx, from, to)
+			if err != nil || len(days) != 30 || days[0].RefusedDomains != 3400 {
+				b.Fatalf("%v, %v", len(days), err)
+			}
+		}
+	})
 }

@@ -63,6 +63,7 @@ func Run(t *testing.T, b Backend) {
 		{"ProposeSite", testProposeSite},
 		{"Usage", testUsage},
 		{"UsageSaturates", testUsageSaturates},
+		{"UsageDayCap", testUsageDayCap},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
 	}

@@ -251,3 +251,68 @@ func testUsageSaturates(t *testing.T, b Backend) {
 		t.Errorf("FindEntryUsage: %v", err)
 	}
 }
+
+// testUsageDayCap: a department's day keeps at most
+// allowlist.UsageMaxRefusedPerDay refused domains; past it a report's new
+// domains are left out (counted in the receipt) while domains the day
+// already has are still counted; another department and the next day
+// are not affected. UsageDays gives FindUsage's daily totals.
+func testUsageDayCap(t *testing.T, b Backend) {
+	u, _ := usageSetup(t, b)
+	now := time.Date(2026, 12, 3, 10, 15, 0, 0, time.UTC)
+	n := 0
+	send := func(dept string, end time.Time, domains ...string) allowlist.UsageReceipt {
+		t.Helper()
+		n++
+		r := UsageReport(dept, n, end)
+		for i, d := range domains {
+			r.Refused = append(r.Refused, allowlist.UsageRefused{Domain: d, Queries: int64(10 * (i + 1)), Clients: 5})
+		}
+		rc, _, err := u.RecordUsage(ctx, Reader(dept), r, end, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rc
+	}
+	names := func(from, to int) []string {
+		var out []string
+		for i := from; i < to; i++ {
+			out = append(out, fmt.Sprintf("d%d-example.com", i))
+		}
+		return out
+	}
+	per := allowlist.UsageMaxRefused
+	for i := 0; i < allowlist.UsageMaxRefusedPerDay; i += per {
+		if rc := send("dept-a", now, names(i, i+per)...); rc.Refused != per || rc.IgnoredRefused != 0 {
+			t.Fatalf("filling the day: %+v", rc)
+		}
+	}
+	// Full: 3 new domains (the most asked of them would be first) are left
+	// out; d0 and d1, which the day has, are counted.
+	over := append(names(0, 2), names(allowlist.UsageMaxRefusedPerDay, allowlist.UsageMaxRefusedPerDay+3)...)
+	if rc := send("dept-a", now, over...); rc.Refused != 2 || rc.IgnoredRefused != 3 {
+		t.Errorf("report past the day's cap: %+v, want refused 2, ignored_refused 3", rc)
+	}
+	day := allowlist.UsageFilter{From: now.Truncate(24 * time.Hour), To: now.Truncate(24 * time.Hour).Add(24 * time.Hour), Department: "dept-a", Limit: 1000}
+	s := Must[allowlist.UsageSummary](t)(u.FindUsage(ctx, day))
+	if len(s.Days) != 1 || s.Days[0].RefusedDomains != allowlist.UsageMaxRefusedPerDay {
+		t.Errorf("dept-a days %+v, want %d domains", s.Days, allowlist.UsageMaxRefusedPerDay)
+	}
+	for _, r := range s.Refused {
+		if r.Domain == "d0-example.com" && r.Queries != 10+10 || r.Domain == fmt.Sprintf("d%d-example.com", allowlist.UsageMaxRefusedPerDay) {
+			t.Errorf("refused %+v", r)
+		}
+	}
+	// Another department, and the next day, have their own room.
+	if rc := send("dept-b", now, names(0, 3)...); rc.Refused != 3 || rc.IgnoredRefused != 0 {
+		t.Errorf("dept-b: %+v", rc)
+	}
+	if rc := send("dept-a", now.Add(24*time.Hour), names(9000, 9003)...); rc.Refused != 3 || rc.IgnoredRefused != 0 {
+		t.Errorf("the next day: %+v", rc)
+	}
+	all := Must[allowlist.UsageSummary](t)(u.FindUsage(ctx, allowlist.UsageFilter{From: day.From, To: day.To.Add(24 * time.Hour)}))
+	days := Must[[]allowlist.UsageDay](t)(u.UsageDays(ctx, day.From, day.To.Add(24*time.Hour)))
+	if fmt.Sprint(days) != fmt.Sprint(all.Days) || len(days) != 2 || days[0].RefusedDomains != allowlist.UsageMaxRefusedPerDay {
+		t.Errorf("UsageDays %+v, FindUsage days %+v", days, all.Days)
+	}
+}
