@@ -75,6 +75,9 @@ type SiteUsage struct {
 	Site    string    `json:"site"`
 	LastHit time.Time `json:"last_hit"`
 	Hits    int64     `json:"hits"`
+	// Departments is how many departments' reports the hits since the
+	// given day came from.
+	Departments int `json:"departments"`
 }
 
 // UsageStore is the part of a store that keeps usage reports.

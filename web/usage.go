@@ -125,10 +125,13 @@ func (p *Pages) handleUsagePropose(c echo.Context) error {
 
 // siteUsage is a catalogue row's use by reporting resolvers.
 type siteUsage struct {
-	Listed  bool // on some list: resolvers can hit it
-	Hits    int64
-	LastHit string
-	Stale   bool
+	Listed bool // on some list: resolvers can hit it
+	// Withheld: the hits are not shown, as they would be one
+	// department's own (docs/privacy.md).
+	Withheld bool
+	Hits     int64
+	LastHit  string
+	Stale    bool
 }
 
 // catalogueUsage is each site's use this month, by site id (nil when no
@@ -153,7 +156,13 @@ func (p *Pages) catalogueUsage(ctx context.Context, sites []allowlist.Site) map[
 			(s.Status == allowlist.StatusApproved || len(allowlist.Sponsors(s)) > 0)
 		h := hits[s.ID]
 		su := siteUsage{Listed: listed, Hits: h.Hits}
-		if !h.LastHit.IsZero() {
+		// A site not on the common list, with hits from one department
+		// only this month, would show that department's own use.
+		withheld := s.Status != allowlist.StatusApproved && h.Departments < 2 && h.Hits > 0
+		switch {
+		case withheld:
+			su.Withheld, su.Hits = true, 0
+		case !h.LastHit.IsZero():
 			su.LastHit = h.LastHit.Format("2 Jan 2006")
 		}
 		su.Stale = listed && allowlist.UsageStale(h.LastHit, allowlist.UsageSince(s, first), now)

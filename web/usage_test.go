@@ -194,3 +194,35 @@ func TestDashboardUsageCharts(t *testing.T) {
 		t.Errorf("%d charts, or a refused domain named", strings.Count(body, "<svg"))
 	}
 }
+
+// TestCatalogueWithholdsOneDepartmentsHits: a site on one department's
+// list only (not the common list) has hits from that department alone,
+// which would be its own use: the catalogue says so instead of the
+// figure and the last hit. A site on the common list shows its hits even
+// when one department reported them.
+func TestCatalogueWithholdsOneDepartmentsHits(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.db.CreateSite(ctx, allowlist.Actor{Role: "owner", Department: "dept-a", Name: "a"}, allowlist.SiteInput{
+		ID: "solo", Name: "Solo tool", Category: "wiki", Domains: []string{"*.solo.example.net"}, Owner: allowlist.Owner{Name: "Ops"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.SetSignoff(ctx, allowlist.System, "solo", "dept-a", "approve", ""); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	report(t, e, "dept-a", now, []allowlist.UsageEntry{{Pattern: "*.solo.example.net", Hits: 4560}, {Pattern: "*.evil.example.org", Hits: 70}}, nil)
+	_, body := get(t, http.DefaultClient, e.url+"/catalogue")
+	i := strings.Index(body, "Solo tool")
+	if i < 0 {
+		t.Fatalf("no solo site in the catalogue:\n%s", body)
+	}
+	row := body[i:]
+	row = row[:strings.Index(row, "</tr>")]
+	if strings.Contains(row, "4560") || strings.Contains(row, "Last ") || !strings.Contains(row, "Not shown: one organisation") {
+		t.Errorf("one department's hits shown:\n%s", row)
+	}
+	if !strings.Contains(body, "70 this month") {
+		t.Errorf("the common-list site's hits not shown")
+	}
+}

@@ -400,8 +400,9 @@ func (db *DB) FindSiteUsage(ctx context.Context, since time.Time) (map[string]al
 	if err != nil {
 		return nil, first, err
 	}
-	rows, err := db.read.QueryContext(ctx, "SELECT site, MAX(last_hit), "+cappedSum("CASE WHEN day >= ? THEN hits ELSE 0 END")+" FROM usage_hits GROUP BY site",
-		usageDay(since), usageDay(since)) // cappedSum names its sum twice
+	rows, err := db.read.QueryContext(ctx, "SELECT site, MAX(last_hit), "+cappedSum("CASE WHEN day >= ? THEN hits ELSE 0 END")+
+		", COUNT(DISTINCT CASE WHEN day >= ? THEN department END) FROM usage_hits GROUP BY site",
+		usageDay(since), usageDay(since), usageDay(since)) // cappedSum names its sum twice
 	if err != nil {
 		return nil, nil, fmt.Errorf("usage: %w", err)
 	}
@@ -409,7 +410,7 @@ func (db *DB) FindSiteUsage(ctx context.Context, since time.Time) (map[string]al
 	for rows.Next() {
 		var s allowlist.SiteUsage
 		var last string
-		if err := rows.Scan(&s.Site, &last, &s.Hits); err != nil {
+		if err := rows.Scan(&s.Site, &last, &s.Hits, &s.Departments); err != nil {
 			return nil, nil, err
 		}
 		s.LastHit = parseUsageTime(last)

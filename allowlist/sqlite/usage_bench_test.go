@@ -2,8 +2,8 @@ package sqlite
 
 import (
 	"crypto/ed25519"
-	"database/sql"
 	"crypto/rand"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"testing"
