@@ -152,8 +152,9 @@ func TestUsageReportJSON(t *testing.T) {
 		!strings.Contains(got, `"period_start":"2026-12-03T10:00:00Z"`) {
 		t.Errorf("wire form differs from the contract: %s", got)
 	}
-	rc, _ := json.Marshal(UsageReceipt{ReportID: "x", Entries: 1, IgnoredEntries: 2, Refused: 3})
-	if string(rc) != `{"report_id":"x","entries":1,"ignored_entries":2,"refused":3}` {
+	// The contract's receipt, and ignored_refused (the day's cap).
+	rc, _ := json.Marshal(UsageReceipt{ReportID: "x", Entries: 1, IgnoredEntries: 2, Refused: 3, IgnoredRefused: 4})
+	if string(rc) != `{"report_id":"x","entries":1,"ignored_entries":2,"refused":3,"ignored_refused":4}` {
 		t.Errorf("receipt: %s", rc)
 	}
 }
