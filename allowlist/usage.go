@@ -97,8 +97,9 @@ type UsageReceipt struct {
 	Entries        int    `json:"entries"`
 	IgnoredEntries int    `json:"ignored_entries"`
 	Refused        int    `json:"refused"`
-	// IgnoredRefused is how many refused domains were left out because
-	// the department's day already held UsageMaxRefusedPerDay of them.
+	// IgnoredRefused is how many refused domains were left out: asked by
+	// fewer clients than the registry's own threshold, or beyond the
+	// UsageMaxRefusedPerDay the department's day may hold.
 	IgnoredRefused int `json:"ignored_refused"`
 }
 
@@ -148,7 +149,11 @@ func (r UsageReport) Validate(now time.Time, registryK int) error {
 	if r.K < UsageMinK {
 		c.add("k", "must be at least 2")
 	}
-	k := UsageK(r.K, registryK)
+	// A domain under the report's own k breaks the resolver's promise and
+	// refuses the report; one under only the registry's larger usage_k is
+	// left out when the report is kept (AboveThreshold), so a resolver
+	// set to a smaller k than the registry still delivers the rest.
+	k := max(r.K, UsageMinK)
 
 	if len(r.Entries) > UsageMaxEntries {
 		c.add("entries", "at most "+itoa(UsageMaxEntries)+" entries per report")
@@ -201,11 +206,27 @@ func (r UsageReport) Validate(now time.Time, registryK int) error {
 			case d.Clients > UsageMaxClients:
 				c.add(f+".clients", "must be at most "+itoa(UsageMaxClients))
 			case d.Clients < k:
-				c.add(f+".clients", "is below the threshold of "+itoa(k)+" distinct clients")
+				c.add(f+".clients", "is below the report's own threshold of "+itoa(k)+" distinct clients")
 			}
 		}
 	}
 	return c.err()
+}
+
+// AboveThreshold returns the report's refused domains that reach the
+// threshold UsageK(r.K, registryK), and how many were left out.
+func (r UsageReport) AboveThreshold(registryK int) ([]UsageRefused, int) {
+	if registryK <= 0 {
+		registryK = UsageDefaultK
+	}
+	k := UsageK(r.K, registryK)
+	kept := make([]UsageRefused, 0, len(r.Refused))
+	for _, d := range r.Refused {
+		if d.Clients >= k {
+			kept = append(kept, d)
+		}
+	}
+	return kept, len(r.Refused) - len(kept)
 }
 
 // RegistrableDomainOf returns the registrable domain of a DNS name (one

@@ -88,7 +88,6 @@ func TestUsageReportValidate(t *testing.T) {
 		{"refused queries not rounded", 5, func(r *UsageReport) { r.Refused[0].Queries = 151 }, "refused[0].queries"},
 		{"refused clients not rounded", 5, func(r *UsageReport) { r.Refused[0].Clients = 6 }, "refused[0].clients"},
 		{"refused clients below report k", 5, func(r *UsageReport) { r.K = 15; r.Refused[0].Clients = 10 }, "refused[0].clients"},
-		{"refused clients below registry k", 15, func(r *UsageReport) { r.Refused[0].Clients = 10 }, "refused[0].clients"},
 		{"refused clients 0", 5, func(r *UsageReport) { r.Refused[0].Clients = 0 }, "refused[0].clients"},
 		{"refused clients below k 2 floor", 0, func(r *UsageReport) { r.K = 2; r.Refused[0].Clients = 0 }, "refused[0].clients"},
 		{"too many entries", 5, func(r *UsageReport) { r.Entries = make([]UsageEntry, UsageMaxEntries+1) }, "entries"},
@@ -185,5 +184,20 @@ func TestRegistrableDomainOf(t *testing.T) {
 		if RegistrableDomain(s) {
 			t.Errorf("RegistrableDomain(%q) = true", s)
 		}
+	}
+}
+
+// A domain under only the registry's larger k is left out, not refused.
+func TestUsageAboveThreshold(t *testing.T) {
+	r := UsageReport{K: 5, Refused: []UsageRefused{{Domain: "a.com", Clients: 15}, {Domain: "b.com", Clients: 10}, {Domain: "c.com", Clients: 5}}}
+	if err := r.Validate(time.Now(), 15); err != nil && strings.Contains(err.Error(), "clients") {
+		t.Errorf("clients under the registry's k refuse the report: %v", err)
+	}
+	kept, left := r.AboveThreshold(15)
+	if len(kept) != 1 || kept[0].Domain != "a.com" || left != 2 {
+		t.Errorf("AboveThreshold(15) = %+v, %d", kept, left)
+	}
+	if kept, left := r.AboveThreshold(0); len(kept) != 3 || left != 0 {
+		t.Errorf("AboveThreshold(default 5) = %+v, %d", kept, left)
 	}
 }

@@ -83,7 +83,8 @@ func (db *DB) RecordUsage(ctx context.Context, a allowlist.Actor, r allowlist.Us
 			}
 			hits = append(hits, []any{r.Department, day, e.Pattern, listed[i].Site, e.Hits, end})
 		}
-		kept, err := refusedRoom(ctx, tx, r.Department, day, r.Refused)
+		above, _ := r.AboveThreshold(registryK)
+		kept, err := refusedRoom(ctx, tx, r.Department, day, above)
 		if err != nil {
 			return "", "", nil, err
 		}

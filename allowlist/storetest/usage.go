@@ -51,7 +51,7 @@ func testUsage(t *testing.T, b Backend) {
 	r.Refused = []allowlist.UsageRefused{{Domain: "example.com", Queries: 150, Clients: 10}, {Domain: "tool-example.net", Queries: 20, Clients: 5}}
 
 	// Refused, and nothing counted: the wrong department, an owner, a
-	// reader with no department, clients below the registry's k.
+	// reader with no department, clients below the report's own k.
 	for name, a := range map[string]allowlist.Actor{
 		"other department": Reader("dept-b"), "owner": Owner("dept-a"), "admin": allowlist.System,
 		"reader of no department": {Role: allowlist.RoleReader, Name: "r"},
@@ -60,8 +60,10 @@ func testUsage(t *testing.T, b Backend) {
 			t.Errorf("%s: %v, want EFORBIDDEN", name, err)
 		}
 	}
-	if _, _, err := u.RecordUsage(ctx, Reader("dept-a"), r, now, 10); allowlist.ErrorCode(err) != allowlist.EINVALID {
-		t.Errorf("clients 5 under a registry k of 10: %v, want EINVALID", err)
+	under := r
+	under.K = 10
+	if _, _, err := u.RecordUsage(ctx, Reader("dept-a"), under, now, 5); allowlist.ErrorCode(err) != allowlist.EINVALID {
+		t.Errorf("clients 5 under the report's own k of 10: %v, want EINVALID", err)
 	}
 	old := UsageReport("dept-a", 99, now.Add(-allowlist.UsageRetention-time.Hour))
 	if _, _, err := u.RecordUsage(ctx, Reader("dept-a"), old, now, 5); allowlist.ErrorCode(err) != allowlist.EINVALID {
@@ -167,6 +169,18 @@ func testUsage(t *testing.T, b Backend) {
 	}
 	if m, _, _ := u.FindSiteUsage(ctx, now); len(m) != 0 {
 		t.Errorf("site usage kept past the retention: %+v", m)
+	}
+	// Under a registry k larger than the report's, the domains below it
+	// are left out and the rest of the report still counts.
+	r5 := UsageReport("dept-a", 5, later)
+	r5.Refused = []allowlist.UsageRefused{{Domain: "example.com", Queries: 40, Clients: 10}, {Domain: "tool-example.net", Queries: 20, Clients: 5}}
+	rc5, _, err := u.RecordUsage(ctx, Reader("dept-a"), r5, later, 10)
+	if err != nil || rc5.Refused != 1 || rc5.IgnoredRefused != 1 {
+		t.Errorf("a report under a registry k of 10: %+v, %v; want 1 refused domain kept, 1 left out", rc5, err)
+	}
+	lday := allowlist.UsageFilter{Department: "dept-a", From: later.Truncate(24 * time.Hour), To: later.Truncate(24 * time.Hour).Add(24 * time.Hour)}
+	if s := Must[allowlist.UsageSummary](t)(u.FindUsage(ctx, lday)); len(s.Refused) != 1 || s.Refused[0].Domain != "example.com" {
+		t.Errorf("kept under a registry k of 10: %+v", s.Refused)
 	}
 	// Swept reports are gone for good: the old id may not come back.
 	if _, _, err := u.RecordUsage(ctx, Reader("dept-a"), r, later, 5); allowlist.ErrorCode(err) != allowlist.EINVALID {
