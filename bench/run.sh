@@ -273,9 +273,8 @@ server:
     verbosity: 0
     access-control: 127.0.0.0/8 allow
     do-not-query-localhost: no
-    # The same answer-cache budget as ours (cache_bytes, default 32 MiB).
-    msg-cache-size: 16m
-    rrset-cache-size: 16m
+    # Unbound's default caches (msg-cache-size 4m, rrset-cache-size 4m):
+    # the same 8 MiB budget as our default cache_bytes.
     local-zone: "." always_nxdomain
 include: "$dir/list.unbound"
 forward-zone:

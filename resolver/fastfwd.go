@@ -226,7 +226,11 @@ func (f *forwarder) retire(s *upSock) {
 
 // read takes answers from one upstream socket until it is closed.
 func (f *forwarder) read(s *upSock) {
-	buf := make([]byte, 65535)
+	// We ask for answers of at most upstreamSize bytes, so 4 KiB holds
+	// any answer a well-behaved upstream sends; a longer datagram is cut
+	// here, and planAnswer refuses what is cut short. Sockets are many
+	// and short-lived (fwdSocketUses), so their buffers are kept small.
+	buf := make([]byte, 4096)
 	out := make([]byte, 0, 4096)
 	recs := make([]record, 0, 32)
 	for {
