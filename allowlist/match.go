@@ -18,11 +18,17 @@ import (
 // (see BenchmarkMatcher).
 type Matcher struct {
 	slots []slot
-	arena string
-	n     int
-	keys  int // slots in use
-	next  int // the index the next pattern added gets
-	stale int // patterns removed by Patch whose slots and names remain
+	// filter says for certain when a name is in no slot: two bits per key
+	// in one 64-bit word. It is a few bits per key, small enough to stay
+	// in the processor's cache where the table does not, so a name that
+	// is not listed usually costs no read of the table at all. Small
+	// tables, which stay in cache themselves, have none.
+	filter []uint64
+	arena  string
+	n      int
+	keys   int // slots in use
+	next   int // the index the next pattern added gets
+	stale  int // patterns removed by Patch whose slots and names remain
 }
 
 // slot is one open-addressing bucket for one name. tag holds 24 bits of
@@ -111,7 +117,48 @@ func NewBuilder(patterns, nameBytes, keys int) *Builder {
 	// estimate leaves out the parents that names share (com, gov.uk,
 	// ...): a little room for them saves rehashing a million keys.
 	keys += keys/32 + 64
-	return &Builder{m: &Matcher{slots: make([]slot, keys*10/7+1)}, arena: make([]byte, 0, nameBytes)}
+	return &Builder{m: &Matcher{slots: make([]slot, keys*10/7+1), filter: newFilter(keys)}, arena: make([]byte, 0, nameBytes)}
+}
+
+// filterFrom is the table size (in slots) from which a Matcher keeps a
+// filter: below it, table and names fit in the processor's caches.
+const filterFrom = 1 << 16
+
+// newFilter makes a filter for about keys keys (none for few): near 16
+// bits per key, a power of two words, so about 1% of names absent from
+// the table pass it.
+func newFilter(keys int) []uint64 {
+	if keys*10/7 < filterFrom {
+		return nil
+	}
+	words := 1
+	for words*64 < keys*16 {
+		words *= 2
+	}
+	return make([]uint64, words)
+}
+
+// filterBits is the word and the two bits in it that stand for the mixed
+// hash k. They come from bits of k that neither the slot index (the high
+// bits) nor the tag (bits 8 to 31) use.
+func filterBits(k uint64, words int) (int, uint64) {
+	return int(k>>32) & (words - 1), 1<<(k&63) | 1<<((k>>52)&63)
+}
+
+// mayHold is false when no key has the mixed hash k.
+func (m *Matcher) mayHold(k uint64) bool {
+	if m.filter == nil {
+		return true
+	}
+	w, bits := filterBits(k, len(m.filter))
+	return m.filter[w]&bits == bits
+}
+
+func (m *Matcher) remember(k uint64) {
+	if m.filter != nil {
+		w, bits := filterBits(k, len(m.filter))
+		m.filter[w] |= bits
+	}
 }
 
 // Add adds the next pattern: its name without "*." and whether it is a
@@ -189,6 +236,9 @@ func (m *Matcher) Patch(remove, add []Pattern) *Matcher {
 	copy(arena, m.arena)
 	c := &Matcher{slots: make([]slot, len(m.slots)), n: m.n, stale: m.stale}
 	copy(c.slots, m.slots)
+	if m.filter != nil {
+		c.filter = append([]uint64(nil), m.filter...)
+	}
 	c.arena = unsafe.String(unsafe.SliceData(arena), len(arena)) // for lookup
 	for _, p := range remove {
 		name := p.Name
@@ -224,13 +274,16 @@ func (m *Matcher) Stale() int { return m.stale }
 func (m *Matcher) grow(arena []byte) {
 	old := m.slots
 	m.slots = make([]slot, len(old)*3/2+8)
+	m.filter = newFilter(len(m.slots) * 7 / 10)
 	for _, s := range old {
 		if s.tag == 0 {
 			continue
 		}
 		o := s.off &^ interior
 		key := arena[o : o+s.tag&0xff]
-		idx, _ := bits.Mul64(mix(nameHash(key)), uint64(len(m.slots)))
+		k := mix(nameHash(key))
+		m.remember(k)
+		idx, _ := bits.Mul64(k, uint64(len(m.slots)))
 		for m.slots[idx].tag != 0 {
 			if idx++; idx == uint64(len(m.slots)) {
 				idx = 0
@@ -250,6 +303,7 @@ func (m *Matcher) insert(arena []byte, key string, h uint64, off uint32) (*slot,
 		s := &m.slots[idx]
 		if s.tag == 0 {
 			*s = slot{tag: tag, off: off}
+			m.remember(k)
 			return s, true
 		}
 		if s.tag == tag {
@@ -308,6 +362,9 @@ func (m *Matcher) Match(name string) int {
 
 func (m *Matcher) lookup(key string, h uint64) *slot {
 	k := mix(h)
+	if !m.mayHold(k) {
+		return nil
+	}
 	tag := tagOf(k, len(key))
 	size := uint64(len(m.slots))
 	idx, _ := bits.Mul64(k, size)
@@ -345,7 +402,9 @@ func equalFold(stored, name string) bool {
 }
 
 // Bytes returns the memory the matcher holds: its table and its arena.
-func (m *Matcher) Bytes() int { return len(m.slots)*int(unsafe.Sizeof(slot{})) + len(m.arena) }
+func (m *Matcher) Bytes() int {
+	return len(m.slots)*int(unsafe.Sizeof(slot{})) + 8*len(m.filter) + len(m.arena)
+}
 
 // Span returns one more than the largest index Match can return: the
 // number of patterns the matcher was compiled from, plus those Patch added

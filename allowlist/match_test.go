@@ -114,6 +114,44 @@ func TestMatcherAgainstReference(t *testing.T) {
 	}
 }
 
+// TestMatcherLargeAgainstMapWalk checks a table large enough to have a
+// filter, built at once and grown from a small start, and after a patch,
+// against the plain map walk.
+func TestMatcherLargeAgainstMapWalk(t *testing.T) {
+	pats, queries := benchData(100_000, 1<<15)
+	m := Compile(pats)
+	if m.filter == nil {
+		t.Fatal("a 100k-pattern matcher has no filter")
+	}
+	grown := NewBuilder(0, 0, 0)
+	for _, p := range pats {
+		grown.Add(p.Name, p.Wildcard)
+	}
+	g := grown.Matcher()
+	ref := newMapWalk(pats)
+	for _, q := range queries {
+		want := ref.Match(q)
+		if got := m.Match(q); got != want {
+			t.Fatalf("Match(%q) = %d, want %d", q, got, want)
+		}
+		if got := g.Match(q); got != want {
+			t.Fatalf("grown: Match(%q) = %d, want %d", q, got, want)
+		}
+	}
+	// Patch: remove the first 1,000 patterns, add 1,000 new ones.
+	var add []Pattern
+	for i := 0; i < 1000; i++ {
+		add = append(add, Pattern{Name: fmt.Sprintf("new%d.example.org", i), Wildcard: i%2 == 0})
+	}
+	p := m.Patch(pats[:1000], add)
+	ref = newMapWalk(append(append([]Pattern(nil), pats[1000:]...), add...))
+	for _, q := range append(queries, "new7.example.org", "x.new8.example.org", "x.new9.example.org") {
+		if got, want := p.Match(q) >= 0, ref.Match(q) >= 0; got != want {
+			t.Fatalf("patched: Match(%q) allows %v, want %v", q, got, want)
+		}
+	}
+}
+
 func at(p []Pattern, i int) any {
 	if i < 0 {
 		return nil
