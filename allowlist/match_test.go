@@ -118,6 +118,8 @@ func TestMatcherAgainstReference(t *testing.T) {
 // filter, built at once and grown from a small start, and after a patch,
 // against the plain map walk.
 func TestMatcherLargeAgainstMapWalk(t *testing.T) {
+	defer func(n int) { filterFrom = n }(filterFrom)
+	filterFrom = 1 << 16 // 100k patterns take about 200,000 slots
 	pats, queries := benchData(100_000, 1<<15)
 	m := Compile(pats)
 	if m.filter == nil {
