@@ -179,6 +179,8 @@ type forwarder struct {
 	filtered *group // filtered_upstreams (route mode)
 	flight   singleflight.Group
 
+	open atomic.Int32 // upstream sockets open (their readers running)
+
 	mu       sync.Mutex
 	rng      *mrand.ChaCha8
 	inflight map[packedKey]*exchange
@@ -198,6 +200,7 @@ type upSock struct {
 	conn    *net.UDPConn
 	uses    int
 	born    time.Time
+	retired bool // replaced: closed once nothing is pending on it
 	pending map[uint16]*exchange
 }
 
@@ -362,12 +365,22 @@ func (f *forwarder) dial(addr string) (*upSock, error) {
 		return nil, err
 	}
 	s := &upSock{conn: c.(*net.UDPConn), born: time.Now(), pending: map[uint16]*exchange{}}
+	f.open.Add(1)
 	go f.read(s)
 	return s, nil
 }
 
-// retire closes a replaced socket once its queries have had their time.
+// retire closes a replaced socket as soon as no query is pending on it
+// (forget), and at the latest once its queries have had their time. Under
+// load a socket is replaced every fwdSocketUses queries: waiting out the
+// timeout for each kept hundreds open, each with its reader's buffers.
+// f.mu is held.
 func (f *forwarder) retire(s *upSock) {
+	s.retired = true
+	if len(s.pending) == 0 {
+		s.conn.Close()
+		return
+	}
 	time.AfterFunc(f.r.opt.UpstreamTimeout+time.Second, func() { s.conn.Close() })
 }
 
@@ -383,6 +396,7 @@ func (f *forwarder) read(s *upSock) {
 	for {
 		n, err := s.conn.Read(buf)
 		if errors.Is(err, net.ErrClosed) {
+			f.open.Add(-1)
 			return
 		}
 		if err != nil {
@@ -440,6 +454,9 @@ func (ex *exchange) echoes(b []byte) bool {
 // forget removes ex from the maps. f.mu is held.
 func (f *forwarder) forget(ex *exchange) {
 	delete(ex.sock.pending, ex.id)
+	if ex.sock.retired && len(ex.sock.pending) == 0 {
+		ex.sock.conn.Close() // its reader stops
+	}
 	if f.inflight[ex.key] == ex {
 		delete(f.inflight, ex.key)
 	}
