@@ -9,73 +9,6 @@ import (
 	"github.com/miekg/dns"
 )
 
-// ServeDNS answers one query. The policy applies to the query name only;
-// an allowed name's answer is passed through, CNAME chain included.
-func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	start := time.Now()
-	resp, result, _ := r.answer(req, "", clientAddr(w.RemoteAddr()))
-	if resp != nil {
-		r.write(w, req, resp)
-	}
-	r.m.count(result, time.Since(start))
-}
-
-// verdict is the policy's decision for one query name.
-type verdict struct {
-	result string // the result label to count
-	g      *group // the upstreams to ask; nil: answered here
-	routed bool   // g is filtered_upstreams (whose answers are cached apart)
-}
-
-// decide is the policy, the one decision both paths take: where a query
-// for name (lower case, dotted, no final dot; see policyName) goes, under
-// the list p (nil: none verified yet). It counts the query for usage
-// reports; client is the asker, the zero Addr when counted already.
-func (r *Resolver) decide(p *policy, name string, client netip.Addr) verdict {
-	if isLocal(name) {
-		return verdict{result: resultLocal}
-	}
-	if p == nil {
-		// Without a verified list, never allow everything.
-		switch r.opt.Mode {
-		case ModeRoute:
-			return verdict{result: resultNotReady, g: r.fwd.filtered, routed: true}
-		case ModeMonitor: // monitor never blocks
-			return verdict{result: resultNotReady, g: r.fwd.up}
-		}
-		return verdict{result: resultNotReady}
-	}
-	i := p.matcher.Match(name)
-	r.usage.count(p, i, name, client)
-	switch {
-	case i >= 0:
-		return verdict{result: resultAllowed, g: r.fwd.up}
-	case r.opt.Mode == ModeRoute:
-		return verdict{result: resultRouted, g: r.fwd.filtered, routed: true}
-	case r.opt.Mode == ModeMonitor:
-		return verdict{result: resultWouldBlock, g: r.fwd.up}
-	}
-	return verdict{result: resultBlocked}
-}
-
-// policyName is the question name as the list sees it: its labels in
-// lower case, dotted, without the final dot. A label holding anything a
-// host name cannot (a dot, a space, any byte written escaped, such as
-// "x\.github") becomes a single zero byte, which no pattern holds: it
-// still counts as one label (so "*.example.org" covers it), but is never
-// read as two ("x.github.com" is not "[x.github][com]").
-func policyName(qname string) string {
-	labels := dns.SplitDomainName(qname)
-	for i, l := range labels {
-		if strings.IndexByte(l, '\\') >= 0 {
-			labels[i] = "\x00"
-		} else {
-			labels[i] = strings.ToLower(l)
-		}
-	}
-	return strings.Join(labels, ".")
-}
-
 // step is the link of the chain that answers a query.
 type step uint8
 
@@ -134,6 +67,73 @@ func (r *Resolver) route(p *policy, name string, qtype uint16, rd bool, key pack
 	}
 	// 5. Forward.
 	return stepForward, v, nil
+}
+
+// verdict is the policy's decision for one query name.
+type verdict struct {
+	result string // the result label to count
+	g      *group // the upstreams to ask; nil: answered here
+	routed bool   // g is filtered_upstreams (whose answers are cached apart)
+}
+
+// decide is the policy, the one decision both paths take: where a query
+// for name (lower case, dotted, no final dot; see policyName) goes, under
+// the list p (nil: none verified yet). It counts the query for usage
+// reports; client is the asker, the zero Addr when counted already.
+func (r *Resolver) decide(p *policy, name string, client netip.Addr) verdict {
+	if isLocal(name) {
+		return verdict{result: resultLocal}
+	}
+	if p == nil {
+		// Without a verified list, never allow everything.
+		switch r.opt.Mode {
+		case ModeRoute:
+			return verdict{result: resultNotReady, g: r.fwd.filtered, routed: true}
+		case ModeMonitor: // monitor never blocks
+			return verdict{result: resultNotReady, g: r.fwd.up}
+		}
+		return verdict{result: resultNotReady}
+	}
+	i := p.matcher.Match(name)
+	r.usage.count(p, i, name, client)
+	switch {
+	case i >= 0:
+		return verdict{result: resultAllowed, g: r.fwd.up}
+	case r.opt.Mode == ModeRoute:
+		return verdict{result: resultRouted, g: r.fwd.filtered, routed: true}
+	case r.opt.Mode == ModeMonitor:
+		return verdict{result: resultWouldBlock, g: r.fwd.up}
+	}
+	return verdict{result: resultBlocked}
+}
+
+// policyName is the question name as the list sees it: its labels in
+// lower case, dotted, without the final dot. A label holding anything a
+// host name cannot (a dot, a space, any byte written escaped, such as
+// "x\.github") becomes a single zero byte, which no pattern holds: it
+// still counts as one label (so "*.example.org" covers it), but is never
+// read as two ("x.github.com" is not "[x.github][com]").
+func policyName(qname string) string {
+	labels := dns.SplitDomainName(qname)
+	for i, l := range labels {
+		if strings.IndexByte(l, '\\') >= 0 {
+			labels[i] = "\x00"
+		} else {
+			labels[i] = strings.ToLower(l)
+		}
+	}
+	return strings.Join(labels, ".")
+}
+
+// ServeDNS answers one query. The policy applies to the query name only;
+// an allowed name's answer is passed through, CNAME chain included.
+func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	start := time.Now()
+	resp, result, _ := r.answer(req, "", clientAddr(w.RemoteAddr()))
+	if resp != nil {
+		r.write(w, req, resp)
+	}
+	r.m.count(result, time.Since(start))
 }
 
 // answer is the ordinary path: the response to req as route decides it,
