@@ -497,12 +497,25 @@ func (m *Matcher) Span() int { return m.next }
 // whether it is a wildcard. It walks the whole table: for occasional use
 // (naming the patterns a counter table saw), not per query.
 func (m *Matcher) Each(fn func(index int, name string, wildcard bool)) {
-	for _, s := range m.slots {
+	arena := unsafe.Slice(unsafe.StringData(m.arena), len(m.arena))
+	var buf []byte
+	for i := range m.slots {
+		s := &m.slots[i]
 		if s.tag == 0 || s.exact == 0 && s.wild == 0 {
 			continue
 		}
-		o := s.off &^ interior
-		name := m.arena[o : o+s.tag&0xff]
+		// The name: this slot's label, then its parents' up to the top.
+		buf = buf[:0]
+		for t := s; ; {
+			buf = append(buf, labelOf(t, arena)...)
+			p := t.link &^ interior
+			if p == 0 {
+				break
+			}
+			buf = append(buf, '.')
+			t = &m.slots[p-1]
+		}
+		name := string(buf)
 		if s.exact != 0 {
 			fn(int(s.exact)-1, name, false)
 		}

@@ -131,6 +131,16 @@ func TestMatcherLargeAgainstMapWalk(t *testing.T) {
 	if m.filter == nil {
 		t.Fatal("a 100k-pattern matcher has no filter")
 	}
+	seen := 0
+	m.Each(func(i int, name string, wild bool) {
+		seen++
+		if pats[i].Name != name || pats[i].Wildcard != wild {
+			t.Fatalf("Each: %d is %q (wildcard %v), want %+v", i, name, wild, pats[i])
+		}
+	})
+	if seen != m.Len() {
+		t.Fatalf("Each saw %d patterns, Len is %d", seen, m.Len())
+	}
 	grown := NewBuilder(0, 0, 0)
 	for _, p := range pats {
 		grown.Add(p.Name, p.Wildcard)
