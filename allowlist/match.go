@@ -1,7 +1,9 @@
 package allowlist
 
 import (
+	"encoding/binary"
 	"math/bits"
+	"strings"
 	"unsafe"
 
 	"github.com/cross-gov/allowlist/allowlist/list"
@@ -13,31 +15,48 @@ import (
 //
 // A lookup hashes the name once, right to left, and probes the table at each
 // label boundary, so its cost is proportional to the number of labels, and
-// it allocates nothing. All pattern names live in one string arena and the
-// table holds 12-byte slots, which keeps the heap near 40 bytes per pattern
-// (see BenchmarkMatcher).
+// it allocates nothing. The table is a tree of labels kept in one
+// open-addressed array: each slot holds one label (in the slot itself when
+// it has at most 16 bytes, as nearly all do) and the index of its parent's
+// slot, so confirming a suffix reads one slot and nothing else (before,
+// the slot and then the name's bytes elsewhere). Slots of 32 bytes put
+// the heap near 80 bytes per pattern (see BenchmarkMatcher).
 type Matcher struct {
 	slots []slot
-	arena string
-	n     int
-	keys  int // slots in use
-	next  int // the index the next pattern added gets
-	stale int // patterns removed by Patch whose slots and names remain
+	// arena holds the labels longer than a slot holds.
+	// filter says for certain when a name is in no slot: two bits per key
+	// in one 64-bit word. It is a few bits per key, small enough to stay
+	// in the processor's cache where the table does not, so a name that
+	// is not listed usually costs no read of the table at all. Small
+	// tables, which stay in cache themselves, have none.
+	filter []uint64
+	arena  string
+	n      int
+	keys   int // slots in use
+	next   int // the index the next pattern added gets
+	stale  int // patterns removed by Patch whose slots and names remain
 }
 
-// slot is one open-addressing bucket for one name. tag holds 24 bits of
-// the name's hash and its length; exact and wild are the indexes plus one of
-// the patterns "exactly this name" and "this name and below" (0: none); off
-// locates the name in the arena, and its top bit says that some pattern lies
-// below this name, so a lookup must go on to longer suffixes. A slot that
-// is only such an interior node points into the arena copy of the longer
-// name it belongs to, so it costs no arena bytes. An empty slot has tag 0.
+// slot is one open-addressing bucket for one suffix of a name: its first
+// label under its parent suffix. tag holds 24 bits of the whole suffix's
+// hash and, in its low byte, the label's length (never 0, so an empty slot
+// has tag 0). link is the index plus one of the parent's slot (0 for a
+// top-level label); its top bit says that some pattern lies below this
+// suffix, so a lookup must go on to longer ones. exact and wild are the
+// indexes plus one of the patterns "exactly this name" and "this name and
+// below" (0: none). label is the label in lower case when it has at most
+// 16 bytes; otherwise its first 4 bytes are the label's offset in the
+// arena. A slot is 32 bytes, so it never straddles a cache line.
 type slot struct {
 	tag   uint32
+	link  uint32
 	exact uint32
 	wild  uint32
-	off   uint32
+	label [inlineLabel]byte
 }
+
+// inlineLabel is the longest label held in the slot itself.
+const inlineLabel = 16
 
 const (
 	fnvOffset = 14695981039346656037
@@ -111,7 +130,52 @@ func NewBuilder(patterns, nameBytes, keys int) *Builder {
 	// estimate leaves out the parents that names share (com, gov.uk,
 	// ...): a little room for them saves rehashing a million keys.
 	keys += keys/32 + 64
-	return &Builder{m: &Matcher{slots: make([]slot, keys*10/7+1)}, arena: make([]byte, 0, nameBytes)}
+	_ = nameBytes // labels live in the slots; only long ones in the arena
+	return &Builder{m: &Matcher{slots: make([]slot, keys*10/7+1), filter: newFilter(keys)}}
+}
+
+// filterFrom is the table size (in slots) from which a Matcher keeps a
+// filter: 16 MiB of slots, about 700,000 patterns. Below it, table and
+// names mostly stay in the processor's caches (32 MiB of L3 here), where
+// the filter's extra read costs more than it saves (BenchmarkMatcher at
+// 100k patterns).
+var filterFrom = 1 << 20
+
+// newFilter makes a filter for about keys keys (none for few): near 16
+// bits per key, a power of two words, so about 1% of names absent from
+// the table pass it.
+func newFilter(keys int) []uint64 {
+	if keys*10/7 < filterFrom {
+		return nil
+	}
+	words := 1
+	for words*64 < keys*16 {
+		words *= 2
+	}
+	return make([]uint64, words)
+}
+
+// filterBits is the word and the two bits in it that stand for the mixed
+// hash k. They come from bits of k that neither the slot index (the high
+// bits) nor the tag (bits 8 to 31) use.
+func filterBits(k uint64, words int) (int, uint64) {
+	return int(k>>32) & (words - 1), 1<<(k&63) | 1<<((k>>52)&63)
+}
+
+// mayHold is false when no key has the mixed hash k.
+func (m *Matcher) mayHold(k uint64) bool {
+	if m.filter == nil {
+		return true
+	}
+	w, bits := filterBits(k, len(m.filter))
+	return m.filter[w]&bits == bits
+}
+
+func (m *Matcher) remember(k uint64) {
+	if m.filter != nil {
+		w, bits := filterBits(k, len(m.filter))
+		m.filter[w] |= bits
+	}
 }
 
 // Add adds the next pattern: its name without "*." and whether it is a
@@ -120,29 +184,30 @@ func NewBuilder(patterns, nameBytes, keys int) *Builder {
 func (b *Builder) Add(name string, wildcard bool) {
 	i := b.i
 	b.i++
-	if len(name) == 0 || len(name) > 255 || i >= interior-1 {
+	if len(name) == 0 || len(name) > 255 || i >= interior-1 || name[0] == '.' || name[len(name)-1] == '.' || strings.Contains(name, "..") {
 		return
 	}
 	m := b.m
-	base := uint32(len(b.arena))
-	b.arena = append(b.arena, name...)
-	used := false
+	// Room for every label first: growing moves slots, and with them the
+	// parent indexes this walk holds.
+	for (b.keys+strings.Count(name, ".")+1)*10 > len(m.slots)*7 {
+		m.grow(b.arena)
+	}
 	var h uint64 = fnvOffset
+	parent := uint32(0)
+	end := len(name)
 	for j := len(name) - 1; j >= 0; j-- {
 		h = (h ^ uint64(lower(name[j]))) * fnvPrime
 		if j > 0 && name[j-1] != '.' {
 			continue
 		}
-		for (b.keys+1)*10 > len(m.slots)*7 {
-			m.grow(b.arena)
-		}
-		s, fresh := m.insert(b.arena, name[j:], h, base+uint32(j))
+		s, idx, fresh := m.insert(&b.arena, name[j:end], h, parent)
 		if fresh {
-			used = true
 			b.keys++
 		}
 		if j > 0 {
-			s.off |= interior
+			s.link |= interior
+			parent, end = idx+1, j-1
 			continue
 		}
 		ref := &s.exact
@@ -153,9 +218,6 @@ func (b *Builder) Add(name string, wildcard bool) {
 			*ref = uint32(i + 1)
 			m.n++
 		}
-	}
-	if !used {
-		b.arena = b.arena[:base] // every suffix was already there
 	}
 }
 
@@ -189,13 +251,16 @@ func (m *Matcher) Patch(remove, add []Pattern) *Matcher {
 	copy(arena, m.arena)
 	c := &Matcher{slots: make([]slot, len(m.slots)), n: m.n, stale: m.stale}
 	copy(c.slots, m.slots)
+	if m.filter != nil {
+		c.filter = append([]uint64(nil), m.filter...)
+	}
 	c.arena = unsafe.String(unsafe.SliceData(arena), len(arena)) // for lookup
 	for _, p := range remove {
 		name := p.Name
 		if len(name) == 0 || len(name) > 255 {
 			continue
 		}
-		s := c.lookup(name, nameHash(name))
+		s := c.slotOf(name)
 		if s == nil {
 			continue
 		}
@@ -220,43 +285,88 @@ func (m *Matcher) Patch(remove, add []Pattern) *Matcher {
 // was compiled; their names and slots still take memory.
 func (m *Matcher) Stale() int { return m.stale }
 
-// grow rehashes the table into one half as large again.
+// grow rehashes the table into one half as large again. Slots move, so
+// every parent index is mapped to the parent's new slot.
 func (m *Matcher) grow(arena []byte) {
 	old := m.slots
 	m.slots = make([]slot, len(old)*3/2+8)
-	for _, s := range old {
-		if s.tag == 0 {
+	m.filter = newFilter(len(m.slots) * 7 / 10)
+	hashes := make([]uint64, len(old))
+	var hashOf func(i uint32) uint64
+	hashOf = func(i uint32) uint64 {
+		if hashes[i] != 0 {
+			return hashes[i]
+		}
+		s := &old[i]
+		var h uint64 = fnvOffset
+		if p := s.link &^ interior; p != 0 {
+			h = (hashOf(p-1) ^ '.') * fnvPrime
+		}
+		label := labelOf(s, arena)
+		for j := len(label) - 1; j >= 0; j-- {
+			h = (h ^ uint64(label[j])) * fnvPrime
+		}
+		hashes[i] = h
+		return h
+	}
+	moved := make([]uint32, len(old))
+	for i := range old {
+		if old[i].tag == 0 {
 			continue
 		}
-		o := s.off &^ interior
-		key := arena[o : o+s.tag&0xff]
-		idx, _ := bits.Mul64(mix(nameHash(key)), uint64(len(m.slots)))
+		k := mix(hashOf(uint32(i)))
+		m.remember(k)
+		idx, _ := bits.Mul64(k, uint64(len(m.slots)))
 		for m.slots[idx].tag != 0 {
 			if idx++; idx == uint64(len(m.slots)) {
 				idx = 0
 			}
 		}
-		m.slots[idx] = s
+		m.slots[idx] = old[i]
+		moved[i] = uint32(idx)
+	}
+	for i := range m.slots {
+		s := &m.slots[i]
+		if p := s.link &^ interior; s.tag != 0 && p != 0 {
+			s.link = s.link&interior | (moved[p-1] + 1)
+		}
 	}
 }
 
-// insert finds or adds the slot for key, whose bytes are at arena[off:].
-func (m *Matcher) insert(arena []byte, key string, h uint64, off uint32) (*slot, bool) {
+// labelOf returns the label a slot holds (not a copy: the slot's bytes or
+// the arena's).
+func labelOf(s *slot, arena []byte) string {
+	n := s.tag & 0xff
+	if n <= inlineLabel {
+		return unsafe.String(&s.label[0], n)
+	}
+	off := binary.LittleEndian.Uint32(s.label[:])
+	return unsafe.String(&arena[off], n)
+}
+
+// insert finds or adds the slot for the label under parent, h being the
+// hash of the whole suffix; it returns the slot, its index and whether it
+// is new. A long label is copied into the arena.
+func (m *Matcher) insert(arena *[]byte, label string, h uint64, parent uint32) (*slot, uint32, bool) {
 	k := mix(h)
-	tag := tagOf(k, len(key))
+	tag := tagOf(k, len(label))
 	size := uint64(len(m.slots))
 	idx, _ := bits.Mul64(k, size)
 	for {
 		s := &m.slots[idx]
 		if s.tag == 0 {
-			*s = slot{tag: tag, off: off}
-			return s, true
-		}
-		if s.tag == tag {
-			o := s.off &^ interior
-			if string(arena[o:o+uint32(len(key))]) == key {
-				return s, false
+			*s = slot{tag: tag, link: parent}
+			if len(label) <= inlineLabel {
+				copy(s.label[:], label)
+			} else {
+				binary.LittleEndian.PutUint32(s.label[:], uint32(len(*arena)))
+				*arena = append(*arena, label...)
 			}
+			m.remember(k)
+			return s, uint32(idx), true
+		}
+		if s.tag == tag && s.link&^interior == parent && labelOf(s, *arena) == label {
+			return s, uint32(idx), false
 		}
 		if idx++; idx == size {
 			idx = 0
@@ -284,12 +394,14 @@ func (m *Matcher) Match(name string) int {
 	}
 	best := -1
 	var h uint64 = fnvOffset
+	parent := uint32(0)
+	end := len(name)
 	for j := len(name) - 1; j >= 0; j-- {
 		h = (h ^ uint64(lower(name[j]))) * fnvPrime
 		if j > 0 && name[j-1] != '.' {
 			continue
 		}
-		s := m.lookup(name[j:], h)
+		s, idx := m.lookup(name[j:end], h, parent)
 		if s == nil {
 			return best
 		}
@@ -299,27 +411,53 @@ func (m *Matcher) Match(name string) int {
 		if s.wild != 0 {
 			best = int(s.wild) - 1
 		}
-		if s.off&interior == 0 {
+		if s.link&interior == 0 {
 			return best
 		}
+		parent, end = idx+1, j-1
 	}
 	return best
 }
 
-func (m *Matcher) lookup(key string, h uint64) *slot {
+// slotOf returns the slot of the whole name, or nil. (Patch uses it; it
+// hashes each suffix afresh, which Match avoids.)
+func (m *Matcher) slotOf(name string) *slot {
+	parent := uint32(0)
+	for end := len(name); ; {
+		dot := strings.LastIndexByte(name[:end], '.')
+		s, idx := m.lookup(name[dot+1:end], nameHash(name[dot+1:]), parent)
+		if s == nil || dot < 0 {
+			return s
+		}
+		parent, end = idx+1, dot
+	}
+}
+
+// lookup finds the slot of label under parent, h being the hash of the
+// whole suffix.
+func (m *Matcher) lookup(label string, h uint64, parent uint32) (*slot, uint32) {
+	if len(label) == 0 {
+		return nil, 0
+	}
 	k := mix(h)
-	tag := tagOf(k, len(key))
+	if !m.mayHold(k) {
+		return nil, 0
+	}
+	tag := tagOf(k, len(label))
 	size := uint64(len(m.slots))
 	idx, _ := bits.Mul64(k, size)
 	for {
 		s := &m.slots[idx]
 		if s.tag == 0 {
-			return nil
+			return nil, 0
 		}
-		if s.tag == tag {
-			o := s.off &^ interior
-			if equalFold(m.arena[o:o+uint32(len(key))], key) {
-				return s
+		if s.tag == tag && s.link&^interior == parent {
+			if len(label) <= inlineLabel {
+				if equalFold(unsafe.String(&s.label[0], len(label)), label) {
+					return s, uint32(idx)
+				}
+			} else if off := binary.LittleEndian.Uint32(s.label[:]); equalFold(m.arena[off:off+uint32(len(label))], label) {
+				return s, uint32(idx)
 			}
 		}
 		if idx++; idx == size {
@@ -328,9 +466,9 @@ func (m *Matcher) lookup(key string, h uint64) *slot {
 	}
 }
 
-// equalFold compares a lower-case stored name with a name of any case.
+// equalFold compares a lower-case stored label with one of any case.
 func equalFold(stored, name string) bool {
-	if stored == name {
+	if string(stored) == name {
 		return true
 	}
 	if len(stored) != len(name) {
@@ -345,7 +483,9 @@ func equalFold(stored, name string) bool {
 }
 
 // Bytes returns the memory the matcher holds: its table and its arena.
-func (m *Matcher) Bytes() int { return len(m.slots)*int(unsafe.Sizeof(slot{})) + len(m.arena) }
+func (m *Matcher) Bytes() int {
+	return len(m.slots)*int(unsafe.Sizeof(slot{})) + 8*len(m.filter) + len(m.arena)
+}
 
 // Span returns one more than the largest index Match can return: the
 // number of patterns the matcher was compiled from, plus those Patch added
@@ -357,12 +497,25 @@ func (m *Matcher) Span() int { return m.next }
 // whether it is a wildcard. It walks the whole table: for occasional use
 // (naming the patterns a counter table saw), not per query.
 func (m *Matcher) Each(fn func(index int, name string, wildcard bool)) {
-	for _, s := range m.slots {
+	arena := unsafe.Slice(unsafe.StringData(m.arena), len(m.arena))
+	var buf []byte
+	for i := range m.slots {
+		s := &m.slots[i]
 		if s.tag == 0 || s.exact == 0 && s.wild == 0 {
 			continue
 		}
-		o := s.off &^ interior
-		name := m.arena[o : o+s.tag&0xff]
+		// The name: this slot's label, then its parents' up to the top.
+		buf = buf[:0]
+		for t := s; ; {
+			buf = append(buf, labelOf(t, arena)...)
+			p := t.link &^ interior
+			if p == 0 {
+				break
+			}
+			buf = append(buf, '.')
+			t = &m.slots[p-1]
+		}
+		name := string(buf)
 		if s.exact != 0 {
 			fn(int(s.exact)-1, name, false)
 		}

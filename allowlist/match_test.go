@@ -114,6 +114,64 @@ func TestMatcherAgainstReference(t *testing.T) {
 	}
 }
 
+// TestMatcherLargeAgainstMapWalk checks a table large enough to have a
+// filter, built at once and grown from a small start, and after a patch,
+// against the plain map walk.
+func TestMatcherLargeAgainstMapWalk(t *testing.T) {
+	defer func(n int) { filterFrom = n }(filterFrom)
+	filterFrom = 1 << 16 // 100k patterns take about 200,000 slots
+	pats, queries := benchData(100_000, 1<<15)
+	// Labels longer than a slot holds, and queries in another case.
+	for i := 0; i < 2000; i++ {
+		long := fmt.Sprintf("a-label-longer-than-sixteen-bytes-%d.example-organisation-%d.org", i, i%7)
+		pats = append(pats, Pattern{Name: long, Wildcard: i%2 == 0})
+		queries = append(queries, long, "x."+long, strings.ToUpper(long), "Y."+strings.ToUpper(long), "not-"+long)
+	}
+	m := Compile(pats)
+	if m.filter == nil {
+		t.Fatal("a 100k-pattern matcher has no filter")
+	}
+	seen := 0
+	m.Each(func(i int, name string, wild bool) {
+		seen++
+		if pats[i].Name != name || pats[i].Wildcard != wild {
+			t.Fatalf("Each: %d is %q (wildcard %v), want %+v", i, name, wild, pats[i])
+		}
+	})
+	if seen != m.Len() {
+		t.Fatalf("Each saw %d patterns, Len is %d", seen, m.Len())
+	}
+	grown := NewBuilder(0, 0, 0)
+	for _, p := range pats {
+		grown.Add(p.Name, p.Wildcard)
+	}
+	g := grown.Matcher()
+	ref := newMapWalk(pats)
+	for _, q := range queries {
+		want := ref.Match(strings.ToLower(q)) // the map walk minds case
+		if got := m.Match(q); got != want {
+			t.Fatalf("Match(%q) = %d, want %d", q, got, want)
+		}
+		if got := g.Match(q); got != want {
+			t.Fatalf("grown: Match(%q) = %d, want %d", q, got, want)
+		}
+	}
+	// Patch: remove the first 1,000 patterns and the last 10 (long
+	// labels), add 1,000 new ones.
+	var add []Pattern
+	for i := 0; i < 1000; i++ {
+		add = append(add, Pattern{Name: fmt.Sprintf("new%d.example.org", i), Wildcard: i%2 == 0})
+	}
+	last := len(pats) - 10
+	p := m.Patch(append(pats[:1000:1000], pats[last:]...), add)
+	ref = newMapWalk(append(append([]Pattern(nil), pats[1000:last]...), add...))
+	for _, q := range append(queries, "new7.example.org", "x.new8.example.org", "x.new9.example.org") {
+		if got, want := p.Match(q) >= 0, ref.Match(strings.ToLower(q)) >= 0; got != want {
+			t.Fatalf("patched: Match(%q) allows %v, want %v", q, got, want)
+		}
+	}
+}
+
 func at(p []Pattern, i int) any {
 	if i < 0 {
 		return nil

@@ -273,9 +273,8 @@ server:
     verbosity: 0
     access-control: 127.0.0.0/8 allow
     do-not-query-localhost: no
-    # The same answer-cache budget as ours (cache_bytes, default 32 MiB).
-    msg-cache-size: 16m
-    rrset-cache-size: 16m
+    # Unbound's default caches (msg-cache-size 4m, rrset-cache-size 4m):
+    # the same 8 MiB budget as our default cache_bytes.
     local-zone: "." always_nxdomain
 include: "$dir/list.unbound"
 forward-zone:
@@ -335,7 +334,9 @@ CONF
       curl -s 127.0.0.1:9250/metrics | awk -v s="$size" '/^allowlist_resolver_forward_fallbacks_total/ {f = f " " $1 "=" $2}
         $1 == "allowlist_resolver_cache_bytes" {b = $2} $1 == "allowlist_resolver_cache_entries" {e = $2}
         $1 == "go_memstats_heap_alloc_bytes" {h = $2} $1 == "go_memstats_heap_sys_bytes" {y = $2} $1 == "go_memstats_heap_released_bytes" {r = $2}
-        END {printf "fallbacks %s cache_bytes=%d cache_entries=%d heap_alloc_MB=%d heap_sys_MB=%d heap_released_MB=%d%s\n", s, b, e, h/1048576, y/1048576, r/1048576, (f == "" ? " none" : f)}' >> "$RESULTS"
+        $1 == "go_memstats_heap_inuse_bytes" {u = $2} $1 == "go_memstats_stack_inuse_bytes" {k = $2} $1 == "go_memstats_next_gc_bytes" {n = $2} $1 == "go_goroutines" {g = $2}
+        $1 == "go_memstats_sys_bytes" {t = $2}
+        END {printf "fallbacks %s cache_bytes=%d cache_entries=%d heap_alloc_MB=%.1f heap_inuse_MB=%.1f heap_sys_MB=%.1f heap_released_MB=%.1f next_gc_MB=%.1f stack_MB=%.1f go_sys_MB=%.1f goroutines=%d%s\n", s, b, e, h/1048576, u/1048576, y/1048576, r/1048576, n/1048576, k/1048576, t/1048576, g, (f == "" ? " none" : f)}' >> "$RESULTS"
     fi
     if [ $server = ours ]; then propagation "$dir" "$size"; reload_under_load "$dir" "$size"; fi
     kill $pid; wait $pid 2>/dev/null || true

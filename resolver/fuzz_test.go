@@ -68,15 +68,7 @@ func handle(r *Resolver, raw []byte, netw string) []*dns.Msg {
 // and never answer over UDP with more than the client's buffer.
 func FuzzServeDNS(f *testing.F) {
 	r := offline(f)
-	for _, name := range []string{"a.zoom.example.", "blocked.example.com."} {
-		m := new(dns.Msg)
-		m.SetQuestion(name, dns.TypeA)
-		b, _ := m.Pack()
-		f.Add(b)
-		m.SetEdns0(4096, true)
-		b, _ = m.Pack()
-		f.Add(b)
-	}
+	seedQueries(f, "a.zoom.example.", "blocked.example.com.")
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		for _, msg := range handle(r, raw, "udp") {
 			req := new(dns.Msg)

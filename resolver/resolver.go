@@ -23,8 +23,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 )
 
 // Modes.
@@ -42,8 +40,9 @@ const (
 )
 
 // DefaultCacheBytes bounds the answer cache when cache_bytes is not set:
-// about 100,000 typical answers.
-const DefaultCacheBytes = 32 << 20
+// 8 MiB, about 28,000 typical answers. It is what Unbound gives its two
+// caches by default (msg-cache-size 4m plus rrset-cache-size 4m).
+const DefaultCacheBytes = 8 << 20
 
 // Options configure a Resolver. cmd/allowlist maps its YAML config here.
 type Options struct {
@@ -89,18 +88,14 @@ type Options struct {
 
 // Resolver is the DNS resolver.
 type Resolver struct {
-	opt      Options
-	log      *slog.Logger
-	m        *metrics
-	cache    *cache
-	up       *group
-	filtered *group
-	fetch    *fetcher
+	opt   Options
+	log   *slog.Logger
+	m     *metrics
+	cache *cache
+	fetch *fetcher
 
-	flight    singleflight.Group
 	fwd       *forwarder
 	tail      atomic.Pointer[blockedTail]
-	udp       []*net.UDPConn
 	policy    atomic.Pointer[policy]
 	freshness ageState // the list's signed age (freshness.go)
 	usage     *usage   // usage counters and reports (report.go); nil: off
@@ -113,7 +108,13 @@ type Resolver struct {
 
 	syncing sync.WaitGroup
 
+	ln listeners
+}
+
+// listeners is what Start opened and Shutdown closes.
+type listeners struct {
 	mu       sync.Mutex
+	udp      []*net.UDPConn
 	tcp      net.Listener
 	tcpConns map[net.Conn]struct{}
 	httpSrv  *http.Server
@@ -179,11 +180,9 @@ func New(opt Options) (*Resolver, error) {
 			return nil, fmt.Errorf("upstream %q is not host:port", a)
 		}
 	}
-	r := &Resolver{opt: opt, log: opt.Logger, cache: newCache(opt.CacheSize, opt.CacheBytes), addrs: map[string]string{}}
+	r := &Resolver{opt: opt, log: opt.Logger, cache: newCache(opt.CacheSize, opt.CacheBytes), ln: listeners{addrs: map[string]string{}}}
 	r.m = newMetrics(r.listAge, r.cache.len, r.cache.size)
 	r.registerFreshnessMetrics()
-	r.up = &group{addrs: opt.Upstreams, timeout: opt.UpstreamTimeout, m: r.m}
-	r.filtered = &group{addrs: opt.FilteredUpstreams, timeout: opt.UpstreamTimeout, m: r.m}
 	r.fwd = newForwarder(r)
 	client, err := registryClient(opt, opt.WatchTimeout+15*time.Second)
 	if err != nil {
@@ -211,9 +210,9 @@ func (r *Resolver) Version() int64 {
 
 // Addr returns the bound address of a listener: "udp", "tcp" or "metrics".
 func (r *Resolver) Addr(which string) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.addrs[which]
+	r.ln.mu.Lock()
+	defer r.ln.mu.Unlock()
+	return r.ln.addrs[which]
 }
 
 // install swaps in a verified policy. Queries in flight finish with the
@@ -426,18 +425,18 @@ func (r *Resolver) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r.mu.Lock()
-		r.udp = conns
-		r.addrs["udp"] = conns[0].LocalAddr().String()
-		r.mu.Unlock()
+		r.ln.mu.Lock()
+		r.ln.udp = conns
+		r.ln.addrs["udp"] = conns[0].LocalAddr().String()
+		r.ln.mu.Unlock()
 		go r.fwd.expire(min(r.opt.UpstreamTimeout/4, 100*time.Millisecond))
 		for _, c := range conns {
 			go r.serveUDP(c)
 		}
-		r.mu.Lock()
-		r.tcp, r.tcpConns = ln, map[net.Conn]struct{}{}
-		r.addrs["tcp"] = ln.Addr().String()
-		r.mu.Unlock()
+		r.ln.mu.Lock()
+		r.ln.tcp, r.ln.tcpConns = ln, map[net.Conn]struct{}{}
+		r.ln.addrs["tcp"] = ln.Addr().String()
+		r.ln.mu.Unlock()
 		go r.serveTCP(ln)
 	}
 	if r.opt.MetricsListen != "" {
@@ -456,11 +455,11 @@ func (r *Resolver) Start(ctx context.Context) error {
 			}
 			fmt.Fprintf(w, "ready: scope %s version %d\n", r.opt.Scope, r.Version())
 		})
-		r.mu.Lock()
-		r.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		r.addrs["metrics"] = ln.Addr().String()
-		r.mu.Unlock()
-		go r.httpSrv.Serve(ln)
+		r.ln.mu.Lock()
+		r.ln.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		r.ln.addrs["metrics"] = ln.Addr().String()
+		r.ln.mu.Unlock()
+		go r.ln.httpSrv.Serve(ln)
 	}
 	if r.usage != nil {
 		go r.usage.run(ctx)
@@ -501,21 +500,21 @@ func bindPair(addr string) ([]*net.UDPConn, net.Listener, error) {
 
 // Shutdown stops the listeners.
 func (r *Resolver) Shutdown() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.tcp != nil {
-		r.tcp.Close()
-		for c := range r.tcpConns {
+	r.ln.mu.Lock()
+	defer r.ln.mu.Unlock()
+	if r.ln.tcp != nil {
+		r.ln.tcp.Close()
+		for c := range r.ln.tcpConns {
 			c.Close()
 		}
-		r.tcp, r.tcpConns = nil, nil
+		r.ln.tcp, r.ln.tcpConns = nil, nil
 	}
-	for _, c := range r.udp {
+	for _, c := range r.ln.udp {
 		c.Close()
 	}
-	r.udp = nil
+	r.ln.udp = nil
 	r.fwd.close()
-	if r.httpSrv != nil {
-		r.httpSrv.Close()
+	if r.ln.httpSrv != nil {
+		r.ln.httpSrv.Close()
 	}
 }

@@ -35,14 +35,14 @@ func (r *Resolver) serveTCP(ln net.Listener) {
 			time.Sleep(10 * time.Millisecond) // out of file descriptors: let some close
 			continue
 		}
-		r.mu.Lock()
-		if r.tcpConns == nil {
-			r.mu.Unlock()
+		r.ln.mu.Lock()
+		if r.ln.tcpConns == nil {
+			r.ln.mu.Unlock()
 			c.Close()
 			return
 		}
-		r.tcpConns[c] = struct{}{}
-		r.mu.Unlock()
+		r.ln.tcpConns[c] = struct{}{}
+		r.ln.mu.Unlock()
 		go r.serveConn(c)
 	}
 }
@@ -54,8 +54,10 @@ type tcpWriter struct {
 	mu   *sync.Mutex
 }
 
-func (w *tcpWriter) LocalAddr() net.Addr  { return w.conn.LocalAddr() }
+func (w *tcpWriter) LocalAddr() net.Addr { return w.conn.LocalAddr() }
+
 func (w *tcpWriter) RemoteAddr() net.Addr { return w.conn.RemoteAddr() }
+
 func (w *tcpWriter) WriteMsg(m *dns.Msg) error {
 	b, err := m.Pack()
 	if err != nil {
@@ -64,6 +66,7 @@ func (w *tcpWriter) WriteMsg(m *dns.Msg) error {
 	_, err = w.Write(b)
 	return err
 }
+
 func (w *tcpWriter) Write(b []byte) (int, error) {
 	if len(b) > dns.MaxMsgSize {
 		return 0, errors.New("answer too large for TCP")
@@ -78,10 +81,14 @@ func (w *tcpWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
-func (w *tcpWriter) Close() error        { return w.conn.Close() }
-func (w *tcpWriter) TsigStatus() error   { return nil }
+
+func (w *tcpWriter) Close() error { return w.conn.Close() }
+
+func (w *tcpWriter) TsigStatus() error { return nil }
+
 func (w *tcpWriter) TsigTimersOnly(bool) {}
-func (w *tcpWriter) Hijack()             {}
+
+func (w *tcpWriter) Hijack() {}
 
 // serveConn answers the queries of one connection until the client closes
 // it, stays idle past tcpIdle, or has sent tcpMaxQueries.
@@ -90,9 +97,9 @@ func (r *Resolver) serveConn(c net.Conn) {
 	defer func() {
 		inflight.Wait() // answers still owed are written first
 		c.Close()
-		r.mu.Lock()
-		delete(r.tcpConns, c)
-		r.mu.Unlock()
+		r.ln.mu.Lock()
+		delete(r.ln.tcpConns, c)
+		r.ln.mu.Unlock()
 	}()
 	w := &tcpWriter{conn: c, mu: new(sync.Mutex)}
 	rd := bufio.NewReader(c)
@@ -125,21 +132,4 @@ func (r *Resolver) serveConn(c net.Conn) {
 			r.ServeDNS(w, req)
 		}()
 	}
-}
-
-// formErr is the FORMERR answer to a packet that does not parse, when its
-// header at least says it is a query: the ID, opcode and RD echoed.
-func formErr(pkt []byte) []byte {
-	if len(pkt) < 12 || pkt[2]&0x80 != 0 {
-		return nil
-	}
-	var h dns.Msg
-	h.Id = binary.BigEndian.Uint16(pkt)
-	h.Response, h.Rcode = true, dns.RcodeFormatError
-	h.Opcode, h.RecursionDesired = int(pkt[2]>>3)&0xF, pkt[2]&0x01 != 0
-	b, err := h.Pack()
-	if err != nil {
-		return nil
-	}
-	return b
 }

@@ -3,16 +3,21 @@ package resolver
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"time"
+	"unsafe"
 
 	"github.com/miekg/dns"
 )
 
-// Reading upstream answers as bytes. Both paths use what is here: the
-// fast path to pass an answer on by slicing it, the ordinary path to
-// decide which of the records miekg unpacked it keeps, and both to find
-// how long an answer may be cached. So the rules (which records a client
-// gets, how long an answer lives) are written once.
+// DNS messages as bytes: every walk over a packet's bytes is in this file,
+// so each rule is written once. Queries: parseQuery (what the fast path
+// takes), formErr. Upstream answers: planAnswer (which records a client
+// gets; the ordinary path uses it too, to scrub what miekg unpacked),
+// wireTTL (the one TTL rule: how long an answer is cached, for both paths)
+// and ttlOffsets. Answers we write: appendOPT (our OPT record, upstream
+// and to clients) and clientAnswer. Their fuzz targets, FuzzParseQuery and
+// FuzzUpstreamAnswer (wire_test.go), hold them to miekg/dns.
 
 // record is where one record of a message lies, and whether the client
 // gets it.
@@ -58,151 +63,22 @@ func planAnswer(b []byte, qend int, recs []record) (answerPlan, bool) {
 	if rcode != dns.RcodeSuccess && rcode != dns.RcodeNameError {
 		return p, false
 	}
-	an, ns, ar := int(binary.BigEndian.Uint16(b[6:])), int(binary.BigEndian.Uint16(b[8:])), int(binary.BigEndian.Uint16(b[10:]))
-	i := qend
-	for n := 0; n < an+ns+ar; n++ {
-		start := i
-		var ok bool
-		if i, ok = backwardName(b, i); !ok || i+10 > len(b) {
-			return p, false
-		}
-		typ := binary.BigEndian.Uint16(b[i:])
-		end := i + 10 + int(binary.BigEndian.Uint16(b[i+8:]))
-		if end > len(b) || !rdataNamesBackward(b[:end], typ, i+10) {
-			return p, false
-		}
-		section := 0
-		if n >= an+ns {
-			section = 2
-		} else if n >= an {
-			section = 1
-		}
-		p.recs = append(p.recs, record{start: start, end: end, section: section})
-		i = end
-	}
-	if i != len(b) {
+	var ok bool
+	if p.recs, ok = splitRecords(b, qend, p.recs); !ok {
 		return p, false
 	}
-
 	// The chain: the question name, then each CNAME target in turn.
-	var chain [8][]byte
 	var bufs [8][255]byte
-	qname, _, ok := nameAt(b, 12, bufs[0][:0])
+	chain, links, ok := cnameChain(b, p.recs, &bufs)
 	if !ok {
 		return p, false
 	}
-	chain[0] = qname
-	links := 1
-	for grown := true; grown && links < len(chain); {
-		grown = false
-		for _, r := range p.recs {
-			if r.section != 0 || rrType(b, r) != dns.TypeCNAME || !ownerIn(b, r, chain[:links]) {
-				continue
-			}
-			target, _, ok := nameAt(b, rdataAt(b, r), bufs[links][:0])
-			if !ok {
-				return p, false
-			}
-			if !contains(chain[:links], target) && links < len(chain) {
-				chain[links] = target
-				links++
-				grown = true
-			}
-		}
-	}
-	last := chain[links-1]
-	var owner [255]byte
-	answered := false
-	for k := range p.recs {
-		r := &p.recs[k]
-		if r.section != 0 {
-			continue
-		}
-		typ := rrType(b, *r)
-		o, _, _ := nameAt(b, r.start, owner[:0])
-		switch {
-		case typ == dns.TypeOPT:
-		case contains(chain[:links], o):
-			r.keep = true
-			if bytes.Equal(o, last) && typ != dns.TypeCNAME && typ != dns.TypeRRSIG {
-				answered = true
-			}
-		case typ == dns.TypeDNAME:
-			for _, c := range chain[:links] {
-				if below(c, o) {
-					r.keep = true
-				}
-			}
-		}
-	}
+	answered := keepChain(b, p.recs, chain[:links])
 	if answered && rcode == dns.RcodeSuccess {
-		// A positive answer: for NS, the addresses of the name servers
-		// inside the zone asked about (glue); for an answer expanded
-		// from a wildcard, the NSEC or NSEC3 records (and their
-		// signatures) in the signer's zone proving no closer name.
-		var tbuf, sbuf [255]byte
-		for k := range p.recs {
-			r := &p.recs[k]
-			typ := rrType(b, *r)
-			switch {
-			case r.section == 2 && (typ == dns.TypeA || typ == dns.TypeAAAA) && rrType(b, p.recs[0]) == dns.TypeNS:
-				o, _, _ := nameAt(b, r.start, owner[:0])
-				if !below(o, qname) {
-					continue
-				}
-				for _, ns := range p.recs {
-					if ns.section == 0 && ns.keep && rrType(b, ns) == dns.TypeNS {
-						if t, _, ok := nameAt(b, rdataAt(b, ns), tbuf[:0]); ok && bytes.Equal(t, o) {
-							r.keep = true
-						}
-					}
-				}
-			case r.section == 1 && (typ == dns.TypeNSEC || typ == dns.TypeNSEC3 || typ == dns.TypeRRSIG):
-				if typ == dns.TypeRRSIG {
-					if at := rdataAt(b, *r); at+2 > r.end {
-						continue
-					} else if c := binary.BigEndian.Uint16(b[at:]); c != dns.TypeNSEC && c != dns.TypeNSEC3 {
-						continue
-					}
-				}
-				// The zone: the signer of an answer signature.
-				o, _, _ := nameAt(b, r.start, owner[:0])
-				for _, sig := range p.recs {
-					if sig.section != 0 || !sig.keep || rrType(b, sig) != dns.TypeRRSIG || rdataAt(b, sig)+18 > sig.end {
-						continue
-					}
-					if signer, _, ok := nameAt(b, rdataAt(b, sig)+18, sbuf[:0]); ok && below(last, signer) && below(o, signer) {
-						r.keep = true
-					}
-				}
-			}
-		}
+		keepProof(b, p.recs, chain[0], chain[links-1])
 	}
 	if rcode == dns.RcodeNameError || !answered {
-		// A negative answer: the SOA of the zone that holds the last
-		// name, and the proof of denial in that zone.
-		var zone []byte
-		var zbuf [255]byte
-		for _, r := range p.recs {
-			if r.section == 1 && rrType(b, r) == dns.TypeSOA {
-				o, _, _ := nameAt(b, r.start, zbuf[:0])
-				if below(last, o) {
-					zone = o
-					break
-				}
-			}
-		}
-		for k := range p.recs {
-			r := &p.recs[k]
-			if r.section != 1 || zone == nil {
-				continue
-			}
-			switch rrType(b, *r) {
-			case dns.TypeSOA, dns.TypeNSEC, dns.TypeNSEC3, dns.TypeRRSIG:
-				o, _, _ := nameAt(b, r.start, owner[:0])
-				r.keep = below(o, zone)
-			}
-		}
+		keepDenial(b, p.recs, chain[links-1])
 	}
 	p.prefix, p.prefixEnd = true, qend
 	dropped := false
@@ -218,6 +94,170 @@ func planAnswer(b []byte, qend int, recs []record) (answerPlan, bool) {
 		p.prefixEnd = r.end
 	}
 	return p, true
+}
+
+// splitRecords appends to recs where each record of b after the question
+// (which ends at qend) lies, and fails unless they fill b exactly, every
+// name in them well formed.
+func splitRecords(b []byte, qend int, recs []record) ([]record, bool) {
+	an, ns, ar := int(binary.BigEndian.Uint16(b[6:])), int(binary.BigEndian.Uint16(b[8:])), int(binary.BigEndian.Uint16(b[10:]))
+	i := qend
+	for n := 0; n < an+ns+ar; n++ {
+		start := i
+		var ok bool
+		if i, ok = backwardName(b, i); !ok || i+10 > len(b) {
+			return recs, false
+		}
+		typ := binary.BigEndian.Uint16(b[i:])
+		end := i + 10 + int(binary.BigEndian.Uint16(b[i+8:]))
+		if end > len(b) || !rdataNamesBackward(b[:end], typ, i+10) {
+			return recs, false
+		}
+		section := 0
+		if n >= an+ns {
+			section = 2
+		} else if n >= an {
+			section = 1
+		}
+		recs = append(recs, record{start: start, end: end, section: section})
+		i = end
+	}
+	return recs, i == len(b)
+}
+
+// cnameChain returns the question name and each CNAME target in turn (at
+// most 8 names, read into bufs), and how many there are.
+func cnameChain(b []byte, recs []record, bufs *[8][255]byte) (chain [8][]byte, links int, ok bool) {
+	qname, _, ok := nameAt(b, 12, bufs[0][:0])
+	if !ok {
+		return chain, 0, false
+	}
+	chain[0] = qname
+	links = 1
+	for grown := true; grown && links < len(chain); {
+		grown = false
+		for _, r := range recs {
+			if r.section != 0 || rrType(b, r) != dns.TypeCNAME || !ownerIn(b, r, chain[:links]) {
+				continue
+			}
+			target, _, ok := nameAt(b, rdataAt(b, r), bufs[links][:0])
+			if !ok {
+				return chain, 0, false
+			}
+			if !contains(chain[:links], target) && links < len(chain) {
+				chain[links] = target
+				links++
+				grown = true
+			}
+		}
+	}
+	return chain, links, true
+}
+
+// keepChain keeps the answer records owned by a name of the chain (or a
+// DNAME above one), and reports whether the chain's last name has an
+// answer of its own (a record other than a CNAME or a signature).
+func keepChain(b []byte, recs []record, chain [][]byte) bool {
+	last := chain[len(chain)-1]
+	var owner [255]byte
+	answered := false
+	for k := range recs {
+		r := &recs[k]
+		if r.section != 0 {
+			continue
+		}
+		typ := rrType(b, *r)
+		o, _, _ := nameAt(b, r.start, owner[:0])
+		switch {
+		case typ == dns.TypeOPT:
+		case contains(chain, o):
+			r.keep = true
+			if bytes.Equal(o, last) && typ != dns.TypeCNAME && typ != dns.TypeRRSIG {
+				answered = true
+			}
+		case typ == dns.TypeDNAME:
+			for _, c := range chain {
+				if below(c, o) {
+					r.keep = true
+				}
+			}
+		}
+	}
+	return answered
+}
+
+// keepProof keeps, for a positive answer, what goes with it: for NS, the
+// addresses of the name servers inside the zone asked about (glue); for
+// an answer expanded from a wildcard, the NSEC or NSEC3 records (and
+// their signatures) in the signer's zone proving no closer name.
+func keepProof(b []byte, recs []record, qname, last []byte) {
+	var owner, tbuf, sbuf [255]byte
+	for k := range recs {
+		r := &recs[k]
+		typ := rrType(b, *r)
+		switch {
+		case r.section == 2 && (typ == dns.TypeA || typ == dns.TypeAAAA) && rrType(b, recs[0]) == dns.TypeNS:
+			o, _, _ := nameAt(b, r.start, owner[:0])
+			if !below(o, qname) {
+				continue
+			}
+			for _, ns := range recs {
+				if ns.section == 0 && ns.keep && rrType(b, ns) == dns.TypeNS {
+					if t, _, ok := nameAt(b, rdataAt(b, ns), tbuf[:0]); ok && bytes.Equal(t, o) {
+						r.keep = true
+					}
+				}
+			}
+		case r.section == 1 && (typ == dns.TypeNSEC || typ == dns.TypeNSEC3 || typ == dns.TypeRRSIG):
+			if typ == dns.TypeRRSIG {
+				if at := rdataAt(b, *r); at+2 > r.end {
+					continue
+				} else if c := binary.BigEndian.Uint16(b[at:]); c != dns.TypeNSEC && c != dns.TypeNSEC3 {
+					continue
+				}
+			}
+			// The zone: the signer of an answer signature.
+			o, _, _ := nameAt(b, r.start, owner[:0])
+			for _, sig := range recs {
+				if sig.section != 0 || !sig.keep || rrType(b, sig) != dns.TypeRRSIG || rdataAt(b, sig)+18 > sig.end {
+					continue
+				}
+				if signer, _, ok := nameAt(b, rdataAt(b, sig)+18, sbuf[:0]); ok && below(last, signer) && below(o, signer) {
+					r.keep = true
+				}
+			}
+		}
+	}
+}
+
+// keepDenial keeps, for a negative answer, the SOA of the zone that holds
+// the last name, and the proof of denial in that zone.
+func keepDenial(b []byte, recs []record, last []byte) {
+	var zone []byte
+	var zbuf, owner [255]byte
+	for _, r := range recs {
+		if r.section == 1 && rrType(b, r) == dns.TypeSOA {
+			o, _, _ := nameAt(b, r.start, zbuf[:0])
+			if below(last, o) {
+				zone = o
+				break
+			}
+		}
+	}
+	if zone == nil {
+		return
+	}
+	for k := range recs {
+		r := &recs[k]
+		if r.section != 1 {
+			continue
+		}
+		switch rrType(b, *r) {
+		case dns.TypeSOA, dns.TypeNSEC, dns.TypeNSEC3, dns.TypeRRSIG:
+			o, _, _ := nameAt(b, r.start, owner[:0])
+			r.keep = below(o, zone)
+		}
+	}
 }
 
 func rrType(b []byte, r record) uint16 {
@@ -431,4 +471,193 @@ func ttlOffsets(b []byte) ([]uint16, int, bool) {
 		i += 10 + int(binary.BigEndian.Uint16(b[i+8:]))
 	}
 	return offs, qend, i == len(b)
+}
+
+// wireQuery is what the fast path reads from a packet.
+type wireQuery struct {
+	name  []byte // lower case, dotted, no final dot
+	qend  int    // end of the question
+	qtype uint16
+	edns  bool
+	do    bool
+	size  int // the client's UDP buffer
+	// client is the asker's address (for usage counts, never kept).
+	client netip.Addr
+}
+
+// parseQuery reads a plain query: RD set and TC clear, one question of
+// letters, digits, hyphens and underscores in class IN, and at most an
+// EDNS version 0 OPT record.
+// Anything else returns false and takes the ordinary path.
+func parseQuery(b []byte, name []byte) (wireQuery, bool) {
+	q := wireQuery{size: defaultClientUDP}
+	// A query (QR clear), standard, not truncated, recursion desired.
+	if len(b) < 17 || b[2]&0x80 != 0 || (b[2]>>3)&0xF != dns.OpcodeQuery || b[2]&0x03 != 0x01 ||
+		binary.BigEndian.Uint16(b[4:]) != 1 || binary.BigEndian.Uint16(b[6:]) != 0 || binary.BigEndian.Uint16(b[8:]) != 0 {
+		return q, false
+	}
+	ar := binary.BigEndian.Uint16(b[10:])
+	if ar > 1 {
+		return q, false
+	}
+	i := 12
+	name = name[:0]
+	for {
+		if i >= len(b) {
+			return q, false
+		}
+		l := int(b[i])
+		i++
+		if l == 0 {
+			break
+		}
+		if l > 63 || i+l > len(b) || len(name)+l+1 > 254 {
+			return q, false
+		}
+		if len(name) > 0 {
+			name = append(name, '.')
+		}
+		for _, c := range b[i : i+l] {
+			switch {
+			case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+			case 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+			default:
+				return q, false
+			}
+			name = append(name, c)
+		}
+		i += l
+	}
+	if len(name) == 0 || i+4 > len(b) {
+		return q, false
+	}
+	q.qtype = binary.BigEndian.Uint16(b[i:])
+	if binary.BigEndian.Uint16(b[i+2:]) != dns.ClassINET {
+		return q, false
+	}
+	switch q.qtype {
+	case dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR, dns.TypeOPT:
+		return q, false
+	}
+	i += 4
+	q.qend = i
+	if ar == 1 {
+		// OPT: root name, type 41, class = UDP size, TTL = ext-rcode,
+		// version, flags; options are allowed but not interpreted.
+		if i+11 > len(b) || b[i] != 0 || binary.BigEndian.Uint16(b[i+1:]) != dns.TypeOPT || b[i+6] != 0 {
+			return q, false
+		}
+		q.edns = true
+		q.size = max(int(binary.BigEndian.Uint16(b[i+3:])), defaultClientUDP)
+		q.do = b[i+7]&0x80 != 0
+		rdlen := int(binary.BigEndian.Uint16(b[i+9:]))
+		i += 11
+		if !optionsFramed(b[i:min(i+rdlen, len(b))], rdlen) {
+			return q, false // FORMERR, from the ordinary path
+		}
+		i += rdlen
+	}
+	if i != len(b) {
+		return q, false
+	}
+	q.size = min(q.size, upstreamSize)
+	q.name = name
+	return q, true
+}
+
+// optionsFramed reports whether rdata, which should be rdlen bytes long,
+// is a sequence of EDNS options (code, length, data) that fills it
+// exactly, each one whose content any length of is valid: NSID, COOKIE
+// (what stub resolvers and dig send) and PADDING. Any other option
+// (client subnet, keepalive, ...) has rules of its own, which the ordinary
+// path applies.
+func optionsFramed(rdata []byte, rdlen int) bool {
+	if len(rdata) != rdlen {
+		return false
+	}
+	for len(rdata) > 0 {
+		if len(rdata) < 4 {
+			return false
+		}
+		switch binary.BigEndian.Uint16(rdata) {
+		case dns.EDNS0NSID, dns.EDNS0COOKIE, dns.EDNS0PADDING:
+		default:
+			return false
+		}
+		n := 4 + int(binary.BigEndian.Uint16(rdata[2:]))
+		if n > len(rdata) {
+			return false
+		}
+		rdata = rdata[n:]
+	}
+	return true
+}
+
+func (q *wireQuery) key(routed bool) packedKey {
+	var f uint8
+	if q.edns {
+		f |= packedEDNS
+	}
+	if q.do {
+		f |= packedDO
+	}
+	if routed {
+		f |= packedRouted
+	}
+	return packedKey{name: unsafe.String(unsafe.SliceData(q.name), len(q.name)), qtype: q.qtype, flags: f}
+}
+
+// formErr is the FORMERR answer to a packet that does not parse, when its
+// header at least says it is a query: the ID, opcode and RD echoed.
+func formErr(pkt []byte) []byte {
+	if len(pkt) < 12 || pkt[2]&0x80 != 0 {
+		return nil
+	}
+	var h dns.Msg
+	h.Id = binary.BigEndian.Uint16(pkt)
+	h.Response, h.Rcode = true, dns.RcodeFormatError
+	h.Opcode, h.RecursionDesired = int(pkt[2]>>3)&0xF, pkt[2]&0x01 != 0
+	b, err := h.Pack()
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// appendOPT appends our OPT record: the root name (one zero byte), type
+// 41, class = our buffer size, TTL = extended rcode 0, version 0 and the
+// DO bit, no options. Upstream queries and fast-path answers carry it.
+func appendOPT(b []byte, do bool) []byte {
+	var flags byte
+	if do {
+		flags = 0x80
+	}
+	b = append(b, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT&0xff))
+	b = binary.BigEndian.AppendUint16(b, upstreamSize)
+	return append(b, 0, 0, flags, 0, 0, 0)
+}
+
+// clientAnswer appends to out the answer for the client query pkt (parsed
+// as q) made from the upstream answer b, whose question ends at qend and
+// whose records plan kept (a prefix of them): the client's ID and
+// spelling of the name, QR, RD and CD as asked, RA, the upstream's AD and
+// rcode, the kept records, and our OPT when the client spoke EDNS.
+func clientAnswer(out, pkt []byte, q *wireQuery, b []byte, plan *answerPlan, qend int) []byte {
+	out = append(out, pkt[:q.qend]...)
+	out[2] = 0x80 | pkt[2]&0x01 // QR, opcode 0, RD as asked
+	out[3] = 0x80 | b[3]&0x2f   // RA, AD and the rcode from upstream
+	if pkt[3]&0x10 != 0 {
+		out[3] |= 0x10 // CD as asked
+	}
+	binary.BigEndian.PutUint16(out[6:], uint16(plan.counts[0]))
+	binary.BigEndian.PutUint16(out[8:], uint16(plan.counts[1]))
+	ar := uint16(plan.counts[2])
+	out = append(out, b[qend:plan.prefixEnd]...)
+	if q.edns {
+		out = appendOPT(out, q.do)
+		ar++
+	}
+	binary.BigEndian.PutUint16(out[10:], ar)
+	return out
 }
