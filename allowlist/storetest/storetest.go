@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/cross-gov/allowlist/allowlist/list"
@@ -26,9 +27,22 @@ var ctx = context.Background()
 type Store interface {
 	allowlist.Registry
 	allowlist.Subscriber
+	allowlist.Governance
+	allowlist.Timers
+	allowlist.TSIGStore
 	Ping(ctx context.Context) error
 	Quorum() int
 	Close() error
+}
+
+// Options are what the suite opens a store with.
+type Options struct {
+	Quorum int
+	Key    ed25519.PrivateKey
+	// Now is the store's clock (nil: the real one).
+	Now func() time.Time
+	// Policy holds the governance rules.
+	Policy allowlist.Policy
 }
 
 // Backend makes and opens databases of one kind.
@@ -37,7 +51,7 @@ type Backend struct {
 	// when t ends.
 	New func(t *testing.T) string
 	// Open opens a store on database name.
-	Open func(name string, quorum int, key ed25519.PrivateKey) (Store, error)
+	Open func(name string, o Options) (Store, error)
 	// Exec runs one statement on database name outside the store, as an
 	// operator with a database client could.
 	Exec func(name, stmt string) error
@@ -64,6 +78,12 @@ func Run(t *testing.T, b Backend) {
 		{"Usage", testUsage},
 		{"UsageSaturates", testUsageSaturates},
 		{"UsageDayCap", testUsageDayCap},
+		{"LazyConsensusRunsOnce", testLazyConsensusRunsOnce},
+		{"LazyConsensusObjectionStopsClock", testLazyConsensusObjectionStopsClock},
+		{"ApprovalExpiry", testApprovalExpiry},
+		{"Requests", testRequests},
+		{"Deliveries", testDeliveries},
+		{"TSIGKeys", testTSIGKeys},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
 	}
@@ -82,7 +102,7 @@ func (b Backend) open(t *testing.T, quorum int) Store {
 // openOn opens a store on database name, closed when t ends.
 func (b Backend) openOn(t *testing.T, name string, quorum int, key ed25519.PrivateKey) Store {
 	t.Helper()
-	s, err := b.Open(name, quorum, key)
+	s, err := b.Open(name, Options{Quorum: quorum, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +175,7 @@ func testAppendOnly(t *testing.T, b Backend) {
 func testOneSigningKey(t *testing.T, b Backend) {
 	name := b.New(t)
 	b.openOn(t, name, 2, newKey())
-	s, err := b.Open(name, 2, newKey())
+	s, err := b.Open(name, Options{Quorum: 2, Key: newKey()})
 	if err == nil {
 		s.Close()
 		t.Fatal("a second key was accepted")
@@ -170,7 +190,7 @@ func testOneSigningKey(t *testing.T, b Backend) {
 func testReopen(t *testing.T, b Backend) {
 	name := b.New(t)
 	key := newKey()
-	db, err := b.Open(name, 2, key)
+	db, err := b.Open(name, Options{Quorum: 2, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -560,7 +580,7 @@ func testSiteCacheFollowsTheDatabase(t *testing.T, bk Backend) {
 
 	// Another process writes: a second handle approves a site and creates
 	// one that sorts first. a must notice on its next write.
-	b, err := bk.Open(name, 2, key)
+	b, err := bk.Open(name, Options{Quorum: 2, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
