@@ -78,6 +78,7 @@ func Run(t *testing.T, b Backend) {
 		{"Usage", testUsage},
 		{"UsageSaturates", testUsageSaturates},
 		{"UsageDayCap", testUsageDayCap},
+		{"SpliceMatchesEncode", testSpliceMatchesEncode},
 		{"LazyConsensusRunsOnce", testLazyConsensusRunsOnce},
 		{"LazyConsensusObjectionStopsClock", testLazyConsensusObjectionStopsClock},
 		{"ApprovalExpiry", testApprovalExpiry},
@@ -724,5 +725,54 @@ func testEndpoints(t *testing.T, b Backend) {
 	v = Must[allowlist.Version](t)(db.FindVersion(ctx, "common", allowlist.Latest))
 	if v.Endpoints != nil || v.EndpointsSignature != "" {
 		t.Errorf("suspended: endpoints %s", v.Endpoints)
+	}
+}
+
+// testSpliceMatchesEncode: a store's publication splices each change into
+// the array of the version before instead of encoding every entry again;
+// after a run of changes of every kind, every version's body is still
+// exactly what encoding its entries gives, and its signature holds.
+func testSpliceMatchesEncode(t *testing.T, b Backend) {
+	db := b.open(t, 2)
+	Seed(t, db, "dept-a", "dept-b")
+	sites := []string{"wiki", "chat", "mail", "docs", "meet", "code"}
+	for i, id := range sites {
+		Must[allowlist.Site](t)(db.CreateSite(ctx, Owner("dept-a"), allowlist.SiteInput{ID: id, Name: id, Category: "other",
+			Domains: []string{id + ".example.org", fmt.Sprintf("*.%s%d.example.net", id, i)}, Owner: allowlist.Owner{Name: "x"}}))
+	}
+	steps := []func(id string) error{
+		func(id string) error { _, err := db.SetSignoff(ctx, Owner("dept-a"), id, "dept-a", "approve", ""); return err },
+		func(id string) error { _, err := db.SetSignoff(ctx, Owner("dept-b"), id, "dept-b", "approve", ""); return err },
+		func(id string) error {
+			_, err := db.UpdateSite(ctx, Owner("dept-a"), id, allowlist.SitePatch{Domains: &[]string{id + ".example.org", "a-" + id + ".example.com"}})
+			return err
+		},
+		func(id string) error { _, err := db.SetSignoff(ctx, Owner("dept-a"), id, "dept-a", "approve", ""); return err },
+		func(id string) error { _, err := db.SetSignoff(ctx, Owner("dept-b"), id, "dept-b", "approve", ""); return err },
+		func(id string) error { _, err := db.SuspendSite(ctx, allowlist.System, id, "test"); return err },
+		func(id string) error { _, err := db.ReinstateSite(ctx, allowlist.System, id); return err },
+		func(id string) error { _, err := db.DeleteSignoff(ctx, Owner("dept-b"), id, "dept-b"); return err },
+	}
+	for _, step := range steps {
+		for _, id := range sites {
+			if err := step(id); err != nil {
+				t.Fatal(err)
+			}
+			for _, scope := range []string{"common", "dept-a", "dept-b"} {
+				v := Must[allowlist.Version](t)(db.FindVersion(ctx, scope, allowlist.Latest))
+				body := v.Whole()
+				l, err := allowlist.DecodeList(body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, array, _ := list.Split(body)
+				if want := list.EncodeArray(l.Entries); !bytes.Equal(array, want) {
+					t.Fatalf("%s version %d holds\n%s\nwhere its entries encode to\n%s", scope, v.Version, array, want)
+				}
+				if err := list.Verify(db.PublicKey(), body, v.Signature); err != nil {
+					t.Fatalf("%s version %d: %v", scope, v.Version, err)
+				}
+			}
+		}
 	}
 }
