@@ -458,7 +458,7 @@ func (p *Publisher) Warm(gen int64, sites []Site, departments []string, latest f
 		sites = p.sites // the store's own publication left them
 	}
 	published := map[string]publishedEntries{}
-	hashes := map[*Entry]string{}
+	encoded := map[*Entry]list.Encoded{}
 	for scope, entries := range p.scopes.Scopes(sites, departments, p.quorum) {
 		prev, found, err := latest(scope)
 		if err != nil {
@@ -467,13 +467,14 @@ func (p *Publisher) Warm(gen int64, sites []Site, departments []string, latest f
 		if !found || len(entries) == 0 {
 			continue
 		}
-		sha, ok := hashes[unsafe.SliceData(entries)]
+		enc, ok := encoded[unsafe.SliceData(entries)]
 		if !ok {
-			sha = list.Encode(entries).SHA256
-			hashes[unsafe.SliceData(entries)] = sha
+			enc = list.Encode(entries)
+			encoded[unsafe.SliceData(entries)] = enc
 		}
-		if sha == prev.SHA256 {
-			published[scope] = publishedEntries{sha256: sha, version: prev.Version, entries: entries}
+		if enc.SHA256 == prev.SHA256 {
+			// The array too: the next publication splices into it.
+			published[scope] = publishedEntries{sha256: enc.SHA256, version: prev.Version, entries: entries, content: enc.JSON}
 		}
 	}
 	p.gen, p.sites = gen, sites
