@@ -741,14 +741,26 @@ func testSpliceMatchesEncode(t *testing.T, b Backend) {
 			Domains: []string{id + ".example.org", fmt.Sprintf("*.%s%d.example.net", id, i)}, Owner: allowlist.Owner{Name: "x"}}))
 	}
 	steps := []func(id string) error{
-		func(id string) error { _, err := db.SetSignoff(ctx, Owner("dept-a"), id, "dept-a", "approve", ""); return err },
-		func(id string) error { _, err := db.SetSignoff(ctx, Owner("dept-b"), id, "dept-b", "approve", ""); return err },
+		func(id string) error {
+			_, err := db.SetSignoff(ctx, Owner("dept-a"), id, "dept-a", "approve", "")
+			return err
+		},
+		func(id string) error {
+			_, err := db.SetSignoff(ctx, Owner("dept-b"), id, "dept-b", "approve", "")
+			return err
+		},
 		func(id string) error {
 			_, err := db.UpdateSite(ctx, Owner("dept-a"), id, allowlist.SitePatch{Domains: &[]string{id + ".example.org", "a-" + id + ".example.com"}})
 			return err
 		},
-		func(id string) error { _, err := db.SetSignoff(ctx, Owner("dept-a"), id, "dept-a", "approve", ""); return err },
-		func(id string) error { _, err := db.SetSignoff(ctx, Owner("dept-b"), id, "dept-b", "approve", ""); return err },
+		func(id string) error {
+			_, err := db.SetSignoff(ctx, Owner("dept-a"), id, "dept-a", "approve", "")
+			return err
+		},
+		func(id string) error {
+			_, err := db.SetSignoff(ctx, Owner("dept-b"), id, "dept-b", "approve", "")
+			return err
+		},
 		func(id string) error { _, err := db.SuspendSite(ctx, allowlist.System, id, "test"); return err },
 		func(id string) error { _, err := db.ReinstateSite(ctx, allowlist.System, id); return err },
 		func(id string) error { _, err := db.DeleteSignoff(ctx, Owner("dept-b"), id, "dept-b"); return err },
