@@ -16,6 +16,23 @@ import (
 // requests and their decision SLA, the notification outbox and its
 // delivery log, and zone-transfer (TSIG) keys.
 
+// runGovernance runs the governance cases.
+func runGovernance(t *testing.T, b Backend) {
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, Backend)
+	}{
+		{"LazyConsensusRunsOnce", testLazyConsensusRunsOnce},
+		{"LazyConsensusObjectionStopsClock", testLazyConsensusObjectionStopsClock},
+		{"ApprovalExpiry", testApprovalExpiry},
+		{"Requests", testRequests},
+		{"Deliveries", testDeliveries},
+		{"TSIGKeys", testTSIGKeys},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
+	}
+}
+
 // Clock is a clock tests move by hand.
 type Clock struct {
 	mu  sync.Mutex

@@ -79,15 +79,10 @@ func Run(t *testing.T, b Backend) {
 		{"UsageSaturates", testUsageSaturates},
 		{"UsageDayCap", testUsageDayCap},
 		{"SpliceMatchesEncode", testSpliceMatchesEncode},
-		{"LazyConsensusRunsOnce", testLazyConsensusRunsOnce},
-		{"LazyConsensusObjectionStopsClock", testLazyConsensusObjectionStopsClock},
-		{"ApprovalExpiry", testApprovalExpiry},
-		{"Requests", testRequests},
-		{"Deliveries", testDeliveries},
-		{"TSIGKeys", testTSIGKeys},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
 	}
+	runGovernance(t, b)
 }
 
 func newKey() ed25519.PrivateKey {
