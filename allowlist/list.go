@@ -76,6 +76,14 @@ func PatchList(old io.Reader, next list.Header, added, removed []Entry, w io.Wri
 	return Patched{Old: res.Old, Stats: res.Stats, Add: splitPatterns(res.Add), Remove: splitPatterns(res.Remove)}, err
 }
 
+// PatchListAt is list.PatchAt with the registry's rule for patterns in
+// normal form: PatchList for a held body that can be read at any offset
+// (n bytes of old from off), with the held version's stats.
+func PatchListAt(old io.ReaderAt, off, n int64, oldStats list.Stats, next list.Header, added, removed []Entry, w io.Writer) (Patched, error) {
+	res, err := list.PatchAt(old, off, n, oldStats, next, added, removed, normalPattern, w)
+	return Patched{Old: res.Old, Stats: res.Stats, Add: splitPatterns(res.Add), Remove: splitPatterns(res.Remove)}, err
+}
+
 func splitPatterns(patterns []string) []Pattern {
 	out := make([]Pattern, 0, len(patterns))
 	for _, p := range patterns {

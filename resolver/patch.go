@@ -23,7 +23,10 @@ import (
 // version's signature, exactly as a fetched body would, so a wrong diff or
 // cache costs a fallback to the whole list, never a wrong list. At a
 // million entries this moves a change in tens of kilobytes instead of 85
-// MB, and patches the matcher instead of compiling it again.
+// MB, and patches the matcher instead of compiling it again. The cache
+// file is not read entry by entry: the changes are spliced in where a
+// bisection of its bytes puts them, and the runs between are copied
+// (list.PatchAt), so the rebuild costs about the two hashes that check it.
 
 // announced is what HEAD on a watch says about a new version.
 type announced struct {
@@ -153,7 +156,8 @@ func (r *Resolver) patch(ctx context.Context, held int64, a *announced) error {
 	if sp.f == nil {
 		return &patchError{"no_base", errors.New("cannot create a spool file in the cache directory")}
 	}
-	res, err := allowlist.PatchList(io.NewSectionReader(f, off, n), a.hdr, d.Added, d.Removed, io.MultiWriter(sp, v))
+	// The held body is read at the changes only, and copied around them.
+	res, err := allowlist.PatchListAt(f, off, n, cur.st, a.hdr, d.Added, d.Removed, io.MultiWriter(sp, v))
 	var spoolErr *spoolError
 	switch {
 	case errors.As(err, &spoolErr):
@@ -174,7 +178,7 @@ func (r *Resolver) patch(ctx context.Context, held int64, a *announced) error {
 			return &patchError{"invalid", err}
 		}
 	} else {
-		p = &policy{scope: a.hdr.Scope, version: a.hdr.Version, sha256: a.hdr.SHA256, entries: res.Stats.Entries,
+		p = &policy{scope: a.hdr.Scope, version: a.hdr.Version, sha256: a.hdr.SHA256, entries: res.Stats.Entries, st: res.Stats,
 			matcher: cur.matcher.Patch(res.Remove, res.Add), generated: a.hdr.GeneratedAt}
 	}
 	r.log.Debug("list patched", "version", a.hdr.Version, "diff", fetched.Sub(start), "rebuild_and_verify", verified.Sub(fetched), "matcher", time.Since(verified))

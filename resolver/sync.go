@@ -30,6 +30,9 @@ type policy struct {
 	version int64
 	sha256  string
 	entries int
+	// st describes the list's patterns, so that the next version can be
+	// patched without reading this one's entries again (list.PatchAt).
+	st      list.Stats
 	matcher *allowlist.Matcher
 	// generated is the list's generated_at: the registry signed that it
 	// was current then.
@@ -137,7 +140,7 @@ func compileStream(body io.Reader, info listInfo) (*policy, error) {
 	if err != nil || hdr.Scope != info.hdr.Scope || hdr.Version != info.hdr.Version || hdr.SHA256 != info.hdr.SHA256 || st != info.st {
 		return nil, syncErr("invalid", "the spooled list changed between verifying and compiling (%v)", err)
 	}
-	return &policy{scope: hdr.Scope, version: hdr.Version, sha256: hdr.SHA256, entries: st.Entries, matcher: b.Matcher(), generated: hdr.GeneratedAt}, nil
+	return &policy{scope: hdr.Scope, version: hdr.Version, sha256: hdr.SHA256, entries: st.Entries, st: st, matcher: b.Matcher(), generated: hdr.GeneratedAt}, nil
 }
 
 // verify is both passes over a body held in memory.

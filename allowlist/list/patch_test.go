@@ -189,8 +189,8 @@ func TestPatchListRefuses(t *testing.T) {
 }
 
 // BenchmarkPatchList takes the next version of a list with one site added
-// (what a sign-off reaching quorum publishes), against the peer it
-// replaces measured in the same run: reading, checking and compiling the
+// (what a sign-off reaching quorum publishes), by Patch and by PatchAt,
+// against the peer they replace measured in the same run: reading, checking and compiling the
 // whole new body (allowlist.ReadList then allowlist.Compile through a Builder).
 func BenchmarkPatchList(b *testing.B) {
 	at := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
@@ -215,6 +215,22 @@ func BenchmarkPatchList(b *testing.B) {
 			b.SetBytes(int64(len(newBody)))
 			for b.Loop() {
 				res, err := allowlist.PatchList(bytes.NewReader(oldBody), hdr, added, nil, discard{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				m.Patch(res.Remove, res.Add)
+			}
+		})
+		// PatchAt, as the resolver takes a patch: the held body read only
+		// around the changes.
+		_, st, _, err := readAll(bytes.NewReader(oldBody))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("entries=%d/patch-at", n), func(b *testing.B) {
+			b.SetBytes(int64(len(newBody)))
+			for b.Loop() {
+				res, err := allowlist.PatchListAt(bytes.NewReader(oldBody), 0, int64(len(oldBody)), st, hdr, added, nil, discard{})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"os"
 	"testing"
 
@@ -28,8 +27,8 @@ func TestConformance(t *testing.T) {
 
 var backend = storetest.Backend{
 	New: func(t *testing.T) string { return server.Database(t) },
-	Open: func(url string, quorum int, key ed25519.PrivateKey) (storetest.Store, error) {
-		return postgres.Open(url, sqlite.Options{Quorum: quorum, Key: key})
+	Open: func(url string, o storetest.Options) (storetest.Store, error) {
+		return postgres.Open(url, sqlite.Options{Quorum: o.Quorum, Key: o.Key, Now: o.Now, Policy: o.Policy})
 	},
 	Exec: func(url, stmt string) error {
 		ctx := context.Background()

@@ -1,7 +1,6 @@
 package sqlite_test
 
 import (
-	"crypto/ed25519"
 	"database/sql"
 	"path/filepath"
 	"testing"
@@ -14,8 +13,8 @@ import (
 func TestConformance(t *testing.T) {
 	storetest.Run(t, storetest.Backend{
 		New: func(t *testing.T) string { return filepath.Join(t.TempDir(), "registry.db") },
-		Open: func(path string, quorum int, key ed25519.PrivateKey) (storetest.Store, error) {
-			return sqlite.Open(path, sqlite.Options{Quorum: quorum, Key: key})
+		Open: func(path string, o storetest.Options) (storetest.Store, error) {
+			return sqlite.Open(path, sqlite.Options{Quorum: o.Quorum, Key: o.Key, Now: o.Now, Policy: o.Policy})
 		},
 		Exec: func(path, stmt string) error {
 			db, err := sql.Open("sqlite3", path)

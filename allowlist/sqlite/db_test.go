@@ -180,14 +180,5 @@ func TestTokenHashStored(t *testing.T) {
 	}
 }
 
-// The conformance suite's helpers, under the names this package's tests use.
-func must[T any](tb testing.TB) func(T, error) T { return storetest.Must[T](tb) }
-
-func seed(t testing.TB, db *DB, depts ...string) { storetest.Seed(t, db, depts...) }
-
+// The conformance suite's helper, under the name this package's tests use.
 func owner(dept string) allowlist.Actor { return storetest.Owner(dept) }
-
-func version(t *testing.T, db *DB, scope string) int64 {
-	t.Helper()
-	return must[allowlist.Version](t)(db.FindVersion(ctx, scope, allowlist.Latest)).Version
-}

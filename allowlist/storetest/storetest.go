@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/cross-gov/allowlist/allowlist/list"
@@ -26,9 +27,22 @@ var ctx = context.Background()
 type Store interface {
 	allowlist.Registry
 	allowlist.Subscriber
+	allowlist.Governance
+	allowlist.Timers
+	allowlist.TSIGStore
 	Ping(ctx context.Context) error
 	Quorum() int
 	Close() error
+}
+
+// Options are what the suite opens a store with.
+type Options struct {
+	Quorum int
+	Key    ed25519.PrivateKey
+	// Now is the store's clock (nil: the real one).
+	Now func() time.Time
+	// Policy holds the governance rules.
+	Policy allowlist.Policy
 }
 
 // Backend makes and opens databases of one kind.
@@ -37,7 +51,7 @@ type Backend struct {
 	// when t ends.
 	New func(t *testing.T) string
 	// Open opens a store on database name.
-	Open func(name string, quorum int, key ed25519.PrivateKey) (Store, error)
+	Open func(name string, o Options) (Store, error)
 	// Exec runs one statement on database name outside the store, as an
 	// operator with a database client could.
 	Exec func(name, stmt string) error
@@ -64,9 +78,11 @@ func Run(t *testing.T, b Backend) {
 		{"Usage", testUsage},
 		{"UsageSaturates", testUsageSaturates},
 		{"UsageDayCap", testUsageDayCap},
+		{"SpliceMatchesEncode", testSpliceMatchesEncode},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
 	}
+	runGovernance(t, b)
 }
 
 func newKey() ed25519.PrivateKey {
@@ -82,7 +98,7 @@ func (b Backend) open(t *testing.T, quorum int) Store {
 // openOn opens a store on database name, closed when t ends.
 func (b Backend) openOn(t *testing.T, name string, quorum int, key ed25519.PrivateKey) Store {
 	t.Helper()
-	s, err := b.Open(name, quorum, key)
+	s, err := b.Open(name, Options{Quorum: quorum, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +171,7 @@ func testAppendOnly(t *testing.T, b Backend) {
 func testOneSigningKey(t *testing.T, b Backend) {
 	name := b.New(t)
 	b.openOn(t, name, 2, newKey())
-	s, err := b.Open(name, 2, newKey())
+	s, err := b.Open(name, Options{Quorum: 2, Key: newKey()})
 	if err == nil {
 		s.Close()
 		t.Fatal("a second key was accepted")
@@ -170,7 +186,7 @@ func testOneSigningKey(t *testing.T, b Backend) {
 func testReopen(t *testing.T, b Backend) {
 	name := b.New(t)
 	key := newKey()
-	db, err := b.Open(name, 2, key)
+	db, err := b.Open(name, Options{Quorum: 2, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -560,7 +576,7 @@ func testSiteCacheFollowsTheDatabase(t *testing.T, bk Backend) {
 
 	// Another process writes: a second handle approves a site and creates
 	// one that sorts first. a must notice on its next write.
-	b, err := bk.Open(name, 2, key)
+	b, err := bk.Open(name, Options{Quorum: 2, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -704,5 +720,66 @@ func testEndpoints(t *testing.T, b Backend) {
 	v = Must[allowlist.Version](t)(db.FindVersion(ctx, "common", allowlist.Latest))
 	if v.Endpoints != nil || v.EndpointsSignature != "" {
 		t.Errorf("suspended: endpoints %s", v.Endpoints)
+	}
+}
+
+// testSpliceMatchesEncode: a store's publication splices each change into
+// the array of the version before instead of encoding every entry again;
+// after a run of changes of every kind, every version's body is still
+// exactly what encoding its entries gives, and its signature holds.
+func testSpliceMatchesEncode(t *testing.T, b Backend) {
+	db := b.open(t, 2)
+	Seed(t, db, "dept-a", "dept-b")
+	sites := []string{"wiki", "chat", "mail", "docs", "meet", "code"}
+	for i, id := range sites {
+		Must[allowlist.Site](t)(db.CreateSite(ctx, Owner("dept-a"), allowlist.SiteInput{ID: id, Name: id, Category: "other",
+			Domains: []string{id + ".example.org", fmt.Sprintf("*.%s%d.example.net", id, i)}, Owner: allowlist.Owner{Name: "x"}}))
+	}
+	steps := []func(id string) error{
+		func(id string) error {
+			_, err := db.SetSignoff(ctx, Owner("dept-a"), id, "dept-a", "approve", "")
+			return err
+		},
+		func(id string) error {
+			_, err := db.SetSignoff(ctx, Owner("dept-b"), id, "dept-b", "approve", "")
+			return err
+		},
+		func(id string) error {
+			_, err := db.UpdateSite(ctx, Owner("dept-a"), id, allowlist.SitePatch{Domains: &[]string{id + ".example.org", "a-" + id + ".example.com"}})
+			return err
+		},
+		func(id string) error {
+			_, err := db.SetSignoff(ctx, Owner("dept-a"), id, "dept-a", "approve", "")
+			return err
+		},
+		func(id string) error {
+			_, err := db.SetSignoff(ctx, Owner("dept-b"), id, "dept-b", "approve", "")
+			return err
+		},
+		func(id string) error { _, err := db.SuspendSite(ctx, allowlist.System, id, "test"); return err },
+		func(id string) error { _, err := db.ReinstateSite(ctx, allowlist.System, id); return err },
+		func(id string) error { _, err := db.DeleteSignoff(ctx, Owner("dept-b"), id, "dept-b"); return err },
+	}
+	for _, step := range steps {
+		for _, id := range sites {
+			if err := step(id); err != nil {
+				t.Fatal(err)
+			}
+			for _, scope := range []string{"common", "dept-a", "dept-b"} {
+				v := Must[allowlist.Version](t)(db.FindVersion(ctx, scope, allowlist.Latest))
+				body := v.Whole()
+				l, err := allowlist.DecodeList(body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, array, _ := list.Split(body)
+				if want := list.EncodeArray(l.Entries); !bytes.Equal(array, want) {
+					t.Fatalf("%s version %d holds\n%s\nwhere its entries encode to\n%s", scope, v.Version, array, want)
+				}
+				if err := list.Verify(db.PublicKey(), body, v.Signature); err != nil {
+					t.Fatalf("%s version %d: %v", scope, v.Version, err)
+				}
+			}
+		}
 	}
 }
