@@ -136,82 +136,22 @@ func loadYAML(path string, into any) error {
 }
 
 func runServe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", "serve [--config FILE] [--db PATH] [--listen ADDR] [--seed] [--dns-listen ADDR [--notify HOST:PORT]...]", stderr)
-	configPath := fs.String("config", "", "YAML config file (flags override it)")
-	def := DefaultServeConfig()
-	db := fs.String("db", def.DB, "database: SQLite path (created if missing) or postgres:// URL")
-	listen := fs.String("listen", def.Listen, "address to listen on")
-	quorum := fs.Int("quorum", def.Quorum, "approvals that put a site on the common list")
-	publicLists := fs.Bool("public-lists", def.PublicLists, "let anyone read published lists")
-	keyPath := fs.String("signing-key", "", "Ed25519 signing key (default: DB path + .key for SQLite, $ALLOWLIST_SIGNING_KEY for PostgreSQL; created if missing)")
-	logLevel := fs.String("log-level", def.LogLevel, "debug, info, warn or error")
-	seed := fs.Bool("seed", false, "load the built-in catalogue into an empty registry and print an admin token")
-	publicURL := fs.String("public-url", "", "the address people use (https://... behind a TLS proxy: Secure cookies and HSTS)")
-	tlsCert := fs.String("tls-cert", "", "serve https with this PEM certificate (chain); needs --tls-key")
-	tlsKey := fs.String("tls-key", "", "the PEM private key of --tls-cert")
-	stampEvery := fs.Duration("timestamp-interval", def.TimestampInterval, "how often lists' freshness timestamps are signed again")
-	clockFile := fs.String("clock-offset-file", "", "for drills and tests only: a file holding a duration (such as 336h) added to the registry's clock")
-	dnsListen := fs.String("dns-listen", "", "serve every scope as an RPZ zone by zone transfer (AXFR/IXFR, TSIG) on this address")
-	var notifyTo stringList
-	fs.Var(&notifyTo, "notify", "send DNS NOTIFY for every scope to this host:port (repeat)")
-	if _, err := parse(fs, args); err != nil {
+	cfg, clockFile, err := serveConfig(args, stderr)
+	if err != nil {
 		return err
-	}
-	cfg := def
-	if *configPath != "" {
-		if err := loadYAML(*configPath, &cfg); err != nil {
-			return err
-		}
-	}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "db":
-			cfg.DB = *db
-		case "listen":
-			cfg.Listen = *listen
-		case "quorum":
-			cfg.Quorum = *quorum
-		case "public-lists":
-			cfg.PublicLists = *publicLists
-		case "signing-key":
-			cfg.SigningKey = *keyPath
-		case "log-level":
-			cfg.LogLevel = *logLevel
-		case "seed":
-			cfg.Seed = *seed
-		case "public-url":
-			cfg.PublicURL = *publicURL
-		case "tls-cert":
-			cfg.TLSCert = *tlsCert
-		case "tls-key":
-			cfg.TLSKey = *tlsKey
-		case "timestamp-interval":
-			cfg.TimestampInterval = *stampEvery
-		case "dns-listen":
-			cfg.DNSListen = *dnsListen
-		case "notify":
-			cfg.Notify = nil
-			for _, n := range notifyTo {
-				cfg.Notify = append(cfg.Notify, notifyTarget{Addr: n})
-			}
-		}
-	})
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("config: %w", err)
 	}
 	level, _ := parseLevel(cfg.LogLevel)
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	var certs *certFiles
 	if cfg.TLSCert != "" {
-		var err error
 		if certs, err = newCertFiles(cfg.TLSCert, cfg.TLSKey, log); err != nil {
 			return fmt.Errorf("config: %w", err)
 		}
 	}
 
 	now := time.Now
-	if *clockFile != "" {
-		now = (&offsetClock{path: *clockFile}).Now
+	if clockFile != "" {
+		now = (&offsetClock{path: clockFile}).Now
 	}
 	store, err := openDB(cfg.DB, cfg.SigningKey, sqlite.Options{Quorum: cfg.Quorum, Now: now, Policy: cfg.Governance.Policy()})
 	if err != nil {
@@ -253,10 +193,90 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	web.New(store, srv, webOptions(cfg, log)).Register(srv.Echo())
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	if err := startBackground(runCtx, cfg, store, srv, log); err != nil {
+		return err
+	}
+	return serveHTTP(ctx, cancel, cfg, ln, certs, store, srv, log, stdout)
+}
+
+// serveConfig reads serve's flags over its YAML config file (flags win)
+// and checks the result. It also returns --clock-offset-file, which is for
+// drills and tests and has no place in the file.
+func serveConfig(args []string, stderr io.Writer) (ServeConfig, string, error) {
+	fs := newFlags("serve", "serve [--config FILE] [--db PATH] [--listen ADDR] [--seed] [--dns-listen ADDR [--notify HOST:PORT]...]", stderr)
+	configPath := fs.String("config", "", "YAML config file (flags override it)")
+	def := DefaultServeConfig()
+	db := fs.String("db", def.DB, "database: SQLite path (created if missing) or postgres:// URL")
+	listen := fs.String("listen", def.Listen, "address to listen on")
+	quorum := fs.Int("quorum", def.Quorum, "approvals that put a site on the common list")
+	publicLists := fs.Bool("public-lists", def.PublicLists, "let anyone read published lists")
+	keyPath := fs.String("signing-key", "", "Ed25519 signing key (default: DB path + .key for SQLite, $ALLOWLIST_SIGNING_KEY for PostgreSQL; created if missing)")
+	logLevel := fs.String("log-level", def.LogLevel, "debug, info, warn or error")
+	seed := fs.Bool("seed", false, "load the built-in catalogue into an empty registry and print an admin token")
+	publicURL := fs.String("public-url", "", "the address people use (https://... behind a TLS proxy: Secure cookies and HSTS)")
+	tlsCert := fs.String("tls-cert", "", "serve https with this PEM certificate (chain); needs --tls-key")
+	tlsKey := fs.String("tls-key", "", "the PEM private key of --tls-cert")
+	stampEvery := fs.Duration("timestamp-interval", def.TimestampInterval, "how often lists' freshness timestamps are signed again")
+	clockFile := fs.String("clock-offset-file", "", "for drills and tests only: a file holding a duration (such as 336h) added to the registry's clock")
+	dnsListen := fs.String("dns-listen", "", "serve every scope as an RPZ zone by zone transfer (AXFR/IXFR, TSIG) on this address")
+	var notifyTo stringList
+	fs.Var(&notifyTo, "notify", "send DNS NOTIFY for every scope to this host:port (repeat)")
+	if _, err := parse(fs, args); err != nil {
+		return def, "", err
+	}
+	cfg := def
+	if *configPath != "" {
+		if err := loadYAML(*configPath, &cfg); err != nil {
+			return def, "", err
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "db":
+			cfg.DB = *db
+		case "listen":
+			cfg.Listen = *listen
+		case "quorum":
+			cfg.Quorum = *quorum
+		case "public-lists":
+			cfg.PublicLists = *publicLists
+		case "signing-key":
+			cfg.SigningKey = *keyPath
+		case "log-level":
+			cfg.LogLevel = *logLevel
+		case "seed":
+			cfg.Seed = *seed
+		case "public-url":
+			cfg.PublicURL = *publicURL
+		case "tls-cert":
+			cfg.TLSCert = *tlsCert
+		case "tls-key":
+			cfg.TLSKey = *tlsKey
+		case "timestamp-interval":
+			cfg.TimestampInterval = *stampEvery
+		case "dns-listen":
+			cfg.DNSListen = *dnsListen
+		case "notify":
+			cfg.Notify = nil
+			for _, n := range notifyTo {
+				cfg.Notify = append(cfg.Notify, notifyTarget{Addr: n})
+			}
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return def, "", fmt.Errorf("config: %w", err)
+	}
+	return cfg, *clockFile, nil
+}
+
+// startBackground starts what runs beside the HTTP server until runCtx
+// ends: governance timers and notifications, the PostgreSQL listener for
+// other instances' versions, the zone server, and the cache warm-up.
+func startBackground(runCtx context.Context, cfg ServeConfig, store *sqlite.DB, srv *api.Server, log *slog.Logger) error {
 	if err := srv.Start(runCtx); err != nil {
 		return err
 	}
-	ncfg, _ := cfg.Notifications.runner(cfg.PublicURL) // validated above
+	ncfg, _ := cfg.Notifications.runner(cfg.PublicURL) // validated in serveConfig
 	ncfg.Logger = log
 	timers := notify.New(store, ncfg)
 	store.Subscribe(func(allowlist.Version) { timers.Changed() })
@@ -286,6 +306,13 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 		log.Info("registry caches warm", "took", time.Since(start).Round(time.Millisecond).String())
 	}()
+	return nil
+}
+
+// serveHTTP serves the API and pages on ln until ctx ends (SIGINT or
+// SIGTERM), then stops background work (cancel), lets requests in flight
+// finish for up to 15 seconds, and closes the database.
+func serveHTTP(ctx context.Context, cancel context.CancelFunc, cfg ServeConfig, ln net.Listener, certs *certFiles, store *sqlite.DB, srv *api.Server, log *slog.Logger, stdout io.Writer) error {
 	// Past this many open connections new ones wait in the kernel's
 	// backlog instead of failing the process's accept with "too many open
 	// files" (which would stop every page, API call and watch).
