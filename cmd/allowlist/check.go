@@ -77,66 +77,11 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	if *dept != "" {
 		q.Set("department", *dept)
 	}
-	req, err := http.NewRequest("GET", base+"/v1/check?"+q.Encode(), nil)
+	r, err := askCheck(client, base, *token, q)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	if *token != "" {
-		req.Header.Set("Authorization", "Bearer "+*token)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("%w\nIs the registry running at %s? Give its address with --registry or ALLOWLIST_REGISTRY", err, base)}
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		var p api.Problem
-		if json.Unmarshal(body, &p) == nil && p.Detail != "" {
-			msg := p.Detail
-			for _, f := range p.Errors {
-				msg = f.Field + ": " + f.Message
-			}
-			return &exitError{code: 2, err: fmt.Errorf("%s (HTTP %d)", shown(msg), resp.StatusCode)}
-		}
-		return &exitError{code: 2, err: fmt.Errorf("registry answered HTTP %d", resp.StatusCode)}
-	}
-	var r api.CheckResult
-	if err := json.Unmarshal(body, &r); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("unreadable answer: %w", err)}
-	}
-	what := r.Domain
-	if r.IP != "" {
-		what = r.IP
-		if r.Port != "" {
-			what += " " + r.Port
-		}
-	}
-	if r.Allowed {
-		fmt.Fprintf(stdout, "%s is ALLOWED on list %s (version %d)\n", shown(what), shown(r.Scope), r.Version)
-		matched := r.Match.Pattern
-		if n := r.Match.Network; n != nil {
-			matched = n.Prefix + " " + n.Protocol + "/" + n.Ports
-		}
-		fmt.Fprintf(stdout, "  matched %s, site %s (%s, %s)\n", shown(matched), shown(r.Match.Site.Name), shown(r.Match.Site.ID), shown(r.Match.Site.Category))
-		if h := r.Match.Handling; h != nil {
-			fmt.Fprintf(stdout, "  handling: tls_inspection %s, proxy %s\n", shown(h.TLSInspection), shown(h.Proxy))
-		}
-		var approvers []string
-		for _, so := range r.Signoffs {
-			if so.Decision == "approve" {
-				approvers = append(approvers, so.Department)
-			}
-		}
-		if len(approvers) > 0 {
-			fmt.Fprintf(stdout, "  approved by: %s\n", shown(strings.Join(approvers, ", ")))
-		}
-	} else {
-		fmt.Fprintf(stdout, "%s is NOT on list %s (version %d)\n", shown(what), shown(r.Scope), r.Version)
-		if w := r.WhyNot; w != nil {
-			fmt.Fprintf(stdout, "  why not: %s\n", shown(w.Message))
-		}
-	}
+	printCheck(stdout, r)
 	fmt.Fprintf(stdout, "  %s\n", shown(r.HowToRequest))
 	if !r.Allowed {
 		return &exitError{code: 1}
@@ -205,4 +150,79 @@ func toolHost(site allowlist.Site, domains []string) string {
 		}
 	}
 	return strings.TrimPrefix(domains[0], "*.")
+}
+
+// askCheck asks the registry's GET /v1/check with the query q, and turns
+// a refusal into an error that says what the registry said.
+func askCheck(client *http.Client, base, token string, q url.Values) (api.CheckResult, error) {
+	req, err := http.NewRequest("GET", base+"/v1/check?"+q.Encode(), nil)
+	if err != nil {
+		return api.CheckResult{}, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return api.CheckResult{}, fmt.Errorf("%w\nIs the registry running at %s? Give its address with --registry or ALLOWLIST_REGISTRY", err, base)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		var p api.Problem
+		if json.Unmarshal(body, &p) == nil && p.Detail != "" {
+			msg := p.Detail
+			if len(p.Errors) > 0 {
+				parts := make([]string, len(p.Errors))
+				for i, f := range p.Errors {
+					parts[i] = f.Field + ": " + f.Message
+				}
+				msg = strings.Join(parts, "; ")
+			}
+			return api.CheckResult{}, fmt.Errorf("%s (HTTP %d)", shown(msg), resp.StatusCode)
+		}
+		return api.CheckResult{}, fmt.Errorf("registry answered HTTP %d", resp.StatusCode)
+	}
+	var r api.CheckResult
+	if err := json.Unmarshal(body, &r); err != nil {
+		return api.CheckResult{}, fmt.Errorf("unreadable answer: %w", err)
+	}
+	return r, nil
+}
+
+// printCheck writes the answer as people read it: allowed or not, what
+// matched and who approved it, or why not.
+func printCheck(stdout io.Writer, r api.CheckResult) {
+	what := r.Domain
+	if r.IP != "" {
+		what = r.IP
+		if r.Port != "" {
+			what += " " + r.Port
+		}
+	}
+	if r.Allowed {
+		fmt.Fprintf(stdout, "%s is ALLOWED on list %s (version %d)\n", shown(what), shown(r.Scope), r.Version)
+		matched := r.Match.Pattern
+		if n := r.Match.Network; n != nil {
+			matched = n.Prefix + " " + n.Protocol + "/" + n.Ports
+		}
+		fmt.Fprintf(stdout, "  matched %s, site %s (%s, %s)\n", shown(matched), shown(r.Match.Site.Name), shown(r.Match.Site.ID), shown(r.Match.Site.Category))
+		if h := r.Match.Handling; h != nil {
+			fmt.Fprintf(stdout, "  handling: tls_inspection %s, proxy %s\n", shown(h.TLSInspection), shown(h.Proxy))
+		}
+		var approvers []string
+		for _, so := range r.Signoffs {
+			if so.Decision == "approve" {
+				approvers = append(approvers, so.Department)
+			}
+		}
+		if len(approvers) > 0 {
+			fmt.Fprintf(stdout, "  approved by: %s\n", shown(strings.Join(approvers, ", ")))
+		}
+	} else {
+		fmt.Fprintf(stdout, "%s is NOT on list %s (version %d)\n", shown(what), shown(r.Scope), r.Version)
+		if w := r.WhyNot; w != nil {
+			fmt.Fprintf(stdout, "  why not: %s\n", shown(w.Message))
+		}
+	}
 }
