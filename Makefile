@@ -40,20 +40,31 @@ run: build ## start the registry on LISTEN (127.0.0.1:8080), seeded on first sta
 	@mkdir -p var
 	./$(BIN) serve --db $(DB) --listen $(LISTEN) --seed
 
+# resolver_config writes var/resolver.yaml for upstream $(1) with the
+# public key that the shell command $(2) prints.
 define resolver_config
 	@mkdir -p var
-	@sed -e "s|@PUBLIC_KEY@|$$(./$(BIN) keygen --db $(DB))|" -e "s|@UPSTREAM@|$(1)|" \
+	@key=$$($(2)); [ -n "$$key" ] || exit 1; \
+	sed -e "s|@PUBLIC_KEY@|$$key|" -e "s|@UPSTREAM@|$(1)|" \
 	  -e "s|^listen: [^ ]*|listen: $(DNS_LISTEN)|" -e "s|^registry: [^ ]*|registry: $(REGISTRY)|" \
 	  -e "s|^metrics_listen: [^ ]*|metrics_listen: $(METRICS)|" data/resolver.example.yaml > var/resolver.yaml
 	@echo "wrote var/resolver.yaml: DNS on $(DNS_LISTEN), registry $(REGISTRY), upstream $(1), metrics on $(METRICS)"
 endef
 
-resolve: build ## start the resolver for a running registry (REGISTRY, DNS_LISTEN, UPSTREAM=host:port, METRICS)
-	$(call resolver_config,$(UPSTREAM))
+# The key a resolver pins is the running registry's: PUBLIC_KEY if given
+# (allowlist keygen --db DB on the registry's host prints it), otherwise
+# read from REGISTRY/v1/keys and shown, to compare with the registry's.
+registry_key = if [ -n "$(PUBLIC_KEY)" ]; then echo "$(PUBLIC_KEY)"; \
+	else k=$$(curl -fsS --max-time 5 $(REGISTRY)/v1/keys | sed -n 's/.*"public_key":"\([^"]*\)".*/\1/p'); \
+	if [ -z "$$k" ]; then echo "make resolve: cannot read the public key from $(REGISTRY)/v1/keys; is the registry running there? Or give PUBLIC_KEY=BASE64 (allowlist keygen --db DB on its host)" >&2; \
+	else echo "make resolve: pinning the key $(REGISTRY)/v1/keys gave: $$k (compare with allowlist keygen on the registry's host)" >&2; echo "$$k"; fi; fi
+
+resolve: build ## start the resolver for a running registry (REGISTRY, DNS_LISTEN, UPSTREAM=host:port, METRICS, PUBLIC_KEY)
+	$(call resolver_config,$(UPSTREAM),$(registry_key))
 	./$(BIN) resolve --config var/resolver.yaml
 
 demo: build ## registry + a demo DNS answerer (DEMO_DNS) + the resolver on loopback (LISTEN, DNS_LISTEN, METRICS); prints what to try
-	$(call resolver_config,$(DEMO_DNS))
+	$(call resolver_config,$(DEMO_DNS),./$(BIN) keygen --db $(DB))
 	@mkdir -p var; set -e; pids=""; trap 'kill $$pids 2>/dev/null; wait' EXIT INT TERM; \
 	alive() { for p in $$pids; do kill -0 $$p 2>/dev/null || { echo "make demo: a part failed to start (see above); stopping" >&2; exit 1; }; done; }; \
 	./$(BIN) serve --db $(DB) --listen $(LISTEN) --seed --log-level warn & pids="$$pids $$!"; \
