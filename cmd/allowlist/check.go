@@ -82,7 +82,6 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		return &exitError{code: 2, err: err}
 	}
 	printCheck(stdout, r)
-	fmt.Fprintf(stdout, "  %s\n", shown(r.HowToRequest))
 	if !r.Allowed {
 		return &exitError{code: 1}
 	}
@@ -223,6 +222,10 @@ func printCheck(stdout io.Writer, r api.CheckResult) {
 		fmt.Fprintf(stdout, "%s is NOT on list %s (version %d)\n", shown(what), shown(r.Scope), r.Version)
 		if w := r.WhyNot; w != nil {
 			fmt.Fprintf(stdout, "  why not: %s\n", shown(w.Message))
+			if w.RequestURL != "" && strings.Contains(w.Message, w.RequestURL) {
+				return // the reason already says where to ask
+			}
 		}
 	}
+	fmt.Fprintf(stdout, "  %s\n", shown(r.HowToRequest))
 }

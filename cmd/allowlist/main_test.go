@@ -185,7 +185,7 @@ func TestWalkthroughWithRealProcesses(t *testing.T) {
 		t.Errorf("check allowed: %d %s", code, out)
 	}
 	out, _, code = cli(t, "check", "games.example.com", "--registry", r.url)
-	if code != 1 || !strings.Contains(out, "NOT") || !strings.Contains(out, r.url+"/request?url=games.example.com") || strings.Contains(out, "POST /v1") {
+	if code != 1 || !strings.Contains(out, "NOT") || !strings.Contains(out, r.url+"/request?url=games.example.com") || strings.Contains(out, "POST /v1") || strings.Count(out, "/request?url=") != 1 {
 		t.Errorf("check not allowed: %d %s", code, out)
 	}
 	// A tool's name, and a web address, as staff would give them.
