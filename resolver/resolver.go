@@ -44,6 +44,10 @@ const (
 // caches by default (msg-cache-size 4m plus rrset-cache-size 4m).
 const DefaultCacheBytes = 8 << 20
 
+// DefaultCacheSize bounds the answer cache in answers when cache_size is
+// not set.
+const DefaultCacheSize = 100_000
+
 // Options configure a Resolver. cmd/allowlist maps its YAML config here.
 type Options struct {
 	Listen            string
@@ -130,7 +134,7 @@ func New(opt Options) (*Resolver, error) {
 		opt.UpstreamTimeout = 2 * time.Second
 	}
 	if opt.CacheSize <= 0 {
-		opt.CacheSize = 100_000
+		opt.CacheSize = DefaultCacheSize
 	}
 	if opt.CacheBytes <= 0 {
 		opt.CacheBytes = DefaultCacheBytes

@@ -64,7 +64,7 @@ func DefaultResolveConfig() ResolveConfig {
 		Mode: resolver.ModeEnforce, Upstreams: []string{"127.0.0.1:53"}, Block: resolver.BlockNXDOMAIN, MetricsListen: "127.0.0.1:9153",
 		SinkholeIPv4: "0.0.0.0", SinkholeIPv6: "::", MaxListAge: 24 * time.Hour, ListExpiry: 7 * 24 * time.Hour, OnExpiry: resolver.OnExpiryServe,
 		WatchTimeout: 30 * time.Second, UpstreamTimeout: 2 * time.Second,
-		CacheSize: 100_000, CacheBytes: resolver.DefaultCacheBytes, PollInterval: 30 * time.Second, LogLevel: "info"}
+		CacheSize: resolver.DefaultCacheSize, CacheBytes: resolver.DefaultCacheBytes, PollInterval: 30 * time.Second, LogLevel: "info"}
 }
 
 // options turns the file into resolver options, naming the key at fault.
