@@ -35,7 +35,12 @@
 //     (the wire body and its validation), the UsageStore a store may
 //     implement, who sees what (PublicRefused) and the review flag
 //     (UsageSince, UsageStale); docs/privacy.md.
-//   - registry.go: the Registry interface the stores implement, Version,
-//     Actor.
+//   - registry.go: the registry's services by noun (DepartmentService,
+//     TokenService, SiteService, SignoffService, RequestService,
+//     AuditService, ListService, CatalogueService), the Registry that
+//     embeds them all and that the stores implement, Services and
+//     ServicesOf (the registry by noun, as the API and the pages hold
+//     it), Subscriber, Version, Actor, and the defaults the registry owns
+//     (DefaultQuorum, MaxPage).
 //   - error.go: Error and its codes.
 package allowlist

@@ -158,7 +158,7 @@ func (v Version) Whole() []byte {
 }
 
 // Changes are the entries a version added and removed against the version
-// before it, each a canonical JSON array of entries (EncodeEntryArray).
+// before it, each a canonical JSON array of entries (list.EncodeArray).
 type Changes struct {
 	Added, Removed []byte
 	// Endpoints is the JSON of the EndpointChanges, nil when none.
@@ -308,8 +308,8 @@ type CatalogueService interface {
 
 // Registry is every service together: what a store implements
 // (allowlist/sqlite, on SQLite or PostgreSQL). Optional services a store
-// may also offer are found by type assertion: Governance, Timers,
-// TSIGStore, Subscriber.
+// may also offer are interfaces of their own, found by a checked type
+// assertion: UsageStore, Governance, Timers, TSIGStore, Subscriber.
 type Registry interface {
 	DepartmentService
 	TokenService

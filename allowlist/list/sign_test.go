@@ -15,7 +15,7 @@ import (
 
 // TestSignWithNonceIsEd25519: given the message itself as the nonce
 // input, as RFC 8032 does, signWithNonce must be crypto/ed25519.Sign, byte
-// for byte, for any key and message. Only the nonce differs in SignList.
+// for byte, for any key and message. Only the nonce differs in Sign.
 func TestSignWithNonceIsEd25519(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		_, key, _ := ed25519.GenerateKey(rand.Reader)
@@ -29,7 +29,7 @@ func TestSignWithNonceIsEd25519(t *testing.T) {
 
 // TestSignListHedged: a list body gets a fresh nonce each time, so two
 // signatures of one body differ; each one verifies with crypto/ed25519,
-// VerifyList and ListVerifier, and none verifies another body (one byte
+// Verify and Verifier, and none verifies another body (one byte
 // changed, or another version's). A body without a list's layout is
 // signed as RFC 8032 says.
 func TestSignListHedged(t *testing.T) {
@@ -72,7 +72,7 @@ func TestSignListHedged(t *testing.T) {
 	}
 }
 
-// BenchmarkSignList compares SignList with crypto/ed25519.Sign on a list
+// BenchmarkSignList compares Sign with crypto/ed25519.Sign on a list
 // body of about n entries.
 func BenchmarkSignList(b *testing.B) {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
