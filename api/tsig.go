@@ -13,7 +13,7 @@ import (
 func (s *Server) tsigStore() (allowlist.TSIGStore, error) {
 	ts, ok := s.reg.(allowlist.TSIGStore)
 	if !ok {
-		return nil, allowlist.Errorf(allowlist.ENOTFOUND, "this registry's store keeps no zone-transfer keys")
+		return nil, allowlist.Errorf(allowlist.ENOTIMPLEMENTED, "this registry's store keeps no zone-transfer keys")
 	}
 	return ts, nil
 }

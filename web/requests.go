@@ -33,7 +33,7 @@ func requestColour(status string) string {
 func (p *Pages) governance() (allowlist.Governance, error) {
 	g, ok := p.reg.(allowlist.Governance)
 	if !ok {
-		return nil, allowlist.Errorf(allowlist.ENOTFOUND, "this registry does not track requests")
+		return nil, allowlist.Errorf(allowlist.ENOTIMPLEMENTED, "this registry does not track requests")
 	}
 	return g, nil
 }
