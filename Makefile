@@ -33,8 +33,9 @@ $(ASSETS): web/package.json web/package-lock.json
 
 assets: $(ASSETS) ## fetch GOV.UK Frontend and copy it into web/static
 
-build: $(ASSETS) ## build bin/allowlist (with the GOV.UK Frontend assets embedded)
+build: $(ASSETS) ## build bin/allowlist (with the GOV.UK Frontend assets embedded) and bin/allowlist-resolver (the resolver alone)
 	$(GO) build -o $(BIN) ./cmd/allowlist
+	$(GO) build -o bin/allowlist-resolver ./cmd/allowlist-resolver
 
 run: build ## start the registry on LISTEN (127.0.0.1:8080), seeded on first start
 	@mkdir -p var
@@ -113,8 +114,8 @@ lint: ## gofmt, go vet, staticcheck, and the direction of imports
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
-	@# The resolver and the core build without cgo (no SQLite in them).
-	CGO_ENABLED=0 $(GO) build ./resolver/ ./allowlist/ ./allowlist/list/
+	@# The resolver, its own executable and the core build without cgo (no SQLite in them).
+	CGO_ENABLED=0 $(GO) build ./resolver/ ./allowlist/ ./allowlist/list/ ./cmd/allowlist-resolver/
 	@# Imports point one way: the core and the resolver never reach the store or HTTP framework.
 	@bad=$$($(GO) list -deps ./allowlist | grep -E 'database/sql|labstack/echo|miekg/dns|prometheus|yaml' || true); \
 	  if [ -n "$$bad" ]; then echo "allowlist/ imports: $$bad"; exit 1; fi
@@ -123,6 +124,9 @@ lint: ## gofmt, go vet, staticcheck, and the direction of imports
 	  if [ -n "$$bad" ]; then echo "allowlist/list imports: $$bad"; exit 1; fi
 	@bad=$$($(GO) list -deps ./resolver | grep -E 'allowlist/sqlite|allowlist/postgres|jackc/pgx|labstack/echo|mattn/go-sqlite3' || true); \
 	  if [ -n "$$bad" ]; then echo "resolver/ imports: $$bad"; exit 1; fi
+	@# The resolver-only executable links no store, database driver or web framework.
+	@bad=$$($(GO) list -deps ./cmd/allowlist-resolver | grep -E 'sqlite|labstack/echo|jackc/pgx|allowlist/postgres|allowlist/api|allowlist/web' || true); \
+	  if [ -n "$$bad" ]; then echo "cmd/allowlist-resolver links: $$bad"; exit 1; fi
 	@bad=$$($(GO) list -deps ./zone | grep -E 'allowlist/sqlite|labstack/echo|mattn/go-sqlite3|database/sql' || true); \
 	  if [ -n "$$bad" ]; then echo "zone/ imports: $$bad"; exit 1; fi
 

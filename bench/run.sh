@@ -12,12 +12,17 @@
 #   USAGE_ONLY=1                 only our resolver with usage reports on and
 #                                off (cached and blocked), not the peers
 #   UPSTREAM_PORT=5300           loopback port of the upstream (NSD)
+#   RESOLVER="bin/allowlist-resolver"  our resolver's command (before it,
+#                                "bin/allowlist resolve": the whole binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${SIZES:-"1000 100000"}
 DURATION=${DURATION:-5}
 RUNS=${RUNS:-3}
 if [ -n "${QUICK:-}" ]; then SIZES=1000; DURATION=1; RUNS=1; fi
+# Our resolver is the resolver-only executable, as a department runs it:
+# the registry's code (SQLite, the web framework, pages) is not in it.
+read -r -a RESOLVER <<< "${RESOLVER:-bin/allowlist-resolver}"
 
 need=()
 command -v dnsperf >/dev/null || need+=(dnsperf)
@@ -181,8 +186,8 @@ usage_on_off() {
   sed -e "s/^listen: .*/listen: 127.0.0.1:5406/" -e "s/^metrics_listen: .*/metrics_listen: 127.0.0.1:9252/" -e "s|^cache_dir: .*|cache_dir: $dir/cache-on|" "$dir/resolver.yaml" > "$dir/on.yaml"
   printf 'token: %s\nreport:\n  every: 15m\n  k: 5\n  department: bench-a\n' "$tok" >> "$dir/on.yaml"
   sed -i "s|^cache_dir: .*|cache_dir: $dir/cache-off|" "$dir/off.yaml"
-  taskset -c 0 bin/allowlist resolve --config "$dir/off.yaml" >/dev/null 2>&1 & off=$!; PIDS+=($off)
-  taskset -c 0 bin/allowlist resolve --config "$dir/on.yaml" >/dev/null 2>&1 & on=$!; PIDS+=($on)
+  taskset -c 0 "${RESOLVER[@]}" --config "$dir/off.yaml" >/dev/null 2>&1 & off=$!; PIDS+=($off)
+  taskset -c 0 "${RESOLVER[@]}" --config "$dir/on.yaml" >/dev/null 2>&1 & on=$!; PIDS+=($on)
   for port in 5405 5406; do
     for _ in $(seq 1200); do
       [ "$(dig +short +time=1 +tries=1 @127.0.0.1 -p $port x.svc1.tool0.example.net A 2>/dev/null)" = "192.0.2.1" ] && break; sleep 0.05
@@ -302,7 +307,7 @@ CONF
   for server in $([ -n "${USAGE_ONLY:-}" ] || echo ours unbound pdns); do
     start=$(date +%s.%N)
     case $server in
-      ours)    taskset -c 0 bin/allowlist resolve --config "$dir/resolver.yaml" >/dev/null 2>&1 & pid=$!; port=$OURS ;;
+      ours)    taskset -c 0 "${RESOLVER[@]}" --config "$dir/resolver.yaml" >/dev/null 2>&1 & pid=$!; port=$OURS ;;
       unbound) taskset -c 0 unbound -d -c "$dir/unbound.conf" >/dev/null 2>&1 & pid=$!; port=$UNB ;;
       pdns)    taskset -c 0 pdns_recursor --config-dir="$dir" >/dev/null 2>&1 & pid=$!; port=$PDNS ;;
     esac
@@ -374,7 +379,7 @@ awk '$1 == "usagemem" { $1 = ""; print "  reporting resolver at the end:" $0 }' 
 [ -n "${USAGE_ONLY:-}" ] && exit 0
 echo
 echo "== resolvers: queries/s (median of $RUNS x ${DURATION}s), latency at 5k q/s, RSS once loaded and after the runs, time to answer a listed name"
-echo "plain miekg/dns server (no policy, answers everything): $PLAIN q/s"
+echo "ours: ${RESOLVER[*]}; plain miekg/dns server (no policy, answers everything): $PLAIN q/s"
 printf "%-8s %-8s %9s %9s %9s %9s %8s %8s %8s %8s %6s\n" entries server cached blocked forwarded mix p50ms p99ms rssMB rssAfter loadS
 awk '$1 ~ /^[0-9]+$/ && NF == 11 { printf "%-8s %-8s %9s %9s %9s %9s %8s %8s %8s %8s %6s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$RESULTS"
 echo

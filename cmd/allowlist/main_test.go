@@ -23,7 +23,9 @@ import (
 	"github.com/miekg/dns"
 )
 
-var binary string
+// binary is cmd/allowlist built for the tests; resolverBinary is
+// cmd/allowlist-resolver, the resolver alone.
+var binary, resolverBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "allowlist-bin")
@@ -32,6 +34,11 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "allowlist")
 	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	resolverBinary = filepath.Join(dir, "allowlist-resolver")
+	if out, err := exec.Command("go", "build", "-o", resolverBinary, "../allowlist-resolver").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -478,7 +485,13 @@ func startResolverMetrics(t *testing.T, conf string) (string, string) {
 // and what it writes to stderr (its log).
 func startResolverProc(t *testing.T, conf string) (*exec.Cmd, *realproc.Buffer, string, string) {
 	t.Helper()
-	cmd := exec.Command(binary, "resolve", "--config", conf)
+	return startResolverCmd(t, exec.Command(binary, "resolve", "--config", conf))
+}
+
+// startResolverCmd starts a resolver command (allowlist resolve, or
+// allowlist-resolver) and reads the addresses it listens on.
+func startResolverCmd(t *testing.T, cmd *exec.Cmd) (*exec.Cmd, *realproc.Buffer, string, string) {
+	t.Helper()
 	out, _ := cmd.StdoutPipe()
 	errb := &realproc.Buffer{}
 	cmd.Stderr = errb

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -26,7 +25,6 @@ import (
 	"github.com/cross-gov/allowlist/web"
 	"github.com/cross-gov/allowlist/zone"
 	"golang.org/x/net/netutil"
-	"gopkg.in/yaml.v3"
 )
 
 // ServeConfig is the registry's configuration file.
@@ -109,28 +107,6 @@ func (c ServeConfig) Validate() error {
 	}
 	if c.TimestampInterval < time.Second || c.TimestampInterval > 10*time.Minute {
 		return fmt.Errorf("timestamp_interval: %v is not between 1s and 10m", c.TimestampInterval)
-	}
-	return nil
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return l, fmt.Errorf("log_level: %q is not debug, info, warn or error", s)
-	}
-	return l, nil
-}
-
-// loadYAML decodes a config file strictly over defaults.
-func loadYAML(path string, into any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(into); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }
