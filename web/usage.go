@@ -156,11 +156,8 @@ func (p *Pages) catalogueUsage(ctx context.Context, sites []allowlist.Site) map[
 			(s.Status == allowlist.StatusApproved || len(allowlist.Sponsors(s)) > 0)
 		h := hits[s.ID]
 		su := siteUsage{Listed: listed, Hits: h.Hits}
-		// A site not on the common list, with hits from one department
-		// only this month, would show that department's own use.
-		withheld := s.Status != allowlist.StatusApproved && h.Departments < 2 && h.Hits > 0
 		switch {
-		case withheld:
+		case oneDepartmentsUse(s, h):
 			su.Withheld, su.Hits = true, 0
 		case !h.LastHit.IsZero():
 			su.LastHit = h.LastHit.Format("2 Jan 2006")
@@ -169,6 +166,14 @@ func (p *Pages) catalogueUsage(ctx context.Context, sites []allowlist.Site) map[
 		out[s.ID] = su
 	}
 	return out
+}
+
+// oneDepartmentsUse reports whether a site's hits this month would show
+// one department's own use: the site is not on the common list and its
+// hits came from one department only. Such figures are withheld from
+// everyone else, in the catalogue and on the site's page (privacy.md).
+func oneDepartmentsUse(s allowlist.Site, h allowlist.SiteUsage) bool {
+	return s.Status != allowlist.StatusApproved && h.Departments < 2 && h.Hits > 0
 }
 
 // usageTrends is the dashboard's usage section: cross-government daily
@@ -228,6 +233,9 @@ type entryRow struct {
 	Pattern, LastHit string
 	Hits             int64
 	Stale            bool
+	// Withheld: the figures would show one department's own use
+	// (oneDepartmentsUse), so they are not shown.
+	Withheld bool
 }
 
 // entryUsage is each of the site's current entries' use by reporting
@@ -249,12 +257,23 @@ func (p *Pages) entryUsage(ctx context.Context, s allowlist.Site) []entryRow {
 	for _, e := range used {
 		byPattern[e.Pattern] = e
 	}
+	withheld := false
+	if s.Status != allowlist.StatusApproved {
+		sites, _, err := u.FindSiteUsage(ctx, allowlist.MonthStart(now))
+		if err != nil {
+			p.log.Warn("usage", "site", s.ID, "err", err)
+			return nil
+		}
+		withheld = oneDepartmentsUse(s, sites[s.ID])
+	}
 	since := allowlist.UsageSince(s, first)
 	var out []entryRow
 	for _, d := range s.Domains {
 		e := byPattern[d]
-		r := entryRow{Pattern: d, Hits: e.Hits, Stale: allowlist.UsageStale(e.LastHit, since, now)}
-		if !e.LastHit.IsZero() {
+		r := entryRow{Pattern: d, Hits: e.Hits, Stale: allowlist.UsageStale(e.LastHit, since, now), Withheld: withheld}
+		if withheld {
+			r.Hits = 0
+		} else if !e.LastHit.IsZero() {
 			r.LastHit = e.LastHit.Format("2 Jan 2006")
 		}
 		out = append(out, r)

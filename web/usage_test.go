@@ -225,4 +225,17 @@ func TestCatalogueWithholdsOneDepartmentsHits(t *testing.T) {
 	if !strings.Contains(body, "70 this month") {
 		t.Errorf("the common-list site's hits not shown")
 	}
+	// Nor does the site's page show them entry by entry to an owner.
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	signIn(t, e, c)
+	_, page := get(t, c, e.url+"/owner/sites/solo")
+	at := strings.Index(page, `id="entry-usage"`)
+	if at < 0 {
+		t.Fatal("no entry usage on the owner's site page")
+	}
+	table := page[at : at+strings.Index(page[at:], "</table>")]
+	if strings.Contains(table, "4560") || !strings.Contains(table, "Not shown: one organisation") {
+		t.Errorf("one department's hits shown on the site's page:\n%s", table)
+	}
 }
