@@ -170,12 +170,7 @@ func (r UsageReport) Validate(now time.Time, registryK int) error {
 				c.add(f+".pattern", "appears twice")
 			}
 			seen[e.Pattern] = true
-			switch {
-			case e.Hits < UsageHitsStep || e.Hits%UsageHitsStep != 0:
-				c.add(f+".hits", "must be a positive multiple of 10 (hits rounded up)")
-			case e.Hits > UsageMaxCount:
-				c.add(f+".hits", "must be at most "+itoa(UsageMaxCount))
-			}
+			c.roundedUp(f+".hits", e.Hits, "hits")
 		}
 	}
 
@@ -194,12 +189,7 @@ func (r UsageReport) Validate(now time.Time, registryK int) error {
 				c.add(f+".domain", "appears twice")
 			}
 			seen[d.Domain] = true
-			switch {
-			case d.Queries < UsageHitsStep || d.Queries%UsageHitsStep != 0:
-				c.add(f+".queries", "must be a positive multiple of 10 (queries rounded up)")
-			case d.Queries > UsageMaxCount:
-				c.add(f+".queries", "must be at most "+itoa(UsageMaxCount))
-			}
+			c.roundedUp(f+".queries", d.Queries, "queries")
 			switch {
 			case d.Clients%UsageClientsStep != 0:
 				c.add(f+".clients", "must be a multiple of 5 (clients rounded down)")
@@ -291,4 +281,15 @@ func validReportID(s string) bool {
 		}
 	}
 	return true
+}
+
+// roundedUp checks a count a resolver rounds up to tens: positive, a
+// multiple of UsageHitsStep, and at most UsageMaxCount.
+func (c *checker) roundedUp(field string, n int64, what string) {
+	switch {
+	case n < UsageHitsStep || n%UsageHitsStep != 0:
+		c.add(field, "must be a positive multiple of 10 ("+what+" rounded up)")
+	case n > UsageMaxCount:
+		c.add(field, "must be at most "+itoa(UsageMaxCount))
+	}
 }

@@ -234,25 +234,17 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 }
 
 func runAuditVerify(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("audit verify", "audit verify --db PATH", stderr)
-	db := fs.String("db", "var/registry.db", "database: SQLite path or postgres:// URL")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	store, err := openExisting(*db)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	seq, ok, err := store.VerifyAudit(context.Background())
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return &exitError{code: 1, err: fmt.Errorf("audit chain broken at entry %d", seq)}
-	}
-	fmt.Fprintf(stdout, "audit chain intact: %d %s checked, each hash covering the one before\n", seq, plural(seq, "entry", "entries"))
-	return nil
+	return withStore("audit verify", "audit verify --db PATH", "var/registry.db", args, stderr, func(store *sqlite.DB) error {
+		seq, ok, err := store.VerifyAudit(context.Background())
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &exitError{code: 1, err: fmt.Errorf("audit chain broken at entry %d", seq)}
+		}
+		fmt.Fprintf(stdout, "audit chain intact: %d %s checked, each hash covering the one before\n", seq, plural(seq, "entry", "entries"))
+		return nil
+	})
 }
 
 func runKeygen(args []string, stdout, stderr io.Writer) error {
