@@ -78,6 +78,22 @@ type registry struct {
 	stderr *bytes.Buffer
 }
 
+// seededRegistry starts a registry process on a seeded database in a
+// directory of its own, and gives the directory, the database, the
+// registry and its public key as keygen prints it (for a resolver's
+// public_key).
+func seededRegistry(t *testing.T) (dir, db string, reg *registry, pub string) {
+	t.Helper()
+	dir = t.TempDir()
+	db = filepath.Join(dir, "registry.db")
+	reg = startRegistry(t, db, "--seed")
+	pub, _, code := cli(t, "keygen", "--db", db)
+	if code != 0 {
+		t.Fatal("keygen")
+	}
+	return dir, db, reg, pub
+}
+
 func startRegistry(t *testing.T, db string, args ...string) *registry {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve", "--db", db, "--listen", "127.0.0.1:0"}, args...)...)
@@ -342,13 +358,7 @@ func TestResolverWithRealRegistry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two processes")
 	}
-	dir := t.TempDir()
-	db := filepath.Join(dir, "registry.db")
-	reg := startRegistry(t, db, "--seed")
-	pub, _, code := cli(t, "keygen", "--db", db)
-	if code != 0 {
-		t.Fatal("keygen")
-	}
+	dir, db, reg, pub := seededRegistry(t)
 	up := startUpstream(t)
 	conf := filepath.Join(dir, "resolver.yaml")
 	os.WriteFile(conf, []byte(fmt.Sprintf(`listen: 127.0.0.1:0

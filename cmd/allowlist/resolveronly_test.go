@@ -26,13 +26,7 @@ func TestResolverOnlyBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two processes")
 	}
-	dir := t.TempDir()
-	db := filepath.Join(dir, "registry.db")
-	reg := startRegistry(t, db, "--seed")
-	pub, _, code := cli(t, "keygen", "--db", db)
-	if code != 0 {
-		t.Fatal("keygen")
-	}
+	dir, db, reg, pub := seededRegistry(t)
 	out, _, _ := cli(t, "token", "create", "--db", db, "--role", "reader", "--department", "dsit", "--name", "edge")
 	conf := filepath.Join(dir, "resolver.yaml")
 	os.WriteFile(conf, []byte(fmt.Sprintf(`listen: 127.0.0.1:0

@@ -34,13 +34,7 @@ func TestUsageReportsReachRealRegistry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two processes")
 	}
-	dir := t.TempDir()
-	db := filepath.Join(dir, "registry.db")
-	reg := startRegistry(t, db, "--seed")
-	pub, _, code := cli(t, "keygen", "--db", db)
-	if code != 0 {
-		t.Fatal("keygen")
-	}
+	dir, db, reg, pub := seededRegistry(t)
 	token := func(role string) string {
 		out, errOut, code := cli(t, "token", "create", "--db", db, "--role", role, "--department", "hmrc", "--name", "usage-"+role)
 		if code != 0 {
