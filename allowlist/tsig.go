@@ -21,6 +21,7 @@ type TSIGKey struct {
 // TSIGSecret is a usable key with its secret, for the zone-transfer
 // server alone.
 type TSIGSecret struct {
+	ID     int64 // the key's number, which names it in public metrics
 	Name   string
 	Scopes []string
 	Secret []byte

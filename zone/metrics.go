@@ -17,7 +17,7 @@ func newMetrics() *metrics {
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "allowlist", Subsystem: "zone", Name: "transfer_bytes_total",
 			Help: "Bytes of DNS messages sent in zone transfers, by type."}, []string{"type"}),
 		tsig: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "allowlist", Subsystem: "zone", Name: "tsig_requests_total",
-			Help: "Signed requests by key (unknown for names not in the registry) and result (ok, bad, wrong_scope)."}, []string{"key", "result"}),
+			Help: "Signed requests by key number (as allowlist tsig list shows it; unknown for names not in the registry) and result (ok, bad, wrong_scope)."}, []string{"key", "result"}),
 		notifies: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "allowlist", Subsystem: "zone", Name: "notifies_total",
 			Help: "NOTIFY messages by outcome: sent (each attempt), answered, refused, failed (never answered)."}, []string{"result"}),
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -55,11 +56,13 @@ func (k *keyring) allows(name, scope string) bool {
 	return ok && key.Allows(scope)
 }
 
-// label is a key's name for metrics: unknown names share one label, so
-// that a client cannot grow the metrics by inventing names.
+// label names a key in metrics by its number, not its name: /metrics is
+// public, and a key's name often says which department's server uses it
+// (`allowlist tsig list` maps numbers to names). Unknown names share one
+// label, so that a client cannot grow the metrics by inventing names.
 func (k *keyring) label(name string) string {
-	if k.known(name) {
-		return dns.CanonicalName(name)
+	if key, ok := k.get(name); ok {
+		return strconv.FormatInt(key.ID, 10)
 	}
 	return "unknown"
 }

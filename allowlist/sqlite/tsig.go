@@ -100,7 +100,7 @@ func (db *DB) RevokeTSIGKey(ctx context.Context, a allowlist.Actor, id int64) er
 
 // FindTSIGSecrets returns the keys in use with their secrets.
 func (db *DB) FindTSIGSecrets(ctx context.Context) ([]allowlist.TSIGSecret, error) {
-	rows, err := db.read.QueryContext(ctx, "SELECT name, scopes, secret FROM tsig_keys WHERE revoked_at IS NULL ORDER BY id")
+	rows, err := db.read.QueryContext(ctx, "SELECT id, name, scopes, secret FROM tsig_keys WHERE revoked_at IS NULL ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("tsig secrets: %w", err)
 	}
@@ -109,7 +109,7 @@ func (db *DB) FindTSIGSecrets(ctx context.Context) ([]allowlist.TSIGSecret, erro
 	for rows.Next() {
 		var k allowlist.TSIGSecret
 		var scopes string
-		if err := rows.Scan(&k.Name, &scopes, &k.Secret); err != nil {
+		if err := rows.Scan(&k.ID, &k.Name, &scopes, &k.Secret); err != nil {
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(scopes), &k.Scopes); err != nil {
