@@ -540,13 +540,19 @@ type Governance interface {
 	FindDeliveries(ctx context.Context, department string, limit int) ([]Delivery, error)
 }
 
-// ValidateWebhookURL checks a webhook address. EINVALID.
+// ValidateWebhookURL checks a webhook address. A user name or password in
+// it is refused: the address is shown to the department's owners and kept
+// in the audit log, and the receiver has the signing secret to check each
+// delivery with instead. EINVALID.
 func ValidateWebhookURL(v string) error {
 	var c checker
 	if v == "" {
 		c.add("url", "is required")
 	}
 	c.url("url", v)
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		c.add("url", "must not carry a user name or password; the receiver checks X-Allowlist-Signature with the webhook's secret instead")
+	}
 	return c.err()
 }
 

@@ -121,6 +121,16 @@ func TestWebhookSecretShownOnce(t *testing.T) {
 		t.Fatalf("the secret is shown again: %s", r.body)
 	}
 	e.do("PUT", "/v1/departments/dept-a/webhook", e.tok["a"], map[string]string{"url": "ftp://hooks.example.org/a"}).want(422)
+	for _, withUser := range []string{"https://bot:hunter2@hooks.example.org/a", "https://bot@hooks.example.org/a", "https://:hunter2@hooks.example.org/a"} {
+		r := e.do("PUT", "/v1/departments/dept-a/webhook", e.tok["a"], map[string]string{"url": withUser}).want(422)
+		if !strings.Contains(string(r.body), "user name or password") {
+			t.Errorf("%s: %s", withUser, r.body)
+		}
+	}
+	e.do("GET", "/v1/departments/dept-a/webhook", e.tok["a"], nil).want(200).decode(&w)
+	if w.URL != "https://hooks.example.org/a" {
+		t.Errorf("a refused address changed the webhook: %+v", w)
+	}
 	e.do("DELETE", "/v1/departments/dept-a/webhook", e.tok["a"], nil).want(204)
 	e.do("GET", "/v1/departments/dept-a/webhook", e.tok["a"], nil).want(404)
 }
