@@ -33,14 +33,22 @@ type blockedTail struct {
 	rcode      int
 	soa        []byte
 	opt, optDO []byte
+	// withName: the EDE text ends in the check page's address, to which
+	// the blocked name is added as the query asks it.
+	withName bool
 }
+
+// In a packed OPT record holding one EDE option, the offsets of RDLENGTH
+// and of the option's length: root name (1), type (2), class (2), TTL (4).
+const optRdlenAt, edeLenAt = 9, 13
 
 func (r *Resolver) tailFor(p *policy) *blockedTail {
 	if t := r.tail.Load(); t != nil && t.version == p.version {
 		return t
 	}
-	m := r.blocked(&dns.Msg{Question: []dns.Question{{Name: "x.", Qtype: dns.TypeA, Qclass: dns.ClassINET}}}, p)
+	m := r.blocked(&dns.Msg{Question: []dns.Question{{Name: ".", Qtype: dns.TypeA, Qclass: dns.ClassINET}}}, p)
 	t := &blockedTail{version: p.version, rcode: m.Rcode}
+	_, t.withName = r.blockedText(p)
 	if len(m.Ns) == 1 {
 		buf := make([]byte, 512)
 		n, err := dns.PackRR(m.Ns[0], buf, 0, nil, false)
@@ -277,7 +285,14 @@ func (r *Resolver) blockedWire(b []byte, q *wireQuery, p *policy, out []byte) []
 		if q.do {
 			opt = t.optDO
 		}
+		at := len(out)
 		out = append(out, opt...)
+		if t.withName {
+			out = append(out, q.name...) // letters, digits, '-', '_' and '.': nothing to escape
+			n := uint16(len(q.name))
+			binary.BigEndian.PutUint16(out[at+optRdlenAt:], binary.BigEndian.Uint16(out[at+optRdlenAt:])+n)
+			binary.BigEndian.PutUint16(out[at+edeLenAt:], binary.BigEndian.Uint16(out[at+edeLenAt:])+n)
+		}
 		binary.BigEndian.PutUint16(out[10:], 1)
 	}
 	if len(out) > q.size {

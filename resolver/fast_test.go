@@ -56,6 +56,12 @@ func TestFastPathMatchesOrdinaryPath(t *testing.T) {
 					t.Errorf("%s: EDE differs", name)
 				}
 			}
+			if e := ede(&got); e != nil && e.InfoCode == edeBlocked {
+				want := ede(r.blocked(m, r.policy.Load()))
+				if want == nil || e.ExtraText != want.ExtraText {
+					t.Errorf("%s: fast EDE text %q, ordinary %v", name, e.ExtraText, want)
+				}
+			}
 			if got.Id != m.Id {
 				t.Errorf("%s: ID %d, want %d", name, got.Id, m.Id)
 			}

@@ -3,6 +3,7 @@ package resolver
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -79,12 +80,29 @@ func localAnswer(req *dns.Msg, name string) *dns.Msg {
 	return m
 }
 
+// blockedText is the EDE 15 text of a blocked answer up to the name: it
+// names the scope and the version, and where to ask. With the registry's
+// own pages (no request_url of the resolver's own) it ends in the check
+// page's address, to which the blocked name is added (withName): that page
+// says why the name is not on the list (not proposed, awaiting decisions,
+// objected to, suspended, approval expired) and how to ask for it. The
+// list itself does not carry those reasons.
+func (r *Resolver) blockedText(p *policy) (text string, withName bool) {
+	head := fmt.Sprintf("blocked by the cross-government allow-list (scope %s, version %d); ", p.scope, p.version)
+	if r.checkURL != "" {
+		return head + "why, and how to ask for it: " + r.checkURL, true
+	}
+	return head + "ask for this tool at " + r.opt.RequestURL, false
+}
+
 // blocked is enforce mode's local answer, with EDE 15 naming the scope,
 // the version and where to ask for the tool.
 func (r *Resolver) blocked(req *dns.Msg, p *policy) *dns.Msg {
-	text := fmt.Sprintf("blocked by the cross-government allow-list (scope %s, version %d); ask for this tool at %s",
-		p.scope, p.version, r.opt.RequestURL)
 	q := req.Question[0]
+	text, withName := r.blockedText(p)
+	if withName {
+		text += url.QueryEscape(strings.ToLower(strings.TrimSuffix(q.Name, ".")))
+	}
 	switch r.opt.Block {
 	case BlockRefused:
 		return reply(req, dns.RcodeRefused, edeBlocked, text)

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -64,7 +65,9 @@ type Options struct {
 	SinkholeV6        net.IP
 	MetricsListen     string
 	// RequestURL is where staff ask for a tool; it goes in the blocked
-	// answer's Extended DNS Error text.
+	// answer's Extended DNS Error text. Left empty, the text links to the
+	// registry's check page for the blocked name instead, which says why
+	// it is not on the list and how to ask for it.
 	RequestURL string
 	// MaxListAge: warn when the registry has not vouched (signed) that
 	// the list held is current for this long.
@@ -99,6 +102,7 @@ type Resolver struct {
 	fetch *fetcher
 
 	fwd       *forwarder
+	checkURL  string // the registry's check page, ending "&q=", for blocked answers; "" with a request_url of its own
 	tail      atomic.Pointer[blockedTail]
 	policy    atomic.Pointer[policy]
 	freshness ageState // the list's signed age (freshness.go)
@@ -160,8 +164,10 @@ func New(opt Options) (*Resolver, error) {
 	if opt.SinkholeV6 == nil {
 		opt.SinkholeV6 = net.IPv6zero
 	}
+	checkURL := ""
 	if opt.RequestURL == "" {
 		opt.RequestURL = strings.TrimRight(opt.Registry, "/") + "/"
+		checkURL = opt.RequestURL + "check?department=" + url.QueryEscape(opt.Scope) + "&q="
 	}
 	switch {
 	case len(opt.PublicKey) != ed25519.PublicKeySize:
@@ -184,7 +190,7 @@ func New(opt Options) (*Resolver, error) {
 			return nil, fmt.Errorf("upstream %q is not host:port", a)
 		}
 	}
-	r := &Resolver{opt: opt, log: opt.Logger, cache: newCache(opt.CacheSize, opt.CacheBytes), ln: listeners{addrs: map[string]string{}}}
+	r := &Resolver{opt: opt, log: opt.Logger, cache: newCache(opt.CacheSize, opt.CacheBytes), ln: listeners{addrs: map[string]string{}}, checkURL: checkURL}
 	r.m = newMetrics(r.listAge, r.cache.len, r.cache.size)
 	r.registerFreshnessMetrics()
 	r.fwd = newForwarder(r)

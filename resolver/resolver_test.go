@@ -369,6 +369,17 @@ func TestEnforce(t *testing.T) {
 			}
 		})
 	}
+	// Without a request_url of its own, the text links to the registry's
+	// check page for the very name, which says why it is blocked.
+	plain := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, plain, 3, 2*time.Second)
+	for _, netw := range []string{"udp", "tcp"} {
+		e := ede(query(t, plain, netw, "Evil.Example.com", dns.TypeA))
+		want := reg.srv.URL + "/check?department=common&q=evil.example.com"
+		if e == nil || !strings.HasSuffix(e.ExtraText, "; why, and how to ask for it: "+want) {
+			t.Errorf("%s: EDE %v, want it to end with %s", netw, e, want)
+		}
+	}
 	// The whole answer of an allowed name passes through, CNAME chain included.
 	m := query(t, r, "udp", "alias.zoom.example", dns.TypeA)
 	if len(m.Answer) != 2 || m.Answer[0].Header().Rrtype != dns.TypeCNAME {
