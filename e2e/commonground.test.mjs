@@ -95,14 +95,22 @@ test('staff find the video tools three organisations can all use, share the answ
   console.log(`axe on the answer: ${JSON.stringify(counts)} (no serious or critical)`);
   await page.screenshot({ path: join(artifacts, 'common-ground.png'), fullPage: true });
 
-  // Ask HMRC, the one organisation that has not decided on Google Meet.
+  // Ask HMRC, the one organisation that has not decided on Google Meet:
+  // the request form comes filled in, and the reason can be added to.
   await page.getByRole('button', { name: 'Ask HM Revenue and Customs to decide on Google Meet' }).click();
+  assert.match(await page.locator('h1').innerText(), /Request a tool/);
+  assert.equal(await page.getByLabel('Tool').inputValue(), 'Google Meet');
+  assert.equal(await page.locator('#department').inputValue(), 'hmrc');
+  const reason = page.getByLabel('Why do you need it?');
+  await reason.fill((await reason.inputValue()) + ' We meet every Tuesday.');
+  await page.getByRole('button', { name: 'Send request' }).click();
   assert.match(await page.locator('h1').innerText(), /Request sent/);
   const requests = await api('GET', '/v1/requests', owners.hmrc);
   const mine = requests.filter((r) => r.tool === 'Google Meet' && r.department === 'hmrc');
   assert.equal(mine.length, 1, JSON.stringify(requests));
   assert.ok(mine[0].reason.includes(base + answerPath), mine[0].reason);
   assert.match(mine[0].reason, /allowed by Department for Science, Innovation and Technology and Greater London Authority/);
+  assert.match(mine[0].reason, /We meet every Tuesday\.$/);
   await context.close();
 });
 
@@ -124,6 +132,8 @@ test('without JavaScript: the checkboxes, the answer, the shared link and the re
   await other.close();
 
   await page.getByRole('button', { name: 'Ask HM Revenue and Customs to decide on Google Meet' }).click();
+  assert.match(await page.locator('h1').innerText(), /Request a tool/);
+  await page.getByRole('button', { name: 'Send request' }).click();
   assert.match(await page.locator('h1').innerText(), /Request sent/);
   await context.close();
 });

@@ -532,7 +532,7 @@ func (p *Pages) findTool(ctx context.Context, name string) (allowlist.Site, erro
 
 func (p *Pages) handleRequestForm(c echo.Context) error {
 	return p.render(c, http.StatusOK, "request", &page{Title: "Request a tool", Departments: p.departmentList(c), Department: c.QueryParam("department"),
-		Form: map[string]string{"tool": c.QueryParam("tool"), "url": c.QueryParam("url")}})
+		Form: map[string]string{"tool": c.QueryParam("tool"), "url": c.QueryParam("url"), "reason": c.QueryParam("reason")}})
 }
 
 func (p *Pages) handleRequest(c echo.Context) error {
