@@ -192,7 +192,7 @@ func (e *env) validate(req *http.Request, r *response) {
 			e.t.Errorf("%s: error with content type %q", r.req, ct)
 		}
 		var p api.Problem
-		if err := json.Unmarshal(r.body, &p); err != nil || p.Status != r.code || p.Title == "" || p.Type == "" || p.Detail == "" {
+		if err := json.Unmarshal(r.body, &p); err != nil || p.Status != r.code || p.Title != http.StatusText(r.code) || p.Type != "about:blank" || p.Detail == "" {
 			e.t.Errorf("%s: not a problem body: %s", r.req, r.body)
 		}
 		if r.code == 405 || (r.code == 404 && strings.Contains(string(r.body), `"detail":"Not Found"`)) {

@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/cross-gov/allowlist/allowlist"
@@ -79,8 +78,12 @@ func AsError(err error) *allowlist.Error {
 	return allowlist.Errorf(allowlist.EINTERNAL, "internal error")
 }
 
-func problemType(status int) string {
-	return "https://allowlist.example/problems/" + strconv.Itoa(status)
+// problemType is "about:blank" (RFC 9457 section 4.2.1): a problem here
+// means no more than its HTTP status, whose phrase is its title; the
+// detail and the field errors say what was wrong. A made-up address that
+// resolves nowhere would promise documentation that is not there.
+func problemType(int) string {
+	return "about:blank"
 }
 
 // handleError writes every error as problem+json, including the router's
