@@ -145,8 +145,10 @@ func renderNft(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 	header(w, "#", l, "nft")
 	w.WriteString("# Load with: nft -f FILE   (each load replaces the sets and the chain endpoints,\n")
 	w.WriteString("# in one transaction; other chains of the table, such as your base chain, stay)\n")
-	w.WriteString("# Then, once, jump to its chain from a base chain of this table, e.g.\n")
+	w.WriteString("# Then, once, jump to its chain from a base chain of this table, after a rule\n")
+	w.WriteString("# that lets replies back (the sets match only the way out), e.g.\n")
 	w.WriteString("#   nft add chain inet allowlist forward '{ type filter hook forward priority 0; policy drop; }'\n")
+	w.WriteString("#   nft add rule inet allowlist forward ct state established,related accept\n")
 	w.WriteString("#   nft add rule inet allowlist forward jump endpoints\n")
 	lines := endpointLines(l)
 	slices.SortFunc(lines, func(a, b endpointLine) int {

@@ -362,15 +362,7 @@ func TestEndpointsFromProposalToConsumers(t *testing.T) {
 	// every later version the same way. The later version must replace the
 	// sets' elements and leave that base chain in place: without it
 	// nothing filters at all.
-	var setup []string
-	for _, line := range strings.Split(readFile(t, nftFile), "\n") {
-		if cmd, ok := strings.CutPrefix(line, "#   nft "); ok {
-			setup = append(setup, nft+" "+cmd)
-		}
-	}
-	if len(setup) != 2 {
-		t.Fatalf("the nft header gives %d commands for the base chain, want 2", len(setup))
-	}
+	setup := headerCommands(t, nftFile, nft)
 	nextFile := writeFile(t, e.dir, "list-next.nft", get("format=nft"))
 	upgrade := fmt.Sprintf("%s -f %s && %s && %s -f %s", nft, nftFile, strings.Join(setup, " && "), nft, nextFile)
 	if out, err := output(unshare, "-n", "sh", "-c", upgrade+" && "+nft+" list chain inet allowlist forward"); err != nil ||
@@ -384,6 +376,27 @@ func TestEndpointsFromProposalToConsumers(t *testing.T) {
 	}{{"185.66.3.4", "udp", 10000, true}, {"2a0b:4d00::1", "tcp", 4443, false}, {"52.112.1.1", "udp", 3478, true}} {
 		if got := askNftAfter(upgrade, c.addr, c.proto, c.port); got != c.want {
 			t.Errorf("nft after the next version: %s %s/%d allowed=%v, want %v", c.addr, c.proto, c.port, got, c.want)
+		}
+	}
+	// And packets: a router in a network namespace forwards between a
+	// client and Teams' and Jitsi's addresses with both versions loaded
+	// and the header's commands run, as above. A listed flow gets its
+	// replies (a call works); an unlisted port gets nothing through.
+	path := newForwardPath(t, "52.112.1.1", "185.66.3.4")
+	for _, ep := range []struct {
+		addr string
+		port int
+	}{{"52.112.1.1", 3478}, {"52.112.1.1", 9999}, {"185.66.3.4", 10000}, {"185.66.3.4", 10001}} {
+		path.echoUDP(t, ep.addr, ep.port)
+	}
+	path.routerShell(t, upgrade)
+	for _, c := range []struct {
+		addr string
+		port int
+		want bool
+	}{{"52.112.1.1", 3478, true}, {"52.112.1.1", 9999, false}, {"185.66.3.4", 10000, true}, {"185.66.3.4", 10001, false}} {
+		if got := path.udpAnswered(t, c.addr, c.port); got != c.want {
+			t.Errorf("through the nft firewall set up as the header says: udp %s:%d answered=%v, want %v", c.addr, c.port, got, c.want)
 		}
 	}
 
