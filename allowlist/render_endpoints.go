@@ -143,9 +143,12 @@ func comparePrefixes(a, b netip.Prefix) int {
 // out of the narrower one: nft refuses overlapping intervals.
 func renderNft(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 	header(w, "#", l, "nft")
-	w.WriteString("# Load with: nft -f FILE   (it replaces the table allowlist)\n")
-	w.WriteString("# Then jump to its chain from a base chain of this table, e.g.\n")
+	w.WriteString("# Load with: nft -f FILE   (each load replaces the sets and the chain endpoints,\n")
+	w.WriteString("# in one transaction; other chains of the table, such as your base chain, stay)\n")
+	w.WriteString("# Then, once, jump to its chain from a base chain of this table, after a rule\n")
+	w.WriteString("# that lets replies back (the sets match only the way out), e.g.\n")
 	w.WriteString("#   nft add chain inet allowlist forward '{ type filter hook forward priority 0; policy drop; }'\n")
+	w.WriteString("#   nft add rule inet allowlist forward ct state established,related accept\n")
 	w.WriteString("#   nft add rule inet allowlist forward jump endpoints\n")
 	lines := endpointLines(l)
 	slices.SortFunc(lines, func(a, b endpointLine) int {
@@ -172,11 +175,26 @@ func renderNft(w *bytes.Buffer, l List, _ []byte, _ formatOptions) error {
 			kept = append(kept, endpointLine{e.prefix, e.protocol, r, e.site})
 		}
 	}
-	w.WriteString("table inet allowlist\ndelete table inet allowlist\ntable inet allowlist {\n")
-	for _, fam := range []struct {
-		name, typ, match string
-		v4               bool
-	}{{"endpoints_v4", "ipv4_addr", "ip daddr", true}, {"endpoints_v6", "ipv6_addr", "ip6 daddr", false}} {
+	families := []struct {
+		name, typ string
+		v4        bool
+	}{{"endpoints_v4", "ipv4_addr", true}, {"endpoints_v6", "ipv6_addr", false}}
+	// The table, its sets and the chain are declared (created if missing,
+	// left as they are if present), emptied, and filled again: a reload
+	// never deletes the table, so the base chain a firewall adds to it,
+	// with its policy, survives every new version. nft -f applies the
+	// whole file as one transaction.
+	w.WriteString("table inet allowlist {\n")
+	for _, fam := range families {
+		fmt.Fprintf(w, "\tset %s {\n\t\ttype %s . inet_proto . inet_service\n\t\tflags interval\n\t}\n", fam.name, fam.typ)
+	}
+	w.WriteString("\tchain endpoints {\n\t}\n}\n")
+	w.WriteString("flush chain inet allowlist endpoints\n")
+	for _, fam := range families {
+		fmt.Fprintf(w, "flush set inet allowlist %s\n", fam.name)
+	}
+	w.WriteString("table inet allowlist {\n")
+	for _, fam := range families {
 		fmt.Fprintf(w, "\tset %s {\n\t\ttype %s . inet_proto . inet_service\n\t\tflags interval\n", fam.name, fam.typ)
 		var elems []string
 		for _, e := range kept {

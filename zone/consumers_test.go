@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cross-gov/allowlist/zone"
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cross-gov/allowlist/e2e/realproc"
@@ -23,6 +24,9 @@ type consumer struct {
 	start func(t *testing.T, e *env, dir, addr, auth string) *proc
 	// ixfrLogged reports whether its log shows an incremental transfer.
 	ixfrLogged func(log string) bool
+	// heldSerial, where set, asks the server for the zone's serial the way
+	// docs/zone-transfer.md ("what to alert on") says.
+	heldSerial func(addr string) (uint32, error)
 }
 
 // follow is the test every consumer passes: it loads the zone by AXFR and
@@ -90,6 +94,34 @@ func follow(t *testing.T, c consumer, unsigned bool) {
 	waitFor(t, 2*time.Second, c.name+" answered two NOTIFYs", func() (bool, error) {
 		return testutil.ToFloat64(notifies(e, "answered")) >= 2, nil
 	})
+	if c.heldSerial != nil {
+		if got, err := c.heldSerial(addr); err != nil || int64(got) != e.version("common") {
+			t.Errorf("%s: the documented serial check gave %d (%v), want %d", c.name, got, err, e.version("common"))
+		}
+	}
+}
+
+// bindSerial asks BIND for the policy zone's SOA without recursion
+// (dig +norec): with recursion asked for, the catch-all policy zone
+// rewrites the question to NXDOMAIN, as docs/zone-transfer.md warns.
+func bindSerial(addr string) (uint32, error) {
+	c := &dns.Client{Timeout: time.Second}
+	m := new(dns.Msg)
+	m.SetQuestion("common.rpz.allowlist.", dns.TypeSOA)
+	if r, _, err := c.Exchange(m, addr); err != nil || r.Rcode != dns.RcodeNameError {
+		return 0, fmt.Errorf("with recursion desired: %v %v, want NXDOMAIN from the catch-all (the docs say so)", r, err)
+	}
+	m.RecursionDesired = false
+	r, _, err := c.Exchange(m, addr)
+	if err != nil {
+		return 0, err
+	}
+	for _, rr := range r.Answer {
+		if soa, ok := rr.(*dns.SOA); ok && r.Authoritative {
+			return soa.Serial, nil
+		}
+	}
+	return 0, fmt.Errorf("no authoritative SOA: %v", r)
 }
 
 func TestBINDFollowsZone(t *testing.T) {
@@ -98,7 +130,7 @@ func TestBINDFollowsZone(t *testing.T) {
 		// it answered incrementally) and holds the last serial.
 		return strings.Count(log, "common.rpz.allowlist/IN: requesting IXFR") >= 2 &&
 			strings.Contains(log, "Transfer completed") && strings.Contains(log, "(serial 4)")
-	}}, false)
+	}, heldSerial: bindSerial}, false)
 }
 
 // startBIND runs named as a secondary of the common zone with TSIG, using

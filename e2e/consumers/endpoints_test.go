@@ -216,14 +216,19 @@ func TestEndpointsFromProposalToConsumers(t *testing.T) {
 	}
 	nftFile := writeFile(t, e.dir, "list.nft", get("format=nft"))
 	run(t, unshare, "-n", nft, "-c", "-f", nftFile)
-	askNft := func(addr, proto string, port int) bool {
+	// askNftAfter runs the shell commands load in a network namespace of
+	// its own, then asks whether the sets hold addr . proto . port.
+	askNftAfter := func(load, addr, proto string, port int) bool {
 		set := "endpoints_v4"
 		if netip.MustParseAddr(addr).Is6() {
 			set = "endpoints_v6"
 		}
-		script := fmt.Sprintf("%s -f %s && %s get element inet allowlist %s '{ %s . %s . %d }'", nft, nftFile, nft, set, addr, proto, port)
+		script := fmt.Sprintf("%s && %s get element inet allowlist %s '{ %s . %s . %d }'", load, nft, set, addr, proto, port)
 		_, err := output(unshare, "-n", "sh", "-c", script)
 		return err == nil
+	}
+	askNft := func(addr, proto string, port int) bool {
+		return askNftAfter(nft+" -f "+nftFile, addr, proto, port)
 	}
 	for _, c := range []struct {
 		addr, proto string
@@ -350,6 +355,49 @@ func TestEndpointsFromProposalToConsumers(t *testing.T) {
 	json.Unmarshal(r.must(t, 200, "GET", fmt.Sprintf("/v1/lists/common/diff?from=%d", version+1), "", ""), &diff2)
 	if len(diff2.NetworksRemoved) != 2 || len(diff2.HandlingChanged) != 1 {
 		t.Errorf("narrowing diff: %+v", diff2)
+	}
+
+	// A firewall takes each new version as the nft file's header says:
+	// load it, add its own base chain (its policy) to the table, and load
+	// every later version the same way. The later version must replace the
+	// sets' elements and leave that base chain in place: without it
+	// nothing filters at all.
+	setup := headerCommands(t, nftFile, nft)
+	nextFile := writeFile(t, e.dir, "list-next.nft", get("format=nft"))
+	upgrade := fmt.Sprintf("%s -f %s && %s && %s -f %s", nft, nftFile, strings.Join(setup, " && "), nft, nextFile)
+	if out, err := output(unshare, "-n", "sh", "-c", upgrade+" && "+nft+" list chain inet allowlist forward"); err != nil ||
+		!strings.Contains(out, "policy drop") || !strings.Contains(out, "jump endpoints") {
+		t.Errorf("loading the next version as the nft header says took away the base chain: %v\n%s", err, out)
+	}
+	for _, c := range []struct {
+		addr, proto string
+		port        int
+		want        bool
+	}{{"185.66.3.4", "udp", 10000, true}, {"2a0b:4d00::1", "tcp", 4443, false}, {"52.112.1.1", "udp", 3478, true}} {
+		if got := askNftAfter(upgrade, c.addr, c.proto, c.port); got != c.want {
+			t.Errorf("nft after the next version: %s %s/%d allowed=%v, want %v", c.addr, c.proto, c.port, got, c.want)
+		}
+	}
+	// And packets: a router in a network namespace forwards between a
+	// client and Teams' and Jitsi's addresses with both versions loaded
+	// and the header's commands run, as above. A listed flow gets its
+	// replies (a call works); an unlisted port gets nothing through.
+	path := newForwardPath(t, "52.112.1.1", "185.66.3.4")
+	for _, ep := range []struct {
+		addr string
+		port int
+	}{{"52.112.1.1", 3478}, {"52.112.1.1", 9999}, {"185.66.3.4", 10000}, {"185.66.3.4", 10001}} {
+		path.echoUDP(t, ep.addr, ep.port)
+	}
+	path.routerShell(t, upgrade)
+	for _, c := range []struct {
+		addr string
+		port int
+		want bool
+	}{{"52.112.1.1", 3478, true}, {"52.112.1.1", 9999, false}, {"185.66.3.4", 10000, true}, {"185.66.3.4", 10001, false}} {
+		if got := path.udpAnswered(t, c.addr, c.port); got != c.want {
+			t.Errorf("through the nft firewall set up as the header says: udp %s:%d answered=%v, want %v", c.addr, c.port, got, c.want)
+		}
 	}
 
 	// Suspension removes everything.
