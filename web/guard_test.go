@@ -14,6 +14,7 @@ import (
 
 	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/cross-gov/allowlist/web"
+	"github.com/labstack/echo/v4"
 )
 
 var csrfField = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
@@ -132,13 +133,23 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestLargeBodiesRefusedEarly: 300 MB sent to any page route, declared or
-// streamed, is refused after at most 1 MiB is read; multipart is refused
-// before it is parsed. Nothing is stored.
+// TestLargeBodiesRefusedEarly: 300 MB sent to every page route that takes
+// a post (each POST route the pages register), declared or streamed, is
+// refused after at most 1 MiB is read; multipart is refused before it is
+// parsed. Nothing is stored.
 func TestLargeBodiesRefusedEarly(t *testing.T) {
 	e := newEnv(t)
 	before, _ := e.db.FindRequests(context.Background(), "")
-	for _, path := range []string{"/request", "/sign-in", "/owner/decide", "/owner/propose", "/sign-out"} {
+	var paths []string
+	for _, r := range e.handler.(*echo.Echo).Routes() {
+		if r.Method == http.MethodPost && !strings.HasPrefix(r.Path, "/v1/") {
+			paths = append(paths, r.Path)
+		}
+	}
+	if len(paths) < 10 {
+		t.Fatalf("only %d page routes take a post: %v", len(paths), paths)
+	}
+	for _, path := range paths {
 		for _, ct := range []string{"application/x-www-form-urlencoded", "multipart/form-data; boundary=x"} {
 			for _, declared := range []bool{true, false} {
 				body := &countingBody{}

@@ -320,5 +320,12 @@ func TestFrozenRegistryIsNoticed(t *testing.T) {
 		if age := m["allowlist_resolver_list_age_seconds"]; age < 4 {
 			t.Errorf("%s: the replayed version's age is %v s", onExpiry, age)
 		}
+		// Old from the moment it is installed, not only once list_expiry
+		// has passed since: its age runs from the time the registry
+		// signed, never from when this resolver first saw it.
+		if signed := m["allowlist_resolver_list_signed_timestamp_seconds"]; signed > float64(stampAt.Unix()) {
+			t.Errorf("%s: the replayed version counts as vouched for at %v, after its timestamp %v",
+				onExpiry, time.Unix(int64(signed), 0).UTC(), stampAt)
+		}
 	}
 }
