@@ -30,6 +30,10 @@ const (
 	UsageMaxRefusedPerDay = 5000
 	// UsageMinK is the smallest distinct-client threshold a resolver may use.
 	UsageMinK = 2
+	// UsagePublicDepartments is how many departments must have reported a
+	// refused domain before anyone may see it: one department's resolver
+	// token could otherwise put any name it likes in the public totals.
+	UsagePublicDepartments = 2
 	// UsageDefaultK is the registry's own threshold when none is configured.
 	UsageDefaultK = 5
 	// UsageHitsStep is what hits and queries are rounded up to a multiple of.

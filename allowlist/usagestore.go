@@ -112,13 +112,14 @@ type UsageStore interface {
 }
 
 // PublicRefused is what anyone may see of cross-government refused
-// domains: those whose clients, summed over departments, reach k (at
-// least UsageMinK), without saying how many departments reported them.
+// domains: those reported by at least UsagePublicDepartments departments
+// whose clients, summed over them, reach k (at least UsageMinK), without
+// saying how many departments reported them.
 func PublicRefused(in []RefusedUsage, k int) []RefusedUsage {
 	k = max(k, UsageMinK)
 	out := []RefusedUsage{}
 	for _, r := range in {
-		if r.Clients >= k && r.Departments >= 1 {
+		if r.Clients >= k && r.Departments >= UsagePublicDepartments {
 			r.Departments = 0
 			out = append(out, r)
 		}

@@ -158,9 +158,11 @@ func TestUsageBodyLimit(t *testing.T) {
 }
 
 // TestUsageCrossGovernment: anyone sees the cross-government totals of
-// refused domains whose clients reach k, never which departments reported
-// them; an admin sees everything. The registry's k here (10) is above the
-// k some stored reports were taken with (5).
+// refused domains that two departments or more reported and whose clients
+// reach k, never which departments reported them; an admin sees
+// everything. The registry's k here (10) is above the k some stored
+// reports were taken with (5). One department alone, however many clients
+// it claims, puts nothing in the public totals.
 func TestUsageCrossGovernment(t *testing.T) {
 	e := usageEnv(t, api.Config{UsageK: 10})
 	now := time.Now().UTC().Truncate(time.Second)
@@ -168,7 +170,7 @@ func TestUsageCrossGovernment(t *testing.T) {
 		dept    string
 		refused []allowlist.UsageRefused
 	}{
-		{"dept-a", []allowlist.UsageRefused{{Domain: "shared-example.net", Queries: 100, Clients: 5}, {Domain: "lonely-example.net", Queries: 500, Clients: 5}}},
+		{"dept-a", []allowlist.UsageRefused{{Domain: "shared-example.net", Queries: 100, Clients: 5}, {Domain: "lonely-example.net", Queries: 500, Clients: 5}, {Domain: "made-up-example.net", Queries: 9000, Clients: 5000}}},
 		{"dept-b", []allowlist.UsageRefused{{Domain: "shared-example.net", Queries: 20, Clients: 5}}},
 	} {
 		r := allowlist.UsageReport{ReportID: fmt.Sprintf("%032x", i+1), Department: rep.dept, Scope: rep.dept, ListVersion: 1, Mode: "monitor",
@@ -191,7 +193,7 @@ func TestUsageCrossGovernment(t *testing.T) {
 	}
 	var v api.UsageView
 	e.do("GET", "/v1/usage", e.tok["admin"], nil).want(200).decode(&v)
-	if len(v.Refused) != 2 || v.Refused[0] != (allowlist.RefusedUsage{Domain: "lonely-example.net", Queries: 500, Clients: 5, Departments: 1}) || *v.Reports != 2 {
+	if len(v.Refused) != 3 || v.Refused[1] != (allowlist.RefusedUsage{Domain: "lonely-example.net", Queries: 500, Clients: 5, Departments: 1}) || *v.Reports != 2 {
 		t.Errorf("admin sees %+v", v)
 	}
 }
