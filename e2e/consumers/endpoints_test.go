@@ -292,7 +292,7 @@ func TestEndpointsFromProposalToConsumers(t *testing.T) {
 			t.Errorf("edl-ip line %q", line)
 		}
 	}
-	for _, want := range []string{"185.66.0.0/16 jitsi udp/10000\n", "2a0b:4d00::/32 jitsi tcp/443; jitsi tcp/4443\n", "52.112.0.0/14 microsoft-teams tcp/80; microsoft-teams tcp/443; microsoft-teams udp/3478-3481\n"} {
+	for _, want := range []string{"185.66.0.0/16 jitsi udp/10000\n", "2a0b:4d00::/32 jitsi tcp/443; jitsi tcp/4443\n", "52.112.0.0/14 microsoft-teams tcp/80; microsoft-teams tcp/443; microsoft-teams udp/443; microsoft-teams udp/3478-3481\n"} {
 		if !strings.Contains(edl, want) {
 			t.Errorf("edl-ip lacks %q:\n%s", want, edl)
 		}
