@@ -801,16 +801,18 @@ func (db *DB) ClaimDeliveries(ctx context.Context, lease time.Duration, limit in
 		}
 		rows.Close()
 		for i := range out {
-			if _, err := tx.ExecContext(ctx, "UPDATE deliveries SET lease_until = ?, attempts = attempts + 1 WHERE id = ?", due(real.Add(lease)), out[i].ID); err != nil {
-				return "", "", nil, err
-			}
-			out[i].Attempts++
+			// A webhook delivery goes to the department's address as it is
+			// now, and the delivery log says so.
 			if out[i].Channel == "webhook" {
 				w, secret, err := findWebhook(ctx, tx, out[i].Department)
 				if err == nil {
 					out[i].Target, out[i].Secret = w.URL, secret
 				}
 			}
+			if _, err := tx.ExecContext(ctx, "UPDATE deliveries SET lease_until = ?, attempts = attempts + 1, target = ? WHERE id = ?", due(real.Add(lease)), out[i].Target, out[i].ID); err != nil {
+				return "", "", nil, err
+			}
+			out[i].Attempts++
 		}
 		return "", "", nil, nil
 	})

@@ -388,15 +388,18 @@ func testDeliveries(t *testing.T, b Backend) {
 	if n := claim(); n != 0 {
 		t.Fatalf("claimed %d deliveries before the backoff ended", n)
 	}
+	// The owners move their webhook meanwhile: the retry goes to the new
+	// address, with the new secret, and the delivery log says where it went.
+	_, secret = Must2[allowlist.Webhook, string](t)(db.SetWebhook(ctx, Owner("dept-a"), "dept-a", "https://hooks.example.org/moved"))
 	clock.Add(61 * time.Second)
-	if n := claim(); n != 1 || claimed[0].Attempts != 2 {
-		t.Fatalf("claimed %d (%+v) after the backoff, want the one, second attempt", n, claimed)
+	if n := claim(); n != 1 || claimed[0].Attempts != 2 || claimed[0].Target != "https://hooks.example.org/moved" || claimed[0].Secret != secret {
+		t.Fatalf("claimed %d (%+v) after the backoff, want the one, second attempt, to the moved webhook", n, claimed)
 	}
 	if err := db.FinishDelivery(ctx, claimed[0].ID, "", 3, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	ds = Must[[]allowlist.Delivery](t)(dbs[1].FindDeliveries(ctx, "dept-a", 10))
-	if len(ds) != 1 || ds[0].Status != "delivered" || ds[0].Attempts != 2 || ds[0].LastError != "" || ds[0].DeliveredAt == nil {
+	if len(ds) != 1 || ds[0].Status != "delivered" || ds[0].Attempts != 2 || ds[0].LastError != "" || ds[0].DeliveredAt == nil || ds[0].Target != "https://hooks.example.org/moved" {
 		t.Fatalf("after delivery: %+v", ds)
 	}
 	// A second event fails three times and is given up.
