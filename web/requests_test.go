@@ -28,6 +28,11 @@ import (
 // e-mail; the signed-in owner answers it on the owners' page.
 func TestCheckYourRequest(t *testing.T) {
 	e := newEnv(t)
+	// A requester who kept the reference but not the link finds the page
+	// from the start page.
+	if _, start := get(t, http.DefaultClient, e.url+"/"); !strings.Contains(start, `href="/requests">Check your request</a>`) {
+		t.Error("the start page does not link to \"Check your request\"")
+	}
 	jar, _ := cookiejar.New(nil)
 	staff := &http.Client{Jar: jar}
 	_, body := get(t, staff, e.url+"/request?tool=Miro")
