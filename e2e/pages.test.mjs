@@ -174,7 +174,11 @@ test('owners answer, decline and link staff requests; administrators manage toke
   await step(page, '/owner/waiting with requests');
 
   // A decline needs a reason the requester can read; with one, it is declined.
-  const gamesCard = page.locator(`#request-${games.id}`);
+  let gamesCard = page.locator(`#request-${games.id}`);
+  await gamesCard.getByRole('button', { name: 'Decline', exact: true }).click();
+  assert.match(await page.locator('.govuk-error-summary').innerText(), /A decline needs a reason the requester can read/);
+  await step(page, '/owner/requests/answer, a decline without a reason');
+  gamesCard = page.locator(`#request-${games.id}`);
   await gamesCard.getByLabel('Answer the requester sees').fill('Games sites are outside our acceptable use policy.');
   await gamesCard.getByRole('button', { name: 'Decline', exact: true }).click();
   await page.waitForURL(/\/owner\/waiting/);

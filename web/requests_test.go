@@ -79,6 +79,38 @@ func TestCheckYourRequest(t *testing.T) {
 		}
 	}
 	csrf = regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindStringSubmatch(op)
+	// Mistakes bring the page back with what was typed, each mistake
+	// summarised and shown at its field, and change nothing.
+	for _, tt := range []struct {
+		form  url.Values
+		field string
+		says  string
+		kept  string
+	}{
+		{url.Values{"status": {"declined"}, "answer": {""}}, "answer-" + id, "A decline needs a reason the requester can read", ""},
+		{url.Values{"status": {""}, "answer": {"Linked, <see> below"}, "site": {"no-such-site"}}, "site-" + id, "There is no site with that identifier", `value="no-such-site"`},
+	} {
+		tt.form.Set("_csrf", csrf[1])
+		tt.form.Set("id", id)
+		resp, err := owner.PostForm(e.url+"/owner/requests/answer", tt.form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body := string(b)
+		if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `govuk-error-summary`) ||
+			!strings.Contains(body, `<a href="#`+tt.field+`">`+tt.says) || !strings.Contains(body, `id="`+tt.field+`-error"`) ||
+			!strings.Contains(body, tt.kept) || !strings.Contains(body, "Waiting for you") {
+			t.Errorf("%v: %d\n%s", tt.form, resp.StatusCode, body)
+		}
+		if tt.form.Get("answer") != "" && !strings.Contains(body, ">Linked, &lt;see&gt; below</textarea>") {
+			t.Errorf("%v: the answer typed is not kept (escaped)", tt.form)
+		}
+		if r, _ := e.db.FindRequest(context.Background(), mustInt(t, id)); r.Status != allowlist.RequestReceived {
+			t.Fatalf("a refused answer changed the request: %+v", r)
+		}
+	}
 	resp, err = owner.PostForm(e.url+"/owner/requests/answer", url.Values{"_csrf": {csrf[1]}, "id": {id}, "status": {"declined"}, "answer": {"We already offer Mural for workshops."}})
 	if err != nil {
 		t.Fatal(err)
@@ -162,4 +194,13 @@ func TestOwnerSeesOverdueAndRenews(t *testing.T) {
 	if !clocks["dept-b"].Since.Equal(now) {
 		t.Fatalf("not renewed: %+v", clocks)
 	}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
