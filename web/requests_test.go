@@ -50,7 +50,7 @@ func TestCheckYourRequest(t *testing.T) {
 		t.Fatalf("request page: %d\n%s", resp.StatusCode, b)
 	}
 	code, page := get(t, http.DefaultClient, e.url+"/requests/"+ref[1])
-	if code != 200 || !strings.Contains(page, `id="status">received<`) || strings.Contains(page, "staff.member@example.org") {
+	if code != 200 || !strings.Contains(page, `id="status">received<`) || !strings.Contains(page, "have not answered yet") || strings.Contains(page, "staff.member@example.org") {
 		t.Fatalf("status page: %d\n%s", code, page)
 	}
 	if code, _ := get(t, http.DefaultClient, e.url+"/requests/req_nosuchreference"); code != 404 {
