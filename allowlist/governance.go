@@ -411,7 +411,7 @@ func WhyNot(site *Site, scope string, expired []Signoff, p Policy, requestURL st
 	switch {
 	case s.Status == StatusSuspended:
 		e.Reason = WhySuspended
-		e.Message = s.Name + " is suspended: " + s.Reason + "."
+		e.Message = s.Name + " is suspended: " + sentence(s.Reason)
 	case s.Status == StatusWithdrawn:
 		e.Reason = WhyWithdrawn
 		e.Message = s.Name + " was withdrawn from the catalogue." + ask
@@ -419,9 +419,11 @@ func WhyNot(site *Site, scope string, expired []Signoff, p Policy, requestURL st
 		e.Reason = WhyObjected
 		e.Message = "Your organisation objected to " + s.Name + " on " + e.Objection.At.UTC().Format("2 January 2006")
 		if e.Objection.Comment != "" {
-			e.Message += ": " + e.Objection.Comment
+			e.Message = sentence(e.Message + ": " + e.Objection.Comment)
+		} else {
+			e.Message += "."
 		}
-		e.Message += ". Ask your filtering owners if you think this should change."
+		e.Message += " Ask your filtering owners if you think this should change."
 	case len(expired) > 0 && e.Needed > 0:
 		e.Reason = WhyExpired
 		e.Expired = expired
@@ -443,6 +445,16 @@ func WhyNot(site *Site, scope string, expired []Signoff, p Policy, requestURL st
 		e.Message += "; it needs " + countNeeded(e.Needed) + " more to join the common list."
 	}
 	return e
+}
+
+// sentence ends s with a full stop, unless an owner's words already end
+// it ("a data breach." is not said as "a data breach..").
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if strings.HasSuffix(s, ".") || strings.HasSuffix(s, "!") || strings.HasSuffix(s, "?") {
+		return s
+	}
+	return s + "."
 }
 
 func countNeeded(n int) string {

@@ -224,6 +224,8 @@ func TestWhyNot(t *testing.T) {
 	p := Policy{Quorum: 2}
 	suspended := site("w", StatusSuspended, v1, ok("a", 1), ok("b", 1))
 	suspended.Name, suspended.Reason = "Wiki", "a data breach"
+	stopped := suspended
+	stopped.Reason = "Under review!"
 	named := func(s Site) *Site { s.Name = "Wiki"; return &s }
 	tests := []struct {
 		name     string
@@ -239,7 +241,10 @@ func TestWhyNot(t *testing.T) {
 		{"proposed, none", named(site("w", StatusProposed, v1)), "common", nil, WhyProposed, 2, "needs 2 approvals more"},
 		{"objected by the asking department", named(site("w", StatusProposed, v1, ok("a", 1), noAt("b", 1, 2, "stores data abroad"))), "b", nil, WhyObjected, 1, "objected to Wiki on 3 May 2026: stores data abroad"},
 		{"another department's objection is not yours", named(site("w", StatusProposed, v1, noAt("b", 1, 2, "x"))), "a", nil, WhyProposed, 2, "proposed"},
-		{"suspended", &suspended, "common", nil, WhySuspended, 0, "suspended: a data breach"},
+		{"suspended", &suspended, "common", nil, WhySuspended, 0, "suspended: a data breach."},
+		{"suspended, the reason a sentence already", &stopped, "common", nil, WhySuspended, 0, "suspended: Under review!"},
+		{"objected, the comment a sentence already", named(site("w", StatusProposed, v1, noAt("b", 1, 2, "Data leaves the UK."))), "b", nil, WhyObjected, 2, "on 3 May 2026: Data leaves the UK. Ask your filtering owners"},
+		{"objected without a comment", named(site("w", StatusProposed, v1, noAt("b", 1, 2, ""))), "b", nil, WhyObjected, 2, "objected to Wiki on 3 May 2026. Ask your filtering owners"},
 		{"approval expired", named(site("w", StatusProposed, v1, ok("a", 1))), "common", []Signoff{okAt("b", 1, 0)}, WhyExpired, 1, "approval of b expired"},
 		{"a new domain waits", named(site("w", StatusApproved, widened, ok("a", 1), ok("b", 1))), "common", nil, WhyChangePending, 2, "added recently"},
 	}
@@ -248,6 +253,9 @@ func TestWhyNot(t *testing.T) {
 			e := WhyNot(tt.site, tt.scope, tt.expired, p, "https://reg.example.org/request")
 			if e.Reason != tt.reason || e.Needed != tt.needed || !strings.Contains(e.Message, tt.contains) {
 				t.Errorf("got %s (%d needed) %q; want %s (%d) containing %q", e.Reason, e.Needed, e.Message, tt.reason, tt.needed, tt.contains)
+			}
+			if strings.Contains(e.Message, "..") || strings.Contains(e.Message, "!.") {
+				t.Errorf("a sentence ends twice: %q", e.Message)
 			}
 			if strings.Contains(e.Message, "/v1/") {
 				t.Errorf("the answer sends staff to an API call: %q", e.Message)

@@ -35,12 +35,18 @@ async function signIn(page, token) {
 
 const totals = {};
 
+// accessible runs axe-core on the page as it is and adds its counts to
+// the totals (to) that a test reports.
+async function accessible(page, label, to = totals) {
+  const counts = await expectAccessible(page, label);
+  for (const [impact, n] of Object.entries(counts)) to[impact] = (to[impact] || 0) + n;
+  return counts;
+}
+
 async function audit(page, path) {
   const res = await page.goto(base + path);
   assert.ok(res.status() < 500, `${path}: ${res.status()}`);
-  const counts = await expectAccessible(page, path);
-  for (const [impact, n] of Object.entries(counts)) totals[impact] = (totals[impact] || 0) + n;
-  return counts;
+  return accessible(page, path);
 }
 
 test('every page has no serious or critical accessibility violation', async () => {
@@ -139,6 +145,99 @@ test('staff and filtering owners can do their work with the keyboard alone', asy
   await page.waitForURL(/\/owner$/);
   assert.match(await page.locator('.govuk-notification-banner').innerText(), new RegExp(`You approved ${first}`));
   await page.close();
+});
+
+// postRequest sends a staff request through the API and returns its id
+// and reference.
+async function postRequest(body) {
+  const res = await fetch(`${base}/v1/requests`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await res.text();
+  assert.equal(res.status, 201, text);
+  return JSON.parse(text);
+}
+
+async function requestStatus(reference) {
+  return (await (await fetch(`${base}/v1/requests/${reference}`)).json()).status;
+}
+
+test('owners answer, decline and link staff requests; administrators manage tokens and suspensions; axe on every step', async () => {
+  const padlet = await postRequest({ tool: 'Padlet', url: 'https://padlet.com', reason: 'Retrospectives', department: 'gla' });
+  const games = await postRequest({ tool: 'Games portal', url: 'https://games.example.com', reason: 'Team building', department: 'gla' });
+  const zoom = await postRequest({ tool: 'Zoom', url: 'https://zoom.us', reason: 'Calls with suppliers', department: 'gla' });
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await ctx.newPage();
+  const seen = {};
+  let steps = 0;
+  const step = (p, label) => { steps++; return accessible(p, label, seen); };
+  await signIn(page, ownerToken(registry.db, 'gla'));
+  await page.getByRole('link', { name: 'Waiting and overdue' }).click();
+  await step(page, '/owner/waiting with requests');
+
+  // A decline needs a reason the requester can read; with one, it is declined.
+  let gamesCard = page.locator(`#request-${games.id}`);
+  await gamesCard.getByRole('button', { name: 'Decline', exact: true }).click();
+  assert.match(await page.locator('.govuk-error-summary').innerText(), /A decline needs a reason the requester can read/);
+  await step(page, '/owner/requests/answer, a decline without a reason');
+  gamesCard = page.locator(`#request-${games.id}`);
+  await gamesCard.getByLabel('Answer the requester sees').fill('Games sites are outside our acceptable use policy.');
+  await gamesCard.getByRole('button', { name: 'Decline', exact: true }).click();
+  await page.waitForURL(/\/owner\/waiting/);
+  assert.match(await page.locator('.govuk-notification-banner').innerText(), /Games portal/);
+  await step(page, '/owner/waiting after a decline');
+  assert.equal(await requestStatus(games.reference), 'declined');
+
+  // Linked to a site already on the department's list: allowed at once.
+  const zoomCard = page.locator(`#request-${zoom.id}`);
+  await zoomCard.getByLabel('Link to a catalogue site (its identifier)').fill('zoom');
+  await zoomCard.getByRole('button', { name: 'Answer', exact: true }).click();
+  await page.waitForURL(/\/owner\/waiting/);
+  assert.equal(await requestStatus(zoom.reference), 'allowed');
+
+  // An answer alone puts the request in review; the requester's page says so.
+  const padletCard = page.locator(`#request-${padlet.id}`);
+  await padletCard.getByLabel('Answer the requester sees').fill('We are looking at Padlet this week.');
+  await padletCard.getByRole('button', { name: 'Answer', exact: true }).click();
+  await page.waitForURL(/\/owner\/waiting/);
+  assert.equal(await requestStatus(padlet.reference), 'in-review');
+  await page.goto(`${base}/requests/${padlet.reference}`);
+  assert.match(await page.locator('main').innerText(), /We are looking at Padlet this week\./);
+  await step(page, '/requests/{reference} in review');
+
+  // An administrator: a token shown once, then revoked; a site suspended
+  // with a reason, then reinstated; the audit log verified.
+  const admin = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const ap = await admin.newPage();
+  await signIn(ap, adminToken(registry.db));
+  await ap.getByText('Create a token', { exact: true }).click(); // the form is folded away in a details
+  await step(ap, '/admin, the token form open');
+  await ap.getByLabel('Who or what it is for').fill('GLA resolver');
+  await ap.getByLabel('Role', { exact: true }).selectOption('reader');
+  await ap.getByRole('button', { name: 'Create token' }).click();
+  const shown = (await ap.locator('main').innerText()).match(/alt_[A-Za-z0-9_-]+/);
+  assert.ok(shown, 'the new token is shown');
+  await step(ap, '/admin with a new token');
+  await ap.goto(`${base}/admin`);
+  assert.doesNotMatch(await ap.locator('main').innerText(), new RegExp(shown[0]), 'the token is shown once');
+  let res = await fetch(`${base}/v1/lists/common`, { headers: { Authorization: `Bearer ${shown[0]}` } });
+  assert.equal(res.status, 200);
+  await ap.getByRole('button', { name: 'Revoke GLA resolver' }).click();
+  res = await fetch(`${base}/v1/lists/common`, { headers: { Authorization: `Bearer ${shown[0]}` } });
+  assert.equal(res.status, 401, 'a revoked token stops working');
+  await ap.getByLabel('Reason for suspending Slido').fill('Supplier breach under investigation');
+  await ap.getByRole('button', { name: 'Suspend Slido' }).click();
+  assert.match(await ap.locator('main').innerText(), /Supplier breach under investigation/);
+  await step(ap, '/admin with a suspended site');
+  await page.goto(`${base}/check?q=Slido`);
+  assert.match(await page.locator('main').innerText(), /Slido is suspended: Supplier breach under investigation\./);
+  await ap.getByRole('button', { name: 'Reinstate Slido' }).click();
+  assert.match(await ap.locator('.govuk-notification-banner').innerText(), /Reinstated Slido/);
+  await ap.goto(`${base}/admin/audit`);
+  assert.match(await ap.locator('main').innerText(), /The chain is intact/);
+  assert.match(await ap.locator('main').innerText(), /site\.suspend/);
+  await step(ap, '/admin/audit after a suspension');
+  console.log(`axe-core, request handling and administration: ${steps} pages, violations by impact: ${JSON.stringify(seen)} (serious and critical: 0)`);
+  await admin.close();
+  await ctx.close();
 });
 
 test('README screenshots', { skip: process.env.UPDATE_SCREENSHOTS !== '1' && 'set UPDATE_SCREENSHOTS=1 to take them' }, async () => {

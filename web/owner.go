@@ -17,14 +17,18 @@ import (
 
 // queueView is what owner.html shows.
 type queueView struct {
-	Awaiting []siteRow
-	Sites    []siteRow
-	Filter   siteFilter
-	Pages    []pageLink
-	Total    int
-	Requests int
-	Overdue  map[string]bool // sites whose decision is overdue (requests.go)
-	Usage    *ownerUsageView // what staff tried to reach (usage.go)
+	Awaiting      []siteRow  // this page of them
+	AwaitingTotal int        // all of them
+	AwaitingPages []pageLink // the pages of them, when more than one
+	AwaitingFrom  int        // the numbers of this page's first
+	AwaitingTo    int        // and last
+	Sites         []siteRow
+	Filter        siteFilter
+	Pages         []pageLink
+	Total         int
+	Requests      int
+	Overdue       map[string]bool // sites whose decision is overdue (requests.go)
+	Usage         *ownerUsageView // what staff tried to reach (usage.go)
 }
 
 // siteRow is a site as the owner's pages show it: names, not slugs.
@@ -48,6 +52,11 @@ type pageLink struct {
 }
 
 const sitesPerPage = 20
+
+// awaitingPerPage is how many sites awaiting a decision the queue shows
+// at once, each with its decision form, so that a busy week's proposals
+// do not make one page tens of thousands of pixels long.
+const awaitingPerPage = 10
 
 // row describes a site for the owner of department, with the names the
 // request read once.
@@ -106,12 +115,24 @@ func (p *Pages) handleOwner(c echo.Context) error {
 		byID[s.ID] = s
 	}
 	queued := map[string]bool{}
+	var awaiting []siteRow
 	for _, it := range queue {
 		if s, ok := byID[it.ID]; ok && it.Kind == allowlist.QueueSite {
-			v.Awaiting = append(v.Awaiting, p.row(c, s, a.Department))
+			awaiting = append(awaiting, p.row(c, s, a.Department))
 			queued[it.ID], v.Overdue[it.ID] = true, it.Overdue
 		}
 	}
+	// Both parts keep the other's page and the filter in their links.
+	here := url.Values{}
+	for _, k := range []string{"category", "status", "proposer", "page", "waiting"} {
+		if val := c.QueryParam(k); val != "" {
+			here.Set(k, val)
+		}
+	}
+	waitingAt, _ := strconv.Atoi(c.QueryParam("waiting"))
+	v.AwaitingTotal = len(awaiting)
+	v.Awaiting, v.AwaitingPages, v.AwaitingFrom = pageOf(awaiting, waitingAt, awaitingPerPage, here, "waiting", "awaiting")
+	v.AwaitingTo = v.AwaitingFrom + len(v.Awaiting) - 1
 	var rest []siteRow
 	for _, s := range sites {
 		if !queued[s.ID] && f.matches(s) {
@@ -122,7 +143,7 @@ func (p *Pages) handleOwner(c echo.Context) error {
 	sort.SliceStable(rest, func(i, j int) bool { return rest[i].Name < rest[j].Name })
 	v.Total = len(rest)
 	at, _ := strconv.Atoi(c.QueryParam("page"))
-	v.Sites, v.Pages = pageOf(rest, at, f)
+	v.Sites, v.Pages, _ = pageOf(rest, at, sitesPerPage, here, "page", "all-sites")
 	reqs, err := p.svc.Requests.FindRequests(ctx, a.Department)
 	if err != nil {
 		return p.fail(c, err)
@@ -133,24 +154,25 @@ func (p *Pages) handleOwner(c echo.Context) error {
 			allowlist.StatusSuspended, allowlist.StatusWithdrawn}, View: v})
 }
 
-// pageOf returns page at (from 1, clamped) of rows, and the links to every
-// page when there is more than one, keeping the filter.
-func pageOf(rows []siteRow, at int, f siteFilter) ([]siteRow, []pageLink) {
-	pages := max(1, (len(rows)+sitesPerPage-1)/sitesPerPage)
+// pageOf returns page at (from 1, clamped) of rows, per to a page, the
+// links to every page when there is more than one (the owner's page with
+// the query q, param set to the page's number, at #anchor), and the
+// number of the page's first row (from 1).
+func pageOf(rows []siteRow, at, per int, q url.Values, param, anchor string) ([]siteRow, []pageLink, int) {
+	pages := max(1, (len(rows)+per-1)/per)
 	at = min(max(at, 1), pages)
 	var links []pageLink
 	if pages > 1 {
 		for n := 1; n <= pages; n++ {
-			q := url.Values{"page": {strconv.Itoa(n)}}
-			for k, val := range map[string]string{"category": f.Category, "status": f.Status, "proposer": f.Proposer} {
-				if val != "" {
-					q.Set(k, val)
-				}
+			l := url.Values{}
+			for k, v := range q {
+				l[k] = v
 			}
-			links = append(links, pageLink{Number: n, Href: "/owner?" + q.Encode() + "#all-sites", Current: n == at})
+			l.Set(param, strconv.Itoa(n))
+			links = append(links, pageLink{Number: n, Href: "/owner?" + l.Encode() + "#" + anchor, Current: n == at})
 		}
 	}
-	return rows[(at-1)*sitesPerPage : min(len(rows), at*sitesPerPage)], links
+	return rows[(at-1)*per : min(len(rows), at*per)], links, (at-1)*per + 1
 }
 
 // handleOwnerSite shows one site with the decision form.

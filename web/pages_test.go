@@ -2,11 +2,13 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -74,6 +76,63 @@ func TestOwnerQueue(t *testing.T) {
 	if !strings.Contains(after, "You approved Pending-wiki for Department dept-b. It is on Department dept-b&#39;s list and on the common list.") || strings.Contains(after, "Its status is now") {
 		i := strings.Index(after, "notification-banner__heading")
 		t.Errorf("no true message after the decision: %q", after[max(0, i):min(len(after), max(0, i)+300)])
+	}
+}
+
+// TestOwnerQueueInPages: many sites awaiting a decision come ten to a
+// page, in the queue's order, every one on exactly one page; the links
+// keep the filter and the page of the other part.
+func TestOwnerQueueInPages(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a := allowlist.Actor{Role: "owner", Department: "dept-a", Name: "a"}
+	const n = 23
+	for i := range n {
+		id := fmt.Sprintf("tool-%02d", i)
+		if _, err := e.db.CreateSite(ctx, a, allowlist.SiteInput{ID: id, Name: "Tool " + id[5:], Category: "wiki",
+			Domains: []string{id + ".example.org"}, Owner: allowlist.Owner{Name: "x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	signIn(t, e, c)
+	card := regexp.MustCompile(`<div class="govuk-summary-card" id="site-(tool-\d+)">`)
+	seen := map[string]int{}
+	var order []string
+	for page, want := range []int{10, 10, 3} {
+		_, body := get(t, c, fmt.Sprintf("%s/owner?category=wiki&waiting=%d", e.url, page+1))
+		awaiting := body[strings.Index(body, `id="awaiting"`):strings.Index(body, `id="all-sites"`)]
+		if !strings.Contains(awaiting, fmt.Sprintf("Awaiting your decision (%d)", n)) {
+			t.Fatalf("page %d does not count all %d", page+1, n)
+		}
+		got := card.FindAllStringSubmatch(awaiting, -1)
+		if len(got) != want {
+			t.Errorf("page %d shows %d sites awaiting, want %d", page+1, len(got), want)
+		}
+		for _, m := range got {
+			seen[m[1]]++
+			order = append(order, m[1])
+		}
+		if !strings.Contains(awaiting, `aria-label="Pages of sites awaiting your decision"`) ||
+			!strings.Contains(awaiting, `href="/owner?category=wiki&amp;waiting=3#awaiting"`) {
+			t.Errorf("page %d: no links to the other pages that keep the filter", page+1)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d different sites over the pages, want %d", len(seen), n)
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("%s on %d pages", id, k)
+		}
+	}
+	if !sort.StringsAreSorted(order) { // proposed in this order: the longest waiting first
+		t.Errorf("not the queue's order: %v", order)
+	}
+	// A page past the end shows the last.
+	if _, body := get(t, c, e.url+"/owner?waiting=99"); len(card.FindAllString(body, -1)) != 3 {
+		t.Error("a page past the end does not show the last page")
 	}
 }
 

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
@@ -90,6 +91,7 @@ type waitingView struct {
 	Renewals      []renewal
 	RequestGroups []allowlist.RequestGroup
 	Requests      []allowlist.Request
+	Typed         map[int64]allowlist.RequestAnswer // what an owner typed into a form the registry refused
 }
 
 // renewal is one of a department's approvals that will expire.
@@ -100,13 +102,20 @@ type renewal struct {
 }
 
 func (p *Pages) handleOwnerWaiting(c echo.Context) error {
+	return p.showWaiting(c, http.StatusOK, nil, nil)
+}
+
+// showWaiting renders "Waiting for you" with status; after a refused
+// answer, errs are its mistakes and typed what the owner had written, so
+// that the form comes back as it was with the mistakes beside it.
+func (p *Pages) showWaiting(c echo.Context, status int, errs []allowlist.FieldError, typed map[int64]allowlist.RequestAnswer) error {
 	a := p.actor(c)
 	g, err := p.governance()
 	if err != nil {
 		return p.fail(c, err)
 	}
 	ctx := c.Request().Context()
-	v := &waitingView{}
+	v := &waitingView{Typed: typed}
 	if v.Waiting, err = g.Queue(ctx, a.Department, p.now()); err != nil {
 		return p.fail(c, err)
 	}
@@ -121,7 +130,7 @@ func (p *Pages) handleOwnerWaiting(c echo.Context) error {
 	if v.Requests, err = p.svc.Requests.FindRequests(ctx, a.Department); err != nil {
 		return p.fail(c, err)
 	}
-	return p.render(c, http.StatusOK, "waiting", &page{Title: "Waiting for you", DepartmentName: p.deptName(c, a.Department), View: v})
+	return p.render(c, status, "waiting", &page{Title: "Waiting for you", DepartmentName: p.deptName(c, a.Department), View: v, Errors: errs})
 }
 
 // expiryPolicy returns the governance policy, and whether approvals
@@ -167,11 +176,35 @@ func (p *Pages) handleOwnerAnswer(c echo.Context) error {
 	in := allowlist.RequestAnswer{Status: c.FormValue("status"), Answer: strings.TrimSpace(c.FormValue("answer")),
 		Site: strings.TrimSpace(c.FormValue("site")), Group: c.FormValue("group") == "true"}
 	r, err := g.AnswerRequest(c.Request().Context(), a, id, in)
+	if e, ok := err.(*allowlist.Error); ok && e.Code == allowlist.EINVALID && len(e.Fields) > 0 {
+		return p.showWaiting(c, statusOf(e.Code), answerErrors(id, e.Fields), map[int64]allowlist.RequestAnswer{id: in})
+	}
 	if err != nil {
 		return p.fail(c, err)
 	}
 	p.setFlash(c, "Request "+strconv.FormatInt(r.ID, 10)+" for "+r.Tool+" is now "+r.Status+".")
 	return c.Redirect(http.StatusSeeOther, "/owner/waiting")
+}
+
+// answerErrors names a refused answer's mistakes after the fields of
+// request id's form (answer-ID, site-ID), in sentences.
+func answerErrors(id int64, fields []allowlist.FieldError) []allowlist.FieldError {
+	out := make([]allowlist.FieldError, 0, len(fields))
+	for _, f := range fields {
+		field := "answer"
+		if f.Field == "site" {
+			field = "site"
+		}
+		msg := f.Message
+		switch {
+		case f.Field == "site" && msg == "no such site":
+			msg = "There is no site with that identifier in the catalogue; propose it first, or check the identifier"
+		case msg != "":
+			msg = strings.ToUpper(msg[:1]) + msg[1:]
+		}
+		out = append(out, allowlist.FieldError{Field: fmt.Sprintf("%s-%d", field, id), Message: msg})
+	}
+	return out
 }
 
 func (p *Pages) handleRenew(c echo.Context) error {

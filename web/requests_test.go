@@ -28,6 +28,11 @@ import (
 // e-mail; the signed-in owner answers it on the owners' page.
 func TestCheckYourRequest(t *testing.T) {
 	e := newEnv(t)
+	// A requester who kept the reference but not the link finds the page
+	// from the start page.
+	if _, start := get(t, http.DefaultClient, e.url+"/"); !strings.Contains(start, `href="/requests">Check your request</a>`) {
+		t.Error("the start page does not link to \"Check your request\"")
+	}
 	jar, _ := cookiejar.New(nil)
 	staff := &http.Client{Jar: jar}
 	_, body := get(t, staff, e.url+"/request?tool=Miro")
@@ -45,7 +50,7 @@ func TestCheckYourRequest(t *testing.T) {
 		t.Fatalf("request page: %d\n%s", resp.StatusCode, b)
 	}
 	code, page := get(t, http.DefaultClient, e.url+"/requests/"+ref[1])
-	if code != 200 || !strings.Contains(page, `id="status">received<`) || strings.Contains(page, "staff.member@example.org") {
+	if code != 200 || !strings.Contains(page, `id="status">received<`) || !strings.Contains(page, "have not answered yet") || strings.Contains(page, "staff.member@example.org") {
 		t.Fatalf("status page: %d\n%s", code, page)
 	}
 	if code, _ := get(t, http.DefaultClient, e.url+"/requests/req_nosuchreference"); code != 404 {
@@ -74,6 +79,38 @@ func TestCheckYourRequest(t *testing.T) {
 		}
 	}
 	csrf = regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindStringSubmatch(op)
+	// Mistakes bring the page back with what was typed, each mistake
+	// summarised and shown at its field, and change nothing.
+	for _, tt := range []struct {
+		form  url.Values
+		field string
+		says  string
+		kept  string
+	}{
+		{url.Values{"status": {"declined"}, "answer": {""}}, "answer-" + id, "A decline needs a reason the requester can read", ""},
+		{url.Values{"status": {""}, "answer": {"Linked, <see> below"}, "site": {"no-such-site"}}, "site-" + id, "There is no site with that identifier", `value="no-such-site"`},
+	} {
+		tt.form.Set("_csrf", csrf[1])
+		tt.form.Set("id", id)
+		resp, err := owner.PostForm(e.url+"/owner/requests/answer", tt.form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body := string(b)
+		if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `govuk-error-summary`) ||
+			!strings.Contains(body, `<a href="#`+tt.field+`">`+tt.says) || !strings.Contains(body, `id="`+tt.field+`-error"`) ||
+			!strings.Contains(body, tt.kept) || !strings.Contains(body, "Waiting for you") {
+			t.Errorf("%v: %d\n%s", tt.form, resp.StatusCode, body)
+		}
+		if tt.form.Get("answer") != "" && !strings.Contains(body, ">Linked, &lt;see&gt; below</textarea>") {
+			t.Errorf("%v: the answer typed is not kept (escaped)", tt.form)
+		}
+		if r, _ := e.db.FindRequest(context.Background(), mustInt(t, id)); r.Status != allowlist.RequestReceived {
+			t.Fatalf("a refused answer changed the request: %+v", r)
+		}
+	}
 	resp, err = owner.PostForm(e.url+"/owner/requests/answer", url.Values{"_csrf": {csrf[1]}, "id": {id}, "status": {"declined"}, "answer": {"We already offer Mural for workshops."}})
 	if err != nil {
 		t.Fatal(err)
@@ -157,4 +194,13 @@ func TestOwnerSeesOverdueAndRenews(t *testing.T) {
 	if !clocks["dept-b"].Since.Equal(now) {
 		t.Fatalf("not renewed: %+v", clocks)
 	}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -20,14 +20,23 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("allowlist-resolver", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	help := stderr
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			help = stdout // asked for: standard output, as allowlist's commands do
+		}
+	}
+	fs.SetOutput(help)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: allowlist-resolver --config FILE\n\nrun the DNS resolver at a department's edge (the same as allowlist resolve)\n\nflags:\n")
+		fmt.Fprintf(help, "usage: allowlist-resolver --config FILE\n\nrun the DNS resolver at a department's edge (the same as allowlist resolve)\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	configPath := fs.String("config", "", "YAML config file (see docs/resolver.md)")
 	listen := fs.String("listen", "", "override listen")
 	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return 2 // the flag package has said what was wrong, with the usage
+	}
 	if err == nil && fs.NArg() > 0 {
 		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}

@@ -31,7 +31,7 @@ func runTokenCreate(args []string, stdout, stderr io.Writer) error {
 	if *db == "" {
 		return errors.New("--db is required")
 	}
-	store, undo, err := openOrCreate(*db)
+	store, undo, fresh, err := openOrCreate(*db)
 	if err != nil {
 		return err
 	}
@@ -45,6 +45,9 @@ func runTokenCreate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		undo()
 		return err
+	}
+	if fresh {
+		noteNewDatabase(stderr, *db)
 	}
 	fmt.Fprintf(stderr, "created %s token %d (%s); it is shown once:\n", t.Role, t.ID, t.Name)
 	fmt.Fprintln(stdout, secret)
@@ -136,7 +139,7 @@ func runRevoke(name, what string, args []string, stdout, stderr io.Writer, revok
 }
 
 func runImport(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("import", "import FILE.yaml --db PATH [--merge]\n\nLoads a catalogue (departments with their contacts, sites with their sign-offs),\nall or nothing. Into a registry that already has some of them, add --merge to\nskip the departments and sites whose ids exist (they are left as they are)", stderr)
+	fs := newFlags("import", "import FILE.yaml --db PATH [--merge]\n\nLoads a catalogue (departments with their contacts, sites with their sign-offs),\nall or nothing. Into a registry that already has some of them, add --merge to\nskip the departments and sites whose ids exist (they are left as they are).", stderr)
 	db := fs.String("db", "var/registry.db", "database: SQLite path (created if missing) or postgres:// URL")
 	merge := fs.Bool("merge", false, "skip departments and sites that already exist instead of refusing the file")
 	pos, err := parse(fs, args)
@@ -154,7 +157,7 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w (nothing was imported)", pos[0], err)
 	}
-	store, undo, err := openOrCreate(*db)
+	store, undo, _, err := openOrCreate(*db)
 	if err != nil {
 		return err
 	}
@@ -169,7 +172,8 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 		undo()
 		return explain(b, pos[0], err)
 	}
-	fmt.Fprintf(stdout, "imported %d departments and %d sites", len(c.Departments), len(c.Sites))
+	nd, ns := int64(len(c.Departments)), int64(len(c.Sites))
+	fmt.Fprintf(stdout, "imported %d %s and %d %s", nd, plural(nd, "department", "departments"), ns, plural(ns, "site", "sites"))
 	if skipped != "" {
 		fmt.Fprintf(stdout, "; skipped, as they exist: %s", skipped)
 	}
@@ -303,23 +307,32 @@ func runBackup(args []string, stdout, stderr io.Writer) error {
 // openOrCreate opens a database, creating it if missing; undo closes it
 // and removes what opening created (the database, its journal files and
 // its signing key), so a command that then fails leaves nothing behind.
-func openOrCreate(path string) (*sqlite.DB, func(), error) {
+// fresh says whether the database was created now (SQLite only).
+func openOrCreate(path string) (store *sqlite.DB, undo func(), fresh bool, err error) {
 	created := []string{}
 	for _, f := range []string{path, path + "-wal", path + "-shm", path + "-journal", keyPathFor(path)} {
 		if _, err := os.Stat(f); errors.Is(err, os.ErrNotExist) {
 			created = append(created, f)
 		}
 	}
-	store, err := openDB(path, "", sqlite.Options{})
+	fresh = !postgres.IsURL(path) && len(created) > 0 && created[0] == path
+	store, err = openDB(path, "", sqlite.Options{})
 	if err != nil {
 		removeAll(created)
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	undo := func() {
+	undo = func() {
 		store.Close()
 		removeAll(created)
 	}
-	return store, undo, nil
+	return store, undo, fresh, nil
+}
+
+// noteNewDatabase tells the user, on standard error, that --db named no
+// existing database: a credential made in a new, empty one does not work
+// on the registry they meant.
+func noteNewDatabase(stderr io.Writer, path string) {
+	fmt.Fprintf(stderr, "note: %s did not exist; it is a new, empty registry database (if you meant your registry's, give its path with --db)\n", path)
 }
 
 func removeAll(paths []string) {

@@ -42,10 +42,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConfig
 	client := &http.Client{Timeout: 10 * time.Second, Transport: tr}
-	base := strings.TrimRight(*registry, "/")
-	if !strings.Contains(base, "://") {
-		base = "http://" + base // 127.0.0.1:9090 means http://127.0.0.1:9090
-	}
+	base := registryBase(*registry)
 	target := pos[0]
 	_, ipErr := netip.ParseAddr(strings.TrimSpace(target))
 	isIP := ipErr == nil
@@ -116,7 +113,7 @@ func shown(s string) string {
 func findTool(client *http.Client, base, name string) (allowlist.Site, error) {
 	resp, err := client.Get(base + "/v1/sites?" + url.Values{"q": {name}}.Encode())
 	if err != nil {
-		return allowlist.Site{}, err
+		return allowlist.Site{}, unreachable(err, base)
 	}
 	defer resp.Body.Close()
 	var sites []allowlist.Site
@@ -151,6 +148,22 @@ func toolHost(site allowlist.Site, domains []string) string {
 	return strings.TrimPrefix(domains[0], "*.")
 }
 
+// registryBase is the registry's address as given, without a trailing
+// slash; 127.0.0.1:9090 means http://127.0.0.1:9090.
+func registryBase(s string) string {
+	base := strings.TrimRight(s, "/")
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	return base
+}
+
+// unreachable is a failed request to the registry at base, with what to
+// do about it.
+func unreachable(err error, base string) error {
+	return fmt.Errorf("%w\nIs the registry running at %s? Give its address with --registry or ALLOWLIST_REGISTRY", err, base)
+}
+
 // askCheck asks the registry's GET /v1/check with the query q, and turns
 // a refusal into an error that says what the registry said.
 func askCheck(client *http.Client, base, token string, q url.Values) (api.CheckResult, error) {
@@ -163,7 +176,7 @@ func askCheck(client *http.Client, base, token string, q url.Values) (api.CheckR
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return api.CheckResult{}, fmt.Errorf("%w\nIs the registry running at %s? Give its address with --registry or ALLOWLIST_REGISTRY", err, base)
+		return api.CheckResult{}, unreachable(err, base)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -44,7 +44,7 @@ func runCommonGround(args []string, stdout, stderr io.Writer) error {
 	if *category != "" {
 		q.Set("category", *category)
 	}
-	body, err := registryGet(strings.TrimRight(*registry, "/") + "/v1/common-ground?" + q.Encode())
+	body, err := registryGet(registryBase(*registry), "/v1/common-ground?"+q.Encode())
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -63,12 +63,13 @@ func runCommonGround(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// registryGet fetches a registry URL anonymously and returns the body of
-// a 200 answer, or an error saying what the registry objected to.
-func registryGet(u string) ([]byte, error) {
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(u)
+// registryGet fetches path from the registry at base anonymously and
+// returns the body of a 200 answer, or an error saying what the registry
+// objected to.
+func registryGet(base, path string) ([]byte, error) {
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(base + path)
 	if err != nil {
-		return nil, err
+		return nil, unreachable(err, base)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

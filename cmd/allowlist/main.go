@@ -30,7 +30,7 @@ func init() {
 		"tsig create":  {"create a zone-transfer (TSIG) key; print NAME:SECRET", runTSIGCreate},
 		"tsig list":    {"list zone-transfer keys (never their secrets)", runTSIGList},
 		"tsig revoke":  {"revoke a zone-transfer key by id", runTSIGRevoke},
-		"check":        {"check whether a domain is allowed", runCheck},
+		"check":        {"check whether a tool (its name, a web address or a domain) is allowed", runCheck},
 		"audit verify": {"verify the audit log's hash chain", runAuditVerify},
 		"import":       {"import a YAML catalogue", runImport},
 		"export":       {"export the registry as a YAML catalogue", runExport},
@@ -42,6 +42,9 @@ func init() {
 		"common-ground": {"which tools can these departments all use?", runCommonGround},
 	}
 }
+
+// errSaid is an error already printed: the exit status is all that is left.
+var errSaid = errors.New("")
 
 // exitError carries a specific exit status.
 type exitError struct {
@@ -93,6 +96,10 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 1 && args[0] == "help" {
+		// "allowlist help check" is "allowlist check --help".
+		return run(append(args[1:], "--help"), stdout, stderr)
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {
@@ -124,9 +131,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if !ok {
-		fmt.Fprintf(stderr, "allowlist: unknown command %q\n", strings.Join(args[:min(2, len(args))], " "))
+		words := args[:1]
+		if len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+			words = args[:2]
+		}
+		fmt.Fprintf(stderr, "allowlist: unknown command %q\n", strings.Join(words, " "))
 		usage(stderr)
 		return 2
+	}
+	if asksHelp(rest) {
+		// Help that was asked for goes to standard output, as the
+		// groups' and the command list's do; it is printed before any
+		// work is done.
+		stderr = stdout
 	}
 	err := cmd.run(rest, stdout, stderr)
 	if err == nil || errors.Is(err, flag.ErrHelp) {
@@ -148,18 +165,43 @@ func newFlags(name, usageLine string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: allowlist %s\n\n%s\n\nflags:\n", usageLine, commands[name].summary)
+		// The usage line, what the command does, then any longer
+		// explanation that followed the usage line.
+		line, more, _ := strings.Cut(usageLine, "\n\n")
+		fmt.Fprintf(stderr, "usage: allowlist %s\n\n%s\n\n", line, commands[name].summary)
+		if more != "" {
+			fmt.Fprintf(stderr, "%s\n\n", more)
+		}
+		fmt.Fprintln(stderr, "flags:")
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
-// parse parses flags, allowing them after positional arguments too.
+// asksHelp says whether a command's arguments ask for its help.
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// parse parses flags, allowing them after positional arguments too. A
+// mistake in them is a usage error (exit 2) that the flag package has
+// already printed, with the usage: it is not said again.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &exitError{code: 2, err: errSaid}
 		}
 		if fs.NArg() == 0 {
 			return pos, nil

@@ -142,9 +142,17 @@ func (r *registry) call(t *testing.T, method, path, token, body string) (int, []
 
 func TestHelpForEveryCommand(t *testing.T) {
 	for name := range commands {
-		out, errOut, code := cli(t, append(strings.Fields(name), "--help")...)
-		if code != 0 || !strings.Contains(out+errOut, "usage: allowlist "+name) {
-			t.Errorf("%s --help: code %d\n%s%s", name, code, out, errOut)
+		for _, args := range [][]string{append(strings.Fields(name), "--help"), append([]string{"help"}, strings.Fields(name)...)} {
+			// Help that is asked for goes to standard output (to page or grep).
+			out, errOut, code := cli(t, args...)
+			if code != 0 || !strings.HasPrefix(out, "usage: allowlist "+name) || errOut != "" {
+				t.Errorf("%v: code %d\nstdout: %s\nstderr: %s", args, code, out, errOut)
+			}
+		}
+		// A mistake in the flags is said once, with the usage, and exits 2.
+		out, errOut, code := cli(t, append(strings.Fields(name), "--no-such-flag")...)
+		if code != 2 || out != "" || strings.Count(errOut, "no-such-flag") != 1 || !strings.Contains(errOut, "usage: allowlist "+name) {
+			t.Errorf("%s --no-such-flag: code %d\nstdout: %s\nstderr: %s", name, code, out, errOut)
 		}
 	}
 	if _, _, code := cli(t, "frobnicate"); code != 2 {
@@ -302,7 +310,7 @@ func TestImportExportAndAuditVerify(t *testing.T) {
 	extra := filepath.Join(dir, "extra.yaml")
 	os.WriteFile(extra, []byte(first+"  - id: extra-wiki\n    name: Extra wiki\n    category: wiki\n    domains: [wiki.extra.example.org]\n    owner: {name: x}\n"), 0o644)
 	merged, errOut, code := cli(t, "import", extra, "--db", db2, "--merge")
-	if code != 0 || !strings.Contains(merged, "imported 0 departments and 1 sites") || !strings.Contains(merged, "skipped") {
+	if code != 0 || !strings.Contains(merged, "imported 0 departments and 1 site;") || !strings.Contains(merged, "skipped") {
 		t.Errorf("merge: %d %s %s", code, merged, errOut)
 	}
 	second, _, _ = cli(t, "export", "--db", db2)
@@ -316,6 +324,14 @@ func TestImportExportAndAuditVerify(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(typoDB + "*"); len(left) > 0 {
 		t.Errorf("a failed command left %v", left)
+	}
+	// A token made in a database that did not exist says so (it will not
+	// work on the registry the user meant); in an existing one, it does not.
+	for i, want := range []bool{true, false} {
+		_, errOut, code := cli(t, "token", "create", "--db", typoDB, "--role", "admin", "--name", fmt.Sprint("a", i))
+		if code != 0 || strings.Contains(errOut, typoDB+" did not exist") != want {
+			t.Errorf("token create #%d: %d %s", i, code, errOut)
+		}
 	}
 
 	if out, _, code := cli(t, "audit", "verify", "--db", db); code != 0 || !strings.Contains(out, "intact") {
@@ -340,6 +356,17 @@ func TestImportExportAndAuditVerify(t *testing.T) {
 	backup := filepath.Join(dir, "backup.db")
 	if _, errOut, code := cli(t, "backup", "--db", db2, "--out", backup); code != 0 {
 		t.Fatalf("backup: %s", errOut)
+	}
+	// Without its key a backup is refused, saying which key, and no new
+	// key (which could not match its lists) is left beside it.
+	for _, args := range [][]string{{"audit", "verify"}, {"export"}, {"token", "create", "--role", "admin", "--name", "x"}} {
+		_, errOut, code := cli(t, append(args, "--db", backup)...)
+		if code == 0 || !strings.Contains(errOut, "signing key "+backup+".key not found") || strings.Count(errOut, "not found") != 1 {
+			t.Errorf("%v on a backup without its key: %d %s", args, code, errOut)
+		}
+		if _, err := os.Stat(backup + ".key"); err == nil {
+			t.Fatalf("%v made a key for an existing database", args)
+		}
 	}
 	os.Link(db2+".key", backup+".key")
 	restored, _, _ := cli(t, "export", "--db", backup)

@@ -104,3 +104,22 @@ report:
 		t.Errorf("--help: %v", err)
 	}
 }
+
+// TestResolverOnlyBinaryHelp: bin/allowlist-resolver answers --help on
+// standard output and says a flag mistake once, as allowlist does.
+func TestResolverOnlyBinaryHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	cmd := exec.Command(resolverBinary, "--help")
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil || !strings.HasPrefix(out.String(), "usage: allowlist-resolver") || errb.Len() != 0 {
+		t.Errorf("--help: %v\nstdout: %s\nstderr: %s", err, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	cmd = exec.Command(resolverBinary, "--no-such-flag")
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || strings.Count(errb.String(), "no-such-flag") != 1 || out.Len() != 0 {
+		t.Errorf("--no-such-flag: %v\nstdout: %s\nstderr: %s", err, out.String(), errb.String())
+	}
+}

@@ -82,6 +82,20 @@ func loadOrCreateKey(path string) (ed25519.PrivateKey, bool, error) {
 	return key, false, nil
 }
 
+// keyBesideExisting refuses to make a new signing key for a SQLite
+// database that already exists (a backup copied without its key, a key
+// moved away): a new key cannot match the lists the database holds, and
+// writing one would leave a wrong key file behind.
+func keyBesideExisting(path, keyPath string) error {
+	if _, err := os.Stat(keyPath); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
+		return nil // a new database gets a new key
+	}
+	return fmt.Errorf("signing key %s not found, but %s is an existing registry: copy the key it was created with (the original database's .key file) to %s", keyPath, path, keyPath)
+}
+
 // openDB opens (creating and migrating) the database with its key: a
 // SQLite file, or a PostgreSQL database for a postgres:// URL.
 func openDB(path, keyPath string, opts sqlite.Options) (*sqlite.DB, error) {
@@ -104,6 +118,9 @@ func openDB(path, keyPath string, opts sqlite.Options) (*sqlite.DB, error) {
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create database directory: %w", err)
+	}
+	if err := keyBesideExisting(path, keyPath); err != nil {
+		return nil, err
 	}
 	key, _, err := loadOrCreateKey(keyPath)
 	if err != nil {

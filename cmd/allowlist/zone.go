@@ -100,7 +100,7 @@ func runTSIGCreate(args []string, stdout, stderr io.Writer) error {
 	if *db == "" {
 		return errors.New("--db is required")
 	}
-	store, undo, err := openOrCreate(*db)
+	store, undo, fresh, err := openOrCreate(*db)
 	if err != nil {
 		return err
 	}
@@ -113,6 +113,9 @@ func runTSIGCreate(args []string, stdout, stderr io.Writer) error {
 	which := "every scope"
 	if len(k.Scopes) > 0 {
 		which = "scopes " + strings.Join(k.Scopes, ", ")
+	}
+	if fresh {
+		noteNewDatabase(stderr, *db)
 	}
 	fmt.Fprintf(stderr, "created TSIG key %d (%s, hmac-sha256) for %s; the secret is shown once:\n", k.ID, k.Name, which)
 	fmt.Fprintf(stdout, "%s:%s\n", k.Name, base64.StdEncoding.EncodeToString(secret))
