@@ -1,11 +1,14 @@
 package allowlist
 
 import (
+	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Roles a token can carry.
@@ -194,4 +197,42 @@ func PickTool(sites []Site, name string) (Site, error) {
 		names[i] = s.Name
 	}
 	return Site{}, Errorf(EINVALID, "%q could be any of: %s", name, strings.Join(names, ", "))
+}
+
+// ToolHost is the name to check when staff name a tool: its home page's
+// host when one of its domains covers it (the address people use), else
+// the domain that shares the most words with the tool's name (Microsoft
+// Teams: teams.microsoft.com, not lync.com), else its first domain. The
+// domains are the published ones when the site has any. "" when it has no
+// domains.
+func ToolHost(s Site) string {
+	domains := s.Published
+	if len(domains) == 0 {
+		domains = s.Domains
+	}
+	if len(domains) == 0 {
+		return ""
+	}
+	if u, err := url.Parse(s.Homepage); err == nil && u.Hostname() != "" {
+		host := strings.ToLower(u.Hostname())
+		for _, d := range domains {
+			if d == host || (strings.HasPrefix(d, "*.") && (host == d[2:] || strings.HasSuffix(host, d[1:]))) {
+				return host
+			}
+		}
+	}
+	words := strings.FieldsFunc(strings.ToLower(s.Name), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	best, score := domains[0], 0
+	for _, d := range domains {
+		n := 0
+		for _, label := range strings.Split(strings.TrimPrefix(d, "*."), ".") {
+			if len(label) >= 3 && slices.Contains(words, label) {
+				n++
+			}
+		}
+		if n > score {
+			best, score = d, n
+		}
+	}
+	return strings.TrimPrefix(best, "*.")
 }

@@ -31,3 +31,30 @@ func TestPickTool(t *testing.T) {
 		}
 	}
 }
+
+// TestToolHost: a tool named by staff is checked at the address people
+// use, its home page, when its domains cover it; else at the domain that
+// shares words with its name; else at its first domain.
+func TestToolHost(t *testing.T) {
+	for _, c := range []struct {
+		name, homepage string
+		domains        []string
+		want           string
+	}{
+		{"Microsoft Teams", "https://teams.microsoft.com/", []string{"*.lync.com", "*.teams.microsoft.com", "teams.microsoft.com"}, "teams.microsoft.com"},
+		{"Microsoft Teams", "https://www.microsoft.com/microsoft-teams", []string{"*.lync.com", "*.skype.com", "*.teams.cdn.office.net", "*.teams.microsoft.com"}, "teams.microsoft.com"},
+		{"Webex", "https://www.webex.com", []string{"*.wbx2.com", "*.webex.com"}, "www.webex.com"},
+		{"Wiki", "https://evil.example.net", []string{"*.wiki.example.org"}, "wiki.example.org"},
+		{"Jitsi Meet", "", []string{"meet.jit.si"}, "meet.jit.si"},
+		{"Google Docs", "https://elsewhere.example", []string{"*.googleusercontent.com", "docs.google.com"}, "docs.google.com"},
+		{"A B", "", []string{"*.a.example", "b.example"}, "a.example"}, // words under 3 letters do not count
+		{"Nothing", "", nil, ""},
+	} {
+		if got := ToolHost(Site{Name: c.name, Homepage: c.homepage, Domains: c.domains}); got != c.want {
+			t.Errorf("%s %s %v: %s, want %s", c.name, c.homepage, c.domains, got, c.want)
+		}
+	}
+	if got := ToolHost(Site{Name: "Zoom", Domains: []string{"*.zoom.us", "*.zoomgov.com"}, Published: []string{"*.zoomgov.com"}}); got != "zoomgov.com" {
+		t.Errorf("published domains first: %s", got)
+	}
+}

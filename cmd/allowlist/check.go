@@ -51,17 +51,19 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	if !isIP && !strings.Contains(target, ".") || strings.Contains(strings.TrimSpace(target), " ") {
 		site, err := findTool(client, base, target)
+		if allowlist.ErrorCode(err) == allowlist.ENOTFOUND {
+			// Not in the catalogue, so on no list: say so, and how to ask.
+			fmt.Fprintf(stdout, "%q is not in the catalogue, so it is on no list.\n", shown(target))
+			fmt.Fprintf(stdout, "  If you know its web address, check that instead, such as: allowlist check meet.example.org\n")
+			fmt.Fprintf(stdout, "  To ask for it, fill in the request form at %s/request?%s\n", base, url.Values{"tool": {target}}.Encode())
+			return &exitError{code: 1}
+		}
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
-		domains := site.Published
-		if len(domains) == 0 {
-			domains = site.Domains
-		}
-		if len(domains) == 0 {
+		if target = allowlist.ToolHost(site); target == "" {
 			return &exitError{code: 2, err: fmt.Errorf("%s has no domains to check", shown(site.Name))}
 		}
-		target = toolHost(site, domains)
 		fmt.Fprintf(stdout, "%s (%s): checking %s\n", shown(site.Name), site.Status, shown(target))
 	}
 	q := url.Values{"domain": {target}}
@@ -125,27 +127,12 @@ func findTool(client *http.Client, base, name string) (allowlist.Site, error) {
 	}
 	site, err := allowlist.PickTool(sites, name)
 	if allowlist.ErrorCode(err) == allowlist.ENOTFOUND {
-		return site, fmt.Errorf("no tool called %q in the catalogue; try its web address, such as meet.example.org", shown(name))
+		return site, err
 	}
 	if err != nil {
 		return site, fmt.Errorf("%s; give the full name or a web address", shown(allowlist.ErrorMessage(err)))
 	}
 	return site, nil
-}
-
-// toolHost picks the name to check for a tool: its home page's host when
-// one of its domains covers it (the address people use), else its first
-// domain.
-func toolHost(site allowlist.Site, domains []string) string {
-	if u, err := url.Parse(site.Homepage); err == nil && u.Hostname() != "" {
-		host := strings.ToLower(u.Hostname())
-		for _, d := range domains {
-			if d == host || (strings.HasPrefix(d, "*.") && (host == d[2:] || strings.HasSuffix(host, d[1:]))) {
-				return host
-			}
-		}
-	}
-	return strings.TrimPrefix(domains[0], "*.")
 }
 
 // registryBase is the registry's address as given, without a trailing

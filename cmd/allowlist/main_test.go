@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cross-gov/allowlist/allowlist"
 	"github.com/cross-gov/allowlist/e2e/realproc"
 	_ "github.com/mattn/go-sqlite3"
 	"github.com/miekg/dns"
@@ -228,8 +227,10 @@ func TestWalkthroughWithRealProcesses(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "meet.jit.si is ALLOWED") {
 		t.Errorf("check by URL: %d %s", code, out)
 	}
-	if _, errOut, code := cli(t, "check", "No Such Tool", "--registry", r.url); code != 2 || !strings.Contains(errOut, "no tool called") {
-		t.Errorf("check an unknown tool: %d %s", code, errOut)
+	// A tool not in the catalogue is on no list (exit 1), with how to ask.
+	if out, errOut, code := cli(t, "check", "No Such Tool", "--registry", r.url); code != 1 || !strings.Contains(out, `"No Such Tool" is not in the catalogue`) ||
+		!strings.Contains(out, r.url+"/request?tool=No+Such+Tool") || errOut != "" {
+		t.Errorf("check an unknown tool: %d %s %s", code, out, errOut)
 	}
 	_, errOut, code := cli(t, "check", "*.com", "--registry", r.url)
 	if code != 2 {
@@ -610,25 +611,6 @@ func TestWebOptions(t *testing.T) {
 		bad.PublicURL = u
 		if bad.Validate() == nil {
 			t.Errorf("public_url %q accepted", u)
-		}
-	}
-}
-
-// TestToolHost: a tool named by staff is checked at the address people
-// use, its home page, when its domains cover it.
-func TestToolHost(t *testing.T) {
-	for _, c := range []struct {
-		homepage string
-		domains  []string
-		want     string
-	}{
-		{"https://teams.microsoft.com/", []string{"*.lync.com", "*.teams.microsoft.com", "teams.microsoft.com"}, "teams.microsoft.com"},
-		{"https://www.webex.com", []string{"*.wbx2.com", "*.webex.com"}, "www.webex.com"},
-		{"https://evil.example.net", []string{"*.wiki.example.org"}, "wiki.example.org"},
-		{"", []string{"meet.jit.si"}, "meet.jit.si"},
-	} {
-		if got := toolHost(allowlist.Site{Homepage: c.homepage}, c.domains); got != c.want {
-			t.Errorf("%s %v: %s, want %s", c.homepage, c.domains, got, c.want)
 		}
 	}
 }
