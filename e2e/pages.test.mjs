@@ -68,7 +68,7 @@ test('every page has no serious or critical accessibility violation', async () =
       period_start: new Date(end - 15 * 60 * 1000).toISOString(), period_end: end.toISOString(), k: 5,
       entries: [{ pattern: '*.zoom.us', hits: 120 }], refused: [{ domain: 'excalidraw.com', queries: 150, clients: 10 }, { domain: 'example.com', queries: 40, clients: 5 }] }) });
   assert.equal(usage.status, 202, await usage.text());
-  const owner = ['/owner', '/owner?status=approved', '/owner/sites/zoom', '/owner/requests', '/owner/waiting', '/owner/directory', '/owner/propose'];
+  const owner = ['/owner', '/owner?status=approved', '/owner?category=video-conferencing&status=proposed', '/owner/sites/zoom', '/owner/requests', '/owner/waiting', '/owner/directory', '/owner/propose'];
   const admin = ['/admin', '/admin/audit', '/owner/directory'];
   let pages = 0;
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
@@ -82,6 +82,9 @@ test('every page has no serious or critical accessibility violation', async () =
   assert.match(await page.locator('main').innerText(), /120 this month/);
   await page.goto(`${base}/dashboard`);
   assert.equal(await page.locator('svg[role=img]').count(), 3);
+  // The versions chart starts at the first published version, not the empty version 0.
+  const bars = await page.locator('#chart-title ~ rect title').allTextContents();
+  assert.ok(bars.length > 0 && bars.every((b) => !/^version 0:/.test(b)), `chart bars: ${bars.slice(0, 3)}`);
   const ctx = await browser.newContext();
   const adminPage = await ctx.newPage();
   await signIn(adminPage, adminToken(registry.db));
@@ -174,31 +177,40 @@ test('owners answer, decline and link staff requests; administrators manage toke
   await step(page, '/owner/waiting with requests');
 
   // A decline needs a reason the requester can read; with one, it is declined.
+  // Each card's buttons name the request they act on.
   let gamesCard = page.locator(`#request-${games.id}`);
-  await gamesCard.getByRole('button', { name: 'Decline', exact: true }).click();
+  await gamesCard.getByRole('button', { name: `Decline request ${games.id} for Games portal`, exact: true }).click();
   assert.match(await page.locator('.govuk-error-summary').innerText(), /A decline needs a reason the requester can read/);
   await step(page, '/owner/requests/answer, a decline without a reason');
   gamesCard = page.locator(`#request-${games.id}`);
   await gamesCard.getByLabel('Answer the requester sees').fill('Games sites are outside our acceptable use policy.');
-  await gamesCard.getByRole('button', { name: 'Decline', exact: true }).click();
+  await page.getByRole('button', { name: `Decline request ${games.id} for Games portal`, exact: true }).click();
   await page.waitForURL(/\/owner\/waiting/);
   assert.match(await page.locator('.govuk-notification-banner').innerText(), /Games portal/);
   await step(page, '/owner/waiting after a decline');
   assert.equal(await requestStatus(games.reference), 'declined');
 
-  // Linked to a site already on the department's list: allowed at once.
-  const zoomCard = page.locator(`#request-${zoom.id}`);
-  await zoomCard.getByLabel('Link to a catalogue site (its identifier)').fill('zoom');
-  await zoomCard.getByRole('button', { name: 'Answer', exact: true }).click();
+  // Linked by a name that matches no site: the form comes back, saying so.
+  let zoomCard = page.locator(`#request-${zoom.id}`);
+  await zoomCard.getByLabel('Link to a catalogue site (its name or identifier)').fill('Zoom Meetings Pro');
+  await page.getByRole('button', { name: `Answer request ${zoom.id} for Zoom`, exact: true }).click();
+  assert.match(await page.locator('.govuk-error-summary').innerText(), /There is no site called “Zoom Meetings Pro” in the catalogue/);
+  await step(page, '/owner/requests/answer, a link to no site');
+  assert.equal(await requestStatus(zoom.reference), 'received');
+  // Linked by the site's name to a site already on the department's list: allowed at once.
+  zoomCard = page.locator(`#request-${zoom.id}`);
+  await zoomCard.getByLabel('Link to a catalogue site (its name or identifier)').fill('Zoom');
+  await page.getByRole('button', { name: `Answer request ${zoom.id} for Zoom`, exact: true }).click();
   await page.waitForURL(/\/owner\/waiting/);
   assert.equal(await requestStatus(zoom.reference), 'allowed');
 
   // An answer alone puts the request in review; the requester's page says so.
   const padletCard = page.locator(`#request-${padlet.id}`);
   await padletCard.getByLabel('Answer the requester sees').fill('We are looking at Padlet this week.');
-  await padletCard.getByRole('button', { name: 'Answer', exact: true }).click();
+  await padletCard.getByRole('button', { name: `Answer request ${padlet.id} for Padlet`, exact: true }).click();
   await page.waitForURL(/\/owner\/waiting/);
   assert.equal(await requestStatus(padlet.reference), 'in-review');
+  assert.match(await page.locator('.govuk-notification-banner').innerText(), /Padlet is now in review\./);
   await page.goto(`${base}/requests/${padlet.reference}`);
   assert.match(await page.locator('main').innerText(), /We are looking at Padlet this week\./);
   await step(page, '/requests/{reference} in review');
@@ -221,6 +233,7 @@ test('owners answer, decline and link staff requests; administrators manage toke
   let res = await fetch(`${base}/v1/lists/common`, { headers: { Authorization: `Bearer ${shown[0]}` } });
   assert.equal(res.status, 200);
   await ap.getByRole('button', { name: 'Revoke GLA resolver' }).click();
+  assert.match(await ap.locator('.govuk-notification-banner').innerText(), /Revoked the token for GLA resolver \(reader\)\./);
   res = await fetch(`${base}/v1/lists/common`, { headers: { Authorization: `Bearer ${shown[0]}` } });
   assert.equal(res.status, 401, 'a revoked token stops working');
   await ap.getByLabel('Reason for suspending Slido').fill('Supplier breach under investigation');

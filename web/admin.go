@@ -155,12 +155,32 @@ func (p *Pages) handleAdminToken(c echo.Context) error {
 	}
 	// The token is shown on the next page only (no-store), then forgotten;
 	// redirecting means a reload does not create another.
+	p.sessions.showOnce(sessionID(c), secret, p.tokenWho(c, t))
+	return c.Redirect(http.StatusSeeOther, "/admin#tokens")
+}
+
+// tokenWho says whose a token is: its name, role and department.
+func (p *Pages) tokenWho(c echo.Context, t allowlist.Token) string {
 	what := t.Name + " (" + t.Role
 	if t.Department != "" {
 		what += ", " + p.deptName(c, t.Department)
 	}
-	p.sessions.showOnce(sessionID(c), secret, what+")")
-	return c.Redirect(http.StatusSeeOther, "/admin#tokens")
+	return what + ")"
+}
+
+// kindTitles are the kinds of organisation in words.
+var kindTitles = map[string]string{
+	"ministerial-department": "Ministerial department", "non-ministerial-department": "Non-ministerial department",
+	"arms-length-body": "Arm's-length body", "local-authority": "Local authority", "devolved-administration": "Devolved administration", "other": "Other",
+}
+
+// kindTitle is a kind of organisation in words; a kind without a title
+// reads as its identifier with spaces.
+func kindTitle(kind string) string {
+	if t, ok := kindTitles[kind]; ok {
+		return t
+	}
+	return capital(strings.ReplaceAll(kind, "-", " "))
 }
 
 func (p *Pages) handleAdminRevoke(c echo.Context) error {
@@ -168,8 +188,19 @@ func (p *Pages) handleAdminRevoke(c echo.Context) error {
 	if err != nil {
 		return p.fail(c, allowlist.Errorf(allowlist.ENOTFOUND, "no such token"))
 	}
-	err = p.svc.Tokens.RevokeToken(c.Request().Context(), p.actor(c), id)
-	return p.adminDone(c, err, "tokens", "Revoked token "+strconv.FormatInt(id, 10)+". It stops working at once, on the API and the pages.", nil)
+	ctx := c.Request().Context()
+	tokens, err := p.svc.Tokens.FindTokens(ctx)
+	if err != nil {
+		return p.fail(c, err)
+	}
+	what := "token " + strconv.FormatInt(id, 10)
+	for _, t := range tokens {
+		if t.ID == id {
+			what = p.tokenWho(c, t)
+		}
+	}
+	err = p.svc.Tokens.RevokeToken(ctx, p.actor(c), id)
+	return p.adminDone(c, err, "tokens", "Revoked the token for "+what+". It stops working at once, on the API and the pages.", nil)
 }
 
 func (p *Pages) handleAdminSuspend(c echo.Context) error {

@@ -3,6 +3,8 @@ package web
 import (
 	"math"
 	"testing"
+
+	"github.com/cross-gov/allowlist/allowlist"
 )
 
 // TestNiceStepAnyInt: niceStep returns for every int, including the
@@ -50,6 +52,28 @@ func TestBarChartExtremeValues(t *testing.T) {
 			if tk.Label == "" || tk.Label[0] == '-' || tk.Y < plotTop-1e-9 || tk.Y > plotBottom+1e-9 {
 				t.Errorf("values %v: tick %+v", values, tk)
 			}
+		}
+	}
+}
+
+// TestChartLeavesOutVersionZero: version 0, the empty list a scope starts
+// at, gets no bar and no row; a scope with nothing published says so.
+func TestChartLeavesOutVersionZero(t *testing.T) {
+	ch := makeChart([]allowlist.Version{{Version: 0}, {Version: 1, Entries: 4}, {Version: 2, Entries: 6}})
+	if len(ch.Bars) != 2 || len(ch.Versions) != 2 || ch.Versions[0].Version != 1 || ch.XFirst != "version 1" || ch.First != 4 {
+		t.Errorf("version 0 is in the chart: %d bars, versions %+v, first %q", len(ch.Bars), ch.Versions, ch.XFirst)
+	}
+	if empty := makeChart([]allowlist.Version{{Version: 0}}); len(empty.Bars) != 0 || empty.Desc != "No version of the common list has been published yet." {
+		t.Errorf("only version 0: %d bars, %q", len(empty.Bars), empty.Desc)
+	}
+}
+
+// TestEveryKindHasATitle: the administration page names every kind of
+// organisation the registry takes in words.
+func TestEveryKindHasATitle(t *testing.T) {
+	for _, k := range allowlist.DepartmentKinds {
+		if _, ok := kindTitles[k]; !ok {
+			t.Errorf("kind %q has no title", k)
 		}
 	}
 }

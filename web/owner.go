@@ -18,7 +18,8 @@ import (
 // queueView is what owner.html shows.
 type queueView struct {
 	Awaiting      []siteRow  // this page of them
-	AwaitingTotal int        // all of them
+	AwaitingTotal int        // all of them that the filters let through
+	AwaitingAll   int        // all of them, filtered or not
 	AwaitingPages []pageLink // the pages of them, when more than one
 	AwaitingFrom  int        // the numbers of this page's first
 	AwaitingTo    int        // and last
@@ -26,6 +27,7 @@ type queueView struct {
 	Filter        siteFilter
 	Pages         []pageLink
 	Total         int
+	Filtered      bool // a filter is set: both parts show only what it lets through
 	Requests      int
 	Overdue       map[string]bool // sites whose decision is overdue (requests.go)
 	Usage         *ownerUsageView // what staff tried to reach (usage.go)
@@ -114,12 +116,19 @@ func (p *Pages) handleOwner(c echo.Context) error {
 	for _, s := range sites {
 		byID[s.ID] = s
 	}
+	// The filters apply to both parts alike: what awaits a decision keeps
+	// the queue's order (overdue first), filtered as the rest is.
+	v.Filtered = f != siteFilter{}
 	queued := map[string]bool{}
 	var awaiting []siteRow
 	for _, it := range queue {
 		if s, ok := byID[it.ID]; ok && it.Kind == allowlist.QueueSite {
-			awaiting = append(awaiting, p.row(c, s, a.Department))
-			queued[it.ID], v.Overdue[it.ID] = true, it.Overdue
+			queued[it.ID] = true
+			v.AwaitingAll++
+			if f.matches(s) {
+				awaiting = append(awaiting, p.row(c, s, a.Department))
+				v.Overdue[it.ID] = it.Overdue
+			}
 		}
 	}
 	// Both parts keep the other's page and the filter in their links.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -78,9 +79,15 @@ func (p *Pages) handleRequestStatus(c echo.Context) error {
 		return p.fail(c, err)
 	}
 	v := api.PublicRequest(r)
+	pg := &page{Title: "Your request for " + r.Tool, View: &v}
+	if r.Site != "" { // the linked site by its name
+		if s, err := p.svc.Sites.FindSite(c.Request().Context(), r.Site); err == nil {
+			pg.Site = &s
+		}
+	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	c.Response().Header().Set("Referrer-Policy", "no-referrer") // the reference is in the address
-	return p.render(c, http.StatusOK, "request-status", &page{Title: "Your request for " + r.Tool, View: &v})
+	return p.render(c, http.StatusOK, "request-status", pg)
 }
 
 // waitingView is what waits for an owner's organisation: its queue,
@@ -92,11 +99,13 @@ type waitingView struct {
 	RequestGroups []allowlist.RequestGroup
 	Requests      []allowlist.Request
 	Typed         map[int64]allowlist.RequestAnswer // what an owner typed into a form the registry refused
+	SiteNames     map[string]string                 // the catalogue's sites' names by id, for links and the link field's suggestions
+	Names         []string                          // those names, sorted
 }
 
 // renewal is one of a department's approvals that will expire.
 type renewal struct {
-	Site           string
+	Site, Name     string
 	Since, Expires time.Time
 	Soon           bool
 }
@@ -115,13 +124,25 @@ func (p *Pages) showWaiting(c echo.Context, status int, errs []allowlist.FieldEr
 		return p.fail(c, err)
 	}
 	ctx := c.Request().Context()
-	v := &waitingView{Typed: typed}
+	v := &waitingView{Typed: typed, SiteNames: map[string]string{}}
 	if v.Waiting, err = g.Queue(ctx, a.Department, p.now()); err != nil {
 		return p.fail(c, err)
 	}
+	sites, err := p.svc.Sites.FindSites(ctx, allowlist.SiteFilter{})
+	if err != nil {
+		return p.fail(c, err)
+	}
+	for _, s := range sites {
+		v.SiteNames[s.ID] = s.Name
+		v.Names = append(v.Names, s.Name)
+	}
+	sort.Strings(v.Names)
 	if policy, on := p.expiryPolicy(); on {
 		if v.Renewals, err = p.renewals(ctx, g, policy, a.Department); err != nil {
 			return p.fail(c, err)
+		}
+		for i, r := range v.Renewals {
+			v.Renewals[i].Name = cmp.Or(v.SiteNames[r.Site], r.Site)
 		}
 	}
 	if v.RequestGroups, err = g.FindRequestGroups(ctx, a.Department); err != nil {
@@ -175,15 +196,64 @@ func (p *Pages) handleOwnerAnswer(c echo.Context) error {
 	}
 	in := allowlist.RequestAnswer{Status: c.FormValue("status"), Answer: strings.TrimSpace(c.FormValue("answer")),
 		Site: strings.TrimSpace(c.FormValue("site")), Group: c.FormValue("group") == "true"}
-	r, err := g.AnswerRequest(c.Request().Context(), a, id, in)
+	// The owner may type a site's name or its identifier; the registry
+	// takes the identifier. The form keeps what was typed.
+	answer := in
+	if in.Site != "" {
+		site, msg, err := p.siteNamed(c.Request().Context(), in.Site)
+		if err != nil {
+			return p.fail(c, err)
+		}
+		if msg != "" {
+			return p.showWaiting(c, statusOf(allowlist.EINVALID), []allowlist.FieldError{{Field: fmt.Sprintf("site-%d", id), Message: msg}},
+				map[int64]allowlist.RequestAnswer{id: in})
+		}
+		answer.Site = site
+	}
+	r, err := g.AnswerRequest(c.Request().Context(), a, id, answer)
 	if e, ok := err.(*allowlist.Error); ok && e.Code == allowlist.EINVALID && len(e.Fields) > 0 {
 		return p.showWaiting(c, statusOf(e.Code), answerErrors(id, e.Fields), map[int64]allowlist.RequestAnswer{id: in})
 	}
 	if err != nil {
 		return p.fail(c, err)
 	}
-	p.setFlash(c, "Request "+strconv.FormatInt(r.ID, 10)+" for "+r.Tool+" is now "+r.Status+".")
+	p.setFlash(c, "Request "+strconv.FormatInt(r.ID, 10)+" for "+r.Tool+" is now "+requestStatusText(r.Status)+".")
 	return c.Redirect(http.StatusSeeOther, "/owner/waiting")
+}
+
+// requestStatusText is a request's status in words ("in review", not
+// the API's "in-review").
+func requestStatusText(status string) string { return strings.ReplaceAll(status, "-", " ") }
+
+// siteNamed finds the catalogue site an owner typed, by identifier or by
+// name (in any case, spaces around ignored), and returns its identifier;
+// or, when no site or more than one has that name, a message saying what
+// to type instead.
+func (p *Pages) siteNamed(ctx context.Context, typed string) (id, msg string, err error) {
+	sites, err := p.svc.Sites.FindSites(ctx, allowlist.SiteFilter{})
+	if err != nil {
+		return "", "", err
+	}
+	var named []allowlist.Site
+	for _, s := range sites {
+		if s.ID == typed {
+			return s.ID, "", nil
+		}
+		if strings.EqualFold(strings.TrimSpace(s.Name), typed) {
+			named = append(named, s)
+		}
+	}
+	switch len(named) {
+	case 1:
+		return named[0].ID, "", nil
+	case 0:
+		return "", "There is no site called \u201c" + typed + "\u201d in the catalogue. Enter a site's name or identifier as the catalogue shows it, or propose the site first", nil
+	}
+	ids := make([]string, len(named))
+	for i, s := range named {
+		ids[i] = s.ID
+	}
+	return "", "More than one site is called \u201c" + typed + "\u201d. Enter the identifier of the one you mean: " + strings.Join(ids, ", "), nil
 }
 
 // answerErrors names a refused answer's mistakes after the fields of

@@ -88,7 +88,7 @@ func TestCheckYourRequest(t *testing.T) {
 		kept  string
 	}{
 		{url.Values{"status": {"declined"}, "answer": {""}}, "answer-" + id, "A decline needs a reason the requester can read", ""},
-		{url.Values{"status": {""}, "answer": {"Linked, <see> below"}, "site": {"no-such-site"}}, "site-" + id, "There is no site with that identifier", `value="no-such-site"`},
+		{url.Values{"status": {""}, "answer": {"Linked, <see> below"}, "site": {"no-such-site"}}, "site-" + id, "There is no site called \u201cno-such-site\u201d in the catalogue", `value="no-such-site"`},
 	} {
 		tt.form.Set("_csrf", csrf[1])
 		tt.form.Set("id", id)
@@ -183,6 +183,11 @@ func TestOwnerSeesOverdueAndRenews(t *testing.T) {
 	_, page := get(t, c, hs.URL+"/owner/waiting")
 	if !strings.Contains(page, `id="renewals"`) || !strings.Contains(page, "Soon") {
 		t.Fatalf("no renewal offered:\n%s", page)
+	}
+	// The renewal names the site, and its button says which site it renews.
+	if !strings.Contains(page, `<td class="govuk-table__cell">Site new-one</td>`) ||
+		!strings.Contains(page, `Renew<span class="govuk-visually-hidden"> your approval of Site new-one</span></button>`) {
+		t.Errorf("the renewal shows the site's identifier, or its button does not name the site:\n%s", page)
 	}
 	csrf := regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindStringSubmatch(page)
 	resp, err := c.PostForm(hs.URL+"/owner/renew", url.Values{"_csrf": {csrf[1]}, "site": {"new-one"}})

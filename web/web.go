@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,9 +90,11 @@ func New(reg allowlist.Registry, check Checker, opt Options) *Pages {
 		"blocked": func(e *allowlist.Explanation) bool {
 			return e != nil && (e.Reason == allowlist.WhyObjected || e.Reason == allowlist.WhySuspended || e.Reason == allowlist.WhyWithdrawn)
 		},
-		"sub":           func(a, b int) int { return a - b },
-		"div":           func(a, b int) int { return a / b },
-		"requestColour": requestColour,
+		"sub":               func(a, b int) int { return a - b },
+		"div":               func(a, b int) int { return a / b },
+		"requestColour":     requestColour,
+		"requestStatusText": requestStatusText,
+		"kindTitle":         kindTitle,
 	}
 	names, _ := fs.Glob(templateFS, "templates/*.html")
 	for _, n := range names {
@@ -730,7 +733,10 @@ func (p *Pages) handleDashboard(c echo.Context) error {
 
 // makeChart draws one bar per version (the latest 200), scaled to a
 // round number above the largest list, with ticks on the entries axis.
+// Version 0, the empty list every scope starts at before anything is
+// published, is left out: it is no version anyone downloaded.
 func makeChart(versions []allowlist.Version) chart {
+	versions = slices.DeleteFunc(slices.Clone(versions), func(v allowlist.Version) bool { return v.Version < 1 })
 	if len(versions) > 200 {
 		versions = versions[len(versions)-200:]
 	}
@@ -747,6 +753,9 @@ func makeChart(versions []allowlist.Version) chart {
 		ch.XFirst, ch.XLast = "version "+strconv.FormatInt(ch.FirstVersion, 10), "version "+strconv.FormatInt(ch.LastVersion, 10)
 	}
 	ch.Desc = "From " + strconv.Itoa(ch.First) + " entries at " + ch.XFirst + " to " + strconv.Itoa(ch.Last) + " entries at " + ch.XLast + ". The table below gives every figure."
+	if len(versions) == 0 {
+		ch.Desc = "No version of the common list has been published yet."
+	}
 	return ch
 }
 
