@@ -482,11 +482,7 @@ func (p *Pages) handleCheck(c echo.Context) error {
 		}
 		pg.Site = &site
 		label = site.Name
-		domains := site.Published
-		if len(domains) == 0 {
-			domains = site.Domains
-		}
-		target = strings.TrimPrefix(domains[0], "*.")
+		target = allowlist.ToolHost(site)
 	}
 	res, err := p.check.Check(ctx, target, dept, p.actor(c))
 	if err != nil {
