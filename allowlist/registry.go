@@ -246,8 +246,9 @@ type SiteService interface {
 	UpdateSite(ctx context.Context, a Actor, id string, p SitePatch) (Site, error)
 	// SuspendSite takes a site off every list at once. EINVALID, ENOTFOUND.
 	SuspendSite(ctx context.Context, a Actor, id, reason string) (Site, error)
-	// ReinstateSite undoes a suspension. EINVALID, ENOTFOUND.
-	ReinstateSite(ctx context.Context, a Actor, id string) (Site, error)
+	// ReinstateSite undoes a suspension; the reason, which may be empty,
+	// goes in the audit log. EINVALID, ENOTFOUND.
+	ReinstateSite(ctx context.Context, a Actor, id, reason string) (Site, error)
 }
 
 // SignoffService keeps departments' decisions on sites.

@@ -175,6 +175,13 @@ func ValidateReason(reason string) error {
 	return c.err()
 }
 
+// ValidateOptionalReason checks a reason that may be left out. EINVALID.
+func ValidateOptionalReason(reason string) error {
+	var c checker
+	c.text("reason", reason, false, maxText)
+	return c.err()
+}
+
 // ValidateRequest checks a staff request. EINVALID.
 func ValidateRequest(r Request) error {
 	var c checker

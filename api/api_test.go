@@ -752,10 +752,22 @@ func TestSuspendAndAudit(t *testing.T) {
 	if l.Version != 2 || len(l.Entries) != 0 {
 		t.Errorf("after suspension: version %d, %d entries", l.Version, len(l.Entries))
 	}
-	e.do("POST", "/v1/sites/zoom/reinstate", e.admin, nil).want(200)
+	e.do("POST", "/v1/sites/zoom/reinstate", e.admin, map[string]string{"reason": "bad\u202ereason"}).want(422)
+	e.do("POST", "/v1/sites/zoom/reinstate", e.admin, map[string]string{"reason": "supplier fixed it"}).want(200)
 	e.do("GET", "/v1/lists/common", "", nil).want(200).decode(&l)
 	if l.Version != 3 || len(l.Entries) != 2 {
 		t.Errorf("after reinstatement: version %d, %d entries", l.Version, len(l.Entries))
+	}
+	trail := e.do("GET", "/v1/audit", e.admin, nil).want(200)
+	if !bytes.Contains(trail.body, []byte(`"action":"site.reinstate"`)) || !bytes.Contains(trail.body, []byte("supplier fixed it")) {
+		t.Errorf("the reinstatement's reason is not audited: %s", trail.body)
+	}
+	// A bare POST, with no body, reinstates too.
+	e.do("POST", "/v1/sites/zoom/suspend", e.admin, map[string]string{"reason": "again"}).want(200)
+	e.do("POST", "/v1/sites/zoom/reinstate", e.admin, nil).want(200)
+	e.do("GET", "/v1/lists/common", "", nil).want(200).decode(&l)
+	if l.Version != 5 || len(l.Entries) != 2 {
+		t.Errorf("after a bare reinstatement: version %d, %d entries", l.Version, len(l.Entries))
 	}
 	e.do("DELETE", "/v1/sites/zoom/signoffs/dept-b", e.tok["b"], nil).want(200)
 	var audit []allowlist.AuditEntry

@@ -126,7 +126,16 @@ func (s *Server) handleSiteSuspend(c echo.Context) error {
 }
 
 func (s *Server) handleSiteReinstate(c echo.Context) error {
-	site, err := s.svc.Sites.ReinstateSite(c.Request().Context(), actorOf(c), c.Param("id"))
+	var in struct {
+		Reason string `json:"reason"`
+	}
+	// The body, {"reason"}, is optional: a bare POST reinstates too.
+	if r := c.Request(); r.ContentLength != 0 || r.Header.Get(echo.HeaderContentType) != "" {
+		if err := decode(c, &in); err != nil {
+			return err
+		}
+	}
+	site, err := s.svc.Sites.ReinstateSite(c.Request().Context(), actorOf(c), c.Param("id"), in.Reason)
 	if err != nil {
 		return err
 	}

@@ -210,7 +210,7 @@ func (p *Pages) handleAdminSuspend(c echo.Context) error {
 }
 
 func (p *Pages) handleAdminReinstate(c echo.Context) error {
-	s, err := p.svc.Sites.ReinstateSite(c.Request().Context(), p.actor(c), c.FormValue("site"))
+	s, err := p.svc.Sites.ReinstateSite(c.Request().Context(), p.actor(c), c.FormValue("site"), strings.TrimSpace(c.FormValue("reason")))
 	return p.adminDone(c, err, "sites", "Reinstated "+s.Name+".", nil)
 }
 
@@ -247,10 +247,18 @@ func (p *Pages) handleAdminAudit(c echo.Context) error {
 		return p.fail(c, err)
 	}
 	for i := len(entries) - 1; i >= 0; i-- {
-		v.Entries = append(v.Entries, entries[i])
+		e := entries[i]
+		if d := []rune(e.Detail); len(d) > auditDetailShown {
+			e.Detail = string(d[:auditDetailShown]) + "…"
+		}
+		v.Entries = append(v.Entries, e)
 	}
 	return p.render(c, http.StatusOK, "audit", &page{Title: "Audit log", View: v})
 }
+
+// auditDetailShown is how much of an entry's detail (a reason, what
+// changed) the audit page shows; GET /v1/audit has all of it.
+const auditDetailShown = 200
 
 // inputView is one text field of an administration form.
 type inputView struct {

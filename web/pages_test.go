@@ -192,11 +192,15 @@ func TestAdminPages(t *testing.T) {
 	if s, _ := e.db.FindSite(ctx, "evil"); s.Status != allowlist.StatusSuspended {
 		t.Errorf("status after suspension: %s", s.Status)
 	}
-	if code, _ := post("/admin/sites/reinstate", url.Values{"site": {"evil"}}); code != 200 {
+	if code, _ := post("/admin/sites/reinstate", url.Values{"site": {"evil"}, "reason": {"takedown confirmed"}}); code != 200 {
 		t.Errorf("reinstate: %d", code)
 	}
-	if _, audit := get(t, c, e.url+"/admin/audit"); !strings.Contains(audit, "The chain is intact") || !strings.Contains(audit, "site.suspend") {
-		t.Error("audit page lacks the verification or the suspension")
+	if s, _ := e.db.FindSite(ctx, "evil"); s.Status == allowlist.StatusSuspended {
+		t.Errorf("status after reinstatement: %s", s.Status)
+	}
+	if _, audit := get(t, c, e.url+"/admin/audit"); !strings.Contains(audit, "The chain is intact") || !strings.Contains(audit, "site.suspend") ||
+		!strings.Contains(audit, "takedown confirmed") {
+		t.Error("audit page lacks the verification, the suspension or the reinstatement's reason")
 	}
 	// An owner is refused the admin pages; anonymous visitors are sent to sign in.
 	oc := &http.Client{Jar: must(cookiejar.New(nil))}

@@ -379,9 +379,17 @@ func (db *DB) SuspendSite(ctx context.Context, a allowlist.Actor, id, reason str
 	})
 }
 
-// ReinstateSite undoes a suspension. EINVALID, ENOTFOUND.
-func (db *DB) ReinstateSite(ctx context.Context, a allowlist.Actor, id string) (allowlist.Site, error) {
-	return db.setStatus(ctx, a, id, "site.reinstate", nil, func(status string) (string, string, error) {
+// ReinstateSite undoes a suspension; a reason, when given, is audited.
+// EINVALID, ENOTFOUND.
+func (db *DB) ReinstateSite(ctx context.Context, a allowlist.Actor, id, reason string) (allowlist.Site, error) {
+	if err := allowlist.ValidateOptionalReason(reason); err != nil {
+		return allowlist.Site{}, err
+	}
+	var detail any
+	if reason != "" {
+		detail = map[string]string{"reason": reason}
+	}
+	return db.setStatus(ctx, a, id, "site.reinstate", detail, func(status string) (string, string, error) {
 		if status != allowlist.StatusSuspended {
 			return "", "", allowlist.Errorf(allowlist.EINVALID, "site %q is not suspended", id)
 		}

@@ -286,7 +286,7 @@ func testFlowToQuorum(t *testing.T, b Backend) {
 			t.Errorf("%s still has %d entries after suspension", scope, v.Entries)
 		}
 	}
-	Must[allowlist.Site](t)(db.ReinstateSite(ctx, allowlist.System, "wiki"))
+	Must[allowlist.Site](t)(db.ReinstateSite(ctx, allowlist.System, "wiki", ""))
 	if got := version(t, db, "common"); got != 4 {
 		t.Errorf("common at %d after reinstatement, want 4", got)
 	}
@@ -351,7 +351,7 @@ func testErrors(t *testing.T, b Backend) {
 		err  error
 		code string
 	}{err, allowlist.EINVALID}
-	_, err = db.ReinstateSite(ctx, allowlist.System, "zoom")
+	_, err = db.ReinstateSite(ctx, allowlist.System, "zoom", "")
 	cases["reinstate unsuspended"] = struct {
 		err  error
 		code string
@@ -757,7 +757,7 @@ func testSpliceMatchesEncode(t *testing.T, b Backend) {
 			return err
 		},
 		func(id string) error { _, err := db.SuspendSite(ctx, allowlist.System, id, "test"); return err },
-		func(id string) error { _, err := db.ReinstateSite(ctx, allowlist.System, id); return err },
+		func(id string) error { _, err := db.ReinstateSite(ctx, allowlist.System, id, ""); return err },
 		func(id string) error { _, err := db.DeleteSignoff(ctx, Owner("dept-b"), id, "dept-b"); return err },
 	}
 	for _, step := range steps {
