@@ -319,5 +319,8 @@ func (r *Resolver) registerFreshnessMetrics() {
 			Help: "1 when the list expired and on_expiry is fail: queries are answered as with no verified list."}, flag(&r.freshness.failClosed)),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "list_expiry_seconds",
 			Help: "The configured list_expiry."}, func() float64 { return r.opt.ListExpiry.Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "registry_clock_offset_seconds",
+			Help: "The registry's clock minus this host's, from the Date of its latest answer (whole seconds; 0 until one arrives). Not signed: for diagnosis only."},
+			func() float64 { return float64(r.fetch.clockOffset.Load()) }),
 	)
 }

@@ -229,3 +229,43 @@ func TestReplayedFutureTimestampCountsOnce(t *testing.T) {
 		t.Error("a genuine newer timestamp did not count")
 	}
 }
+
+// TestRegistryClockOffset: the registry's clock, read from its answers'
+// Date, is exposed beside the list's age, so a stale alarm caused by a
+// slow registry clock can be told from a frozen list.
+func TestRegistryClockOffset(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(2, []string{"*.zoom.example"})
+	skewed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Date", time.Now().Add(-90*time.Second).UTC().Format(http.TimeFormat))
+		reg.serve(w, req)
+	}))
+	t.Cleanup(skewed.Close)
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: skewed.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 2, 2*time.Second)
+	got := r.fetch.clockOffset.Load()
+	if got < -91 || got > -89 {
+		t.Errorf("offset %d s, want about -90", got)
+	}
+	if !strings.Contains(scrape(t, r), "allowlist_resolver_registry_clock_offset_seconds -9") {
+		t.Error("the offset is not in the metrics")
+	}
+
+	f := &fetcher{}
+	now := time.Date(2026, 12, 3, 14, 0, 0, 700e6, time.UTC)
+	for _, c := range []struct {
+		date string
+		want int64
+	}{
+		{"Thu, 03 Dec 2026 14:02:00 GMT", 120},
+		{"Thu, 03 Dec 2026 13:59:00 GMT", -60},
+		{"not a date", -60}, // ignored: the last reading stays
+		{"Thu, 03 Dec 2026 14:00:00 GMT", 0},
+	} {
+		f.readClock(http.Header{"Date": {c.date}}, now)
+		if got := f.clockOffset.Load(); got != c.want {
+			t.Errorf("%s: offset %d, want %d", c.date, got, c.want)
+		}
+	}
+}

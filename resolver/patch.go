@@ -86,7 +86,19 @@ func (f *fetcher) do(ctx context.Context, method, u string) (*http.Response, err
 	if err != nil {
 		return nil, syncErr("fetch", "%v", err)
 	}
+	f.readClock(resp.Header, time.Now())
 	return resp, nil
+}
+
+// readClock notes how far the registry's clock is from ours, from its
+// answer's Date (whole seconds, not signed: for telling a stale alarm
+// caused by a slow registry clock from a frozen list, never for trust).
+func (f *fetcher) readClock(h http.Header, now time.Time) {
+	d, err := http.ParseTime(h.Get("Date"))
+	if err != nil {
+		return
+	}
+	f.clockOffset.Store(int64(d.Sub(now.Truncate(time.Second)) / time.Second))
 }
 
 // diff fetches the changes from version from to version to.

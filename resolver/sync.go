@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cross-gov/allowlist/allowlist"
@@ -327,6 +328,9 @@ type fetcher struct {
 	scope  string
 	token  string
 	client *http.Client
+	// clockOffset is the registry's clock minus ours, in seconds, from the
+	// Date of its latest answer.
+	clockOffset atomic.Int64
 }
 
 // fetch gets the current list (watch=false), or waits for one after
