@@ -153,7 +153,7 @@ notifications:
 	call("PUT", "/v1/sites/excalidraw/signoffs/dsit", dsit, `{"decision":"approve"}`, 200)
 	call("POST", fmt.Sprintf("/v1/requests/%d/answer", req.ID), dsit, `{"site":"excalidraw"}`, 403)
 	call("POST", fmt.Sprintf("/v1/requests/%d/answer", req.ID), hmrc, `{"site":"excalidraw","answer":"DSIT proposed it; it joins the list if nobody objects."}`, 200)
-	if _, page := r.call(t, "GET", "/requests/"+req.Reference, "", ""); !strings.Contains(string(page), `id="status">in-review<`) {
+	if _, page := r.call(t, "GET", "/requests/"+req.Reference, "", ""); !strings.Contains(string(page), `id="status">in review<`) {
 		t.Fatalf("status page before consensus:\n%s", page)
 	}
 	out, _, _ = cli(t, "check", "excalidraw.com", "--department", "hmrc", "--registry", r.url)
