@@ -769,6 +769,24 @@ func TestSuspendAndAudit(t *testing.T) {
 	if l.Version != 5 || len(l.Entries) != 2 {
 		t.Errorf("after a bare reinstatement: version %d, %d entries", l.Version, len(l.Entries))
 	}
+	// A body that is there is checked: not JSON, an unknown field, not an
+	// object, or another media type is refused and reinstates nothing.
+	e.do("POST", "/v1/sites/zoom/suspend", e.admin, map[string]string{"reason": "once more"}).want(200)
+	e.do("POST", "/v1/sites/zoom/reinstate", e.admin, []byte(`{"reason":`)).want(400)
+	e.do("POST", "/v1/sites/zoom/reinstate", e.admin, []byte(`{"why":"x"}`)).want(400)
+	e.do("POST", "/v1/sites/zoom/reinstate", e.admin, []byte(`"x"`)).want(400)
+	e.do("POST", "/v1/sites/zoom/reinstate", e.admin, []byte(`reason=x`), "Content-Type", "application/x-www-form-urlencoded").want(415)
+	e.do("GET", "/v1/lists/common", "", nil).want(200).decode(&l)
+	if l.Version != 6 || len(l.Entries) != 0 {
+		t.Errorf("a refused reinstatement changed the list: version %d, %d entries", l.Version, len(l.Entries))
+	}
+	// A client that labels every request as JSON but sends no body (as
+	// reinstating did before it took a reason) still reinstates.
+	e.do("POST", "/v1/sites/zoom/reinstate", e.admin, nil, "Content-Type", "application/json").want(200)
+	e.do("GET", "/v1/lists/common", "", nil).want(200).decode(&l)
+	if l.Version != 7 || len(l.Entries) != 2 {
+		t.Errorf("after an empty JSON reinstatement: version %d, %d entries", l.Version, len(l.Entries))
+	}
 	e.do("DELETE", "/v1/sites/zoom/signoffs/dept-b", e.tok["b"], nil).want(200)
 	var audit []allowlist.AuditEntry
 	e.do("GET", "/v1/audit", e.admin, nil).want(200).decode(&audit)

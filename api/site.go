@@ -129,8 +129,11 @@ func (s *Server) handleSiteReinstate(c echo.Context) error {
 	var in struct {
 		Reason string `json:"reason"`
 	}
-	// The body, {"reason"}, is optional: a bare POST reinstates too.
-	if r := c.Request(); r.ContentLength != 0 || r.Header.Get(echo.HeaderContentType) != "" {
+	// The body, {"reason"}, is optional: a POST without one reinstates
+	// too, whatever Content-Type it claims (clients that label every
+	// request as JSON worked before the reason existed). A body that is
+	// there is checked as every other.
+	if c.Request().ContentLength != 0 {
 		if err := decode(c, &in); err != nil {
 			return err
 		}
