@@ -337,9 +337,13 @@ func (db *DB) write1(ctx context.Context, actor allowlist.Actor, site string, fn
 	// after a random pause that grows with each try. Without it the loser
 	// starts again just after the winner's instance has begun its next
 	// change, and loses every time (a benchmark of 8 writers on two
-	// instances gave up after 50 straight failures).
+	// instances gave up after 50 straight failures). The pause is taken
+	// without the lock, so that this process's other writers are not held
+	// up behind it (each run is a whole transaction of its own).
 	for try := 1; isRetryable(err) && try < maxTries; try++ {
+		db.mu.Unlock()
 		time.Sleep(retryPause(try))
+		db.mu.Lock()
 		pub, err = db.updateLocked(ctx, actor, site, fn)
 	}
 	var s allowlist.Site
@@ -493,8 +497,8 @@ func isUnique(err error) bool {
 const maxTries = 50
 
 // retryPause is how long to wait before try number try (from 1) of a
-// change the database refused: random, up to 1 ms doubled each try, at
-// most 64 ms.
+// change the database refused: random, below 2 ms before the first
+// retry, the bound doubling each try up to 64 ms.
 func retryPause(try int) time.Duration {
 	return time.Duration(rand.Int64N(int64(time.Millisecond) << min(try, 6)))
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"database/sql"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -182,3 +183,50 @@ func TestTokenHashStored(t *testing.T) {
 
 // The conformance suite's helper, under the name this package's tests use.
 func owner(dept string) allowlist.Actor { return storetest.Owner(dept) }
+
+// retryableErr is what PostgreSQL says when it orders two writers by
+// failing one (SQLSTATE 40001).
+type retryableErr struct{}
+
+func (retryableErr) Error() string    { return "could not serialize access" }
+func (retryableErr) SQLState() string { return "40001" }
+
+// TestRetryPauseLetsOtherWritersIn: a change the database refused waits
+// before it runs again, and this process's other writers are not held up
+// meanwhile: the change below is refused until another write has gone
+// through, which it could not if the pause kept the lock.
+func TestRetryPauseLetsOtherWritersIn(t *testing.T) {
+	db := mustOpen(t, 1)
+	other := make(chan error, 1)
+	tries := 0
+	err := db.updateOther(ctx, allowlist.System, func(*sql.Tx) (string, string, any, error) {
+		tries++
+		if tries == 1 {
+			go func() {
+				other <- db.updateOther(ctx, allowlist.System, func(*sql.Tx) (string, string, any, error) {
+					return "test.other", "other", nil, nil
+				})
+			}()
+		}
+		select {
+		case err := <-other:
+			if err != nil {
+				t.Errorf("the other write: %v", err)
+			}
+			return "test.retried", "retried", nil, nil
+		default:
+			return "", "", nil, retryableErr{}
+		}
+	})
+	if err != nil {
+		t.Fatalf("after %d tries, the other write still had not gone through while this one paused: %v", tries, err)
+	}
+	if tries < 2 {
+		t.Errorf("%d tries", tries)
+	}
+	// A change refused every time gives up with the database's error.
+	err = db.updateOther(ctx, allowlist.System, func(*sql.Tx) (string, string, any, error) { return "", "", nil, retryableErr{} })
+	if !isRetryable(err) {
+		t.Errorf("a change refused every time: %v", err)
+	}
+}
