@@ -27,6 +27,12 @@ type UsageFilter struct {
 	// Limit bounds the refused domains and entries listed (the most asked
 	// or hit first); 0 means 100.
 	Limit int
+	// MinDepartments and MinClients, when above 0, list only the refused
+	// domains that many departments reported and whose clients, summed
+	// over them, reach MinClients. They apply before Limit, so that what
+	// falls below them (one department's names, however often asked) does
+	// not take the places of what reaches them.
+	MinDepartments, MinClients int
 }
 
 // UsageSummary is what reports said over a range of days.
@@ -114,7 +120,8 @@ type UsageStore interface {
 // PublicRefused is what anyone may see of cross-government refused
 // domains: those reported by at least UsagePublicDepartments departments
 // whose clients, summed over them, reach k (at least UsageMinK), without
-// saying how many departments reported them.
+// saying how many departments reported them. PublicFilter asks the store
+// for no others, so that a limit counts only these.
 func PublicRefused(in []RefusedUsage, k int) []RefusedUsage {
 	k = max(k, UsageMinK)
 	out := []RefusedUsage{}
@@ -125,6 +132,13 @@ func PublicRefused(in []RefusedUsage, k int) []RefusedUsage {
 		}
 	}
 	return out
+}
+
+// PublicFilter is f narrowed to the refused domains PublicRefused with k
+// lets through.
+func PublicFilter(f UsageFilter, k int) UsageFilter {
+	f.MinDepartments, f.MinClients = UsagePublicDepartments, max(k, UsageMinK)
+	return f
 }
 
 // UsageStale says whether an entry last hit at lastHit (zero: never)

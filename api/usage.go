@@ -104,6 +104,9 @@ func (s *Server) usage(c echo.Context, department string, whole bool) error {
 		}
 		f.Limit = n
 	}
+	if !whole {
+		f = allowlist.PublicFilter(f, s.UsageK())
+	}
 	sum, err := u.FindUsage(c.Request().Context(), f)
 	if err != nil {
 		return err

@@ -196,6 +196,18 @@ func TestUsageCrossGovernment(t *testing.T) {
 	if len(v.Refused) != 3 || v.Refused[1] != (allowlist.RefusedUsage{Domain: "lonely-example.net", Queries: 500, Clients: 5, Departments: 1}) || *v.Reports != 2 {
 		t.Errorf("admin sees %+v", v)
 	}
+	// The limit counts what may be shown: one department's names, however
+	// often it says they were asked, do not push the shared one out of
+	// the public totals.
+	var top api.UsageView
+	e.do("GET", "/v1/usage?limit=1", "", nil).want(200).decode(&top)
+	if len(top.Refused) != 1 || top.Refused[0].Domain != "shared-example.net" {
+		t.Errorf("anyone's first refused domain: %+v, want shared-example.net", top.Refused)
+	}
+	e.do("GET", "/v1/usage?limit=1", e.tok["admin"], nil).want(200).decode(&top)
+	if len(top.Refused) != 1 || top.Refused[0].Domain != "made-up-example.net" {
+		t.Errorf("the admin's first refused domain: %+v, want made-up-example.net", top.Refused)
+	}
 }
 
 // lockedBuffer is a log sink the server's goroutines may write at once.

@@ -286,7 +286,7 @@ func (db *DB) FindUsage(ctx context.Context, f allowlist.UsageFilter) (allowlist
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT domain, `+cappedSum("q")+` AS sq, `+cappedSum("c")+`, COUNT(*) FROM
 		(SELECT department, domain, `+cappedSum("queries")+` AS q, MAX(clients) AS c FROM usage_refused WHERE `+where+` GROUP BY department, domain) AS per_department
-		GROUP BY domain ORDER BY sq DESC, domain LIMIT ?`, append(args, f.Limit)...)
+		GROUP BY domain HAVING COUNT(*) >= ? AND `+cappedSum("c")+` >= ? ORDER BY sq DESC, domain LIMIT ?`, append(args, f.MinDepartments, f.MinClients, f.Limit)...)
 	if err != nil {
 		return out, fmt.Errorf("usage refused: %w", err)
 	}

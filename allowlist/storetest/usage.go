@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -124,6 +125,31 @@ func testUsage(t *testing.T, b Backend) {
 	all := Must[allowlist.UsageSummary](t)(u.FindUsage(ctx, day))
 	if all.Reports != 3 || len(all.Refused) != 2 || all.Refused[0] != (allowlist.RefusedUsage{Domain: "example.com", Queries: 200, Clients: 15, Departments: 2}) {
 		t.Errorf("all departments: %d reports, %+v", all.Reports, all.Refused)
+	}
+	// The thresholds apply before the limit: a limit of 1 still finds the
+	// one domain that reaches them, whatever ranks above it.
+	for _, c := range []struct {
+		minDepts, minClients, limit int
+		want                        []string
+	}{
+		{2, 0, 1, []string{"example.com"}},
+		{1, 5, 0, []string{"example.com", "tool-example.net"}},
+		{1, 6, 0, []string{"example.com"}},
+		{2, 16, 0, nil},
+		{3, 0, 0, nil},
+	} {
+		f := day
+		f.MinDepartments, f.MinClients, f.Limit = c.minDepts, c.minClients, c.limit
+		var got []string
+		for _, r := range Must[allowlist.UsageSummary](t)(u.FindUsage(ctx, f)).Refused {
+			got = append(got, r.Domain)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("at least %d departments and %d clients, limit %d: %v, want %v", c.minDepts, c.minClients, c.limit, got, c.want)
+		}
+	}
+	if f := allowlist.PublicFilter(day, 0); f.MinDepartments != allowlist.UsagePublicDepartments || f.MinClients != allowlist.UsageMinK {
+		t.Errorf("public filter %+v", f)
 	}
 	b2 := day
 	b2.Department = "dept-b"
