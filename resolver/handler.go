@@ -277,6 +277,15 @@ func (r *Resolver) write(w dns.ResponseWriter, req, m *dns.Msg) {
 		m.Truncated = true
 		m.Answer, m.Ns = nil, nil
 		m.Extra = withOPTOnly(m.Extra)
+		if o := m.IsEdns0(); o != nil && m.Len() > limit {
+			// Still too large: the EDE text (a blocked name's is as long
+			// as the name) is left to the answer over TCP; its code stays.
+			for i, opt := range o.Option {
+				if e, ok := opt.(*dns.EDNS0_EDE); ok {
+					o.Option[i] = &dns.EDNS0_EDE{InfoCode: e.InfoCode}
+				}
+			}
+		}
 	}
 	if err := w.WriteMsg(m); err != nil {
 		r.log.Debug("write answer", "err", err)

@@ -1281,3 +1281,35 @@ func TestMisplacedOPTFromUpstream(t *testing.T) {
 		}
 	}
 }
+
+// TestBlockedLongNameFitsSmallClient: the EDE text of a blocked answer
+// carries the name, so a long name makes it long; a client that can take
+// only 512 bytes over UDP still gets no more than that (TC, for TCP), and
+// over TCP the whole text.
+func TestBlockedLongNameFitsSmallClient(t *testing.T) {
+	reg := newRegistry(t)
+	reg.publish(3, []string{"*.zoom.example"})
+	up := newUpstream(t, "192.0.2.1")
+	r := start(t, Options{Registry: reg.srv.URL, PublicKey: reg.pub, Upstreams: []string{up.addr}})
+	waitVersion(t, r, 3, 2*time.Second)
+	l := strings.Repeat("a", 60)
+	name := l + "." + l + "." + l + "." + l[:50] + ".com."
+	for _, size := range []uint16{512, 700} {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		m.SetEdns0(size, false)
+		pkt, _ := m.Pack()
+		b := exchangeRaw(t, "udp", r.Addr("udp"), pkt, 2*time.Second)
+		got := new(dns.Msg)
+		if err := got.Unpack(b); err != nil || len(b) > int(size) || !got.Truncated || got.Rcode != dns.RcodeNameError {
+			t.Errorf("EDNS size %d: a %d-byte answer (TC %v, rcode %d, %v)", size, len(b), got.Truncated, got.Rcode, err)
+		}
+		if e := ede(got); e == nil || e.InfoCode != edeBlocked {
+			t.Errorf("EDNS size %d: no EDE 15 left in the truncated answer: %v", size, got)
+		}
+	}
+	e := ede(query(t, r, "tcp", name, dns.TypeA))
+	if e == nil || !strings.HasSuffix(e.ExtraText, "&q="+strings.TrimSuffix(name, ".")) {
+		t.Errorf("over TCP: %v", e)
+	}
+}
