@@ -248,6 +248,7 @@ func (p *Pages) handleAdminAudit(c echo.Context) error {
 	}
 	for i := len(entries) - 1; i >= 0; i-- {
 		e := entries[i]
+		e.Detail = readableJSON(e.Detail)
 		if d := []rune(e.Detail); len(d) > auditDetailShown {
 			e.Detail = string(d[:auditDetailShown]) + "…"
 		}
@@ -255,6 +256,13 @@ func (p *Pages) handleAdminAudit(c echo.Context) error {
 	}
 	return p.render(c, http.StatusOK, "audit", &page{Title: "Audit log", View: v})
 }
+
+// readableJSON is the stored JSON s without the escapes that keep JSON
+// safe to put in HTML as it is (\u003c, \u003e, \u0026): the page escapes
+// it itself, and a reason then reads as it was typed. Everything else, key
+// order and numbers included, stays as stored. An escaped backslash is
+// matched first, so that "\\u003c" (a backslash, then the letters) stays.
+var readableJSON = strings.NewReplacer(`\\`, `\\`, `\u003c`, "<", `\u003e`, ">", `\u0026`, "&").Replace
 
 // auditDetailShown is how much of an entry's detail (a reason, what
 // changed) the audit page shows; GET /v1/audit has all of it.

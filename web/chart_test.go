@@ -77,3 +77,20 @@ func TestEveryKindHasATitle(t *testing.T) {
 		}
 	}
 }
+
+// TestReadableJSON: the audit page's detail loses JSON's HTML-safety
+// escapes, and only those: an escaped backslash followed by the letters
+// u003c stays as stored, as do other escapes, key order and numbers.
+func TestReadableJSON(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"reason":"R\u0026D \u003cteam\u003e"}`:    `{"reason":"R&D <team>"}`,
+		`{"reason":"a\\u003cb"}`:                    `{"reason":"a\\u003cb"}`,
+		`{"reason":"a\\\u003cb"}`:                   `{"reason":"a\\<b"}`,
+		`{"z":1,"a":12345678901234567890,"q":"\""}`: `{"z":1,"a":12345678901234567890,"q":"\""}`,
+		`null`: `null`,
+	} {
+		if got := readableJSON(in); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+}

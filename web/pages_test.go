@@ -192,7 +192,7 @@ func TestAdminPages(t *testing.T) {
 	if s, _ := e.db.FindSite(ctx, "evil"); s.Status != allowlist.StatusSuspended {
 		t.Errorf("status after suspension: %s", s.Status)
 	}
-	if code, _ := post("/admin/sites/reinstate", url.Values{"site": {"evil"}, "reason": {"takedown confirmed"}}); code != 200 {
+	if code, _ := post("/admin/sites/reinstate", url.Values{"site": {"evil"}, "reason": {"takedown confirmed by R&D <security>"}}); code != 200 {
 		t.Errorf("reinstate: %d", code)
 	}
 	if s, _ := e.db.FindSite(ctx, "evil"); s.Status == allowlist.StatusSuspended {
@@ -201,6 +201,12 @@ func TestAdminPages(t *testing.T) {
 	if _, audit := get(t, c, e.url+"/admin/audit"); !strings.Contains(audit, "The chain is intact") || !strings.Contains(audit, "site.suspend") ||
 		!strings.Contains(audit, "takedown confirmed") {
 		t.Error("audit page lacks the verification, the suspension or the reinstatement's reason")
+	}
+	// The detail reads as it was typed (not as JSON's \u0026 and \u003c),
+	// and markup in it is text, never markup.
+	if _, audit := get(t, c, e.url+"/admin/audit"); !strings.Contains(audit, "takedown confirmed by R&amp;D &lt;security&gt;") ||
+		strings.Contains(audit, "<security>") || strings.Contains(audit, `\u00`) {
+		t.Error("the audit page does not show the reason as typed, escaped as HTML")
 	}
 	// An owner is refused the admin pages; anonymous visitors are sent to sign in.
 	oc := &http.Client{Jar: must(cookiejar.New(nil))}
