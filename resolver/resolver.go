@@ -166,7 +166,14 @@ func New(opt Options) (*Resolver, error) {
 	}
 	checkURL := ""
 	if opt.RequestURL == "" {
-		opt.RequestURL = strings.TrimRight(opt.Registry, "/") + "/"
+		// Every client that is refused a name reads this address: never
+		// with the registry URL's user name or password, query or fragment.
+		public := strings.TrimRight(opt.Registry, "/")
+		if u, err := url.Parse(opt.Registry); err == nil {
+			u.User, u.RawQuery, u.Fragment = nil, "", ""
+			public = strings.TrimRight(u.String(), "/")
+		}
+		opt.RequestURL = public + "/"
 		checkURL = opt.RequestURL + "check?department=" + url.QueryEscape(opt.Scope) + "&q="
 	}
 	switch {

@@ -1313,3 +1313,19 @@ func TestBlockedLongNameFitsSmallClient(t *testing.T) {
 		t.Errorf("over TCP: %v", e)
 	}
 }
+
+// TestBlockedTextNeverCarriesCredentials: every refused client reads the
+// blocked answer's address, so a user name, password or query in the
+// registry URL never reaches it.
+func TestBlockedTextNeverCarriesCredentials(t *testing.T) {
+	r, err := New(Options{Registry: "https://reader:s3cret@registry.example/?token=abc#x", PublicKey: make([]byte, 32), Scope: "hmrc",
+		Mode: ModeEnforce, CacheDir: t.TempDir(), Upstreams: []string{"127.0.0.1:9"}, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, withName := r.blockedText(&policy{scope: "hmrc", version: 4})
+	if !withName || !strings.HasSuffix(text, "https://registry.example/check?department=hmrc&q=") ||
+		strings.Contains(text, "s3cret") || strings.Contains(text, "reader") || strings.Contains(text, "abc") {
+		t.Errorf("blocked text %q", text)
+	}
+}
