@@ -96,7 +96,11 @@ func (p *Pages) adminDone(c echo.Context, err error, section, done string, form 
 	if errors.As(err, &ae) && (ae.Code == allowlist.EINVALID || ae.Code == allowlist.ECONFLICT || ae.Code == allowlist.ENOTFOUND) {
 		fields := []allowlist.FieldError{}
 		for _, f := range ae.Fields {
-			fields = append(fields, allowlist.FieldError{Field: section + "-" + f.Field, Message: capital(f.Field) + " " + f.Message})
+			id := section + "-" + f.Field
+			if section == "sites" {
+				id = section // each site has its own reason field: the summary goes to the table's heading
+			}
+			fields = append(fields, allowlist.FieldError{Field: id, Message: capital(f.Field) + " " + f.Message})
 		}
 		if len(fields) == 0 {
 			fields = []allowlist.FieldError{{Field: section, Message: ae.Message}}
