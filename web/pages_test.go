@@ -183,7 +183,7 @@ func TestAdminPages(t *testing.T) {
 	if _, err := e.db.Authenticate(ctx, tok[1]); err == nil {
 		t.Error("the revoked token still works")
 	}
-	if code, body := post("/admin/sites/suspend", url.Values{"site": {"evil"}, "reason": {""}}); code != 422 || !strings.Contains(body, `href="#sites"`) || !strings.Contains(body, `id="sites"`) {
+	if code, body := post("/admin/sites/suspend", url.Values{"site": {"evil"}, "reason": {""}}); code != 422 || !strings.Contains(body, `<li><a href="#sites">Reason `) || !strings.Contains(body, `id="sites"`) {
 		t.Errorf("suspend without a reason: %d, or its error does not link to the sites' table", code)
 	}
 	if code, _ := post("/admin/sites/suspend", url.Values{"site": {"evil"}, "reason": {"phishing reported"}}); code != 200 {
