@@ -735,27 +735,21 @@ func testSpliceMatchesEncode(t *testing.T, b Backend) {
 		Must[allowlist.Site](t)(db.CreateSite(ctx, Owner("dept-a"), allowlist.SiteInput{ID: id, Name: id, Category: "other",
 			Domains: []string{id + ".example.org", fmt.Sprintf("*.%s%d.example.net", id, i)}, Owner: allowlist.Owner{Name: "x"}}))
 	}
+	approve := func(dept string) func(id string) error {
+		return func(id string) error {
+			_, err := db.SetSignoff(ctx, Owner(dept), id, dept, "approve", "")
+			return err
+		}
+	}
 	steps := []func(id string) error{
-		func(id string) error {
-			_, err := db.SetSignoff(ctx, Owner("dept-a"), id, "dept-a", "approve", "")
-			return err
-		},
-		func(id string) error {
-			_, err := db.SetSignoff(ctx, Owner("dept-b"), id, "dept-b", "approve", "")
-			return err
-		},
+		approve("dept-a"),
+		approve("dept-b"),
 		func(id string) error {
 			_, err := db.UpdateSite(ctx, Owner("dept-a"), id, allowlist.SitePatch{Domains: &[]string{id + ".example.org", "a-" + id + ".example.com"}})
 			return err
 		},
-		func(id string) error {
-			_, err := db.SetSignoff(ctx, Owner("dept-a"), id, "dept-a", "approve", "")
-			return err
-		},
-		func(id string) error {
-			_, err := db.SetSignoff(ctx, Owner("dept-b"), id, "dept-b", "approve", "")
-			return err
-		},
+		approve("dept-a"),
+		approve("dept-b"),
 		func(id string) error { _, err := db.SuspendSite(ctx, allowlist.System, id, "test"); return err },
 		func(id string) error { _, err := db.ReinstateSite(ctx, allowlist.System, id, ""); return err },
 		func(id string) error { _, err := db.DeleteSignoff(ctx, Owner("dept-b"), id, "dept-b"); return err },

@@ -170,21 +170,8 @@ func edeText(m *dns.Msg) string {
 
 // resolverConf writes a resolver config for the freshness tests.
 func resolverConf(t *testing.T, dir, registry, pub, upstream, onExpiry string) string {
-	conf := filepath.Join(dir, "resolver-"+onExpiry+".yaml")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
-registry: %s
-scope: common
-public_key: %q
-cache_dir: %s
-upstreams: [%q]
-metrics_listen: 127.0.0.1:0
-watch_timeout: 1s
-poll_interval: 1s
-max_list_age: 2s
-list_expiry: 4s
-on_expiry: %s
-`, registry, pub, filepath.Join(dir, "cache-"+onExpiry), upstream, onExpiry)), 0o644)
-	return conf
+	return writeResolverConfig(t, filepath.Join(dir, "resolver-"+onExpiry+".yaml"), registry, pub, filepath.Join(dir, "cache-"+onExpiry), upstream,
+		"watch_timeout: 1s\npoll_interval: 1s\nmax_list_age: 2s\nlist_expiry: 4s\non_expiry: "+onExpiry+"\n")
 }
 
 // TestFrozenRegistryIsNoticed puts a freezing proxy between a real

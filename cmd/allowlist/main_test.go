@@ -382,22 +382,33 @@ func TestImportExportAndAuditVerify(t *testing.T) {
 
 // TestResolverWithRealRegistry runs the real registry and the real
 // resolver as processes, with a small upstream DNS server on loopback.
+// writeResolverConfig writes a resolver config at path for the tests
+// that run a resolver against a real registry: loopback listeners on
+// free ports, scope common, the registry's key pinned, more (YAML lines)
+// after.
+func writeResolverConfig(t *testing.T, path, registry, pub, cacheDir, upstream, more string) string {
+	t.Helper()
+	body := fmt.Sprintf(`listen: 127.0.0.1:0
+registry: %s
+scope: common
+public_key: %q
+cache_dir: %s
+upstreams: [%q]
+metrics_listen: 127.0.0.1:0
+`, registry, strings.TrimSpace(pub), cacheDir, upstream) + more
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestResolverWithRealRegistry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two processes")
 	}
 	dir, db, reg, pub := seededRegistry(t)
 	up := startUpstream(t)
-	conf := filepath.Join(dir, "resolver.yaml")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
-registry: %s
-scope: common
-public_key: %q
-cache_dir: %s
-mode: enforce
-upstreams: [%q]
-metrics_listen: 127.0.0.1:0
-`, reg.url, strings.TrimSpace(pub), filepath.Join(dir, "cache"), up)), 0o644)
+	conf := writeResolverConfig(t, filepath.Join(dir, "resolver.yaml"), reg.url, pub, filepath.Join(dir, "cache"), up, "mode: enforce\n")
 	res, metrics := startResolverMetrics(t, conf)
 	ask := func(name string) *dns.Msg {
 		t.Helper()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -28,20 +27,8 @@ func TestResolverOnlyBinary(t *testing.T) {
 	}
 	dir, db, reg, pub := seededRegistry(t)
 	out, _, _ := cli(t, "token", "create", "--db", db, "--role", "reader", "--department", "dsit", "--name", "edge")
-	conf := filepath.Join(dir, "resolver.yaml")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
-registry: %s
-scope: common
-token: %s
-public_key: %q
-cache_dir: %s
-upstreams: [%q]
-metrics_listen: 127.0.0.1:0
-report:
-  every: 1h
-  k: 5
-  department: dsit
-`, reg.url, lastLine(out), strings.TrimSpace(pub), filepath.Join(dir, "cache"), startUpstream(t))), 0o644)
+	conf := writeResolverConfig(t, filepath.Join(dir, "resolver.yaml"), reg.url, pub, filepath.Join(dir, "cache"), startUpstream(t),
+		"token: "+lastLine(out)+"\nreport:\n  every: 1h\n  k: 5\n  department: dsit\n")
 	cmd, logs, udp, metrics := startResolverCmd(t, exec.Command(resolverBinary, "--config", conf))
 	deadline := time.Now().Add(5 * time.Second)
 	for askA(t, udp, "us02web.zoom.us").Rcode != dns.RcodeSuccess {

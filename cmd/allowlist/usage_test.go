@@ -44,22 +44,8 @@ func TestUsageReportsReachRealRegistry(t *testing.T) {
 	}
 	reader, owner := token("reader"), token("owner")
 	up := startUpstream(t)
-	conf := filepath.Join(dir, "resolver.yaml")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
-registry: %s
-scope: common
-token: %s
-public_key: %q
-cache_dir: %s
-mode: monitor
-upstreams: [%q]
-metrics_listen: 127.0.0.1:0
-log_level: debug
-report:
-  every: 1h
-  k: 5
-  department: hmrc
-`, reg.url, reader, strings.TrimSpace(pub), filepath.Join(dir, "cache"), up)), 0o644)
+	conf := writeResolverConfig(t, filepath.Join(dir, "resolver.yaml"), reg.url, pub, filepath.Join(dir, "cache"), up,
+		"token: "+reader+"\nmode: monitor\nlog_level: debug\nreport:\n  every: 1h\n  k: 5\n  department: hmrc\n")
 	res, resLog, udp, metrics := startResolverProc(t, conf)
 	ask := func(from, name string) *dns.Msg {
 		t.Helper()
