@@ -42,9 +42,10 @@ func (s *Server) UsageK() int {
 }
 
 // UsageView answers the GET usage routes. Anyone but an admin asking for
-// cross-government totals gets only the refused domains whose clients,
-// summed over departments, reach k, and never how many departments
-// reported them.
+// cross-government totals gets only the refused domains that two
+// departments or more reported and whose clients, summed over them, reach
+// k (allowlist.PublicFilter), and never how many departments reported
+// them.
 type UsageView struct {
 	Department string                   `json:"department,omitempty"`
 	From       string                   `json:"from"`
