@@ -216,7 +216,7 @@ func ToolHost(s Site) string {
 	if u, err := url.Parse(s.Homepage); err == nil && u.Hostname() != "" {
 		host := strings.ToLower(u.Hostname())
 		for _, d := range domains {
-			if d == host || (strings.HasPrefix(d, "*.") && (host == d[2:] || strings.HasSuffix(host, d[1:]))) {
+			if (Pattern{Name: strings.TrimPrefix(d, "*."), Wildcard: strings.HasPrefix(d, "*.")}).Covers(host) {
 				return host
 			}
 		}

@@ -243,7 +243,7 @@ func RegistrableDomainOf(name string) (string, bool) {
 		return "", false
 	}
 	for _, l := range specialUseNames {
-		if hasSuffixLabel(name, l) {
+		if (Pattern{Name: l, Wildcard: true}).Covers(name) {
 			return "", false
 		}
 	}
@@ -269,10 +269,6 @@ var specialUseNames = []string{"test", "invalid", "example", "localhost", "local
 func RegistrableDomain(s string) bool {
 	d, ok := RegistrableDomainOf(s)
 	return ok && d == s
-}
-
-func hasSuffixLabel(name, label string) bool {
-	return name == label || len(name) > len(label) && name[len(name)-len(label)-1] == '.' && name[len(name)-len(label):] == label
 }
 
 func validReportID(s string) bool {

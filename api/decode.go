@@ -44,7 +44,9 @@ func decode(c echo.Context, v any) error { return decodeLimit(c, v, MaxBody) }
 // of MiB), for the routes that take more than MaxBody (POST /v1/usage).
 func decodeLimit(c echo.Context, v any, limit int64) error {
 	r := c.Request()
-	tooLarge := allowlist.Errorf(allowlist.ETOOLARGE, "the body is larger than %d MiB", limit>>20)
+	tooLarge := func() error {
+		return allowlist.Errorf(allowlist.ETOOLARGE, "the body is larger than %d MiB", limit>>20)
+	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
 	if err != nil || mt != "application/json" {
 		return allowlist.Errorf(allowlist.EUNSUPPORTED, "send the body as application/json")
@@ -53,18 +55,18 @@ func decodeLimit(c echo.Context, v any, limit int64) error {
 		return allowlist.Errorf(allowlist.EUNSUPPORTED, "the only charset accepted is utf-8")
 	}
 	if r.ContentLength > limit {
-		return tooLarge
+		return tooLarge()
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return tooLarge
+			return tooLarge()
 		}
 		return allowlist.Errorf(allowlist.EMALFORMED, "could not read the body")
 	}
 	if int64(len(body)) > limit {
-		return tooLarge
+		return tooLarge()
 	}
 	if !utf8.Valid(body) {
 		return allowlist.Errorf(allowlist.EMALFORMED, "the body is not valid UTF-8")

@@ -100,8 +100,8 @@ func (s *Server) usage(c echo.Context, department string, whole bool) error {
 	f.Department = department
 	if l := c.QueryParam("limit"); l != "" {
 		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return allowlist.Invalid(allowlist.FieldError{Field: "limit", Message: "must be a number from 1 to 1000"})
+		if err != nil || n < 1 || n > allowlist.MaxPage {
+			return allowlist.Invalid(allowlist.FieldError{Field: "limit", Message: "must be a number from 1 to " + strconv.Itoa(allowlist.MaxPage)})
 		}
 		f.Limit = n
 	}

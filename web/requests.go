@@ -270,7 +270,7 @@ func answerErrors(id int64, fields []allowlist.FieldError) []allowlist.FieldErro
 		case f.Field == "site" && msg == "no such site":
 			msg = "There is no site with that identifier in the catalogue; propose it first, or check the identifier"
 		case msg != "":
-			msg = strings.ToUpper(msg[:1]) + msg[1:]
+			msg = capital(msg)
 		}
 		out = append(out, allowlist.FieldError{Field: fmt.Sprintf("%s-%d", field, id), Message: msg})
 	}

@@ -92,8 +92,7 @@ func (p *Pages) siteFor(ctx context.Context, domain string) (allowlist.Site, boo
 	}
 	for _, s := range sites {
 		for _, d := range s.Domains {
-			name := strings.TrimPrefix(d, "*.")
-			if s.Status != allowlist.StatusWithdrawn && (name == domain || strings.HasSuffix(name, "."+domain)) {
+			if s.Status != allowlist.StatusWithdrawn && (allowlist.Pattern{Name: domain, Wildcard: true}).Covers(strings.TrimPrefix(d, "*.")) {
 				return s, true
 			}
 		}
@@ -108,7 +107,7 @@ func (p *Pages) handleUsagePropose(c echo.Context) error {
 	ctx := c.Request().Context()
 	domain := strings.TrimSpace(c.FormValue("domain"))
 	if !allowlist.RegistrableDomain(domain) {
-		return p.render(c, http.StatusUnprocessableEntity, "error", &page{Title: "There is a problem", Message: "Give a site's name, such as example.com."})
+		return p.refuse(c, allowlist.EINVALID, "", "Give a site's name, such as example.com.")
 	}
 	if s, ok := p.siteFor(ctx, domain); ok {
 		return c.Redirect(http.StatusSeeOther, "/owner/sites/"+s.ID)

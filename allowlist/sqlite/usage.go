@@ -219,8 +219,7 @@ func (db *DB) scopeEntries(ctx context.Context, tx *sql.Tx, scope string) ([]all
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(l.Entries, func(i, j int) bool { return l.Entries[i].Pattern < l.Entries[j].Pattern })
-	return l.Entries, nil
+	return l.Entries, nil // already in pattern order: DecodeList refuses a body whose entries are not
 }
 
 func sweepUsage(ctx context.Context, tx *sql.Tx, before time.Time) error {
