@@ -130,9 +130,7 @@ func (p *patcher) emit(b []byte, pattern string) {
 		p.flush(true)
 	}
 	name, _ := CutWildcard(pattern)
-	p.res.Stats.Entries++
-	p.res.Stats.NameBytes += len(name)
-	p.res.Stats.Keys += KeyEstimate(name)
+	p.res.Stats.count(name, 1)
 }
 
 // add writes an added entry; unless it replaces a held entry of the same

@@ -30,6 +30,14 @@ type Stats struct {
 	Keys      int // the estimate of table keys a matcher uses (KeyEstimate)
 }
 
+// count adds (sign 1) or takes away (sign -1) one entry of the given
+// name (its pattern without "*.").
+func (st *Stats) count(name string, sign int) {
+	st.Entries += sign
+	st.NameBytes += sign * len(name)
+	st.Keys += sign * KeyEstimate(name)
+}
+
 // Check reports whether a pattern is in normal form and splits it into
 // its name and whether it has the "*." prefix. The registry's rule
 // (allowlist.ParsePattern) lives in the core; Read and Patch take it as
@@ -133,9 +141,7 @@ func (lr *reader) readPatterns(check Check, fn func(string, bool) error) (Header
 		if !ok {
 			return fmt.Errorf("list entry %q is not a normalised pattern", pattern)
 		}
-		st.Entries++
-		st.NameBytes += len(name)
-		st.Keys += KeyEstimate(name)
+		st.count(name, 1)
 		return fn(name, wildcard)
 	})
 	if err != nil {

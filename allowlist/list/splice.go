@@ -321,18 +321,8 @@ func (a *arrayReader) find(from int64, p string) (int64, string) {
 func PatchAt(old io.ReaderAt, off, n int64, oldStats Stats, next Header, added, removed []Entry, check Check, w io.Writer) (Patched, error) {
 	var res Patched
 	added, removed = sortedCopy(added), sortedCopy(removed)
-	for i, e := range added {
-		if i > 0 && added[i-1].Pattern == e.Pattern {
-			return res, fmt.Errorf("patch: %q is added twice", e.Pattern)
-		}
-		if _, _, ok := check(e.Pattern); !ok {
-			return res, fmt.Errorf("patch: added entry %q is not a normalised pattern", e.Pattern)
-		}
-	}
-	for i := 1; i < len(removed); i++ {
-		if removed[i-1].Pattern == removed[i].Pattern {
-			return res, fmt.Errorf("patch: %q is removed twice", removed[i].Pattern)
-		}
+	if err := checkChanges(added, removed, check); err != nil {
+		return res, err
 	}
 	// The head: the old version's identity, and where its array starts.
 	head := make([]byte, min(n, 4096))
@@ -364,11 +354,11 @@ func PatchAt(old io.ReaderAt, off, n int64, oldStats Stats, next Header, added, 
 	res.Stats = oldStats
 	for _, p := range sp.Add {
 		name, _ := CutWildcard(p)
-		res.Stats.Entries, res.Stats.NameBytes, res.Stats.Keys = res.Stats.Entries+1, res.Stats.NameBytes+len(name), res.Stats.Keys+KeyEstimate(name)
+		res.Stats.count(name, 1)
 	}
 	for _, p := range sp.Remove {
 		name, _ := CutWildcard(p)
-		res.Stats.Entries, res.Stats.NameBytes, res.Stats.Keys = res.Stats.Entries-1, res.Stats.NameBytes-len(name), res.Stats.Keys-KeyEstimate(name)
+		res.Stats.count(name, -1)
 	}
 	next.GeneratedAt = next.GeneratedAt.UTC()
 	if _, err := w.Write(AppendHead(nil, next)); err != nil {
