@@ -41,32 +41,37 @@ const (
 //
 // p is the list enforced (r.enforced()); name is the question name as the
 // list sees it (policyName); rd is the query's RD bit; client is the
-// asker (the zero Addr when the query was counted already).
-func (r *Resolver) route(p *policy, name string, qtype uint16, rd bool, key packedKey, client netip.Addr, now time.Time) (step, verdict, *packedEntry) {
+// asker (the zero Addr when the query was counted already). For a cached
+// answer it also returns the time it was judged fresh at, to age its TTLs
+// by: the clock is read only when the chain reaches the cache, so a
+// blocked or local answer never pays for it.
+func (r *Resolver) route(p *policy, name string, qtype uint16, rd bool, key packedKey, client netip.Addr) (step, verdict, *packedEntry, time.Time) {
 	// 2. Policy.
 	v := r.decide(p, name, client)
 	// 1 (the part the decision does not override) and 3. Local answers.
 	switch {
 	case v.result == resultLocal:
-		return stepLocal, v, nil
+		return stepLocal, v, nil, time.Time{}
 	case !rd:
-		return stepRefuse, verdict{result: resultRefused}, nil
+		return stepRefuse, verdict{result: resultRefused}, nil, time.Time{}
 	case v.result == resultNotReady && v.g == nil:
-		return stepNotReady, v, nil
+		return stepNotReady, v, nil, time.Time{}
 	case v.g == nil:
-		return stepBlock, v, nil
+		return stepBlock, v, nil, time.Time{}
 	case qtype == dns.TypeANY && v.result == resultAllowed:
-		return stepANY, v, nil
+		return stepANY, v, nil, time.Time{}
 	}
 	// 4. Cache.
 	if v.routed {
 		key.flags |= packedRouted
 	}
-	if e := r.cache.get(key); e != nil && now.Before(e.expires) {
-		return stepCache, v, e
+	if e := r.cache.get(key); e != nil {
+		if now := time.Now(); now.Before(e.expires) {
+			return stepCache, v, e, now
+		}
 	}
 	// 5. Forward.
-	return stepForward, v, nil
+	return stepForward, v, nil, time.Time{}
 }
 
 // verdict is the policy's decision for one query name.
@@ -158,8 +163,7 @@ func (r *Resolver) answer(req *dns.Msg, skip string, client netip.Addr) (*dns.Ms
 		do = true
 		key.flags |= packedDO
 	}
-	now := time.Now()
-	st, v, e := r.route(p, name, q.Qtype, req.RecursionDesired, key, client, now)
+	st, v, e, now := r.route(p, name, q.Qtype, req.RecursionDesired, key, client)
 	switch st {
 	case stepLocal:
 		return localAnswer(req, name), resultLocal, v
@@ -279,8 +283,7 @@ func (r *Resolver) fast(b []byte, q *wireQuery, out []byte) ([]byte, string, *gr
 	if p == nil {
 		return nil, "", nil // not ready: the ordinary path says why
 	}
-	now := time.Now()
-	st, v, e := r.route(p, unsafe.String(unsafe.SliceData(q.name), len(q.name)), q.qtype, true, q.key(false), q.client, now)
+	st, v, e, now := r.route(p, unsafe.String(unsafe.SliceData(q.name), len(q.name)), q.qtype, true, q.key(false), q.client)
 	switch st {
 	case stepBlock:
 		if out = r.blockedWire(b, q, p, out); out == nil {

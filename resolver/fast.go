@@ -48,7 +48,7 @@ func (r *Resolver) tailFor(p *policy) *blockedTail {
 	}
 	m := r.blocked(&dns.Msg{Question: []dns.Question{{Name: ".", Qtype: dns.TypeA, Qclass: dns.ClassINET}}}, p)
 	t := &blockedTail{version: p.version, rcode: m.Rcode}
-	_, t.withName = r.blockedText(p)
+	t.withName = r.checkURL != "" // as blockedText has it
 	if len(m.Ns) == 1 {
 		buf := make([]byte, 512)
 		n, err := dns.PackRR(m.Ns[0], buf, 0, nil, false)

@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,8 +47,8 @@ type sender struct {
 }
 
 func (u *usage) initSender(r *Resolver) {
-	u.url = strings.TrimRight(r.opt.Registry, "/") + "/v1/usage"
-	u.token = r.opt.Token
+	u.url = r.fetch.base + "/v1/usage"
+	u.token = r.fetch.token
 	u.backoff = sendBackoff
 	u.now = make(chan struct{}, 1)
 	u.client = &http.Client{Timeout: sendTimeout, Transport: r.fetch.client.Transport}
