@@ -174,18 +174,8 @@ func TestUsageReportsReachRealRegistry(t *testing.T) {
 // metric reads one unlabelled metric from a /metrics endpoint (-1: absent).
 func metric(t *testing.T, addr, name string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, l := range strings.Split(string(b), "\n") {
-		var v float64
-		if f := strings.Fields(l); len(f) == 2 && f[0] == name {
-			fmt.Sscan(f[1], &v)
-			return v
-		}
+	if v, ok := metricsOf(t, addr)[name]; ok {
+		return v
 	}
 	return -1
 }
